@@ -1,0 +1,686 @@
+"""Readers that turn user-behaviour files into :class:`Interactions` (or a :class:`Split`).
+
+Formats:
+
+* MovieLens 100K ``u.data``: ``user \\t item \\t rating \\t timestamp``, no header
+  (:func:`read_ml100k`).
+* MovieLens 1M / 10M ``ratings.dat``: ``user::item::rating::timestamp`` (:func:`read_movielens_dat`).
+* MovieLens 20M / 25M / latest(-small) ``ratings.csv``: header ``userId,movieId,rating,timestamp``
+  (:func:`read_movielens_csv`).
+* LightGCN text splits: a directory with ``train.txt`` / ``test.txt``, one line per user,
+  ``user item item ...`` (:func:`read_lightgcn`, returns a :class:`Split`).
+* Generic CSV / TSV with a header row and named columns, and Parquet when ``pyarrow`` is installed
+  (:func:`read_table`); a predefined train / test (/ valid) pair of such files (:func:`read_split_files`).
+
+Raw ids (ints or strings) are remapped to 0-based contiguous indices in **sorted raw-id order**
+(``np.unique``): ``user_ids[u]`` is the raw id of index ``u``, and ``user_ids`` is sorted. For
+MovieLens (ids ``1..n``) this means index = raw id - 1. The LightGCN files are already 0-based and
+contiguous, so their ids are kept exactly as in the files.
+
+Every problem with the input is a :class:`~jaxrec.errors.JaxrecError` naming the file and the
+1-based line number (and the column where it matters). Parsing is vectorised (``np.loadtxt``'s C
+parser, or a numpy byte scanner for the LightGCN files); when the fast path refuses a file, a
+line-by-line pass finds and reports the first bad line, or reads files the fast path cannot (string
+ids, quoted fields).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from jaxrec.data.interactions import Interactions, Split
+from jaxrec.errors import JaxrecError
+
+PathLike = str | os.PathLike
+
+_ROLES = ("user", "item", "rating", "time")
+_ROLE_WORD = {"user": "user id", "item": "item id", "rating": "rating", "time": "timestamp"}
+
+
+# ------------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------------
+def _where(path, line: int | None = None, column: str | None = None) -> str:
+    s = str(path)
+    if line is not None:
+        s += f", line {line}"
+    if column is not None:
+        s += f", column {column!r}"
+    return s
+
+
+def _check_file(path: Path) -> None:
+    """Raise a JaxrecError unless ``path`` is a readable file with some non-blank content."""
+    if not path.exists():
+        raise JaxrecError(f"{path}: no such file")
+    if not path.is_file():
+        raise JaxrecError(f"{path}: not a file")
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 16):
+                if chunk.strip(b" \t\r\n\x0b\x0c\xef\xbb\xbf"):
+                    return
+    except OSError as e:
+        raise JaxrecError(f"{path}: cannot read the file ({e.strerror})") from None
+    raise JaxrecError(f"{path}: the file is empty")
+
+
+def _read_text(path: Path) -> str:
+    _check_file(path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise JaxrecError(f"{_where(path, line)}: not valid UTF-8 text") from None
+
+
+def _remap(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw ids ``[N]`` -> (indices ``[N]`` int32, sorted unique raw ids ``[n]``)."""
+    ids, inverse = np.unique(raw, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int32), ids
+
+
+# ------------------------------------------------------------------------------------------------
+# delimited text: header, fast numeric path, line-by-line path
+# ------------------------------------------------------------------------------------------------
+def _split_line(line: str, delimiter: str, quoted: bool) -> list[str]:
+    if quoted:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    return line.split(delimiter)
+
+
+def _read_header(path: Path, delimiter: str, quoted: bool) -> list[str]:
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        line = f.readline().rstrip("\r\n")
+    if not line.strip():
+        raise JaxrecError(f"{_where(path, 1)}: expected a header row naming the columns")
+    names = [n.strip() for n in _split_line(line, delimiter, quoted)]
+    seen: dict[str, int] = {}
+    for k, n in enumerate(names):
+        if not n:
+            raise JaxrecError(f"{_where(path, 1)}: header field {k + 1} is empty")
+        if n in seen:
+            raise JaxrecError(
+                f"{_where(path, 1, n)}: duplicate column name in the header "
+                f"(fields {seen[n] + 1} and {k + 1})"
+            )
+        seen[n] = k
+    return names
+
+
+def _column_index(path: Path, names: list[str], fields: dict[str, str]) -> dict[str, int]:
+    index = {}
+    for role, col in fields.items():
+        if col not in names:
+            raise JaxrecError(
+                f"{_where(path, 1, col)}: missing {role} column {col!r} in the header; "
+                f"the columns are {names}"
+            )
+        index[role] = names.index(col)
+    return index
+
+
+def _iter_rows(
+    text: str, delimiter: str, quoted: bool, skip: int
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(1-based line number, fields)`` for every non-blank line after ``skip`` lines."""
+    if quoted:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        for row in reader:
+            if reader.line_num <= skip or not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            yield reader.line_num, row
+        return
+    for n, line in enumerate(text.split("\n"), 1):
+        if n <= skip or not line.strip():
+            continue
+        yield n, line.rstrip("\r").split(delimiter)
+
+
+def _to_int(s: str) -> int:
+    s = s.strip()
+    if not s or not (s.isdigit() or (s[0] in "+-" and s[1:].isdigit())):
+        raise ValueError(s)
+    return int(s)
+
+
+def _parse_slow(
+    path: Path,
+    text: str,
+    *,
+    delimiter: str,
+    quoted: bool,
+    skip: int,
+    n_fields: int,
+    index: dict[str, int],
+    names: list[str],
+    id_dtype: str | None,
+) -> dict[str, np.ndarray]:
+    """Line-by-line parse with exact error locations (also the path for string ids)."""
+    vals: dict[str, list] = {role: [] for role in index}
+    lines: list[int] = []
+    shown = repr(delimiter)
+    for line_no, row in _iter_rows(text, delimiter, quoted, skip):
+        if len(row) != n_fields:
+            raise JaxrecError(
+                f"{_where(path, line_no)}: expected {n_fields} fields separated by {shown}, "
+                f"found {len(row)}"
+            )
+        lines.append(line_no)
+        for role, k in index.items():
+            s = row[k].strip()
+            col = names[k]
+            if role in ("user", "item"):
+                if not s:
+                    raise JaxrecError(f"{_where(path, line_no, col)}: empty {_ROLE_WORD[role]}")
+                vals[role].append(s)
+            elif role == "rating":
+                try:
+                    r = float(s)
+                except ValueError:
+                    raise JaxrecError(
+                        f"{_where(path, line_no, col)}: rating {s!r} is not a number"
+                    ) from None
+                if not math.isfinite(r):
+                    raise JaxrecError(f"{_where(path, line_no, col)}: rating {s!r} is not finite")
+                vals[role].append(r)
+            else:  # time
+                try:
+                    t = _to_int(s)
+                except ValueError:
+                    try:
+                        f = float(s)
+                    except ValueError:
+                        f = math.nan
+                    if not math.isfinite(f):
+                        raise JaxrecError(
+                            f"{_where(path, line_no, col)}: timestamp {s!r} is not a number"
+                        ) from None
+                    t = int(f)
+                vals[role].append(t)
+    if not lines:
+        raise JaxrecError(f"{path}: no data rows" + (" after the header" if skip else ""))
+    out: dict[str, np.ndarray] = {}
+    for role, v in vals.items():
+        if role in ("user", "item"):
+            out[role] = _ids_array(path, v, lines, names[index[role]], role, id_dtype)
+        elif role == "rating":
+            out[role] = np.asarray(v, dtype=np.float64)
+        else:
+            try:
+                out[role] = np.asarray(v, dtype=np.int64)
+            except OverflowError:
+                raise JaxrecError(f"{path}: a timestamp does not fit in int64") from None
+    return out
+
+
+def _ids_array(path, values, lines, col, role, id_dtype) -> np.ndarray:
+    """Strings -> int64 ids (all integers, or ``id_dtype='int'``) or str ids."""
+    if id_dtype == "str":
+        return np.asarray(values, dtype=str)
+    ints = []
+    for s, line_no in zip(values, lines):
+        try:
+            ints.append(_to_int(s))
+        except ValueError:
+            if id_dtype == "int":
+                raise JaxrecError(
+                    f"{_where(path, line_no, col)}: {_ROLE_WORD[role]} {s!r} is not an integer"
+                ) from None
+            return np.asarray(values, dtype=str)
+    try:
+        return np.asarray(ints, dtype=np.int64)
+    except OverflowError:
+        if id_dtype == "int":
+            raise JaxrecError(f"{path}: a {_ROLE_WORD[role]} does not fit in int64") from None
+        return np.asarray(values, dtype=str)
+
+
+def _parse_fast(
+    source, *, delimiter: str, skip: int, n_fields: int, index: dict[str, int]
+) -> dict[str, np.ndarray] | None:
+    """``np.loadtxt`` over an all-numeric file; ``None`` when anything looks wrong."""
+    kind = {k: r for r, k in index.items()}
+    dtype = [(f"f{k}", "f8" if kind.get(k) in ("rating", None) else "i8") for k in range(n_fields)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = np.loadtxt(
+                source, delimiter=delimiter, dtype=dtype, comments=None, skiprows=skip,
+                ndmin=1, encoding="utf-8-sig",
+            )
+    except (ValueError, TypeError, OverflowError, UnicodeDecodeError):
+        return None
+    if a.shape[0] == 0:
+        return None
+    out = {role: np.ascontiguousarray(a[f"f{k}"]) for role, k in index.items()}
+    if "rating" in out and not np.all(np.isfinite(out["rating"])):
+        return None
+    return out
+
+
+def _parse_delimited(
+    path: PathLike,
+    *,
+    delimiter: str,
+    header: bool,
+    names: Sequence[str] | None = None,
+    fields: dict[str, str],
+    id_dtype: str | None,
+    quoted: bool,
+) -> dict[str, np.ndarray]:
+    """Parse ``path`` into ``{role: [N] array}`` for the roles in ``fields`` (role -> column name).
+
+    ``header=True``: the first non-blank line names the columns. Otherwise ``names`` does.
+    """
+    path = Path(path)
+    _check_file(path)
+    if header:
+        names = _read_header(path, delimiter, quoted)
+    names = list(names)
+    index = _column_index(path, names, fields)
+    skip = 1 if header else 0
+    n_fields = len(names)
+    text = None
+    if id_dtype != "str":
+        if len(delimiter) == 1:
+            fast = _parse_fast(path, delimiter=delimiter, skip=skip, n_fields=n_fields, index=index)
+        else:  # e.g. MovieLens '::': loadtxt takes single-character delimiters only
+            text = _read_text(path)
+            fast = None
+            if "\t" not in text:
+                fast = _parse_fast(
+                    io.StringIO(text.replace(delimiter, "\t")), delimiter="\t", skip=skip,
+                    n_fields=n_fields, index=index,
+                )
+        if fast is not None:
+            return fast
+    if text is None:
+        text = _read_text(path)
+    return _parse_slow(
+        path, text, delimiter=delimiter, quoted=quoted, skip=skip, n_fields=n_fields,
+        index=index, names=names, id_dtype=id_dtype,
+    )
+
+
+def _interactions(cols: dict[str, np.ndarray], source: str) -> Interactions:
+    users, user_ids = _remap(cols["user"])
+    items, item_ids = _remap(cols["item"])
+    return Interactions(
+        users=users, items=items, n_users=len(user_ids), n_items=len(item_ids),
+        ratings=cols.get("rating"), timestamps=cols.get("time"),
+        user_ids=user_ids, item_ids=item_ids, source=source,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# MovieLens
+# ------------------------------------------------------------------------------------------------
+_ML_FIELDS = {"user": "user", "item": "item", "rating": "rating", "time": "timestamp"}
+_ML_NAMES = ["user", "item", "rating", "timestamp"]
+
+
+def _in_dir(path: PathLike, filename: str) -> Path:
+    path = Path(path)
+    return path / filename if path.is_dir() else path
+
+
+def read_ml100k(path: PathLike) -> Interactions:
+    """MovieLens 100K ``u.data`` (or a directory holding it): tab-separated
+    ``user item rating timestamp``, no header.
+
+    Returns Interactions with ``ratings [N]`` float32 and ``timestamps [N]`` int64; the real file
+    gives 943 users, 1,682 items, 100,000 rows (index = raw id - 1).
+    """
+    path = _in_dir(path, "u.data")
+    cols = _parse_delimited(
+        path, delimiter="\t", header=False, names=_ML_NAMES, fields=_ML_FIELDS,
+        id_dtype="int", quoted=False,
+    )
+    return _interactions(cols, str(path))
+
+
+def read_movielens_dat(path: PathLike) -> Interactions:
+    """MovieLens 1M / 10M ``ratings.dat`` (or a directory holding it):
+    ``user::item::rating::timestamp``, no header."""
+    path = _in_dir(path, "ratings.dat")
+    cols = _parse_delimited(
+        path, delimiter="::", header=False, names=_ML_NAMES, fields=_ML_FIELDS,
+        id_dtype="int", quoted=False,
+    )
+    return _interactions(cols, str(path))
+
+
+def read_movielens_csv(path: PathLike) -> Interactions:
+    """MovieLens 20M / 25M / latest(-small) ``ratings.csv`` (or a directory holding it), header
+    ``userId,movieId,rating,timestamp``."""
+    path = _in_dir(path, "ratings.csv")
+    cols = _parse_delimited(
+        path, delimiter=",", header=True,
+        fields={"user": "userId", "item": "movieId", "rating": "rating", "time": "timestamp"},
+        id_dtype="int", quoted=True,
+    )
+    return _interactions(cols, str(path))
+
+
+def read_movielens(path: PathLike) -> Interactions:
+    """Any MovieLens ratings file, or a directory holding ``u.data``, ``ratings.dat`` or
+    ``ratings.csv``; the format follows the file name."""
+    path = Path(path)
+    if path.is_dir():
+        for name, reader in _ML_FILES.items():
+            if (path / name).is_file():
+                return reader(path / name)
+        raise JaxrecError(f"{path}: no MovieLens ratings file ({', '.join(_ML_FILES)}) here")
+    reader = _ML_FILES.get(path.name)
+    if reader is None:
+        raise JaxrecError(f"{path}: not a MovieLens ratings file name ({', '.join(_ML_FILES)})")
+    return reader(path)
+
+
+_ML_FILES = {"u.data": read_ml100k, "ratings.dat": read_movielens_dat, "ratings.csv": read_movielens_csv}
+
+
+# ------------------------------------------------------------------------------------------------
+# LightGCN text format
+# ------------------------------------------------------------------------------------------------
+_WS = np.zeros(256, dtype=bool)
+_WS[[9, 10, 11, 12, 13, 32]] = True
+
+
+def _parse_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One LightGCN file -> (users ``[N]``, items ``[N]``, line users ``[L]``), all int64.
+
+    Vectorised over bytes: digits form tokens, the first token of a line is the user, the rest
+    are that user's items. Any other character is an error naming its line.
+    """
+    _check_file(path)
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = b"   " + raw[3:]
+    a = np.frombuffer(raw, dtype=np.uint8)
+    digit = (a >= 48) & (a <= 57)
+    bad = ~(digit | _WS[a])
+    if bad.any():
+        pos = int(np.argmax(bad))
+        line = raw.count(b"\n", 0, pos) + 1
+        start = raw.rfind(b"\n", 0, pos) + 1
+        end = raw.find(b"\n", pos)
+        text = raw[start : end if end >= 0 else len(raw)].decode("utf-8", "replace").strip()
+        raise JaxrecError(
+            f"{_where(path, line)}: ids must be non-negative integers separated by spaces, "
+            f"got {text[:80]!r}"
+        )
+    dpos = np.flatnonzero(digit)  # byte offsets of digits
+    tstart = np.flatnonzero(np.diff(dpos, prepend=-2) != 1)  # token starts, as indices into dpos
+    tlen = np.diff(np.append(tstart, dpos.size))
+    tlen_ok = np.minimum(tlen, 18)  # longer tokens are reported below, not parsed
+    tend = tstart + tlen  # exclusive
+    power = np.minimum(np.repeat(tend, tlen) - np.arange(dpos.size) - 1, 18)
+    values = np.add.reduceat((a[dpos] - 48).astype(np.int64) * 10**power, tstart)
+    too_big = (tlen != tlen_ok) | (values >= 2**31 - 1)
+    if too_big.any():
+        k = int(np.argmax(too_big))
+        line = raw.count(b"\n", 0, int(dpos[tstart[k]])) + 1
+        token = raw[dpos[tstart[k]] : dpos[tstart[k]] + tlen[k]].decode()
+        raise JaxrecError(f"{_where(path, line)}: id {token} is too large (ids must be < 2^31 - 1)")
+    newlines = np.flatnonzero(a == 10)
+    line_of = np.searchsorted(newlines, dpos[tstart])  # 0-based line of each token
+    first = np.empty(values.size, dtype=bool)
+    first[0] = True
+    first[1:] = line_of[1:] != line_of[:-1]
+    line_users = values[first]
+    user_of_token = line_users[np.cumsum(first) - 1]
+    return user_of_token[~first], values[~first], line_users
+
+
+def read_lightgcn(path: PathLike, train: str = "train.txt", test: str = "test.txt") -> Split:
+    """A LightGCN / NGCF split directory: ``train.txt`` and ``test.txt``, one line per user,
+    ``user item item ...`` separated by spaces (a line may list no items).
+
+    Ids are kept exactly as in the files (they are 0-based and contiguous there); ``n_users`` /
+    ``n_items`` are max id + 1 over both files. Returns ``Split(train, test, valid=None)``; the
+    real Gowalla files give 29,858 users, 40,981 items, 810,128 train and 217,242 test pairs.
+    """
+    from jaxrec.data.split import split_info
+
+    path = Path(path)
+    if not path.is_dir():
+        raise JaxrecError(f"{path}: expected a directory with {train} and {test}")
+    parts = {name: _parse_lightgcn_file(path / name) for name in (train, test)}
+    n_users = 1 + max(int(max(u.max(initial=-1), lu.max(initial=-1))) for u, _, lu in parts.values())
+    n_items = 1 + max(int(i.max(initial=-1)) for _, i, _ in parts.values())
+    if n_items <= 0:
+        raise JaxrecError(f"{path}: {train} and {test} list no items")
+    tr, te = (
+        Interactions(users=u, items=i, n_users=n_users, n_items=n_items, source=str(path / name))
+        for name, (u, i, _) in parts.items()
+    )
+    return Split(train=tr, test=te, valid=None, info=split_info(tr, None, te))
+
+
+# ------------------------------------------------------------------------------------------------
+# generic tables: CSV / TSV / Parquet
+# ------------------------------------------------------------------------------------------------
+_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t", ".dat": "::"}
+
+
+def _fields(user_col, item_col, rating_col, time_col) -> dict[str, str]:
+    fields = {"user": user_col, "item": item_col}
+    if rating_col is not None:
+        fields["rating"] = rating_col
+    if time_col is not None:
+        fields["time"] = time_col
+    cols = list(fields.values())
+    dup = {c for c in cols if cols.count(c) > 1}
+    if dup:
+        raise JaxrecError(f"the same column is given for two roles: {sorted(dup)}")
+    return fields
+
+
+def _check_id_dtype(id_dtype):
+    if id_dtype not in (None, "int", "str"):
+        raise JaxrecError(f"id_dtype must be None, 'int' or 'str', got {id_dtype!r}")
+
+
+def _read_columns(
+    path: PathLike, fields: dict[str, str], delimiter: str | None, id_dtype: str | None
+) -> dict[str, np.ndarray]:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return _parquet_columns(path, fields, id_dtype)
+    if delimiter is None:
+        delimiter = _DELIMITERS.get(suffix, ",")
+    if not delimiter:
+        raise JaxrecError(f"{path}: the delimiter must not be empty")
+    return _parse_delimited(
+        path, delimiter=delimiter, header=True, fields=fields, id_dtype=id_dtype,
+        quoted=len(delimiter) == 1,
+    )
+
+
+def read_table(
+    path: PathLike,
+    *,
+    user_col: str = "user",
+    item_col: str = "item",
+    rating_col: str | None = None,
+    time_col: str | None = None,
+    delimiter: str | None = None,
+    id_dtype: str | None = None,
+) -> Interactions:
+    """A CSV / TSV file with a header row, or a Parquet file (``.parquet`` / ``.pq``, needs pyarrow).
+
+    Args:
+      path: the file. Its extension picks the delimiter unless ``delimiter`` is given:
+        ``.csv`` → ``,``, ``.tsv`` / ``.tab`` / ``.txt`` → tab, ``.dat`` → ``::``, else ``,``.
+        CSV quoting (``"a,b"``) is understood for one-character delimiters.
+      user_col, item_col: header names of the id columns (required).
+      rating_col, time_col: optional header names of the rating / timestamp columns. Ratings must
+        be finite numbers; timestamps integers (floats are truncated).
+      id_dtype: ``None`` (a column whose every value is an integer becomes int64 ids, otherwise
+        the ids stay strings, e.g. ``"007"`` becomes 7), ``"int"`` (non-integers are errors) or
+        ``"str"`` (ids kept exactly as written).
+
+    Returns Interactions with ids remapped to sorted raw-id order (``user_ids`` / ``item_ids`` hold
+    the raw ids). Other columns are ignored but every line must have as many fields as the header.
+    """
+    _check_id_dtype(id_dtype)
+    fields = _fields(user_col, item_col, rating_col, time_col)
+    return _interactions(_read_columns(path, fields, delimiter, id_dtype), str(path))
+
+
+read_csv = read_table
+
+
+def read_parquet(
+    path: PathLike,
+    *,
+    user_col: str = "user",
+    item_col: str = "item",
+    rating_col: str | None = None,
+    time_col: str | None = None,
+    id_dtype: str | None = None,
+) -> Interactions:
+    """A Parquet file (needs the optional dependency ``pyarrow``); same columns as :func:`read_table`."""
+    _check_id_dtype(id_dtype)
+    fields = _fields(user_col, item_col, rating_col, time_col)
+    return _interactions(_parquet_columns(Path(path), fields, id_dtype), str(path))
+
+
+def _parquet_columns(path: Path, fields: dict[str, str], id_dtype) -> dict[str, np.ndarray]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise JaxrecError(
+            f"{path}: reading Parquet needs the optional dependency pyarrow "
+            "(pip install pyarrow), or convert the file to CSV"
+        ) from None
+    if not path.is_file():
+        raise JaxrecError(f"{path}: no such file")
+    try:
+        pf = pq.ParquetFile(path)
+        names = list(pf.schema_arrow.names)
+    except Exception as e:  # pyarrow raises its own error types for broken files
+        raise JaxrecError(f"{path}: not a readable Parquet file ({e})") from None
+    for n in names:
+        if names.count(n) > 1:
+            raise JaxrecError(f"{_where(path, None, n)}: duplicate column name")
+    for role, col in fields.items():
+        if col not in names:
+            raise JaxrecError(
+                f"{_where(path, None, col)}: missing {role} column {col!r}; the columns are {names}"
+            )
+    table = pf.read(columns=list(fields.values()))
+    if table.num_rows == 0:
+        raise JaxrecError(f"{path}: the file has no rows")
+    out = {}
+    for role, col in fields.items():
+        arr = table.column(col)
+        if arr.null_count:
+            row = int(np.flatnonzero(np.asarray(arr.is_null().to_numpy(zero_copy_only=False)))[0])
+            raise JaxrecError(f"{_where(path, None, col)}, row {row + 1}: missing {_ROLE_WORD[role]}")
+        values = np.asarray(arr.to_numpy(zero_copy_only=False))
+        out[role] = _parquet_values(path, col, role, values, id_dtype)
+    return out
+
+
+def _parquet_values(path, col, role, values: np.ndarray, id_dtype) -> np.ndarray:
+    where = _where(path, None, col)
+    numeric = np.issubdtype(values.dtype, np.number) or values.dtype == bool
+    if role in ("user", "item"):
+        if id_dtype == "str":
+            return values.astype(str)
+        if np.issubdtype(values.dtype, np.integer):
+            return values.astype(np.int64)
+        if id_dtype == "int":
+            raise JaxrecError(f"{where}: {_ROLE_WORD[role]}s must be integers, got {values.dtype}")
+        return values.astype(str)
+    if not numeric:
+        if role == "time" and np.issubdtype(values.dtype, np.datetime64):
+            return values.astype("datetime64[s]").astype(np.int64)
+        raise JaxrecError(f"{where}: {_ROLE_WORD[role]}s must be numeric, got {values.dtype}")
+    values = values.astype(np.float64 if role == "rating" else values.dtype)
+    if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+        row = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise JaxrecError(f"{where}, row {row + 1}: {_ROLE_WORD[role]} {values[row]} is not finite")
+    return values if role == "rating" else values.astype(np.int64)
+
+
+def read_split_files(
+    train: PathLike,
+    test: PathLike,
+    valid: PathLike | None = None,
+    *,
+    user_col: str = "user",
+    item_col: str = "item",
+    rating_col: str | None = None,
+    time_col: str | None = None,
+    delimiter: str | None = None,
+    id_dtype: str | None = None,
+) -> Split:
+    """A predefined split given as files (CSV / TSV / Parquet, as :func:`read_table`).
+
+    All files share ONE id space: the raw ids of every file together are sorted and numbered, so
+    a user or item that appears only in the test (or validation) file still gets an index (it just
+    has no training rows; ``info["users_cold"]`` / ``info["items_cold"]`` count them). If one
+    file's ids are all integers and another's are not, every file is read again with string ids.
+    """
+    from jaxrec.data.split import split_info
+
+    _check_id_dtype(id_dtype)
+    fields = _fields(user_col, item_col, rating_col, time_col)
+    paths = {"train": train, "valid": valid, "test": test}
+    paths = {k: Path(p) for k, p in paths.items() if p is not None}
+    cols = {k: _read_columns(p, fields, delimiter, id_dtype) for k, p in paths.items()}
+    for role in ("user", "item"):
+        if len({c[role].dtype.kind for c in cols.values()}) > 1:
+            cols = {k: _read_columns(p, fields, delimiter, "str") for k, p in paths.items()}
+            break
+    maps = {}
+    for role in ("user", "item"):
+        allraw = np.concatenate([c[role] for c in cols.values()])
+        maps[role] = _remap(allraw)
+    sizes = np.cumsum([0] + [len(c["user"]) for c in cols.values()])
+    parts = {}
+    for (k, c), lo, hi in zip(cols.items(), sizes[:-1], sizes[1:]):
+        parts[k] = Interactions(
+            users=maps["user"][0][lo:hi], items=maps["item"][0][lo:hi],
+            n_users=len(maps["user"][1]), n_items=len(maps["item"][1]),
+            ratings=c.get("rating"), timestamps=c.get("time"),
+            user_ids=maps["user"][1], item_ids=maps["item"][1], source=str(paths[k]),
+        )
+    info = split_info(parts["train"], parts.get("valid"), parts["test"])
+    train_u, train_i = parts["train"].user_counts() > 0, parts["train"].item_counts() > 0
+    info["users_cold"] = int(np.sum(~train_u))
+    info["items_cold"] = int(np.sum(~train_i))
+    return Split(train=parts["train"], test=parts["test"], valid=parts.get("valid"), info=info)
+
+
+# ------------------------------------------------------------------------------------------------
+def concat(parts: Sequence[Interactions], source: str | None = None) -> Interactions:
+    """Rows of several Interactions over one id space, in order (e.g. a split's parts back
+    together). Ratings / timestamps are kept only when every part has them."""
+    parts = [p for p in parts if p is not None]
+    first = parts[0]
+    if len({(p.n_users, p.n_items) for p in parts}) != 1:
+        raise JaxrecError("concat: the parts do not share one id space")
+    cat = lambda name: (  # noqa: E731
+        None if any(getattr(p, name) is None for p in parts)
+        else np.concatenate([getattr(p, name) for p in parts])
+    )
+    return Interactions(
+        users=cat("users"), items=cat("items"), n_users=first.n_users, n_items=first.n_items,
+        ratings=cat("ratings"), timestamps=cat("timestamps"), user_ids=first.user_ids,
+        item_ids=first.item_ids, source=source or first.source,
+    )
