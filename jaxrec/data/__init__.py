@@ -4,7 +4,7 @@ sets (download + cache), preprocessing and splits."""
 from jaxrec.data.download import (
     DATASETS,
     describe,
-    download,
+    download_dataset,
     find_local,
     load_dataset,
     load_interactions,
@@ -34,7 +34,7 @@ __all__ = [
     "concat",
     "deduplicate",
     "describe",
-    "download",
+    "download_dataset",
     "find_local",
     "kcore",
     "leave_one_out",

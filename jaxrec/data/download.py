@@ -174,13 +174,13 @@ def resolve(
         raise JaxrecError(_absent_message(spec, root, "it has no download; it is local only"))
     if _is_offline(offline):
         raise JaxrecError(_absent_message(spec, root, "offline: JAXREC_OFFLINE is set"))
-    return download(name, cache=root, base_url=base_url)
+    return download_dataset(name, cache=root, base_url=base_url)
 
 
 # ------------------------------------------------------------------------------------------------
 # download, verify, extract
 # ------------------------------------------------------------------------------------------------
-def download(
+def download_dataset(
     name: str, *, cache: str | os.PathLike | None = None, base_url: str | None = None,
     timeout: float = 60.0,
 ) -> Path:
