@@ -1,0 +1,212 @@
+"""Experiment configuration: YAML -> typed, frozen dataclasses.
+
+Unknown keys and values of the wrong type are errors that name the key (and the file).
+Command-line overrides use dotted paths, ``--set train.epochs=50 eval.ks=[10,20]``; the value is
+parsed as YAML. A small hand-written loader rather than a config library: it gives exactly these
+messages, and the dataclasses stay plain (importable, picklable, hashable for ``jit``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from jaxrec.errors import JaxrecError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which data, how it is cleaned and split.
+
+    ``dataset`` is a registered name (``ml-100k``, ``ml-1m``, ..., ``gowalla``) or a file path
+    (CSV/TSV/Parquet/MovieLens/LightGCN directory); ``test_path``/``valid_path`` give a
+    predefined split of such files (``split: predefined``).
+    """
+
+    dataset: str = "ml-100k"
+    format: str = "auto"
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    rating_col: Optional[str] = None
+    time_col: Optional[str] = None
+    sep: Optional[str] = None
+    test_path: Optional[str] = None
+    valid_path: Optional[str] = None
+    implicit_threshold: Optional[float] = None  #: None: every rating is a positive
+    deduplicate: bool = True
+    user_core: int = 0  #: k-core filter (0: off)
+    item_core: int = 0
+    split: str = "random"  #: random | temporal | leave_one_out | predefined
+    ratios: tuple[float, ...] = (0.8, 0.1, 0.1)
+    seed: int = 2020
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The recommender and its hyper-parameters (fields unused by a model are ignored by it)."""
+
+    name: str = "mf"
+    dim: int = 64
+    init: str = "xavier_normal"  #: xavier_normal | xavier_uniform | normal
+    init_std: float = 0.1  #: for init: normal
+    layers: int = 2  #: LightGCN propagation layers
+    mlp_layers: tuple[int, ...] = (128, 64)  #: NeuMF MLP tower
+    dropout: float = 0.1  #: NeuMF
+    dtype: str = "float32"  #: compute dtype: float32 | bfloat16
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 2048
+    lr: float = 1e-3
+    loss: str = "bpr"  #: bpr | bce
+    l2: float = 0.0  #: weight of the L2 term on the batch's layer-0 embeddings
+    n_negatives: int = 1
+    negative_sampling: str = "uniform"  #: uniform | popularity
+    popularity_alpha: float = 0.75
+    seed: int = 0
+    eval_every: int = 0  #: validate every N epochs (0: never)
+    patience: Optional[int] = None  #: early stopping, in evaluations without improvement
+    monitor: str = "recall@20"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    ks: tuple[int, ...] = (10, 20, 50)
+    chunk: Optional[int] = None  #: users per ranking chunk (None: automatic)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str = "run"
+    output_dir: str = "runs"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+# ------------------------------------------------------------------------------------------------
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp, where: str):
+    """Check/convert one YAML value to the annotated type ``tp``; errors name ``where``."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise JaxrecError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise JaxrecError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise JaxrecError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, str):  # YAML reads 1e-3 as a string
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+            raise JaxrecError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise JaxrecError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise JaxrecError(f"{where}: unsupported config type {_type_name(tp)}")
+
+
+def from_dict(cls, values: dict, where: str = ""):
+    """Build dataclass ``cls`` from a mapping; unknown keys and bad types raise ``JaxrecError``."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in names:
+            prefix = f"{where}." if where else ""
+            raise JaxrecError(
+                f"unknown config key {prefix}{key!s} (known: {', '.join(sorted(names))})"
+            )
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else str(key)
+        kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def to_dict(cfg) -> dict:
+    """A plain, YAML-ready dict (tuples become lists)."""
+
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b=c`` overrides (value parsed as YAML) to a nested dict, returning a new dict."""
+    values = yaml.safe_load(yaml.safe_dump(values)) or {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise JaxrecError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=50")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise JaxrecError(f"--set {item!r}: cannot parse the value: {e}") from None
+        node = values
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise JaxrecError(f"--set {item!r}: {p} is not a section")
+        node[parts[-1]] = value
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``overrides``."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise JaxrecError(f"{path}: config file not found")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise JaxrecError(f"{path}: invalid YAML: {e}") from None
+        if not isinstance(values, dict):
+            raise JaxrecError(f"{path}: the top level must be a mapping of sections")
+    values = apply_overrides(values, list(overrides))
+    try:
+        return from_dict(Config, values)
+    except JaxrecError as e:
+        raise JaxrecError(f"{path}: {e}" if path is not None else str(e)) from None
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,0 +1,233 @@
+"""Full-ranking evaluation: Recall / NDCG / Precision / Hit / MRR @K (RecBole's definitions).
+
+For each evaluated user the model scores *every* item, the user's training items (and validation
+items when scoring test) are masked out, ``jax.lax.top_k`` takes the ``max(ks)`` best, and all
+metrics at all K come from that one ranking. Users are processed in fixed-size chunks
+(``lax.map``) so memory is bounded by ``chunk * n_items`` scores whatever the data-set size.
+
+Definitions (REFERENCE.md, RecBole 1.2.1), ``hit_i`` = 1 when the i-th ranked item is held out:
+  hit@K = 1[any hit], precision@K = sum(hit)/K, recall@K = sum(hit)/|T|,
+  mrr@K = 1/rank of the first hit (0 if none),
+  ndcg@K = sum_i hit_i/log2(i+1) / sum_{i<=min(|T|,K)} 1/log2(i+1).
+Averages are over users with at least one held-out item.
+
+The ranking data is an array pytree (:class:`RankingData`) passed as an argument, so the
+evaluator can be vmapped over parameters (e.g. a robustness sweep) and over padded data sets.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.data.interactions import Interactions, Split
+from jaxrec.errors import JaxrecError
+
+METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
+
+
+@chex.dataclass(frozen=True)
+class RankingData:
+    """Users to rank, their masked items and their held-out items, chunked.
+
+    Attributes:
+      users: ``[n_chunks, C]`` int32 user ids (padding rows repeat user 0, with ``valid`` False).
+      valid: ``[n_chunks, C]`` bool, real rows.
+      exclude_rows, exclude_cols: ``[n_chunks, E]`` int32 (row in chunk, item) to mask out;
+        padding entries have ``col == n_items`` and are dropped.
+      targets: ``[n_chunks, C, T]`` int32 held-out items per user, padded with ``-1``.
+      n_targets: ``[n_chunks, C]`` int32 ``|T|`` per user (0 on padding rows).
+    """
+
+    users: jax.Array
+    valid: jax.Array
+    exclude_rows: jax.Array
+    exclude_cols: jax.Array
+    targets: jax.Array
+    n_targets: jax.Array
+
+    @property
+    def n_users(self) -> int:
+        """Number of evaluated users (host value)."""
+        return int(np.asarray(self.valid).sum())
+
+
+def default_chunk(n_items: int, budget: int = 1 << 24) -> int:
+    """Users per chunk so one chunk holds about ``budget`` scores (16M floats = 64 MB)."""
+    return int(max(1, min(4096, budget // max(n_items, 1))))
+
+
+def ranking_data(
+    targets: Interactions,
+    exclude: Sequence[Interactions] = (),
+    chunk: int | None = None,
+) -> RankingData:
+    """Build :class:`RankingData` for the users that have at least one item in ``targets``.
+
+    Args:
+      targets: held-out interactions (e.g. ``split.test``).
+      exclude: interactions to mask out of the ranking (e.g. ``[split.train, split.valid]``).
+      chunk: users per chunk; default from :func:`default_chunk`.
+    """
+    n_users, n_items = targets.n_users, targets.n_items
+    for e in exclude:
+        if (e.n_users, e.n_items) != (n_users, n_items):
+            raise JaxrecError(f"{e.source}: id space differs from {targets.source}")
+    t_ptr, t_idx = targets.csr()
+    users = np.flatnonzero(np.diff(t_ptr) > 0).astype(np.int32)
+    if users.size == 0:
+        raise JaxrecError(f"{targets.source}: no user has a held-out item to evaluate")
+    chunk = default_chunk(n_items) if chunk is None else int(chunk)
+    chunk = max(1, min(chunk, users.size))
+    n_chunks = math.ceil(users.size / chunk)
+    pad = n_chunks * chunk - users.size
+    valid = np.concatenate([np.ones(users.size, bool), np.zeros(pad, bool)])
+    users_p = np.concatenate([users, np.zeros(pad, np.int32)])
+
+    # held-out items, rectangular [U, T]
+    deg = np.diff(t_ptr)[users_p] * valid
+    t_max = int(deg.max())
+    tgt = np.full((users_p.size, t_max), -1, np.int32)
+    rows = np.repeat(np.arange(users_p.size), deg)
+    cols = np.arange(rows.size) - np.repeat(np.cumsum(deg) - deg, deg)
+    starts = np.repeat(t_ptr[users_p], deg)
+    tgt[rows, cols] = t_idx[starts + cols]
+
+    # masked items, COO per chunk padded to the largest chunk
+    pos_in_eval = np.full(n_users, -1, np.int64)
+    pos_in_eval[users] = np.arange(users.size)
+    ex_r, ex_c = [], []
+    for e in exclude:
+        keep = pos_in_eval[e.users] >= 0
+        ex_r.append(pos_in_eval[e.users[keep]])
+        ex_c.append(e.items[keep])
+    ex_r = np.concatenate(ex_r) if ex_r else np.zeros(0, np.int64)
+    ex_c = np.concatenate(ex_c) if ex_c else np.zeros(0, np.int32)
+    order = np.argsort(ex_r, kind="stable")
+    ex_r, ex_c = ex_r[order], ex_c[order]
+    ex_chunk = ex_r // chunk
+    counts = np.bincount(ex_chunk, minlength=n_chunks)
+    e_max = max(1, int(counts.max()) if counts.size else 1)
+    exclude_rows = np.zeros((n_chunks, e_max), np.int32)
+    exclude_cols = np.full((n_chunks, e_max), n_items, np.int32)
+    slot = np.arange(ex_r.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    exclude_rows[ex_chunk, slot] = ex_r % chunk
+    exclude_cols[ex_chunk, slot] = ex_c
+
+    return RankingData(
+        users=jnp.asarray(users_p.reshape(n_chunks, chunk)),
+        valid=jnp.asarray(valid.reshape(n_chunks, chunk)),
+        exclude_rows=jnp.asarray(exclude_rows),
+        exclude_cols=jnp.asarray(exclude_cols),
+        targets=jnp.asarray(tgt.reshape(n_chunks, chunk, t_max)),
+        n_targets=jnp.asarray(deg.reshape(n_chunks, chunk).astype(np.int32)),
+    )
+
+
+def test_data(split: Split, chunk: int | None = None) -> RankingData:
+    """Ranking data for ``split.test``, masking train and validation items."""
+    exclude = [split.train] + ([split.valid] if split.valid is not None else [])
+    return ranking_data(split.test, exclude, chunk)
+
+
+def valid_data(split: Split, chunk: int | None = None) -> RankingData:
+    """Ranking data for ``split.valid``, masking train items."""
+    if split.valid is None:
+        raise JaxrecError("this split has no validation part (use a split with valid ratio > 0)")
+    return ranking_data(split.valid, [split.train], chunk)
+
+
+def check_ks(ks: Sequence[int], n_items: int) -> tuple[int, ...]:
+    """Validate cut-offs: positive ints no larger than the catalogue."""
+    ks = tuple(int(k) for k in ks)
+    if not ks:
+        raise JaxrecError("eval.ks: give at least one cut-off K")
+    for k in ks:
+        if k < 1 or k > n_items:
+            raise JaxrecError(f"eval.ks: K={k} must be between 1 and the number of items ({n_items})")
+    return ks
+
+
+def metrics_from_hits(hits: jax.Array, n_targets: jax.Array, ks: Sequence[int]) -> dict:
+    """Per-user metrics from a ranking's hit matrix.
+
+    Args:
+      hits: ``[U, Kmax]`` float, 1 where the i-th ranked item is held out.
+      n_targets: ``[U]`` number of held-out items per user (> 0).
+    Returns ``{"recall@K": [U], ...}`` for every metric and K.
+    """
+    kmax = hits.shape[-1]
+    pos = jnp.arange(1, kmax + 1, dtype=jnp.float32)
+    disc = 1.0 / jnp.log2(pos + 1.0)  # [Kmax]
+    cum_hits = jnp.cumsum(hits, axis=-1)
+    cum_dcg = jnp.cumsum(hits * disc, axis=-1)
+    cum_idcg = jnp.cumsum(disc)
+    first = jnp.argmax(hits > 0, axis=-1)  # index of first hit (0 if none)
+    any_hit = jnp.cumsum(hits, axis=-1) > 0
+    nt = jnp.maximum(n_targets, 1).astype(jnp.float32)
+    out = {}
+    for k in ks:
+        n_hit = cum_hits[:, k - 1]
+        ideal = cum_idcg[jnp.minimum(n_targets, k) - 1]
+        out[f"recall@{k}"] = n_hit / nt
+        out[f"ndcg@{k}"] = cum_dcg[:, k - 1] / ideal
+        out[f"precision@{k}"] = n_hit / k
+        out[f"hit@{k}"] = any_hit[:, k - 1].astype(jnp.float32)
+        out[f"mrr@{k}"] = jnp.where(any_hit[:, k - 1], 1.0 / (first + 1.0), 0.0)
+    return out
+
+
+def rank_top(scores: jax.Array, exclude_rows, exclude_cols, kmax: int) -> jax.Array:
+    """``scores [C, n_items]`` -> ``[C, kmax]`` best item ids after masking ``(row, col)`` pairs."""
+    scores = scores.astype(jnp.float32).at[exclude_rows, exclude_cols].set(-jnp.inf, mode="drop")
+    return jax.lax.top_k(scores, kmax)[1]
+
+
+def metric_sums(score_all, data: RankingData, ks: Sequence[int]) -> tuple[dict, jax.Array]:
+    """Summed per-user metrics over all evaluated users, and the user count.
+
+    Args:
+      score_all: ``users [C] -> scores [C, n_items]`` (pure, traceable).
+      data: the chunked :class:`RankingData`.
+    Returns ``({"recall@K": scalar sum, ...}, n_users)``; divide to get means. Pure and
+    traceable: ``jax.vmap`` it over parameters inside ``score_all``.
+    """
+    kmax = max(ks)
+
+    def one_chunk(c):
+        users, valid, er, ec, tgt, nt = c
+        top = rank_top(score_all(users), er, ec, kmax)  # [C, Kmax]
+        hits = jnp.any(top[:, :, None] == tgt[:, None, :], axis=-1).astype(jnp.float32)
+        per_user = metrics_from_hits(hits, nt, ks)
+        return {k: jnp.sum(jnp.where(valid, v, 0.0)) for k, v in per_user.items()}
+
+    chunks = (data.users, data.valid, data.exclude_rows, data.exclude_cols, data.targets, data.n_targets)
+    sums = jax.lax.map(one_chunk, chunks)
+    return {k: jnp.sum(v) for k, v in sums.items()}, jnp.sum(data.valid)
+
+
+def evaluate_params(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> dict:
+    """Mean metrics of a Recommender under ``params`` (jit-compatible, returns device scalars).
+
+    The model's final embeddings (``embeddings()`` hook, e.g. LightGCN propagation) are computed
+    once and reused for every user chunk.
+    """
+    cache = model.apply(params, method="embeddings")
+    score_all = lambda users: model.apply(params, users, cache, method="score_all")  # noqa: E731
+    sums, n = metric_sums(score_all, data, ks)
+    return {k: v / n for k, v in sums.items()}
+
+
+_evaluate_jit = jax.jit(evaluate_params, static_argnums=(0, 3))
+
+
+def evaluate(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> dict[str, float]:
+    """Full-ranking metrics as Python floats (compiled once per model, data shapes and ks)."""
+    ks = check_ks(ks, model.n_items)
+    out = _evaluate_jit(model, params, data, ks)
+    return {k: float(v) for k, v in jax.device_get(out).items()}
