@@ -130,16 +130,21 @@ def _column_index(path: Path, names: list[str], fields: dict[str, str]) -> dict[
 
 
 def _iter_rows(
-    text: str, delimiter: str, quoted: bool, skip: int
+    path: Path, text: str, delimiter: str, quoted: bool, skip: int
 ) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(1-based line number, fields)`` for every non-blank line after ``skip`` lines."""
     if quoted:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                raise JaxrecError(f"{_where(path, reader.line_num)}: malformed CSV ({e})") from None
             if reader.line_num <= skip or not row or (len(row) == 1 and not row[0].strip()):
                 continue
             yield reader.line_num, row
-        return
     for n, line in enumerate(text.split("\n"), 1):
         if n <= skip or not line.strip():
             continue
@@ -169,7 +174,7 @@ def _parse_slow(
     vals: dict[str, list] = {role: [] for role in index}
     lines: list[int] = []
     shown = repr(delimiter)
-    for line_no, row in _iter_rows(text, delimiter, quoted, skip):
+    for line_no, row in _iter_rows(path, text, delimiter, quoted, skip):
         if len(row) != n_fields:
             raise JaxrecError(
                 f"{_where(path, line_no)}: expected {n_fields} fields separated by {shown}, "
@@ -290,22 +295,16 @@ def _parse_delimited(
     index = _column_index(path, names, fields)
     skip = 1 if header else 0
     n_fields = len(names)
-    text = None
     if id_dtype != "str":
         if len(delimiter) == 1:
             fast = _parse_fast(path, delimiter=delimiter, skip=skip, n_fields=n_fields, index=index)
-        else:  # e.g. MovieLens '::': loadtxt takes single-character delimiters only
-            text = _read_text(path)
-            fast = None
-            if "\t" not in text:
-                fast = _parse_fast(
-                    io.StringIO(text.replace(delimiter, "\t")), delimiter="\t", skip=skip,
-                    n_fields=n_fields, index=index,
-                )
+        else:  # e.g. MovieLens '::': loadtxt takes one-character delimiters; stream, replaced
+            with open(path, encoding="utf-8-sig") as f:
+                lines = (line.replace(delimiter, "\t") for line in f)
+                fast = _parse_fast(lines, delimiter="\t", skip=skip, n_fields=n_fields, index=index)
         if fast is not None:
             return fast
-    if text is None:
-        text = _read_text(path)
+    text = _read_text(path)
     return _parse_slow(
         path, text, delimiter=delimiter, quoted=quoted, skip=skip, n_fields=n_fields,
         index=index, names=names, id_dtype=id_dtype,
