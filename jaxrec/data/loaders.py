@@ -511,8 +511,8 @@ def _read_columns(
 def read_table(
     path: PathLike,
     *,
-    user_col: str = "user",
-    item_col: str = "item",
+    user_col: str = "user_id",
+    item_col: str = "item_id",
     rating_col: str | None = None,
     time_col: str | None = None,
     delimiter: str | None = None,
@@ -524,7 +524,8 @@ def read_table(
       path: the file. Its extension picks the delimiter unless ``delimiter`` is given:
         ``.csv`` → ``,``, ``.tsv`` / ``.tab`` / ``.txt`` → tab, ``.dat`` → ``::``, else ``,``.
         CSV quoting (``"a,b"``) is understood for one-character delimiters.
-      user_col, item_col: header names of the id columns (required).
+      user_col, item_col: header names of the id columns (defaults ``user_id`` / ``item_id``,
+        as in RecBole and jaxrec.config.DataConfig).
       rating_col, time_col: optional header names of the rating / timestamp columns. Ratings must
         be finite numbers; timestamps integers (floats are truncated).
       id_dtype: ``None`` (a column whose every value is an integer becomes int64 ids, otherwise
@@ -545,8 +546,8 @@ read_csv = read_table
 def read_parquet(
     path: PathLike,
     *,
-    user_col: str = "user",
-    item_col: str = "item",
+    user_col: str = "user_id",
+    item_col: str = "item_id",
     rating_col: str | None = None,
     time_col: str | None = None,
     id_dtype: str | None = None,
@@ -621,8 +622,8 @@ def read_split_files(
     test: PathLike,
     valid: PathLike | None = None,
     *,
-    user_col: str = "user",
-    item_col: str = "item",
+    user_col: str = "user_id",
+    item_col: str = "item_id",
     rating_col: str | None = None,
     time_col: str | None = None,
     delimiter: str | None = None,

@@ -161,7 +161,7 @@ def test_csv_string_ids_and_extra_columns(tmp_path):
 
 
 def test_csv_numeric_ids_fast_path(tmp_path):
-    p = write(tmp_path / "x.csv", "item,user,x\n10,7,0.1\n3,7,0.2\n10,1,0.3\n")
+    p = write(tmp_path / "x.csv", "item_id,user_id,x\n10,7,0.1\n3,7,0.2\n10,1,0.3\n")
     inter = read_csv(p)
     assert inter.user_ids.dtype == np.int64
     np.testing.assert_array_equal(inter.user_ids, [1, 7])
@@ -170,7 +170,7 @@ def test_csv_numeric_ids_fast_path(tmp_path):
 
 
 def test_id_dtype_str_keeps_leading_zeros(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item\n007,1\n7,2\n")
+    p = write(tmp_path / "x.csv", "user_id,item_id\n007,1\n7,2\n")
     assert read_table(p).n_users == 1  # auto: both are the integer 7
     inter = read_table(p, id_dtype="str")
     np.testing.assert_array_equal(inter.user_ids, ["007", "7"])
@@ -179,17 +179,17 @@ def test_id_dtype_str_keeps_leading_zeros(tmp_path):
 
 
 def test_tsv_by_extension_and_explicit_delimiter(tmp_path):
-    p = write(tmp_path / "x.tsv", "user\titem\n1\t2\n3\t4\n")
+    p = write(tmp_path / "x.tsv", "user_id\titem_id\n1\t2\n3\t4\n")
     assert len(read_table(p)) == 2
-    q = write(tmp_path / "x.data", "user;item;r\n1;2;5\n3;4;1\n")
+    q = write(tmp_path / "x.data", "user_id;item_id;r\n1;2;5\n3;4;1\n")
     inter = read_table(q, delimiter=";", rating_col="r")
     np.testing.assert_allclose(inter.ratings, [5, 1])
 
 
 def test_split_files_share_one_id_space(tmp_path):
-    tr = write(tmp_path / "train.csv", "user,item\na,x\nb,y\na,y\n")
-    te = write(tmp_path / "test.csv", "user,item\na,z\nc,x\n")
-    va = write(tmp_path / "valid.csv", "user,item\nb,x\n")
+    tr = write(tmp_path / "train.csv", "user_id,item_id\na,x\nb,y\na,y\n")
+    te = write(tmp_path / "test.csv", "user_id,item_id\na,z\nc,x\n")
+    va = write(tmp_path / "valid.csv", "user_id,item_id\nb,x\n")
     s = read_split_files(tr, te, va)
     assert (s.n_users, s.n_items) == (3, 3)
     for part in (s.train, s.valid, s.test):
@@ -202,8 +202,8 @@ def test_split_files_share_one_id_space(tmp_path):
 
 
 def test_split_files_int_and_str_mixture(tmp_path):
-    tr = write(tmp_path / "train.csv", "user,item\n1,1\n2,2\n")
-    te = write(tmp_path / "test.csv", "user,item\n1,x\n")
+    tr = write(tmp_path / "train.csv", "user_id,item_id\n1,1\n2,2\n")
+    te = write(tmp_path / "test.csv", "user_id,item_id\n1,x\n")
     s = read_split_files(tr, te)
     assert s.valid is None
     np.testing.assert_array_equal(s.train.item_ids, ["1", "2", "x"])
@@ -224,11 +224,11 @@ def test_parquet_roundtrip(tmp_path):
     assert len(read_parquet(p, user_col="u", item_col="i")) == 3
     raises_at(lambda: read_table(p, user_col="user", item_col="i"), p, column="user", match="missing")
     q = tmp_path / "nan.parquet"
-    pq.write_table(pa.table({"user": [1, 2], "item": [1, 2], "rating": [1.0, float("nan")]}), q)
+    pq.write_table(pa.table({"user_id": [1, 2], "item_id": [1, 2], "rating": [1.0, float("nan")]}), q)
     raises_at(lambda: read_table(q, rating_col="rating"), q, column="rating", match="row 2")
     q2 = tmp_path / "null.parquet"
-    pq.write_table(pa.table({"user": [1, None], "item": [1, 2]}), q2)
-    raises_at(lambda: read_table(q2), q2, column="user", match="row 2")
+    pq.write_table(pa.table({"user_id": [1, None], "item_id": [1, 2]}), q2)
+    raises_at(lambda: read_table(q2), q2, column="user_id", match="row 2")
 
 
 def test_parquet_without_pyarrow_is_a_clear_error(tmp_path, monkeypatch):
@@ -248,12 +248,12 @@ def test_wrong_field_count(tmp_path):
 
 
 def test_too_many_fields_in_csv(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item,rating\n1,2,3\n1,2,3,4\n")
+    p = write(tmp_path / "x.csv", "user_id,item_id,rating\n1,2,3\n1,2,3,4\n")
     raises_at(lambda: read_table(p, rating_col="rating"), p, line=3, match="found 4")
 
 
 def test_wrong_field_count_in_string_csv(tmp_path):
-    p = write(tmp_path / "x.csv", 'user,item\na,"b,c"\nd\n')
+    p = write(tmp_path / "x.csv", 'user_id,item_id\na,"b,c"\nd\n')
     raises_at(lambda: read_table(p), p, line=3, match="expected 2 fields")
 
 
@@ -273,13 +273,13 @@ def test_non_numeric_id_in_movielens_csv(tmp_path):
 
 
 def test_int_ids_required(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item\n1,2\n2,b\n")
-    raises_at(lambda: read_table(p, id_dtype="int"), p, line=3, column="item")
+    p = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n2,b\n")
+    raises_at(lambda: read_table(p, id_dtype="int"), p, line=3, column="item_id")
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "NaN"])
 def test_non_finite_rating(tmp_path, bad):
-    p = write(tmp_path / "x.csv", f"user,item,rating\n1,2,3\n1,3,4\n2,2,{bad}\n")
+    p = write(tmp_path / "x.csv", f"user_id,item_id,rating\n1,2,3\n1,3,4\n2,2,{bad}\n")
     raises_at(lambda: read_table(p, rating_col="rating"), p, line=4, column="rating", match="not finite")
 
 
@@ -289,12 +289,12 @@ def test_non_finite_rating_ml100k(tmp_path):
 
 
 def test_non_numeric_rating(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item,rating\n1,2,3\n1,3,good\n")
+    p = write(tmp_path / "x.csv", "user_id,item_id,rating\n1,2,3\n1,3,good\n")
     raises_at(lambda: read_table(p, rating_col="rating"), p, line=3, column="rating", match="not a number")
 
 
 def test_non_numeric_timestamp(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item,t\n1,2,3\n1,3,yesterday\n")
+    p = write(tmp_path / "x.csv", "user_id,item_id,t\n1,2,3\n1,3,yesterday\n")
     raises_at(lambda: read_table(p, time_col="t"), p, line=3, column="t", match="timestamp")
 
 
@@ -307,17 +307,17 @@ def test_empty_file(tmp_path, content):
 
 
 def test_header_only(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item\n")
+    p = write(tmp_path / "x.csv", "user_id,item_id\n")
     raises_at(lambda: read_table(p), p, match="no data rows")
 
 
 def test_duplicate_column(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item,user\n1,2,3\n")
-    raises_at(lambda: read_table(p), p, line=1, column="user", match="duplicate")
+    p = write(tmp_path / "x.csv", "user_id,item_id,user_id\n1,2,3\n")
+    raises_at(lambda: read_table(p), p, line=1, column="user_id", match="duplicate")
 
 
 def test_missing_column(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item\n1,2\n")
+    p = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n")
     raises_at(lambda: read_table(p, rating_col="stars"), p, line=1, column="stars", match="missing")
     raises_at(lambda: read_table(p, user_col="uid"), p, line=1, column="uid", match="missing")
 
@@ -328,9 +328,9 @@ def test_blank_header(tmp_path):
 
 
 def test_same_column_for_two_roles(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item\n1,2\n")
+    p = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n")
     with pytest.raises(JaxrecError, match="two roles"):
-        read_table(p, rating_col="item")
+        read_table(p, rating_col="item_id")
 
 
 def test_missing_file(tmp_path):
@@ -339,10 +339,10 @@ def test_missing_file(tmp_path):
 
 def test_not_utf8(tmp_path):
     p = tmp_path / "x.csv"
-    p.write_bytes(b"user,item\n1,2\n\xff\xfe,3\n")
+    p.write_bytes(b"user_id,item_id\n1,2\n\xff\xfe,3\n")
     raises_at(lambda: read_table(p), p, line=3, match="UTF-8")
 
 
 def test_empty_id(tmp_path):
-    p = write(tmp_path / "x.csv", "user,item\n1,2\n,3\n")
-    raises_at(lambda: read_table(p), p, line=3, column="user", match="empty")
+    p = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n,3\n")
+    raises_at(lambda: read_table(p), p, line=3, column="user_id", match="empty")

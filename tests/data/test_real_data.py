@@ -15,6 +15,8 @@ import pytest
 
 from jaxrec.data import describe, load_dataset, random_ratio, read_lightgcn, read_ml100k, recbole_split_counts
 
+pytestmark = pytest.mark.integration
+
 
 def _data_dir(*needed: str) -> Path:
     root = os.environ.get("JAXREC_DATA_DIR")
