@@ -41,7 +41,6 @@ from jaxrec.errors import JaxrecError
 
 PathLike = str | os.PathLike
 
-_ROLES = ("user", "item", "rating", "time")
 _ROLE_WORD = {"user": "user id", "item": "item id", "rating": "rating", "time": "timestamp"}
 
 

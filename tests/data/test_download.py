@@ -13,7 +13,6 @@ import threading
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from jaxrec.data import DATASETS, Split, describe, load_dataset, load_interactions, resolve
