@@ -1,0 +1,43 @@
+"""jaxrec: robust recommender systems with adversarial training, in JAX/Flax.
+
+The small public API::
+
+    import jaxrec
+    split = jaxrec.load_split(jaxrec.DataConfig(dataset="ml-100k"))   # load, clean, split
+    result = jaxrec.run(jaxrec.load_config("configs/ml100k-mf.yaml"))  # train + test
+    result.metrics["recall@20"]
+    jaxrec.full_ranking_metrics(result.model, {**result.params, **result.inputs},
+                                jaxrec.test_data(result.split), ks=(10, 20))
+"""
+
+from jaxrec.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, load_config
+from jaxrec.data import Interactions, Split, load_dataset
+from jaxrec.errors import JaxrecError
+from jaxrec.evaluate import evaluate as full_ranking_metrics
+from jaxrec.evaluate import ranking_data, test_data, valid_data
+from jaxrec.experiment import RunResult, load_split, run
+from jaxrec.models import MF, build_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config",
+    "DataConfig",
+    "EvalConfig",
+    "Interactions",
+    "JaxrecError",
+    "MF",
+    "ModelConfig",
+    "RunResult",
+    "Split",
+    "TrainConfig",
+    "build_model",
+    "full_ranking_metrics",
+    "load_config",
+    "load_dataset",
+    "load_split",
+    "ranking_data",
+    "run",
+    "test_data",
+    "valid_data",
+]

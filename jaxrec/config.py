@@ -30,11 +30,11 @@ class DataConfig:
 
     dataset: str = "ml-100k"
     format: str = "auto"
-    user_col: str = "user_id"
+    user_col: str = "user_id"  #: column names for CSV/TSV/Parquet files
     item_col: str = "item_id"
     rating_col: Optional[str] = None
     time_col: Optional[str] = None
-    sep: Optional[str] = None
+    delimiter: Optional[str] = None  #: None: from the file extension
     test_path: Optional[str] = None
     valid_path: Optional[str] = None
     implicit_threshold: Optional[float] = None  #: None: every rating is a positive

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import real_data_dir
 
 from jaxrec.data import describe, load_dataset, random_ratio, read_lightgcn, read_ml100k, recbole_split_counts
 
@@ -19,16 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 def _data_dir(*needed: str) -> Path:
-    root = os.environ.get("JAXREC_DATA_DIR")
-    missing = (
-        "JAXREC_DATA_DIR is not set" if not root
-        else next((f"{Path(root) / n} is missing" for n in needed if not (Path(root) / n).is_file()), None)
-    )
-    if missing:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"real-data tests must run in CI, but {missing} (point JAXREC_DATA_DIR at shared/data)")
-        pytest.skip(missing)
-    return Path(root)
+    return real_data_dir(*needed)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,53 @@
+"""Shared fixtures: the real-data directory (skip locally, fail in CI when missing), tiny
+synthetic splits, and the ml-100k protocol split (loaded once per session)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxrec.data.interactions import Interactions
+
+
+def real_data_dir(*needed: str) -> Path:
+    """``$JAXREC_DATA_DIR`` holding ``needed`` files; skip when absent, fail under ``CI=true``."""
+    root = os.environ.get("JAXREC_DATA_DIR")
+    missing = (
+        "JAXREC_DATA_DIR is not set"
+        if not root
+        else next((f"{Path(root) / n} is missing" for n in needed if not (Path(root) / n).is_file()), None)
+    )
+    if missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"real-data tests must run in CI, but {missing} (point JAXREC_DATA_DIR at shared/data)")
+        pytest.skip(missing)
+    return Path(root)
+
+
+def random_interactions(n_users=30, n_items=40, per_user=8, seed=0) -> Interactions:
+    """Synthetic implicit data: each user has ``per_user`` distinct random items."""
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(n_users), per_user)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
+    return Interactions(users, items, n_users, n_items, source="synthetic")
+
+
+@pytest.fixture(scope="session")
+def tiny_split():
+    """A seeded 8:1:1 split of 30 users x 40 items, 10 items each."""
+    from jaxrec.data import random_ratio
+
+    return random_ratio(random_interactions(per_user=10), (0.8, 0.1, 0.1), seed=0)
+
+
+@pytest.fixture(scope="session")
+def ml100k_split():
+    """The ml-100k comparison-protocol split (REFERENCE.md): all ratings positive, 8:1:1."""
+    real_data_dir("ml-100k/u.data")
+    from jaxrec.config import DataConfig
+    from jaxrec.experiment import load_split
+
+    return load_split(DataConfig(dataset="ml-100k"))
