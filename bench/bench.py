@@ -1,0 +1,82 @@
+"""Training / evaluation benchmark: one JSON object per line on stdout.
+
+    python bench/bench.py                                   # every (model, data set) below
+    python bench/bench.py --models mf --datasets ml-100k --epochs 20
+
+Each line: model, dataset, epochs, train_s_per_epoch_median, compile_s, eval_s (median of
+``--eval-repeats`` full-ranking passes over the test users, after compilation), recall@20,
+ndcg@20, and the machine. Every number is measured in this run; the machine is shared and
+noisy, so quote medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import jax
+import numpy as np
+
+from jaxrec.config import load_config
+from jaxrec.evaluate import evaluate, test_data
+from jaxrec.experiment import run
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIGS = os.path.join(HERE, "..", "configs")
+
+#: (model, dataset) -> config file; later models add their entries here
+CASES = {
+    ("mf", "ml-100k"): "ml100k-mf.yaml",
+    ("mf", "gowalla"): "gowalla-mf.yaml",
+}
+
+
+def bench_case(model: str, dataset: str, epochs: int | None, eval_repeats: int, overrides=()) -> dict:
+    cfg = load_config(os.path.join(CONFIGS, CASES[(model, dataset)]), list(overrides))
+    if epochs is not None:
+        cfg = load_config(os.path.join(CONFIGS, CASES[(model, dataset)]), [*overrides, f"train.epochs={epochs}"])
+    result = run(cfg, progress=False, write=False)
+    tdata = test_data(result.split, cfg.eval.chunk)
+    variables = {**result.params, **result.inputs}
+    times = []
+    for _ in range(eval_repeats):
+        t0 = time.perf_counter()
+        evaluate(result.model, variables, tdata, cfg.eval.ks)
+        times.append(time.perf_counter() - t0)
+    return {
+        "model": model,
+        "dataset": dataset,
+        "epochs": cfg.train.epochs,
+        "train_s_per_epoch_median": round(result.timing["train_s_per_epoch_median"], 5),
+        "compile_s": round(result.timing["compile_s"], 3),
+        "eval_s": round(float(np.median(times)), 5),
+        "recall@20": round(result.metrics["recall@20"], 5),
+        "ndcg@20": round(result.metrics["ndcg@20"], 5),
+        "backend": jax.default_backend(),
+        "devices": jax.device_count(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="*", default=None)
+    p.add_argument("--datasets", nargs="*", default=None)
+    p.add_argument("--epochs", type=int, default=None, help="override the configs' epochs")
+    p.add_argument("--eval-repeats", type=int, default=5)
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    args = p.parse_args(argv)
+    for (model, dataset) in CASES:
+        if args.models and model not in args.models or args.datasets and dataset not in args.datasets:
+            continue
+        print(json.dumps(bench_case(model, dataset, args.epochs, args.eval_repeats, args.overrides)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
