@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from jaxrec.config import load_config
-from jaxrec.evaluate import evaluate, test_data
+from jaxrec.evaluate import evaluate, split_ranking
 from jaxrec.experiment import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,7 +40,7 @@ def bench_case(model: str, dataset: str, epochs: int | None, eval_repeats: int, 
     if epochs is not None:
         cfg = load_config(os.path.join(CONFIGS, CASES[(model, dataset)]), [*overrides, f"train.epochs={epochs}"])
     result = run(cfg, progress=False, write=False)
-    tdata = test_data(result.split, cfg.eval.chunk)
+    tdata = split_ranking(result.split, "test", cfg.eval.chunk)
     variables = {**result.params, **result.inputs}
     times = []
     for _ in range(eval_repeats):

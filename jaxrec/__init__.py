@@ -7,14 +7,14 @@ The small public API::
     result = jaxrec.run(jaxrec.load_config("configs/ml100k-mf.yaml"))  # train + test
     result.metrics["recall@20"]
     jaxrec.full_ranking_metrics(result.model, {**result.params, **result.inputs},
-                                jaxrec.test_data(result.split), ks=(10, 20))
+                                jaxrec.split_ranking(result.split, "test"), ks=(10, 20))
 """
 
 from jaxrec.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, load_config
 from jaxrec.data import Interactions, Split, load_dataset
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import evaluate as full_ranking_metrics
-from jaxrec.evaluate import ranking_data, test_data, valid_data
+from jaxrec.evaluate import ranking_data, split_ranking
 from jaxrec.experiment import RunResult, load_split, run
 from jaxrec.models import MF, build_model
 
@@ -38,6 +38,5 @@ __all__ = [
     "load_split",
     "ranking_data",
     "run",
-    "test_data",
-    "valid_data",
+    "split_ranking",
 ]

@@ -129,17 +129,17 @@ def ranking_data(
     )
 
 
-def test_data(split: Split, chunk: int | None = None) -> RankingData:
-    """Ranking data for ``split.test``, masking train and validation items."""
-    exclude = [split.train] + ([split.valid] if split.valid is not None else [])
-    return ranking_data(split.test, exclude, chunk)
-
-
-def valid_data(split: Split, chunk: int | None = None) -> RankingData:
-    """Ranking data for ``split.valid``, masking train items."""
-    if split.valid is None:
-        raise JaxrecError("this split has no validation part (use a split with valid ratio > 0)")
-    return ranking_data(split.valid, [split.train], chunk)
+def split_ranking(split: Split, part: str = "test", chunk: int | None = None) -> RankingData:
+    """Ranking data for ``split.test`` (masking train and validation items) or ``split.valid``
+    (masking train items)."""
+    if part == "test":
+        exclude = [split.train] + ([split.valid] if split.valid is not None else [])
+        return ranking_data(split.test, exclude, chunk)
+    if part == "valid":
+        if split.valid is None:
+            raise JaxrecError("this split has no validation part (use a split with a valid ratio > 0)")
+        return ranking_data(split.valid, [split.train], chunk)
+    raise JaxrecError(f"split part must be 'test' or 'valid', got {part!r}")
 
 
 def check_ks(ks: Sequence[int], n_items: int) -> tuple[int, ...]:

@@ -1,0 +1,135 @@
+"""Full-ranking metrics against a hand-written numpy reference (REFERENCE.md definitions)."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrec.data.interactions import Interactions, Split
+from jaxrec.errors import JaxrecError
+from jaxrec.evaluate import evaluate, metrics_from_hits, ranking_data, split_ranking
+
+
+class FixedScores(nn.Module):
+    """A 'model' whose scores are its one parameter, a ``[n_users, n_items]`` matrix."""
+
+    n_users: int
+    n_items: int
+
+    def setup(self):
+        self.scores = self.param("scores", nn.initializers.zeros, (self.n_users, self.n_items))
+
+    def embeddings(self):
+        return self.scores
+
+    def score_all(self, users, cache=None):
+        return (self.embeddings() if cache is None else cache)[users]
+
+
+def fixed(scores):
+    """``(model, variables)`` scoring with the matrix ``scores``."""
+    return FixedScores(*scores.shape), {"params": {"scores": jnp.asarray(scores)}}
+
+
+def reference_metrics(scores, train_sets, test_sets, ks):
+    """Straight from the definitions, one user at a time."""
+    out = {f"{m}@{k}": [] for m in ("recall", "ndcg", "precision", "hit", "mrr") for k in ks}
+    for u, test in enumerate(test_sets):
+        if not test:
+            continue
+        s = scores[u].astype(np.float64).copy()
+        s[list(train_sets[u])] = -np.inf
+        order = sorted(range(len(s)), key=lambda i: (-s[i], i))
+        for k in ks:
+            top = order[:k]
+            hit = [1.0 if i in test else 0.0 for i in top]
+            out[f"hit@{k}"].append(float(any(hit)))
+            out[f"precision@{k}"].append(sum(hit) / k)
+            out[f"recall@{k}"].append(sum(hit) / len(test))
+            first = next((r for r, h in enumerate(hit, 1) if h), None)
+            out[f"mrr@{k}"].append(1.0 / first if first else 0.0)
+            dcg = sum(h / np.log2(r + 1) for r, h in enumerate(hit, 1))
+            idcg = sum(1.0 / np.log2(r + 1) for r in range(1, min(len(test), k) + 1))
+            out[f"ndcg@{k}"].append(dcg / idcg)
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def random_case(seed, n_users=23, n_items=31):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n_users, n_items)).astype(np.float32)
+    tr_u, tr_i, te_u, te_i = [], [], [], []
+    train_sets, test_sets = [], []
+    for u in range(n_users):
+        items = rng.permutation(n_items)
+        n_tr, n_te = rng.integers(0, 10), rng.integers(0, 6) if u % 5 else 0  # some users: no test
+        train_sets.append(set(items[:n_tr].tolist()))
+        test_sets.append(set(items[n_tr : n_tr + n_te].tolist()))
+        tr_u += [u] * n_tr
+        tr_i += items[:n_tr].tolist()
+        te_u += [u] * n_te
+        te_i += items[n_tr : n_tr + n_te].tolist()
+    train = Interactions(np.array(tr_u, int), np.array(tr_i, int), n_users, n_items)
+    test = Interactions(np.array(te_u, int), np.array(te_i, int), n_users, n_items)
+    return scores, train, test, train_sets, test_sets
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("chunk", [1, 4, 64])
+def test_metrics_match_reference(seed, chunk):
+    scores, train, test, train_sets, test_sets = random_case(seed)
+    ks = (1, 3, 10, 31)
+    data = ranking_data(test, [train], chunk=chunk)
+    got = evaluate(*fixed(scores), data, ks)
+    want = reference_metrics(scores, train_sets, test_sets, ks)
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-7, err_msg=key)
+    assert data.n_users == sum(1 for t in test_sets if t)
+
+
+def test_validation_items_are_masked_when_scoring_test():
+    scores = np.array([[5.0, 4.0, 3.0, 2.0, 1.0]], np.float32)  # ranks items 0,1,2,3,4
+    one = lambda i: Interactions(np.array([0]), np.array([i]), 1, 5)  # noqa: E731
+    split = Split(train=one(0), valid=one(1), test=one(2))
+    got = evaluate(*fixed(scores), split_ranking(split, "test"), (1,))
+    assert got["hit@1"] == 1.0 and got["mrr@1"] == 1.0  # items 0 and 1 masked -> 2 ranks first
+
+
+def test_metrics_from_hits_hand_example():
+    # one user, |T| = 2, hits at ranks 2 and 3 of 3
+    hits = jnp.array([[0.0, 1.0, 1.0]])
+    m = metrics_from_hits(hits, jnp.array([2]), (1, 3))
+    assert float(m["hit@1"][0]) == 0.0 and float(m["hit@3"][0]) == 1.0
+    np.testing.assert_allclose(float(m["recall@3"][0]), 1.0)
+    np.testing.assert_allclose(float(m["precision@3"][0]), 2 / 3, rtol=1e-6)
+    np.testing.assert_allclose(float(m["mrr@3"][0]), 0.5)
+    dcg, idcg = 1 / np.log2(3) + 1 / np.log2(4), 1 + 1 / np.log2(3)
+    np.testing.assert_allclose(float(m["ndcg@3"][0]), dcg / idcg, rtol=1e-6)
+
+
+def test_k_larger_than_catalogue_is_a_clear_error():
+    scores, train, test, *_ = random_case(0)
+    with pytest.raises(JaxrecError, match="K=32 must be between 1 and the number of items"):
+        evaluate(*fixed(scores), ranking_data(test, [train]), (10, 32))
+
+
+def test_no_user_with_test_items_is_a_clear_error():
+    empty = Interactions(np.zeros(0, int), np.zeros(0, int), 3, 4, source="empty.csv")
+    with pytest.raises(JaxrecError, match="empty.csv: no user has a held-out item"):
+        ranking_data(empty)
+
+
+def test_rax_agrees_on_ndcg_and_recall():
+    """Cross-check with Google's rax where its definitions coincide (no masking, K = all)."""
+    rax = pytest.importorskip("rax")
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(8, 12)).astype(np.float32)
+    labels = (rng.random((8, 12)) < 0.3).astype(np.float32)
+    labels[:, 0] = 1.0
+    users, items = np.nonzero(labels)
+    test = Interactions(users, items, 8, 12)
+    got = evaluate(*fixed(scores), ranking_data(test), (5,))
+    want = rax.ndcg_metric(jnp.asarray(scores), jnp.asarray(labels), topn=5, gain_fn=lambda x: x, reduce_fn=None)
+    np.testing.assert_allclose(got["ndcg@5"], float(jnp.mean(want)), rtol=1e-5)
