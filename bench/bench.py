@@ -18,11 +18,12 @@ import platform
 import sys
 import time
 
+import chex
 import jax
 import numpy as np
 
 from jaxrec.config import load_config
-from jaxrec.evaluate import evaluate, split_ranking
+from jaxrec.evaluate import evaluate, model_chunk, split_ranking
 from jaxrec.experiment import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,6 +33,9 @@ CONFIGS = os.path.join(HERE, "..", "configs")
 CASES = {
     ("mf", "ml-100k"): "ml100k-mf.yaml",
     ("mf", "gowalla"): "gowalla-mf.yaml",
+    ("neumf", "ml-100k"): "ml100k-neumf.yaml",
+    ("lightgcn", "ml-100k"): "ml100k-lightgcn.yaml",
+    ("lightgcn", "gowalla"): "gowalla-lightgcn.yaml",
 }
 
 
@@ -39,8 +43,10 @@ def bench_case(model: str, dataset: str, epochs: int | None, eval_repeats: int, 
     cfg = load_config(os.path.join(CONFIGS, CASES[(model, dataset)]), list(overrides))
     if epochs is not None:
         cfg = load_config(os.path.join(CONFIGS, CASES[(model, dataset)]), [*overrides, f"train.epochs={epochs}"])
+    chex.clear_trace_counter()  # each case compiles its own epoch; the guard is per run
     result = run(cfg, progress=False, write=False)
-    tdata = split_ranking(result.split, "test", cfg.eval.chunk)
+    chunk = cfg.eval.chunk if cfg.eval.chunk is not None else model_chunk(result.model, result.split.n_items)
+    tdata = split_ranking(result.split, "test", chunk)
     variables = {**result.params, **result.inputs}
     times = []
     for _ in range(eval_repeats):

@@ -58,6 +58,7 @@ class ModelConfig:
     mlp_layers: tuple[int, ...] = (128, 64)  #: NeuMF MLP tower
     dropout: float = 0.1  #: NeuMF
     dtype: str = "float32"  #: compute dtype: float32 | bfloat16
+    propagation: str = "auto"  #: LightGCN kernel: auto | dense | segment_sum | segment_sum_vjp | bcoo | bcsr | bcsr_vjp
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,6 +62,13 @@ def default_chunk(n_items: int, budget: int = 1 << 24) -> int:
     return int(max(1, min(4096, budget // max(n_items, 1))))
 
 
+def model_chunk(model, n_items: int, budget: int = 1 << 24) -> int:
+    """Users per chunk for ``model``: :func:`default_chunk` over the floats its ``score_all``
+    holds per (user, item) pair -- the model's optional ``pair_width`` attribute, 1 when absent
+    (NeuMF's MLP tower holds its hidden widths on every pair)."""
+    return default_chunk(n_items * max(1, int(getattr(model, "pair_width", 1))), budget)
+
+
 def ranking_data(
     targets: Interactions,
     exclude: Sequence[Interactions] = (),

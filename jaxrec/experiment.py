@@ -18,7 +18,7 @@ from jaxrec import data as D
 from jaxrec.config import Config, DataConfig, save_config
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
-from jaxrec.evaluate import check_ks, evaluate, split_ranking
+from jaxrec.evaluate import check_ks, evaluate, model_chunk, split_ranking
 from jaxrec.models import build_model
 from jaxrec.train.loop import FitResult, fit, jit_epoch
 from jaxrec.train.state import create_state
@@ -117,12 +117,13 @@ def run(cfg: Config, progress: bool = True, write: bool = True, split: Split | N
     tdata = train_data(split.train, t_cfg.batch_size, inputs, alpha)
     step = make_train_step(loss_fn)
     epoch_fn = jit_epoch(make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling))
-    valid = split_ranking(split, "valid", cfg.eval.chunk) if t_cfg.eval_every > 0 else None
+    chunk = cfg.eval.chunk if cfg.eval.chunk is not None else model_chunk(model, split.n_items)
+    valid = split_ranking(split, "valid", chunk) if t_cfg.eval_every > 0 else None
     result = fit(
         model, state, tdata, epoch_fn, t_cfg.epochs, valid=valid, eval_every=t_cfg.eval_every,
         ks=ks, monitor=t_cfg.monitor, patience=t_cfg.patience, progress=progress,
     )
-    test = split_ranking(split, "test", cfg.eval.chunk)
+    test = split_ranking(split, "test", chunk)
     variables = {**result.best_params, **inputs}
     evaluate(model, variables, test, ks)  # compile
     t0 = time.perf_counter()

@@ -14,7 +14,9 @@ from jaxrec.models.base import (
     embedding_tables,
     replace_embedding_tables,
 )
+from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.mf import MF
+from jaxrec.models.neumf import NeuMF
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -23,8 +25,41 @@ def _mf(cfg, train: Interactions):
     return MF(train.n_users, train.n_items, cfg.dim, cfg.init, cfg.init_std, DTYPES[cfg.dtype]), {}
 
 
+def _neumf(cfg, train: Interactions):
+    layers = tuple(cfg.mlp_layers)
+    if not layers or min(layers) < 1:
+        raise JaxrecError(f"model.mlp_layers: give one or more positive widths, got {list(layers)}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise JaxrecError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
+    module = NeuMF(
+        train.n_users, train.n_items, cfg.dim, layers, cfg.dropout, cfg.init, cfg.init_std,
+        DTYPES[cfg.dtype],
+    )
+    return module, {}
+
+
+def _lightgcn(cfg, train: Interactions):
+    from jaxrec.data.graph import PROPAGATIONS, auto_propagation, bipartite_graph
+    from jaxrec.models.lightgcn import lightgcn_inputs
+
+    if cfg.layers < 0:
+        raise JaxrecError(f"model.layers must be >= 0, got {cfg.layers}")
+    kernel = cfg.propagation
+    if kernel == "auto":
+        kernel = auto_propagation(train.n_users, train.n_items)
+    elif kernel not in PROPAGATIONS:
+        raise JaxrecError(
+            f"model.propagation: unknown kernel {kernel!r}; choose auto or one of {PROPAGATIONS}"
+        )
+    module = LightGCN(
+        train.n_users, train.n_items, cfg.dim, cfg.layers, cfg.init, cfg.init_std, kernel,
+        DTYPES[cfg.dtype],
+    )
+    return module, lightgcn_inputs(bipartite_graph(train, kernel))
+
+
 #: name -> builder(model_config, train_interactions) -> (module, non-trainable inputs)
-REGISTRY: dict[str, Callable] = {"mf": _mf}
+REGISTRY: dict[str, Callable] = {"mf": _mf, "neumf": _neumf, "lightgcn": _lightgcn}
 
 
 def build_model(cfg, train: Interactions):
@@ -41,7 +76,9 @@ def build_model(cfg, train: Interactions):
 
 __all__ = [
     "EMBEDDINGS",
+    "LightGCN",
     "MF",
+    "NeuMF",
     "REGISTRY",
     "batch_l2",
     "build_model",

@@ -1,0 +1,239 @@
+"""The normalised user-item graph of LightGCN and its propagation kernels.
+
+LightGCN (He et al., SIGIR 2020) propagates over the symmetric bipartite adjacency
+``A = [[0, R], [R^T, 0]]`` normalised as ``Â = D^{-1/2} A D^{-1/2}``. With the normalised
+interaction matrix ``R̃ = D_u^{-1/2} R D_i^{-1/2}`` (``[n_users, n_items]``, entry
+``1 / sqrt(deg(u) deg(i))`` per training pair) one layer is
+
+    E_u^{(k+1)} = R̃ E_i^{(k)},        E_i^{(k+1)} = R̃^T E_u^{(k)}
+
+and the final embeddings are the mean of the ``K + 1`` layer outputs. A node of degree 0 has no
+edge, so it receives 0 (never ``0 / 0 = NaN``).
+
+The graph is a plain dict of arrays (a pytree), built on the host by :func:`bipartite_graph`
+and passed to jitted code as an argument -- the model's non-trainable ``"graph"`` collection --
+so it can be vmapped and sharded. Which arrays it holds depends on the propagation kernel
+(:data:`PROPAGATIONS`), measured in ``bench/propagation.py``:
+
+* ``dense``: ``norm [n_users, n_items]`` = R̃ as a dense matrix; two matmuls per layer. Only for
+  small graphs (memory ``n_users * n_items`` floats).
+* ``segment_sum``: the edge list twice, sorted by user and sorted by item; each product is a
+  gather of neighbour rows and a sorted ``jax.ops.segment_sum``. Default autodiff (the
+  backward pass scatter-adds into the gathered table).
+* ``segment_sum_vjp``: the same kernel with a custom VJP. The whole propagation
+  ``E -> (1/(K+1)) sum_k Â^k E`` is linear with a symmetric matrix, so its VJP is the
+  propagation itself applied to the cotangents: the backward pass reuses the sorted forward
+  kernel instead of unsorted scatter-adds.
+* ``bcoo`` / ``bcsr``: ``jax.experimental.sparse`` matrices built from the same arrays
+  (default autodiff).
+* ``bcsr_vjp``: the BCSR products with the symmetric custom VJP above.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import sparse
+
+from jaxrec.data.interactions import Interactions
+from jaxrec.errors import JaxrecError
+
+PROPAGATIONS = ("dense", "segment_sum", "segment_sum_vjp", "bcoo", "bcsr", "bcsr_vjp")
+
+#: arrays each propagation kernel needs in the graph dict
+_NEEDS = {
+    "dense": ("norm",),
+    "segment_sum": ("u_rows", "u_cols", "u_w", "i_rows", "i_cols", "i_w"),
+    "segment_sum_vjp": ("u_rows", "u_cols", "u_w", "i_rows", "i_cols", "i_w"),
+    "bcoo": ("u_rows", "u_cols", "u_w"),
+    "bcsr": ("u_indptr", "u_cols", "u_w", "i_indptr", "i_cols", "i_w"),
+    "bcsr_vjp": ("u_indptr", "u_cols", "u_w", "i_indptr", "i_cols", "i_w"),
+}
+
+
+def normalised_edges(train: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deduplicated training edges sorted by user, with LightGCN's symmetric normalisation.
+
+    Returns ``users [E]``, ``items [E]`` (int32) and ``weight [E]`` (float32)
+    ``= 1 / sqrt(deg(u) * deg(i))``; every edge has both degrees >= 1, so no NaN can arise.
+    """
+    indptr, items = train.csr()
+    users = np.repeat(np.arange(train.n_users, dtype=np.int32), np.diff(indptr))
+    deg_u = np.diff(indptr).astype(np.float64)
+    deg_i = np.bincount(items, minlength=train.n_items).astype(np.float64)
+    weight = (1.0 / np.sqrt(deg_u[users] * deg_i[items])).astype(np.float32)
+    return users, items.astype(np.int32), weight
+
+
+def normalised_matrix(train: Interactions) -> np.ndarray:
+    """R̃ = D_u^{-1/2} R D_i^{-1/2} as a dense ``[n_users, n_items]`` float32 array (reference)."""
+    users, items, weight = normalised_edges(train)
+    dense = np.zeros((train.n_users, train.n_items), np.float32)
+    dense[users, items] = weight
+    return dense
+
+
+def bipartite_graph(train: Interactions, propagation: str | tuple[str, ...] = "segment_sum") -> dict:
+    """The arrays the given propagation kernel(s) need, as a dict of numpy arrays.
+
+    Args:
+      train: training interactions (duplicates collapsed).
+      propagation: one name of :data:`PROPAGATIONS` or a tuple of them.
+    Returns ``{"n_users": ..., ...}``-free dict of arrays (shapes say the sizes):
+      ``norm [U, I]``; ``u_rows/u_cols/u_w [E]`` edges sorted by user; ``i_rows/i_cols/i_w [E]``
+      the same edges sorted by item (rows are the item ids, cols the user ids);
+      ``u_indptr [U + 1]``, ``i_indptr [I + 1]`` CSR row pointers.
+    """
+    names = (propagation,) if isinstance(propagation, str) else tuple(propagation)
+    for name in names:
+        if name not in PROPAGATIONS:
+            raise JaxrecError(f"model.propagation: unknown kernel {name!r}; choose one of {PROPAGATIONS}")
+    needed = {a for n in names for a in _NEEDS[n]}
+    users, items, weight = normalised_edges(train)
+    order = np.lexsort((users, items))  # by item, then user
+    arrays = {
+        "u_rows": users,
+        "u_cols": items,
+        "u_w": weight,
+        "i_rows": items[order],
+        "i_cols": users[order],
+        "i_w": weight[order],
+    }
+    if "u_indptr" in needed:
+        arrays["u_indptr"] = _indptr(users, train.n_users)
+    if "i_indptr" in needed:
+        arrays["i_indptr"] = _indptr(arrays["i_rows"], train.n_items)
+    if "norm" in needed:
+        arrays["norm"] = normalised_matrix(train)
+    return {k: v for k, v in arrays.items() if k in needed}
+
+
+def _indptr(sorted_rows: np.ndarray, n_rows: int) -> np.ndarray:
+    indptr = np.zeros(n_rows + 1, np.int32)
+    np.cumsum(np.bincount(sorted_rows, minlength=n_rows), out=indptr[1:])
+    return indptr
+
+
+def auto_propagation(n_users: int, n_items: int, backend: str | None = None) -> str:
+    """The kernel measured fastest for this size and backend (``bench/propagation.py``).
+
+    On CPU the BCSR products with the symmetric custom VJP won at both ml-100k (943 x 1682,
+    80k edges) and Gowalla (29858 x 40981, 810k edges) size; see bench/README.md. Accelerators
+    were not measured: they get the same kernel (``jax.experimental.sparse`` lowers BCSR to
+    cuSPARSE on GPU), except that small graphs use the dense matmul form there.
+    """
+    backend = backend or jax.default_backend()
+    if backend != "cpu" and n_users * n_items <= 1 << 23:
+        return "dense"
+    return "bcsr_vjp"
+
+
+# ------------------------------------------------------------------------------------------------
+# one layer: (E_u [U, D], E_i [I, D]) -> (R̃ E_i, R̃^T E_u)
+
+
+def _layer_dense(graph, eu, ei):
+    norm = graph["norm"].astype(eu.dtype)
+    return norm @ ei, norm.T @ eu
+
+
+def _layer_segment_sum(graph, eu, ei):
+    n_users, n_items = eu.shape[0], ei.shape[0]
+    yu = jax.ops.segment_sum(
+        ei[graph["u_cols"]] * graph["u_w"][:, None].astype(ei.dtype),
+        graph["u_rows"], n_users, indices_are_sorted=True,
+    )
+    yi = jax.ops.segment_sum(
+        eu[graph["i_cols"]] * graph["i_w"][:, None].astype(eu.dtype),
+        graph["i_rows"], n_items, indices_are_sorted=True,
+    )
+    return yu, yi
+
+
+def _layer_bcoo(graph, eu, ei):
+    n_users, n_items = eu.shape[0], ei.shape[0]
+    idx = jnp.stack([graph["u_rows"], graph["u_cols"]], axis=1)
+    mat = sparse.BCOO((graph["u_w"].astype(eu.dtype), idx), shape=(n_users, n_items),
+                      indices_sorted=True, unique_indices=True)
+    return mat @ ei, mat.T @ eu
+
+
+def _layer_bcsr(graph, eu, ei):
+    n_users, n_items = eu.shape[0], ei.shape[0]
+    r = sparse.BCSR((graph["u_w"].astype(eu.dtype), graph["u_cols"], graph["u_indptr"]),
+                    shape=(n_users, n_items))
+    rt = sparse.BCSR((graph["i_w"].astype(ei.dtype), graph["i_cols"], graph["i_indptr"]),
+                     shape=(n_items, n_users))
+    return r @ ei, rt @ eu
+
+
+_LAYERS: dict[str, Callable] = {
+    "dense": _layer_dense,
+    "segment_sum": _layer_segment_sum,
+    "segment_sum_vjp": _layer_segment_sum,
+    "bcoo": _layer_bcoo,
+    "bcsr": _layer_bcsr,
+    "bcsr_vjp": _layer_bcsr,
+}
+_SYMMETRIC_VJP = ("segment_sum_vjp", "bcsr_vjp")  #: kernels whose backward reuses the forward
+
+
+def _mean_of_layers(layer: Callable, graph, eu, ei, layers: int):
+    sum_u, sum_i = eu, ei
+    for _ in range(layers):
+        eu, ei = layer(graph, eu, ei)
+        sum_u, sum_i = sum_u + eu, sum_i + ei
+    scale = 1.0 / (layers + 1)
+    return sum_u * scale, sum_i * scale
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _symmetric_propagate(graph, eu, ei, layers, kernel):
+    return _mean_of_layers(_LAYERS[kernel], graph, eu, ei, layers)
+
+
+def _symmetric_fwd(graph, eu, ei, layers, kernel):
+    return _mean_of_layers(_LAYERS[kernel], graph, eu, ei, layers), graph
+
+
+def _symmetric_bwd(layers, kernel, graph, cotangents):
+    # (1/(K+1)) sum_k Â^k is symmetric: its transpose is itself, so the VJP is the forward map.
+    gu, gi = _mean_of_layers(_LAYERS[kernel], graph, cotangents[0], cotangents[1], layers)
+    zeros = jax.tree.map(_zero_cotangent, graph)
+    return zeros, gu, gi
+
+
+def _zero_cotangent(x):
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        return np.zeros(x.shape, jax.dtypes.float0)
+    return jnp.zeros_like(x)
+
+
+_symmetric_propagate.defvjp(_symmetric_fwd, _symmetric_bwd)
+
+
+def propagate(graph: dict, eu: jax.Array, ei: jax.Array, layers: int, propagation: str):
+    """LightGCN's final embeddings ``(1/(K+1)) sum_{k=0..K} Â^k E`` (He et al., SIGIR 2020, eq. 8).
+
+    Args:
+      graph: arrays from :func:`bipartite_graph` for ``propagation``.
+      eu: ``[n_users, D]`` layer-0 user embeddings; ei: ``[n_items, D]`` item embeddings.
+      layers: ``K >= 0``.
+      propagation: a kernel name of :data:`PROPAGATIONS`.
+    Returns ``(E_u [n_users, D], E_i [n_items, D])``.
+    """
+    if propagation not in _LAYERS:
+        raise JaxrecError(f"model.propagation: unknown kernel {propagation!r}; choose one of {PROPAGATIONS}")
+    missing = [a for a in _NEEDS[propagation] if a not in graph]
+    if missing:
+        raise JaxrecError(
+            f"model.propagation: {propagation!r} needs graph arrays {missing}; build the graph "
+            f"with bipartite_graph(train, {propagation!r})"
+        )
+    if propagation in _SYMMETRIC_VJP:
+        return _symmetric_propagate(graph, eu, ei, layers, propagation)
+    return _mean_of_layers(_LAYERS[propagation], graph, eu, ei, layers)
