@@ -1,6 +1,7 @@
 """The ``jaxrec`` command line.
 
-  jaxrec train --config configs/ml100k-mf.yaml [--set train.epochs=50 ...]
+  jaxrec train --config configs/ml100k-mf.yaml [--set train.epochs=50 ...] [--resume]
+  jaxrec train --distributed --coordinator HOST:PORT --num-processes N --process-id I ...
   jaxrec data info ml-100k
 
 User mistakes (bad files, config keys, names) print one ``error:`` line and exit with status 2.
@@ -26,6 +27,13 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def cmd_train(args) -> int:
     from rich.console import Console
 
+    if args.distributed:  # before anything touches a device
+        from jaxrec.train.parallel import initialize_distributed
+
+        initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    elif any(v is not None for v in (args.coordinator, args.num_processes, args.process_id)):
+        raise JaxrecError("--coordinator/--num-processes/--process-id need --distributed")
+
     from jaxrec.config import load_config
     from jaxrec.experiment import results_table, run
 
@@ -34,7 +42,7 @@ def cmd_train(args) -> int:
     console.print(
         f"[bold]{cfg.name}[/]: {cfg.model.name} on {cfg.data.dataset}, {cfg.train.epochs} epochs"
     )
-    result = run(cfg, progress=not args.quiet)
+    result = run(cfg, progress=not args.quiet, resume=args.resume)
     t = result.timing
     console.print(results_table(result.metrics, title=f"{cfg.name}: test (best epoch {result.fit.best_epoch})"))
     console.print(
@@ -43,7 +51,8 @@ def cmd_train(args) -> int:
         f"epoch {t['train_s_per_epoch_median']:.3f} s (median), compile {t['compile_s']:.2f} s, "
         f"eval {t['eval_s']:.3f} s"
     )
-    console.print(f"wrote {result.run_dir}/metrics.json")
+    if result.run_dir is not None:
+        console.print(f"wrote {result.run_dir}/metrics.json")
     return 0
 
 
@@ -67,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a recommender and report test metrics")
     _add_config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint (checkpoint.dir)")
+    p.add_argument(
+        "--distributed", action="store_true",
+        help="multi-host: jax.distributed.initialize (flags below, else JAXREC_COORDINATOR, "
+        "JAXREC_NUM_PROCESSES, JAXREC_PROCESS_ID, else cluster auto-detection)",
+    )
+    p.add_argument("--coordinator", help="host:port of process 0 (with --distributed)")
+    p.add_argument("--num-processes", type=int, help="number of processes (with --distributed)")
+    p.add_argument("--process-id", type=int, help="this process's index (with --distributed)")
     p.set_defaults(func=cmd_train)
     data = sub.add_parser("data", help="data set utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)

@@ -84,6 +84,23 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """orbax checkpoints of the train state (see :mod:`jaxrec.train.checkpoint`)."""
+
+    every: int = 0  #: save every N epochs and at the end (0: no checkpoints)
+    keep: int = 3  #: keep the last K checkpoints
+    dir: Optional[str] = None  #: None: <output_dir>/<name>/checkpoints
+
+
+@dataclasses.dataclass(frozen=True)
+class ParallelConfig:
+    """Device mesh for the update steps (see :mod:`jaxrec.train.parallel`); 1 x 1 = no mesh."""
+
+    data: int = 1  #: devices on the 'data' axis, batches split over them (0: all devices / model)
+    model: int = 1  #: devices on the 'model' axis, embedding rows split over them
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str = "run"
     output_dir: str = "runs"
@@ -91,6 +108,8 @@ class Config:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    parallel: ParallelConfig = ParallelConfig()
 
 
 # ------------------------------------------------------------------------------------------------

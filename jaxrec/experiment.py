@@ -20,7 +20,9 @@ from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import check_ks, evaluate, model_chunk, split_ranking
 from jaxrec.models import build_model
+from jaxrec.train.checkpoint import checkpointer_for
 from jaxrec.train.loop import FitResult, fit, jit_epoch
+from jaxrec.train.parallel import host_tree, mesh_from_config, shard_training
 from jaxrec.train.state import create_state
 from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_data
 
@@ -99,8 +101,14 @@ class RunResult:
         return self.fit.best_params
 
 
-def run(cfg: Config, progress: bool = True, write: bool = True, split: Split | None = None) -> RunResult:
-    """Train and test one configuration; writes ``<output_dir>/<name>/`` when ``write``."""
+def run(
+    cfg: Config, progress: bool = True, write: bool = True, split: Split | None = None, resume: bool = False
+) -> RunResult:
+    """Train and test one configuration; writes ``<output_dir>/<name>/`` when ``write``.
+
+    ``resume`` continues from the latest checkpoint (``cfg.checkpoint``) up to ``train.epochs``;
+    ``cfg.parallel`` shards the update steps over a device mesh (:mod:`jaxrec.train.parallel`).
+    """
     t_cfg = cfg.train
     if t_cfg.epochs < 0 or t_cfg.n_negatives < 1 or t_cfg.batch_size < 1:
         raise JaxrecError("train.epochs must be >= 0, train.n_negatives and train.batch_size >= 1")
@@ -116,15 +124,29 @@ def run(cfg: Config, progress: bool = True, write: bool = True, split: Split | N
     alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
     tdata = train_data(split.train, t_cfg.batch_size, inputs, alpha)
     step = make_train_step(loss_fn)
-    epoch_fn = jit_epoch(make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling))
+    epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
+    mesh = mesh_from_config(cfg.parallel.data, cfg.parallel.model)  # None: the plain 1-device path
+    if mesh is None:
+        epoch_fn = jit_epoch(epoch)
+    else:
+        state, tdata, epoch_fn = shard_training(mesh, state, tdata, epoch, t_cfg.batch_size)
+    ckpt = checkpointer_for(cfg, resume)
+    state, start = ckpt.resume(state) if resume else (state, 0)
     chunk = cfg.eval.chunk if cfg.eval.chunk is not None else model_chunk(model, split.n_items)
     valid = split_ranking(split, "valid", chunk) if t_cfg.eval_every > 0 else None
-    result = fit(
-        model, state, tdata, epoch_fn, t_cfg.epochs, valid=valid, eval_every=t_cfg.eval_every,
-        ks=ks, monitor=t_cfg.monitor, patience=t_cfg.patience, progress=progress,
-    )
+    try:  # a NaN/inf loss raises before the bad state is saved: the last checkpoint is good
+        result = fit(
+            model, state, tdata, epoch_fn, max(t_cfg.epochs - start, 0), valid=valid,
+            eval_every=t_cfg.eval_every, ks=ks, monitor=t_cfg.monitor, patience=t_cfg.patience,
+            progress=progress, on_epoch_end=ckpt and ckpt.on_epoch_end, start_epoch=start,
+        )
+        if ckpt is not None:
+            ckpt.save_final(result.history[-1]["epoch"] if result.history else start, result.state)
+    finally:
+        if ckpt is not None:
+            ckpt.close()
     test = split_ranking(split, "test", chunk)
-    variables = {**result.best_params, **inputs}
+    variables = {**(result.best_params if jax.process_count() == 1 else host_tree(result.best_params)), **inputs}
     evaluate(model, variables, test, ks)  # compile
     t0 = time.perf_counter()
     metrics = evaluate(model, variables, test, ks)
@@ -135,7 +157,7 @@ def run(cfg: Config, progress: bool = True, write: bool = True, split: Split | N
         "compile_s": result.compile_s,
         "eval_s": eval_s,
     }
-    run_dir = _write_run(cfg, metrics, result, split, timing) if write else None
+    run_dir = _write_run(cfg, metrics, result, split, timing) if write and jax.process_index() == 0 else None
     return RunResult(cfg, metrics, result, split, model, inputs, timing, run_dir)
 
 

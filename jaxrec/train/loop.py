@@ -7,13 +7,13 @@ import math
 import time
 from typing import Callable
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import METRICS, RankingData, evaluate
+from jaxrec.train.parallel import max_traces as _max_traces
 from jaxrec.train.state import TrainState
 from jaxrec.train.steps import TrainData
 
@@ -47,8 +47,12 @@ class FitResult:
 
 
 def jit_epoch(epoch: Callable, max_traces: int = 1) -> Callable:
-    """``jax.jit(epoch, donate_argnums=0)`` that fails loudly if it is ever traced twice."""
-    return jax.jit(chex.assert_max_traces(epoch, n=max_traces), donate_argnums=0)
+    """``jax.jit(epoch, donate_argnums=0)`` that fails loudly if it is ever traced twice.
+
+    The trace counter belongs to this jitted epoch (:func:`jaxrec.train.parallel.max_traces`),
+    so several runs built by the same code each get their own.
+    """
+    return jax.jit(_max_traces(epoch, max_traces), donate_argnums=0)
 
 
 def fit(

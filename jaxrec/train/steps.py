@@ -23,6 +23,7 @@ from jaxrec.data.sampling import PositiveSets, index_shuffle, positive_sets, sam
 from jaxrec.errors import JaxrecError
 from jaxrec.models.base import batch_l2
 from jaxrec.train.losses import get_loss
+from jaxrec.train.parallel import constrain_batches
 from jaxrec.train.state import TrainState
 
 _SHUFFLE, _NEGATIVES, _DROPOUT = 0, 1, 2  # fold_in tags separating the random streams
@@ -144,11 +145,12 @@ def epoch_batches(
         jax.random.fold_in(key, _NEGATIVES), data.positives, users, n_negatives, negative_sampling
     )
     items = jnp.concatenate([data.items[perm][:, None], neg], axis=1)
-    return Batch(
+    batches = Batch(
         users.reshape(-1, batch_size),
         items.reshape(-1, batch_size, 1 + n_negatives),
         data.weight[perm].reshape(-1, batch_size),
     )
+    return constrain_batches(batches)  # split along B over a mesh's "data" axis (no-op without one)
 
 
 def make_epoch(

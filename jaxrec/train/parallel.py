@@ -1,0 +1,287 @@
+"""Update steps sharded across devices (and hosts): one mechanism for every epoch/step function.
+
+This is what ``pmap`` did, written the current way: a :class:`jax.sharding.Mesh` over the
+visible devices with a ``data`` axis (and optionally a ``model`` axis), ``jax.jit`` with input
+and output shardings, and XLA's SPMD partitioner inserting the collectives (the all-reduce of
+the gradients of replicated parameters) -- no ``pmean`` anywhere.
+
+* **Batches** are split along ``data``: an epoch's ``[n_batches, B, ...]`` batch arrays are
+  constrained to ``P(None, "data", ...)`` by :func:`constrain_batches`, which
+  :func:`jaxrec.train.steps.epoch_batches` calls (a no-op when no mesh is set, so the
+  single-device path is unchanged). ``B`` must divide by the ``data`` axis size.
+* **Parameters and optimizer state** are replicated, except that with a ``model`` axis of size
+  > 1 every embedding table (``params["params"]["embeddings"][name]``, ``[rows, dim]``, and the
+  optimizer moments mirroring it) is sharded along its rows, for catalogues too large for one
+  device.
+* **Training data** (pairs, positive sets, model inputs) is replicated.
+
+Any epoch function ``epoch(state, data) -> (state, metrics)`` (plain BPR, APR, the GAN's pair of
+states) becomes a sharded one with::
+
+    mesh = make_mesh(data=4)
+    state, data = shard_state(state, mesh), shard_data(data, mesh)
+    epoch = shard_epoch(epoch_fn, mesh, state)     # jitted, donated, traced once
+    state, metrics = epoch(state, data)
+
+Randomness is ``fold_in(state.key, state.step)`` and JAX's threefry is partitionable, so the
+same seed gives the same run on 1 and N devices up to the reduction order of float sums.
+
+Multi-host: call :func:`initialize_distributed` (``jaxrec train --distributed``) before anything
+touches a device; the mesh then spans every process's devices and the code above is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxrec.errors import JaxrecError
+
+DATA_AXIS = "data"  #: mesh axis along which batches are split
+MODEL_AXIS = "model"  #: mesh axis along which embedding rows are split
+_EMBEDDINGS = "embeddings"  #: jaxrec.models.base.EMBEDDINGS (not imported: no model import here)
+
+
+def max_traces(fn: Callable, n: int | None = 1) -> Callable:
+    """``fn`` that raises ``AssertionError`` when traced more than ``n`` times (None: no limit).
+
+    Like ``chex.assert_max_traces``, but the counter belongs to this wrapper: chex keys its
+    counter on the caller's stack of function names and ``fn``'s source, so two epochs built
+    by the same code (two runs from one test, two sweep members) would share one counter. The
+    count is ``wrapper.traces()``.
+    """
+    count = [0]
+
+    def counted(*args, **kwargs):
+        count[0] += 1
+        if n is not None and count[0] > n:
+            raise AssertionError(
+                f"{getattr(fn, '__name__', 'function')} traced {count[0]} times (max {n}): the "
+                "shapes, dtypes or shardings of its arguments changed between calls (a recompilation)"
+            )
+        return fn(*args, **kwargs)
+
+    counted.__name__ = getattr(fn, "__name__", "counted")
+    counted.traces = lambda: count[0]
+    return counted
+
+
+def make_mesh(data: int = 0, model: int = 1, devices: Sequence[Any] | None = None) -> Mesh:
+    """A ``(data, model)`` mesh with Auto axis types over ``devices`` (default: all devices).
+
+    Args:
+      data: devices on the ``data`` axis; 0 means ``len(devices) // model``.
+      model: devices on the ``model`` axis (embedding rows are sharded over it when > 1).
+    Raises:
+      JaxrecError: when ``data * model`` does not equal the number of devices used.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    if model < 1 or data < 0:
+        raise JaxrecError(f"parallel.model must be >= 1 and parallel.data >= 0, got data={data}, model={model}")
+    if data == 0:
+        if len(devices) % model:
+            raise JaxrecError(
+                f"parallel.model={model} does not divide the {len(devices)} visible devices"
+            )
+        data = len(devices) // model
+    if data * model > len(devices):
+        raise JaxrecError(
+            f"parallel.data={data} x parallel.model={model} needs {data * model} devices, "
+            f"but only {len(devices)} are visible ({jax.default_backend()})"
+        )
+    if data * model < len(devices) and jax.process_count() > 1:
+        raise JaxrecError(
+            f"parallel.data x parallel.model = {data * model} must use all {len(devices)} devices "
+            "of a multi-process run (set parallel.data: 0)"
+        )
+    return jax.make_mesh(
+        (data, model), (DATA_AXIS, MODEL_AXIS), axis_types=(AxisType.Auto, AxisType.Auto),
+        devices=devices[: data * model],
+    )
+
+
+def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    """Raise :class:`JaxrecError` unless ``batch_size`` divides by the ``data`` axis size."""
+    n = mesh.shape[DATA_AXIS]
+    if batch_size % n:
+        raise JaxrecError(
+            f"train.batch_size={batch_size} must be divisible by the {n} devices of the "
+            f"'{DATA_AXIS}' mesh axis (e.g. train.batch_size={math.ceil(batch_size / n) * n})"
+        )
+
+
+def constrain_batches(batches):
+    """Split an epoch's ``[n_batches, B, ...]`` batch arrays along ``B`` over the ``data`` axis.
+
+    Call it inside jitted code. Under a mesh set with ``jax.set_mesh`` (as :func:`shard_epoch`
+    does) every leaf gets ``with_sharding_constraint(P(None, "data", None, ...))``; without a
+    mesh, or one without a ``data`` axis, the batches are returned unchanged (no cost).
+    """
+    mesh = jax.sharding.get_abstract_mesh()
+    if mesh.empty or DATA_AXIS not in mesh.axis_names:
+        return batches
+
+    def constrain(x):
+        if x.ndim < 2:
+            return x
+        return jax.lax.with_sharding_constraint(x, P(None, DATA_AXIS, *([None] * (x.ndim - 2))))
+
+    return jax.tree.map(constrain, batches)
+
+
+def _is_embedding_path(path) -> bool:
+    return any(getattr(k, "key", None) == _EMBEDDINGS for k in path)
+
+
+def state_shardings(state, mesh: Mesh):
+    """Shardings for any state pytree: embedding tables row-sharded on ``model``, rest replicated.
+
+    A leaf is row-sharded when its path contains the ``embeddings`` key (the params' tables and
+    the optimizer moments that mirror them), it is 2-D, and the ``model`` axis has size > 1;
+    its row count must then divide by that size (``JaxrecError`` otherwise).
+    Works for a :class:`~jaxrec.train.state.TrainState` and for pytrees of them (the GAN's G/D).
+    """
+    replicated = NamedSharding(mesh, P())
+    rows = NamedSharding(mesh, P(MODEL_AXIS, None))
+    shard_rows = mesh.shape.get(MODEL_AXIS, 1) > 1
+
+    n_model = mesh.shape.get(MODEL_AXIS, 1)
+
+    def pick(path, leaf):
+        if shard_rows and _is_embedding_path(path) and getattr(leaf, "ndim", 0) == 2:
+            if leaf.shape[0] % n_model:
+                name = getattr(path[-1], "key", path[-1])
+                raise JaxrecError(
+                    f"parallel.model={n_model}: embedding table {name!r} has {leaf.shape[0]} rows, "
+                    "not divisible by the 'model' axis size (choose a divisor of every table's rows)"
+                )
+            return rows
+        return replicated
+
+    return jax.tree_util.tree_map_with_path(pick, state)
+
+
+def _put(tree, shardings):
+    """``device_put`` each leaf onto its sharding (multi-host: every process passes the same value)."""
+
+    def put(x, s):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.device_put(np.asarray(jax.random.key_data(x)), s)
+            return jax.jit(lambda d: jax.random.wrap_key_data(d, impl=jax.random.key_impl(x)), out_shardings=s)(data)
+        if isinstance(x, jax.Array) and x.is_fully_addressable:
+            x = np.asarray(x)
+        return jax.device_put(x, s)
+
+    return jax.tree.map(put, tree, shardings)
+
+
+def shard_state(state, mesh: Mesh):
+    """``state`` placed on ``mesh`` with :func:`state_shardings` (replicated / row-sharded)."""
+    return _put(state, state_shardings(state, mesh))
+
+
+def shard_data(data, mesh: Mesh):
+    """Training data (any array pytree, e.g. :class:`~jaxrec.train.steps.TrainData`) replicated on ``mesh``."""
+    return _put(data, jax.tree.map(lambda _: NamedSharding(mesh, P()), data))
+
+
+def shard_epoch(epoch_fn: Callable, mesh: Mesh, state, n_traces: int | None = 1) -> Callable:
+    """Jit ``epoch_fn(state, data) -> (state, metrics)`` to run sharded on ``mesh``.
+
+    The state keeps :func:`state_shardings` in and out (and is donated), the data and the
+    metrics are replicated; the batches are split by :func:`constrain_batches`, which runs
+    under ``jax.set_mesh(mesh)`` during tracing. Traced at most ``n_traces`` times (None: no
+    limit; see :func:`max_traces`), so a recompilation per epoch fails loudly.
+
+    Args:
+      state: an example state (only its structure is used) -- e.g. the output of :func:`shard_state`.
+    """
+    s_sh = state_shardings(state, mesh)
+    rep = NamedSharding(mesh, P())
+    counted = max_traces(epoch_fn, n_traces)
+    jitted = jax.jit(
+        counted,
+        in_shardings=(s_sh, rep),
+        out_shardings=(s_sh, rep),
+        donate_argnums=0,
+    )
+
+    def sharded_epoch(state, data):
+        with jax.set_mesh(mesh):
+            return jitted(state, data)
+
+    sharded_epoch.mesh = mesh
+    sharded_epoch.jitted = jitted
+    sharded_epoch.traces = counted.traces  # how many times it was traced
+    return sharded_epoch
+
+
+def initialize_distributed(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
+    """``jax.distributed.initialize`` from flags or the environment; call before touching devices.
+
+    Each argument falls back to ``JAXREC_COORDINATOR`` / ``JAXREC_NUM_PROCESSES`` /
+    ``JAXREC_PROCESS_ID``; when all are unset, JAX auto-detects the cluster (SLURM, Open MPI,
+    Cloud TPU). CPU processes exchange collectives through gloo.
+    """
+    env = os.environ
+    coordinator = coordinator or env.get("JAXREC_COORDINATOR")
+    try:
+        if num_processes is None and env.get("JAXREC_NUM_PROCESSES"):
+            num_processes = int(env["JAXREC_NUM_PROCESSES"])
+        if process_id is None and env.get("JAXREC_PROCESS_ID"):
+            process_id = int(env["JAXREC_PROCESS_ID"])
+    except ValueError as e:
+        raise JaxrecError(f"JAXREC_NUM_PROCESSES / JAXREC_PROCESS_ID must be integers: {e}") from None
+    given = [coordinator is not None, num_processes is not None, process_id is not None]
+    if any(given) and not all(given):
+        raise JaxrecError(
+            "--distributed needs --coordinator, --num-processes and --process-id together "
+            f"(got coordinator={coordinator}, num_processes={num_processes}, process_id={process_id})"
+        )
+    if num_processes is not None and not 0 <= process_id < num_processes:
+        raise JaxrecError(f"--process-id={process_id} must be in [0, --num-processes={num_processes})")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+    )
+
+
+def mesh_from_config(data: int = 1, model: int = 1) -> Mesh | None:
+    """The mesh ``parallel.data`` x ``parallel.model`` asks for; None for the plain 1-device path.
+
+    A multi-process run always gets a mesh (over every process's devices, ``data = 0``
+    meaning all of them).
+    """
+    if data == 1 and model == 1 and jax.process_count() == 1:
+        return None
+    if jax.process_count() > 1 and data == 1:
+        data = 0
+    return make_mesh(data, model)
+
+
+def host_tree(tree):
+    """Every leaf of a (possibly multi-host) pytree as a host numpy array, identical on all processes."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def shard_training(mesh: Mesh, state, data, epoch_fn: Callable, batch_size: int):
+    """``(state, data, jitted epoch)`` placed on ``mesh``: the one call a trainer needs.
+
+    Checks that ``batch_size`` divides by the ``data`` axis, then :func:`shard_state`,
+    :func:`shard_data` and :func:`shard_epoch`.
+    """
+    check_batch_size(batch_size, mesh)
+    state, data = shard_state(state, mesh), shard_data(data, mesh)
+    return state, data, shard_epoch(epoch_fn, mesh, state)

@@ -1,0 +1,45 @@
+"""Child process of ``test_checkpoint.py::test_kill_during_save``: saves checkpoints forever.
+
+    python ckpt_kill_child.py DIR
+
+Checkpoint ``i`` holds a train state whose every float leaf equals ``i``. Before each save it
+prints ``saving i``, after it ``saved i`` (flushed), so the parent can SIGKILL it mid-save.
+Saves are synchronous and large (a 40k x 64 MF plus Adam moments, ~30 MB) so they take a while.
+"""
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxrec.models import MF
+from jaxrec.train.checkpoint import Checkpointer
+from jaxrec.train.state import create_state
+
+N_USERS, N_ITEMS, DIM = 40_000, 1_000, 64
+
+
+def template():
+    return create_state(MF(N_USERS, N_ITEMS, DIM), jax.random.key(0), optax.adam(1e-3))
+
+
+def filled(state, i: int):
+    """``state`` with every float leaf of params and opt_state set to ``i``, step ``i``."""
+    fill = lambda x: jnp.full_like(x, i) if jnp.issubdtype(x.dtype, jnp.floating) else x  # noqa: E731
+    return state.replace(params=jax.tree.map(fill, state.params), opt_state=jax.tree.map(fill, state.opt_state), step=i)
+
+
+def main(directory: str) -> None:
+    state = template()
+    ck = Checkpointer(directory, every=1, keep=2, async_save=False)
+    for i in range(1, 10_000):
+        s = filled(state, i)
+        jax.block_until_ready(s)
+        print(f"saving {i}", flush=True)
+        ck.save(i, s)
+        print(f"saved {i}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,165 @@
+"""Sharded update steps on 4 simulated CPU devices (run by tests/train/test_parallel.py).
+
+Not collected by the main suite (the file name has no ``test_`` prefix): it needs
+``XLA_FLAGS=--xla_force_host_platform_device_count=4`` set before JAX starts, so
+``test_parallel.py`` runs ``python -m pytest`` on this file in a subprocess. The APR and GAN
+steps join here: add a test that builds their epoch and compares 1 vs 4 devices the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import chex
+import jax
+import numpy as np
+import optax
+import pytest
+from jax.sharding import PartitionSpec as P
+from conftest import random_interactions
+
+from jaxrec.config import Config, CheckpointConfig, ParallelConfig, TrainConfig, EvalConfig
+from jaxrec.errors import JaxrecError
+from jaxrec.models import MF
+from jaxrec.train import parallel as par
+from jaxrec.train.loop import fit, jit_epoch
+from jaxrec.train.state import create_state
+from jaxrec.train.steps import epoch_batches, make_epoch, make_loss_fn, make_train_step, train_data
+
+B = 32  # divisible by 4
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def setup():
+    inter = random_interactions(n_users=64, n_items=48, per_user=8, seed=1)
+    model = MF(inter.n_users, inter.n_items, 16)
+    tx = optax.adam(0.05)
+    fresh = lambda: create_state(model, jax.random.key(0), tx)  # noqa: E731
+    data = train_data(inter, B)
+    return model, fresh, data
+
+
+@pytest.fixture(scope="module")
+def reference(setup):
+    """The 1-device run: (final state, [EPOCHS, n_batches] losses)."""
+    return single_device_run(*setup)
+
+
+def make_epoch_fn(model):
+    """A new epoch function (and so a new trace counter) per call."""
+    return make_epoch(make_train_step(make_loss_fn(model)), B)
+
+
+def single_device_run(model, fresh, data):
+    epoch = jit_epoch(make_epoch_fn(model))
+    state, losses = fresh(), []
+    for _ in range(EPOCHS):
+        state, m = epoch(state, data)
+        losses.append(np.asarray(m["loss"]))
+    return state, np.stack(losses)
+
+
+def sharded_run(model, fresh, data, mesh):
+    epoch = chex.assert_max_traces(make_epoch_fn(model), n=1)  # no recompilation per epoch/step
+    state, data = par.shard_state(fresh(), mesh), par.shard_data(data, mesh)
+    sharded = par.shard_epoch(epoch, mesh, state)
+    losses = []
+    for _ in range(EPOCHS):
+        state, m = sharded(state, data)
+        losses.append(np.asarray(m["loss"]))
+    assert sharded.traces() == 1
+    return state, np.stack(losses)
+
+
+def assert_params_close(a, b, rtol=1e-5, atol=1e-6):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def test_four_devices_visible():
+    assert jax.device_count() == 4, jax.devices()
+
+
+def test_data_parallel_matches_one_device(setup, reference):
+    model, fresh, data = setup
+    ref_state, ref_losses = reference
+    mesh = par.make_mesh()
+    assert dict(mesh.shape) == {"data": 4, "model": 1}
+    state, losses = sharded_run(model, fresh, data, mesh)
+    assert losses.shape == (EPOCHS, data.n_pairs // B)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    assert_params_close(state.params, ref_state.params)
+    assert int(state.step) == int(ref_state.step)
+    emb = state.params["params"]["embeddings"]["user"]
+    assert emb.sharding.is_fully_replicated and len(emb.sharding.device_set) == 4
+
+
+def test_batches_are_split_over_the_data_axis(setup):
+    model, fresh, data = setup
+    mesh = par.make_mesh()
+    state, data = par.shard_state(fresh(), mesh), par.shard_data(data, mesh)
+    with jax.set_mesh(mesh):
+        batches = jax.jit(lambda s, d: epoch_batches(s, d, B))(state, data)
+    for arr in batches:
+        assert arr.sharding.spec[:2] == (None, "data"), arr.sharding
+        shards = arr.addressable_shards
+        assert len(shards) == 4 and {s.device for s in shards} == set(jax.devices())
+        assert all(s.data.shape[1] == B // 4 for s in shards)  # each device holds a quarter of B
+        assert all(s.data.shape[0] == arr.shape[0] for s in shards)
+    # the same batches as without a mesh: the split does not change the data
+    plain = jax.jit(lambda s, d: epoch_batches(s, d, B))(fresh(), train_data(random_interactions(64, 48, 8, 1), B))
+    for a, b in zip(batches, plain):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_model_axis_shards_embedding_rows_and_matches(setup, reference):
+    model, fresh, data = setup
+    ref_state, ref_losses = reference
+    mesh = par.make_mesh(data=2, model=2)
+    state, losses = sharded_run(model, fresh, data, mesh)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    assert_params_close(state.params, ref_state.params)
+    for name, table in state.params["params"]["embeddings"].items():
+        assert table.sharding.spec == P("model", None), (name, table.sharding)
+        assert {s.data.shape[0] for s in table.addressable_shards} == {table.shape[0] // 2}
+    mu = state.opt_state[0].mu["params"]["embeddings"]["item"]  # Adam's moments follow the rows
+    assert mu.sharding.spec == P("model", None)
+
+
+def test_batch_size_must_divide_by_the_data_axis():
+    mesh = par.make_mesh()
+    with pytest.raises(JaxrecError, match="train.batch_size=30 must be divisible by the 4"):
+        par.check_batch_size(30, mesh)
+    with pytest.raises(JaxrecError, match="parallel.data=3 x parallel.model=2 needs 6 devices"):
+        par.make_mesh(data=3, model=2)
+    with pytest.raises(JaxrecError, match="embedding table 'user' has 943 rows, not divisible"):
+        par.state_shardings({"params": {"embeddings": {"user": np.zeros((943, 4))}}}, par.make_mesh(model=2))
+
+
+def test_run_with_parallel_config_matches_and_resumes_exactly(tmp_path, tiny_split):
+    """``run()`` with ``parallel.data: 4`` equals the 1-device run; resume on 4 devices is bit-exact."""
+    import shutil
+
+    from jaxrec.experiment import run
+
+    base = Config(
+        name="md", output_dir=str(tmp_path),
+        train=TrainConfig(epochs=4, batch_size=16, lr=0.05), eval=EvalConfig(ks=(5,)),
+    )
+    one = run(base, progress=False, write=False, split=tiny_split)
+    ck = CheckpointConfig(every=1, keep=4, dir=str(tmp_path / "ck"))
+    cfg = replace(base, parallel=ParallelConfig(data=4), checkpoint=ck)
+    four = run(cfg, progress=False, write=False, split=tiny_split)
+    np.testing.assert_allclose(
+        [h["loss"] for h in four.fit.history], [h["loss"] for h in one.fit.history], rtol=1e-5
+    )
+    assert_params_close(four.params, one.params)
+    # interrupt after epoch 2 (what a killed run leaves), then resume on the same layout
+    shutil.rmtree(tmp_path / "ck" / "3")
+    shutil.rmtree(tmp_path / "ck" / "4")
+    resumed = run(cfg, progress=False, write=False, split=tiny_split, resume=True)
+    assert [h["epoch"] for h in resumed.fit.history] == [3, 4]
+    assert resumed.params["params"]["embeddings"]["user"].sharding.num_devices == 4
+    for x, y in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(four.params)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
