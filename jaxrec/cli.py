@@ -2,6 +2,7 @@
 
   jaxrec train --config configs/ml100k-mf.yaml [--set train.epochs=50 ...] [--resume]
   jaxrec train --distributed --coordinator HOST:PORT --num-processes N --process-id I ...
+  jaxrec gan --config configs/ml100k-gan.yaml
   jaxrec data info ml-100k
 
 User mistakes (bad files, config keys, names) print one ``error:`` line and exit with status 2.
@@ -56,6 +57,12 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_gan(args) -> int:
+    from jaxrec.adversarial.gan_run import cmd_gan as run_gan_command
+
+    return run_gan_command(args)
+
+
 def cmd_data_info(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -86,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-processes", type=int, help="number of processes (with --distributed)")
     p.add_argument("--process-id", type=int, help="this process's index (with --distributed)")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("gan", help="train a GAN over users (fake users, or CFGAN) and report D's scores")
+    _add_config_args(p)
+    p.set_defaults(func=cmd_gan)
     data = sub.add_parser("data", help="data set utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("info", help="users, items, interactions, density of a data set")

@@ -101,6 +101,39 @@ class ParallelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class GANConfig:
+    """G/D over user vectors (Goodfellow et al. 2014) and CFGAN (Chae et al. 2018); ``jaxrec gan``.
+
+    See :mod:`jaxrec.adversarial.gan_training` for the losses and masks.
+    """
+
+    g_hidden: tuple[int, ...] = (256, 512, 1024)
+    d_hidden: tuple[int, ...] = (1024, 512, 256)
+    noise_dim: int = 128  #: 0 allowed with conditional (CFGAN without noise)
+    dropout: float = 0.3  #: in D
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.5  #: Adam beta1 of both optimisers
+    d_steps: int = 1  #: D steps per G step
+    non_saturating: bool = False  #: G minimises -log D(G(z)) instead of log(1 - D(G(z)))
+    conditional: bool = False  #: CFGAN: condition on the user's training vector
+    zr: bool = True  #: CFGAN zero reconstruction
+    zr_ratio: float = 0.7
+    zr_alpha: float = 0.1
+    pm: bool = True  #: CFGAN partial masking
+    pm_ratio: float = 0.7
+    epochs: int = 100
+    batch_size: int = 128
+    holdout: float = 0.2  #: share of users kept out of GAN training (realism, detector)
+    n_fake: int = 50  #: fake users sampled at the end
+    profile_length: str = "empirical"  #: empirical | mean (of the real profile lengths)
+    target_items: tuple[int, ...] = ()  #: item indices forced into every fake profile
+    fpr: float = 0.05  #: detector threshold: this false-positive rate on held-out clean users
+    report_every: int = 1  #: realism / validation figures every N epochs (0: only at the end)
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str = "run"
     output_dir: str = "runs"
@@ -108,6 +141,7 @@ class Config:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    gan: GANConfig = GANConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     parallel: ParallelConfig = ParallelConfig()
 

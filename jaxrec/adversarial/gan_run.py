@@ -1,0 +1,318 @@
+"""``jaxrec gan``: train G and D over user behaviour and report what D thinks of G's users.
+
+Unconditional mode (the seed's GAN, Goodfellow et al. 2014): the data set's users (all of a
+user's interactions, every split part together) are divided, seeded, into GAN-training users and
+two held-out groups: *reference* users (the real side of the realism figures and of the detector
+mix) and *calibration* users (clean users whose D scores set the detector's threshold). After
+every ``report_every`` epochs the report has D(real), D(fake), both losses and the realism of
+``n_fake`` binarised GAN profiles; at the end GAN profiles (with the target items) and
+random-attack profiles are sampled, compared with the reference users, and D is tested as a
+detector of each.
+
+Conditional mode is CFGAN (Chae et al., CIKM 2018) as a recommender
+(:mod:`jaxrec.adversarial.cfgan`): trained on the split's training part, tested with the shared
+evaluator.
+
+Outputs under ``<output_dir>/<name>/``: ``config.yaml``, ``metrics.json``, ``history.jsonl``,
+``samples.npz`` (unconditional: ``gan_profiles``, ``gan_scores``, ``random_profiles``,
+``d_gan``, ``d_random``, ``d_reference`` and the user groups) and ``checkpoint/`` (orbax
+``StandardCheckpointer``: G's and D's params, optimiser states, steps and raw keys).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.adversarial import detector, profiles, realism
+from jaxrec.adversarial.gan_training import (
+    GANSpec,
+    GANState,
+    d_prob,
+    fit_gan,
+    gan_data,
+    gan_loss_eval,
+    generate,
+    spec_from_config,
+    state_from_config,
+    training_setup,
+    user_matrix,
+)
+from jaxrec.config import Config, save_config
+from jaxrec.data import concat
+from jaxrec.errors import JaxrecError
+
+_REPORT_KEY, _FINAL_GAN, _FINAL_RANDOM = 101, 102, 103  # fold_in tags of the evaluation keys
+
+
+@dataclasses.dataclass
+class GANRunResult:
+    """What :func:`run_gan` produced: final figures, per-epoch history, final state, output dir."""
+
+    metrics: dict
+    history: list[dict]
+    state: GANState
+    spec: GANSpec
+    run_dir: Path | None
+    samples: dict
+
+
+def user_groups(n_users_with_data: np.ndarray, holdout: float, seed: int) -> dict[str, np.ndarray]:
+    """Seeded partition of user ids into ``train``, ``reference`` and ``calibration`` groups
+    (``holdout`` of the users held out, split in halves)."""
+    if not 0.0 < holdout < 1.0:
+        raise JaxrecError(f"gan.holdout must be in (0, 1), got {holdout}")
+    users = np.random.default_rng(seed).permutation(np.asarray(n_users_with_data))
+    n_out = int(round(holdout * users.size))
+    if n_out < 2 or users.size - n_out < 1:
+        raise JaxrecError(
+            f"gan.holdout: {holdout} of {users.size} users leaves no reference/calibration or training users"
+        )
+    half = n_out // 2
+    return {
+        "train": np.sort(users[n_out:]),
+        "reference": np.sort(users[:half]),
+        "calibration": np.sort(users[half:n_out]),
+    }
+
+
+def check_config(g) -> None:
+    """Raise :class:`JaxrecError` naming the ``gan.*`` key of a bad fake-user setting before any
+    training (model settings are checked by :class:`~jaxrec.adversarial.gan_training.GANSpec`)."""
+    if g.report_every < 0:
+        raise JaxrecError(f"gan.report_every must be >= 0, got {g.report_every}")
+    if g.n_fake < 1:
+        raise JaxrecError(f"gan.n_fake must be >= 1, got {g.n_fake}")
+    if g.batch_size < 1:
+        raise JaxrecError(f"gan.batch_size must be >= 1, got {g.batch_size}")
+    if g.profile_length not in profiles.LENGTHS:
+        raise JaxrecError(f"gan.profile_length: unknown mode {g.profile_length!r}; choose one of {profiles.LENGTHS}")
+    if not 0.0 < g.fpr < 1.0:
+        raise JaxrecError(f"gan.fpr must be in (0, 1), got {g.fpr}")
+
+
+def _suspicion(spec, d_params, x) -> np.ndarray:
+    return 1.0 - np.asarray(d_prob(spec, d_params, jnp.asarray(x)))
+
+
+def run_gan(cfg: Config, progress: bool = True, write: bool = True, split=None, console=None) -> GANRunResult:
+    """Train the GAN of ``cfg.gan`` on ``cfg.data`` and report (see the module docstring)."""
+    from jaxrec.experiment import load_split
+
+    g = cfg.gan
+    split = load_split(cfg.data) if split is None else split
+    if g.conditional:
+        return _run_cfgan(cfg, split, progress, write, console)
+    check_config(g)
+    full = concat([split.train, split.valid, split.test], source=split.train.source)
+    matrix = user_matrix(full)
+    lengths_all = matrix.sum(1)
+    groups = user_groups(np.flatnonzero(lengths_all > 0), g.holdout, g.seed)
+    train_m, ref_m, cal_m = (matrix[groups[k]] for k in ("train", "reference", "calibration"))
+    train_lengths = train_m.sum(1)
+    spec = spec_from_config(g, split.n_items)
+    key = jax.random.key(g.seed)
+    gen = lambda params: functools.partial(generate, spec, params)  # noqa: E731
+    targets = tuple(g.target_items)
+    profiles._targets_array(targets, split.n_items)  # validate before training
+
+    def report(state: GANState, record: dict) -> None:
+        k = jax.random.fold_in(key, _REPORT_KEY)
+        fakes, scores = profiles.gan_profiles(gen(state.g.params), k, g.n_fake, train_lengths, (), g.profile_length)
+        ev = gan_loss_eval(spec, state, k, jnp.asarray(ref_m))
+        record.update({f"eval/{n}": float(v) for n, v in ev.items()})
+        record["eval/d_fake_binarised"] = float(jnp.mean(d_prob(spec, state.d.params, fakes)))
+        record.update({f"realism/{n}": v for n, v in realism.realism_report(np.asarray(fakes), ref_m).items()})
+
+    def hook(epoch, state, record):
+        if (g.report_every and epoch % g.report_every == 0) or epoch == g.epochs:
+            report(state, record)
+        if progress and console is not None:
+            console.print(_epoch_line(record))
+
+    state, data, epoch_fn = training_setup(
+        spec, state_from_config(g, spec), gan_data(train_m), g.batch_size, cfg.parallel
+    )
+    fit = fit_gan(spec, state, data, g.epochs, g.batch_size, hook, epoch_fn)
+    state = fit.state
+
+    # final samples: GAN and random-attack profiles, as injected
+    gan_p, gan_s = profiles.gan_profiles(
+        gen(state.g.params), jax.random.fold_in(key, _FINAL_GAN), g.n_fake, train_lengths, targets, g.profile_length
+    )
+    rnd_p = profiles.random_profiles(
+        jax.random.fold_in(key, _FINAL_RANDOM), g.n_fake, split.n_items, train_lengths, targets, g.profile_length
+    )
+    parts = [np.asarray(gan_p), np.asarray(rnd_p), ref_m, cal_m, np.asarray(gan_s)]
+    suspicion = _suspicion(spec, state.d.params, np.concatenate(parts))  # one D pass
+    s_gan, s_rnd, s_ref, s_cal, s_raw = np.split(suspicion, np.cumsum([len(p) for p in parts])[:-1])
+    metrics = {
+        "d_real_reference": float(np.mean(1 - s_ref)),
+        "d_real_calibration": float(np.mean(1 - s_cal)),
+        "d_gan_raw": float(np.mean(1 - s_raw)),
+        "d_gan_profiles": float(np.mean(1 - s_gan)),
+        "d_random_profiles": float(np.mean(1 - s_rnd)),
+        **({f"final/{k}": v for k, v in fit.history[-1].items() if k != "epoch"} if fit.history else {}),
+        "realism_gan": realism.realism_report(np.asarray(gan_p), ref_m),
+        "realism_random": realism.realism_report(np.asarray(rnd_p), ref_m),
+        "detector_gan": detector.detection_report(s_gan, s_ref, s_cal, g.fpr),
+        "detector_random": detector.detection_report(s_rnd, s_ref, s_cal, g.fpr),
+        "n_train_users": int(train_m.shape[0]),
+        "n_reference_users": int(ref_m.shape[0]),
+        "n_calibration_users": int(cal_m.shape[0]),
+        "n_fake": g.n_fake,
+        "fpr_target": g.fpr,
+        "epochs": g.epochs,
+    }
+    samples = {
+        "gan_profiles": np.asarray(gan_p, np.uint8),
+        "gan_scores": np.asarray(gan_s, np.float32),
+        "random_profiles": np.asarray(rnd_p, np.uint8),
+        "d_gan": 1 - s_gan,
+        "d_random": 1 - s_rnd,
+        "d_reference": 1 - s_ref,
+        "d_calibration": 1 - s_cal,
+        "target_items": np.asarray(targets, np.int32),
+        **{f"users_{k}": v.astype(np.int32) for k, v in groups.items()},
+    }
+    run_dir = _write(cfg, metrics, fit.history, state, samples) if write else None
+    return GANRunResult(metrics, fit.history, state, spec, run_dir, samples)
+
+
+def _run_cfgan(cfg: Config, split, progress: bool, write: bool, console) -> GANRunResult:
+    from jaxrec.adversarial.cfgan import train_cfgan
+
+    def hook(epoch, state, record):
+        if progress and console is not None:
+            console.print(_epoch_line(record))
+
+    res = train_cfgan(cfg, split, on_epoch_end=hook)
+    last = res.fit.history[-1] if res.fit.history else {}
+    metrics = {
+        **res.metrics,
+        "d_real": last.get("d_real", float("nan")),
+        "d_fake": last.get("d_fake", float("nan")),
+        "d_loss": last.get("d_loss", float("nan")),
+        "g_loss": last.get("g_loss", float("nan")),
+        "epochs": cfg.gan.epochs,
+        "n_users": split.n_users,
+        "n_items": split.n_items,
+        "split": dict(split.info),
+    }
+    spec = spec_from_config(cfg.gan, split.n_items)
+    run_dir = _write(cfg, metrics, res.fit.history, res.fit.state, {}) if write else None
+    return GANRunResult(metrics, res.fit.history, res.fit.state, spec, run_dir, {})
+
+
+def _epoch_line(r: dict) -> str:
+    parts = [f"epoch {r['epoch']}", f"D(real) {r['d_real']:.3f}", f"D(fake) {r['d_fake']:.3f}",
+             f"d_loss {r['d_loss']:.4f}", f"g_loss {r['g_loss']:.4f}"]
+    if "realism/popularity_jsd" in r:
+        parts += [f"JSD {r['realism/popularity_jsd']:.3f}", f"nn-cos {r['realism/nn_cosine']:.3f}"]
+    if "valid/recall@20" in r:
+        parts.append(f"valid recall@20 {r['valid/recall@20']:.4f}")
+    return " | ".join(parts)
+
+
+def checkpoint_tree(state: GANState) -> dict:
+    """The saved pytree: G's and D's params, optimiser states, steps and raw keys (uint32)."""
+    part = lambda s: {  # noqa: E731
+        "params": s.params, "opt_state": s.opt_state, "step": s.step, "key": jax.random.key_data(s.key),
+    }
+    return {"g": part(state.g), "d": part(state.d), "key": jax.random.key_data(state.key)}
+
+
+def restore_state(path: str | Path, template: GANState) -> GANState:
+    """A :class:`GANState` restored from ``checkpoint/`` onto ``template``'s structure."""
+    import orbax.checkpoint as ocp
+
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), checkpoint_tree(template))
+    with ocp.StandardCheckpointer() as ckpt:
+        tree = ckpt.restore(Path(path).absolute(), abstract)
+    impl = jax.random.key_impl(template.key)
+    part = lambda s, t: s.replace(  # noqa: E731
+        params=t["params"], opt_state=t["opt_state"], step=t["step"], key=jax.random.wrap_key_data(t["key"], impl=impl)
+    )
+    return template.replace(
+        g=part(template.g, tree["g"]), d=part(template.d, tree["d"]),
+        key=jax.random.wrap_key_data(tree["key"], impl=impl),
+    )
+
+
+def _write(cfg: Config, metrics: dict, history: list[dict], state: GANState, samples: dict) -> Path:
+    import orbax.checkpoint as ocp
+
+    run_dir = Path(cfg.output_dir) / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with open(run_dir / "history.jsonl", "w") as f:
+        for rec in history:
+            f.write(json.dumps(rec) + "\n")
+    if samples:
+        np.savez_compressed(run_dir / "samples.npz", **samples)
+    ckpt_dir = (run_dir / "checkpoint").absolute()
+    if ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+    with ocp.StandardCheckpointer() as ckpt:
+        ckpt.save(ckpt_dir, checkpoint_tree(state))
+    return run_dir
+
+
+def results_tables(result: GANRunResult, title: str) -> list:
+    """rich Tables: D's scores, realism (GAN vs random profiles), detector; or CFGAN's ranking."""
+    from rich.table import Table
+
+    m = result.metrics
+    if result.spec.conditional:
+        from jaxrec.experiment import results_table
+
+        d = Table(title=f"{title}: D on G's users (last epoch, training batches)")
+        for c in ("D(real)", "D(fake)", "d_loss", "g_loss"):
+            d.add_column(c, justify="right")
+        d.add_row(*(f"{m[k]:.4f}" for k in ("d_real", "d_fake", "d_loss", "g_loss")))
+        return [results_table({k: v for k, v in m.items() if "@" in k}, title=f"{title}: test"), d]
+    d = Table(title=f"{title}: D's probability of 'real' (mean)")
+    d.add_column("users")
+    d.add_column("D(x)", justify="right")
+    for name, key in (("held-out real (reference)", "d_real_reference"), ("held-out real (calibration)", "d_real_calibration"),
+                      ("G(z), raw [0,1]", "d_gan_raw"), ("GAN profiles (binarised)", "d_gan_profiles"),
+                      ("random-attack profiles", "d_random_profiles")):
+        d.add_row(name, f"{m[key]:.4f}")
+    r = Table(title=f"{title}: realism vs {m['n_reference_users']} held-out real users")
+    r.add_column("figure")
+    r.add_column("GAN", justify="right")
+    r.add_column("random", justify="right")
+    for k in ("popularity_jsd", "length_ks", "length_mean_diff", "nn_cosine", "nn_cosine_real"):
+        r.add_row(k, f"{m['realism_gan'][k]:.4f}", f"{m['realism_random'][k]:.4f}")
+    det = Table(title=f"{title}: D as a detector (threshold: {m['fpr_target']:.0%} FPR on calibration users)")
+    det.add_column("figure")
+    det.add_column("GAN fakes", justify="right")
+    det.add_column("random fakes", justify="right")
+    for k in ("auc", "precision", "recall", "fpr"):
+        det.add_row(k, f"{m['detector_gan'][k]:.4f}", f"{m['detector_random'][k]:.4f}")
+    return [d, r, det]
+
+
+def cmd_gan(args) -> int:
+    """The ``jaxrec gan`` subcommand (see :func:`jaxrec.cli.build_parser`)."""
+    from rich.console import Console
+
+    from jaxrec.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    console = Console()
+    mode = "CFGAN (conditional)" if cfg.gan.conditional else "GAN (fake users)"
+    console.print(f"[bold]{cfg.name}[/]: {mode} on {cfg.data.dataset}, {cfg.gan.epochs} epochs")
+    result = run_gan(cfg, progress=not args.quiet, console=console)
+    for t in results_tables(result, cfg.name):
+        console.print(t)
+    console.print(f"wrote {result.run_dir}/metrics.json")
+    return 0

@@ -1,0 +1,153 @@
+"""Fake user profiles as they will be injected: binary ``[N, n_items]`` rows (optionally rated).
+
+Shilling profiles (Lam & Riedl, WWW 2004; Mobasher et al., TOIT 2007) = target items + filler.
+Two generators here, both with profile lengths matching the real users':
+
+* :func:`gan_profiles` -- G's output for ``z ~ N(0, I)`` binarised by keeping each fake user's
+  top-L items, L drawn from the real users' empirical profile-length distribution (or fixed at
+  the mean), with target items forced in (as AUSH / Leg-UP write GAN filler, Lin et al. 2020/2022);
+* :func:`random_profiles` -- the random-attack baseline: L filler items drawn uniformly.
+
+The array form is the contract: ``profiles [N, n_items]`` float32 in {0, 1}. Targets are on top
+of the L filler items (a profile has ``L + |targets \\ filler|`` items). :func:`to_interactions`
+turns rows into :class:`~jaxrec.data.interactions.Interactions` of new users ``n_real ..
+n_real + N - 1`` (optionally with ratings: filler ~ N(mean, std) rounded and clipped, targets at
+the maximum, as the random attack), ready to be concatenated with the real data.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.data.interactions import Interactions
+from jaxrec.errors import JaxrecError
+
+LENGTHS = ("empirical", "mean")
+
+
+def sample_lengths(key: jax.Array, real_lengths: np.ndarray, n: int, mode: str = "empirical") -> jax.Array:
+    """``[n]`` int32 profile lengths: drawn from ``real_lengths`` (``empirical``) or all equal to
+    their rounded mean (``mean``, the attack protocol's filler size)."""
+    real_lengths = np.asarray(real_lengths)
+    real_lengths = real_lengths[real_lengths > 0]
+    if real_lengths.size == 0:
+        raise JaxrecError("profiles: no real user has an interaction to copy the profile length from")
+    if mode == "empirical":
+        return jnp.asarray(real_lengths, jnp.int32)[jax.random.randint(key, (n,), 0, real_lengths.size)]
+    if mode == "mean":
+        return jnp.full((n,), int(round(float(real_lengths.mean()))), jnp.int32)
+    raise JaxrecError(f"gan.profile_length: unknown mode {mode!r}; choose one of {LENGTHS}")
+
+
+def _targets_array(targets: Sequence[int], n_items: int) -> jax.Array:
+    t = np.asarray(list(targets), np.int64)
+    if t.size and (t.min() < 0 or t.max() >= n_items):
+        raise JaxrecError(f"gan.target_items: item indices must be in [0, {n_items}), got {list(targets)}")
+    return jnp.asarray(t, jnp.int32)
+
+
+def top_l(scores: jax.Array, lengths: jax.Array, max_length: int, targets: Sequence[int] = ()) -> jax.Array:
+    """Binarise: each row keeps its ``lengths[r]`` highest-scored non-target items, plus ``targets``.
+
+    Args:
+      scores: ``[N, n_items]``; lengths: ``[N]`` int (clipped to ``max_length``);
+      max_length: static upper bound of the lengths (``<= n_items``).
+    Returns ``[N, n_items]`` float32 in {0, 1}.
+    """
+    _targets_array(targets, scores.shape[1])
+    return _top_l(scores, lengths, int(max_length), tuple(int(t) for t in targets))
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _top_l(scores: jax.Array, lengths: jax.Array, max_length: int, targets: tuple[int, ...]) -> jax.Array:
+    n, n_items = scores.shape
+    t = jnp.asarray(targets, jnp.int32)
+    scores = scores.at[:, t].set(-jnp.inf) if t.size else scores
+    k = int(min(max_length, n_items - t.size))
+    _, idx = jax.lax.top_k(scores, k)  # [N, k]
+    keep = jnp.arange(k)[None, :] < jnp.minimum(lengths, k)[:, None]
+    rows = jnp.broadcast_to(jnp.arange(n)[:, None], idx.shape)
+    out = jnp.zeros((n, n_items), jnp.float32).at[rows, idx].max(keep.astype(jnp.float32))
+    return out.at[:, t].set(1.0) if t.size else out
+
+
+def gan_profiles(
+    generate_fn,
+    key: jax.Array,
+    n: int,
+    real_lengths: np.ndarray,
+    targets: Sequence[int] = (),
+    length_mode: str = "empirical",
+) -> tuple[jax.Array, jax.Array]:
+    """``n`` fake users from a generator, binarised as injected.
+
+    Args:
+      generate_fn: ``(key, n) -> [n, n_items]`` G's output in [0, 1] (e.g.
+        ``partial(gan_training.generate, spec, g_params)``).
+      real_lengths: ``[U]`` the real users' profile lengths.
+    Returns ``(profiles [n, n_items] in {0, 1}, scores [n, n_items])`` (G's raw output).
+    """
+    if n < 1:
+        raise JaxrecError(f"gan.n_fake must be >= 1, got {n}")
+    k_gen, k_len = jax.random.split(key)
+    scores = generate_fn(k_gen, n)
+    lengths = sample_lengths(k_len, real_lengths, n, length_mode)
+    return top_l(scores, lengths, int(np.max(real_lengths)), targets), scores
+
+
+def random_profiles(
+    key: jax.Array,
+    n: int,
+    n_items: int,
+    real_lengths: np.ndarray,
+    targets: Sequence[int] = (),
+    length_mode: str = "empirical",
+) -> jax.Array:
+    """The random attack's fake users (Lam & Riedl 2004): L uniform filler items (+ targets),
+    ``[n, n_items]`` in {0, 1}, L distributed as in :func:`gan_profiles`."""
+    if n < 1:
+        raise JaxrecError(f"n_fake must be >= 1, got {n}")
+    k_items, k_len = jax.random.split(key)
+    scores = jax.random.uniform(k_items, (n, n_items))
+    lengths = sample_lengths(k_len, real_lengths, n, length_mode)
+    return top_l(scores, lengths, int(np.max(real_lengths)), targets)
+
+
+def to_interactions(
+    profiles: np.ndarray | jax.Array,
+    n_real_users: int,
+    targets: Sequence[int] = (),
+    rating_stats: tuple[float, float] | None = None,
+    rating_range: tuple[float, float] = (1.0, 5.0),
+    seed: int = 0,
+    source: str = "fake-profiles",
+) -> Interactions:
+    """Fake rows as :class:`Interactions` of users ``n_real_users + r`` (id space
+    ``n_real_users + N`` users x ``n_items``), to concatenate with the real interactions after
+    widening their id space.
+
+    Args:
+      profiles: ``[N, n_items]`` 0/1.
+      rating_stats: ``(mean, std)`` of the real ratings: filler items get ratings
+        ``round(N(mean, std))`` clipped to ``rating_range`` and targets the maximum (the random
+        attack); None: no ratings (implicit feedback).
+    """
+    p = np.asarray(profiles)
+    if p.ndim != 2:
+        raise JaxrecError(f"profiles must be [N, n_items], got shape {p.shape}")
+    rows, items = np.nonzero(p > 0)
+    ratings = None
+    if rating_stats is not None:
+        lo, hi = rating_range
+        rng = np.random.default_rng(seed)
+        ratings = np.clip(np.round(rng.normal(rating_stats[0], rating_stats[1], rows.size)), lo, hi)
+        ratings[np.isin(items, np.asarray(list(targets), np.int64))] = hi
+    return Interactions(
+        rows + int(n_real_users), items, int(n_real_users) + p.shape[0], p.shape[1],
+        ratings=ratings, source=source,
+    )
