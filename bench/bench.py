@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from jaxrec.config import load_config
-from jaxrec.evaluate import evaluate, model_chunk, split_ranking
+from jaxrec.evaluate import compile_evaluator, model_chunk, split_ranking
 from jaxrec.experiment import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,10 +48,11 @@ def bench_case(model: str, dataset: str, epochs: int | None, eval_repeats: int, 
     chunk = cfg.eval.chunk if cfg.eval.chunk is not None else model_chunk(result.model, result.split.n_items)
     tdata = split_ranking(result.split, "test", chunk)
     variables = {**result.params, **result.inputs}
+    evaluator = compile_evaluator(result.model, variables, tdata, cfg.eval.ks)
     times = []
     for _ in range(eval_repeats):
         t0 = time.perf_counter()
-        evaluate(result.model, variables, tdata, cfg.eval.ks)
+        evaluator(variables, tdata)
         times.append(time.perf_counter() - t0)
     return {
         "model": model,

@@ -18,7 +18,7 @@ from jaxrec import data as D
 from jaxrec.config import Config, DataConfig, save_config
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
-from jaxrec.evaluate import check_ks, evaluate, model_chunk, split_ranking
+from jaxrec.evaluate import check_ks, compile_evaluator, evaluate, model_chunk, split_ranking
 from jaxrec.models import build_model
 from jaxrec.train.checkpoint import checkpointer_for
 from jaxrec.train.loop import FitResult, fit, jit_epoch
@@ -147,9 +147,9 @@ def run(
             ckpt.close()
     test = split_ranking(split, "test", chunk)
     variables = {**(result.best_params if jax.process_count() == 1 else host_tree(result.best_params)), **inputs}
-    evaluate(model, variables, test, ks)  # compile
+    evaluator = compile_evaluator(model, variables, test, ks)
     t0 = time.perf_counter()
-    metrics = evaluate(model, variables, test, ks)
+    metrics = evaluator(variables, test)
     eval_s = time.perf_counter() - t0
     secs = result.epoch_seconds
     timing = {
