@@ -32,6 +32,7 @@ touches a device; the mesh then spans every process's devices and the code above
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any, Callable, Sequence
@@ -58,6 +59,7 @@ def max_traces(fn: Callable, n: int | None = 1) -> Callable:
     """
     count = [0]
 
+    @functools.wraps(fn)  # keeps fn's signature: jit names the arguments after it
     def counted(*args, **kwargs):
         count[0] += 1
         if n is not None and count[0] > n:
@@ -67,7 +69,6 @@ def max_traces(fn: Callable, n: int | None = 1) -> Callable:
             )
         return fn(*args, **kwargs)
 
-    counted.__name__ = getattr(fn, "__name__", "counted")
     counted.traces = lambda: count[0]
     return counted
 
@@ -149,12 +150,10 @@ def state_shardings(state, mesh: Mesh):
     """
     replicated = NamedSharding(mesh, P())
     rows = NamedSharding(mesh, P(MODEL_AXIS, None))
-    shard_rows = mesh.shape.get(MODEL_AXIS, 1) > 1
-
     n_model = mesh.shape.get(MODEL_AXIS, 1)
 
     def pick(path, leaf):
-        if shard_rows and _is_embedding_path(path) and getattr(leaf, "ndim", 0) == 2:
+        if n_model > 1 and _is_embedding_path(path) and getattr(leaf, "ndim", 0) == 2:
             if leaf.shape[0] % n_model:
                 name = getattr(path[-1], "key", path[-1])
                 raise JaxrecError(

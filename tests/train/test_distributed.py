@@ -9,7 +9,6 @@ import sys
 
 import jax
 import numpy as np
-import pytest
 from conftest import random_interactions
 
 from jaxrec.cli import main as cli_main
