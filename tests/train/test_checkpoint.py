@@ -68,9 +68,20 @@ def test_interrupted_resumed_equals_uninterrupted_then_nan_keeps_last_good(tmp_p
     _leaves_equal(state.params, full.params)
 
 
-def test_resume_errors_name_the_problem(tmp_path, tiny_split):
+def test_resume_errors_name_the_problem(tmp_path, tiny_split, capsys):
     with pytest.raises(JaxrecError, match="--resume: no checkpoint directory"):
         run(_cfg(tmp_path), progress=False, write=False, split=tiny_split, resume=True)
+    # the CLI flag reaches run(): one error line, exit status 2
+    from conftest import random_interactions
+
+    from jaxrec.cli import main as cli_main
+
+    inter = random_interactions(n_users=10, n_items=12, per_user=4)
+    csv = tmp_path / "d.csv"
+    csv.write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in zip(inter.users, inter.items)))
+    assert cli_main(["train", "-q", "--resume", "--set", f"data.dataset={csv}", "--set", f"output_dir={tmp_path}",
+                     "--set", "name=cli", "--set", "eval.ks=[5]"]) == 2
+    assert f"--resume: no checkpoint directory {tmp_path / 'cli' / 'checkpoints'}" in capsys.readouterr().err
     with pytest.raises(JaxrecError, match="checkpoint.keep must be >= 1"):
         Checkpointer(tmp_path / "x", keep=0)
     with pytest.raises(JaxrecError, match="unknown config key checkpoint.evry"):
