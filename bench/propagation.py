@@ -5,8 +5,9 @@
 
 For each data set (its training graph under the configs' protocol) and each kernel of
 :data:`jaxrec.data.graph.PROPAGATIONS`, it times -- after compilation, median of ``--repeats``
-calls -- the forward propagation (what evaluation does once) and forward + backward to the
-layer-0 tables (what every training step does once), at dim 64 with the configs' layer count.
+calls, the kernels' calls interleaved -- the forward propagation (what evaluation does once)
+and forward + backward to the layer-0 tables (what every training step does once), at dim 64
+with the configs' layer count.
 The dense kernel is skipped when R̃ would exceed ``--dense-max`` entries (not viable). The
 machine is shared: compare kernels within one run (the ``ratio`` field is relative to the
 fastest kernel of that data set).
@@ -32,14 +33,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = {"ml-100k": "ml100k-lightgcn.yaml", "gowalla": "gowalla-lightgcn.yaml"}
 
 
-def _median_ms(fn, args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # compile
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * 1e3
+def _time_once(fn, args) -> float:
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t0
 
 
 def bench_dataset(dataset: str, kernels, repeats: int, dense_max: int, dim: int = 64):
@@ -52,15 +49,16 @@ def bench_dataset(dataset: str, kernels, repeats: int, dense_max: int, dim: int 
     # a fixed cotangent: the gradient of <E_final, C> is the backward pass of one training step
     cu = jnp.asarray(rng.normal(size=eu.shape).astype(np.float32))
     ci = jnp.asarray(rng.normal(size=ei.shape).astype(np.float32))
-    rows = []
+    n_edges = int(len(np.unique(train.users.astype(np.int64) * train.n_items + train.items)))
+    rows, timed = [], []
     for kernel in kernels:
-        base = {
+        row = {
             "dataset": dataset, "kernel": kernel, "layers": layers, "dim": dim,
-            "n_users": train.n_users, "n_items": train.n_items, "n_edges": int(len(np.unique(
-                train.users.astype(np.int64) * train.n_items + train.items))),
+            "n_users": train.n_users, "n_items": train.n_items, "n_edges": n_edges,
         }
+        rows.append(row)
         if kernel == "dense" and train.n_users * train.n_items > dense_max:
-            rows.append({**base, "skipped": f"dense R̃ has {train.n_users * train.n_items} entries > {dense_max}"})
+            row["skipped"] = f"dense R̃ has {train.n_users * train.n_items} entries > {dense_max}"
             continue
         graph = jax.tree.map(jnp.asarray, bipartite_graph(train, kernel))
         fwd = jax.jit(lambda g, u, i, k=kernel: propagate(g, u, i, layers, k))
@@ -71,18 +69,22 @@ def bench_dataset(dataset: str, kernels, repeats: int, dense_max: int, dim: int 
 
         # value_and_grad keeps the forward pass (a linear map's gradient alone would not need it)
         fwd_bwd = jax.jit(jax.value_and_grad(objective, argnums=(0, 1)))
-        rows.append({
-            **base,
-            "fwd_ms": round(_median_ms(fwd, (graph, eu, ei), repeats), 3),
-            "fwd_bwd_ms": round(_median_ms(fwd_bwd, (eu, ei, graph), repeats), 3),
-        })
-        del graph
-    timed = [r for r in rows if "fwd_bwd_ms" in r]
-    best = min(r["fwd_bwd_ms"] for r in timed)
-    for r in timed:
-        r["ratio"] = round(r["fwd_bwd_ms"] / best, 2)
-    for r in rows:
-        r.update(backend=jax.default_backend(), cpus=os.cpu_count())
+        jax.block_until_ready(fwd(graph, eu, ei))  # compile both
+        jax.block_until_ready(fwd_bwd(eu, ei, graph))
+        timed.append((row, fwd, fwd_bwd, graph, [], []))
+    # interleave the kernels' repeats so that load changes on a shared machine hit all alike
+    for _ in range(repeats):
+        for row, fwd, fwd_bwd, graph, t_f, t_fb in timed:
+            t_f.append(_time_once(fwd, (graph, eu, ei)))
+            t_fb.append(_time_once(fwd_bwd, (eu, ei, graph)))
+    for row, _, _, _, t_f, t_fb in timed:
+        row["fwd_ms"] = round(float(np.median(t_f)) * 1e3, 3)
+        row["fwd_bwd_ms"] = round(float(np.median(t_fb)) * 1e3, 3)
+    best = min((r["fwd_bwd_ms"] for r, *_ in timed), default=None)
+    for row, *_ in timed:
+        row["ratio"] = round(row["fwd_bwd_ms"] / best, 2)
+    for row in rows:
+        row.update(backend=jax.default_backend(), cpus=os.cpu_count())
     return rows
 
 

@@ -3,20 +3,23 @@ and a run through the shared experiment path."""
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.config import Config, DataConfig, ModelConfig, TrainConfig, EvalConfig
+from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig, load_config
 from jaxrec.data.graph import PROPAGATIONS, bipartite_graph, normalised_matrix, propagate
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.experiment import run
 from jaxrec.models import build_model, embedding_tables
 from jaxrec.train.state import init_params
+
+CONFIGS = Path(__file__).parent.parent.parent / "configs"
 
 
 def small_graph(n_users=12, n_items=9, n_edges=40, seed=0, isolated=True) -> Interactions:
@@ -47,8 +50,8 @@ def dense_reference(train: Interactions, eu, ei, layers: int):
 
 
 @pytest.mark.parametrize("kernel", PROPAGATIONS)
-def test_propagation_matches_dense_reference(kernel):
-    train = small_graph()
+def test_propagation_matches_dense_reference_and_isolated_nodes_get_zero(kernel):
+    train = small_graph()  # the last user and the last item have no edge
     rng = np.random.default_rng(1)
     eu = rng.normal(size=(train.n_users, 8)).astype(np.float32)
     ei = rng.normal(size=(train.n_items, 8)).astype(np.float32)
@@ -57,22 +60,22 @@ def test_propagation_matches_dense_reference(kernel):
     ref_u, ref_i = dense_reference(train, eu, ei, 3)
     np.testing.assert_allclose(out_u, ref_u, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out_i, ref_i, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("kernel", PROPAGATIONS)
-def test_isolated_nodes_receive_zero_not_nan(kernel):
-    train = small_graph()
-    assert normalised_matrix(train)[-1].sum() == 0 and normalised_matrix(train)[:, -1].sum() == 0
-    eu = np.ones((train.n_users, 4), np.float32)
-    ei = np.ones((train.n_items, 4), np.float32)
-    graph = jax.tree.map(jnp.asarray, bipartite_graph(train, kernel))
-    out_u, out_i = propagate(graph, eu, ei, 2, kernel)
+    # isolated nodes: finite, and only layer 0 contributes -- e / (K + 1); propagated layers give 0
     assert np.all(np.isfinite(out_u)) and np.all(np.isfinite(out_i))
-    # layer 0 only: (1 / (K + 1)) * e; the propagated layers contribute exactly 0
-    np.testing.assert_array_equal(out_u[-1], np.full(4, 1.0 / 3, np.float32))
-    np.testing.assert_array_equal(out_i[-1], np.full(4, 1.0 / 3, np.float32))
+    np.testing.assert_allclose(out_u[-1], eu[-1] / 4, rtol=1e-6)
+    np.testing.assert_allclose(out_i[-1], ei[-1] / 4, rtol=1e-6)
 
 
+def test_normalised_matrix_has_zero_rows_for_isolated_nodes():
+    r = normalised_matrix(small_graph())
+    assert np.all(np.isfinite(r))
+    assert r[-1].sum() == 0 and r[:, -1].sum() == 0
+    u, i = np.nonzero(r)
+    deg_u, deg_i = (r > 0).sum(1), (r > 0).sum(0)
+    np.testing.assert_allclose(r[u, i], 1 / np.sqrt(deg_u[u] * deg_i[i]), rtol=1e-6)
+
+
+@functools.lru_cache(maxsize=None)
 def _score_grads(kernel: str):
     """Gradients of sum(score^2) w.r.t. the layer-0 tables, for one propagation kernel."""
     train = small_graph(isolated=False)
@@ -120,6 +123,24 @@ def test_score_all_agrees_with_score_and_graph_is_an_input():
     assert not np.allclose(zero_prop, full)
 
 
+def test_gradients_vmap_over_parameter_sets():
+    """The graph is an argument: one compiled gradient serves a batch of parameter sets."""
+    train = small_graph(isolated=False)
+    model, inputs = build_model(ModelConfig(name="lightgcn", dim=8, propagation="bcsr_vjp"), train)
+    params = jax.vmap(lambda k: init_params(model, k, inputs))(jax.random.split(jax.random.key(0), 2))
+    users, items = jnp.array([0, 1]), jnp.array([[1, 2], [3, 4]])
+
+    def loss(p, inp):
+        return jnp.sum(model.apply({**p, **inp}, users, items, method="score") ** 2)
+
+    batched = jax.jit(jax.vmap(jax.grad(loss), in_axes=(0, None)))(params, inputs)
+    for k in range(2):
+        one = jax.grad(loss)(jax.tree.map(lambda x: x[k], params), inputs)
+        np.testing.assert_allclose(
+            embedding_tables(batched)["user"][k], embedding_tables(one)["user"], rtol=1e-5, atol=1e-7
+        )
+
+
 def test_unknown_propagation_is_a_config_error():
     with pytest.raises(JaxrecError, match="model.propagation"):
         build_model(ModelConfig(name="lightgcn", propagation="magic"), small_graph())
@@ -139,3 +160,15 @@ def test_lightgcn_runs_through_the_experiment_path(tiny_split):
     assert len(losses) == 2 and losses[-1] < losses[0]
     assert 0.0 <= result.metrics["recall@10"] <= 1.0
     assert set(result.inputs) == {"graph"}
+
+
+@pytest.mark.integration
+def test_ml100k_lightgcn_few_epochs_far_above_chance(ml100k_split):
+    """The ml-100k protocol config, 4 of its 20 epochs: already far above a random ranking."""
+    cfg = load_config(CONFIGS / "ml100k-lightgcn.yaml", ["train.epochs=4", "eval.ks=[20]"])
+    assert (cfg.model.layers, cfg.train.l2, cfg.model.init) == (2, 1e-5, "xavier_uniform")
+    result = run(cfg, split=ml100k_split, write=False, progress=False)
+    train = ml100k_split.train
+    chance = np.mean(20 / (train.n_items - train.user_counts()))  # recall@20 of a random ranking
+    assert result.metrics["recall@20"] > max(0.15, 10 * chance), result.metrics
+    assert result.fit.history[-1]["loss"] < result.fit.history[0]["loss"]

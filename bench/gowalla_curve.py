@@ -1,0 +1,95 @@
+"""LightGCN on Gowalla (Gowalla protocol): the Recall@20 / NDCG@20 curve within a wall-time budget.
+
+    python bench/gowalla_curve.py --budget-s 1200 --every 1 --out runs/gowalla_curve.jsonl
+
+Trains with ``configs/gowalla-lightgcn.yaml`` through :func:`jaxrec.train.loop.fit`, ``--every``
+epochs per call, and evaluates the **test** split after each call: Gowalla has no validation
+split, and this is a learning *curve* -- nothing is selected or stopped on it (the run ends on
+the time budget or ``--max-epochs`` only). A new block of epochs starts only when the median
+epoch time so far (plus the last evaluation) says it fits in the budget. One JSON object per line (stdout and ``--out``):
+``epoch``, ``seconds`` (cumulative training seconds, compilation included), ``epoch_s`` (median
+seconds per epoch so far, first epoch excluded when there are others), ``wall_s`` (including
+evaluations), ``loss``, ``recall@20``, ``ndcg@20``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+import optax
+
+from jaxrec.config import load_config
+from jaxrec.evaluate import evaluate, model_chunk, split_ranking
+from jaxrec.experiment import load_split
+from jaxrec.models import build_model
+from jaxrec.train.loop import fit, jit_epoch
+from jaxrec.train.state import create_state
+from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_data
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=os.path.join(HERE, "..", "configs", "gowalla-lightgcn.yaml"))
+    p.add_argument("--budget-s", type=float, required=True, help="wall-time budget in seconds")
+    p.add_argument("--every", type=int, default=1, help="evaluate every N epochs")
+    p.add_argument("--max-epochs", type=int, default=1000)
+    p.add_argument("--out", default=None, help="also append the JSON lines to this file")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    args = p.parse_args(argv)
+    if args.every < 1 or args.budget_s <= 0:
+        p.error("--every must be >= 1 and --budget-s > 0")
+
+    start = time.perf_counter()
+    cfg = load_config(args.config, args.overrides)
+    t_cfg = cfg.train
+    split = load_split(cfg.data)
+    model, inputs = build_model(cfg.model, split.train)
+    state = create_state(model, jax.random.key(t_cfg.seed), optax.adam(t_cfg.lr), inputs)
+    data = train_data(split.train, t_cfg.batch_size, inputs)
+    step = make_train_step(make_loss_fn(model, t_cfg.loss, t_cfg.l2))
+    epoch_fn = jit_epoch(make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling))
+    test = split_ranking(split, "test", cfg.eval.chunk or model_chunk(model, split.n_items))
+    out = open(args.out, "a") if args.out else None
+
+    epoch, secs, eval_s = 0, [], 0.0
+    while epoch < args.max_epochs:
+        n = min(args.every, args.max_epochs - epoch)
+        typical = float(np.median(secs[1:] if len(secs) > 1 else secs)) if secs else 0.0
+        if secs and time.perf_counter() - start + n * typical + eval_s > args.budget_s:
+            break
+        result = fit(model, state, data, epoch_fn, n, progress=False, start_epoch=epoch)
+        state, epoch = result.state, epoch + n
+        secs += result.epoch_seconds
+        t0 = time.perf_counter()
+        metrics = evaluate(model, {**state.params, **inputs}, test, (20,))
+        eval_s = time.perf_counter() - t0
+        row = {
+            "epoch": epoch,
+            "seconds": round(sum(secs), 2),
+            "epoch_s": round(float(np.median(secs[1:] if len(secs) > 1 else secs)), 2),
+            "wall_s": round(time.perf_counter() - start, 2),
+            "loss": round(result.history[-1]["loss"], 5),
+            "recall@20": round(metrics["recall@20"], 5),
+            "ndcg@20": round(metrics["ndcg@20"], 5),
+            "propagation": model.propagation,
+            "backend": jax.default_backend(),
+        }
+        print(json.dumps(row), flush=True)
+        if out:
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+    if out:
+        out.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
