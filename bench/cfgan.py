@@ -2,6 +2,7 @@
 
     JAXREC_DATA_DIR=/work/shared/data .venv/bin/python bench/cfgan.py
     .venv/bin/python bench/cfgan.py --epochs 100 --mf-epochs 20 100
+    .venv/bin/python bench/cfgan.py --variants zr+pm --mf-epochs --report-every 25  # valid curve
 
 CFGAN (Chae et al., CIKM 2018) runs with zero reconstruction (ZR) and partial masking (PM) each on
 and off (4 variants), from configs/ml100k-cfgan.yaml; MF-BPR from configs/ml100k-mf.yaml; the
@@ -55,9 +56,15 @@ def main() -> None:
     ap.add_argument("--mf-epochs", type=int, nargs="*", default=[20], help="MF-BPR epoch counts")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", nargs="*", default=["zr+pm", "zr", "pm", "none"])
+    ap.add_argument(
+        "--report-every", type=int, default=0,
+        help="also validate every N epochs and print the validation curve (to choose epochs on "
+        "validation, never on test); 0: no validation",
+    )
     args = ap.parse_args()
 
-    cf_over = [f"gan.seed={args.seed}"] + ([f"gan.epochs={args.epochs}"] if args.epochs else [])
+    cf_over = [f"gan.seed={args.seed}", f"gan.report_every={args.report_every}"]
+    cf_over += [f"gan.epochs={args.epochs}"] if args.epochs else []
     base = load_config(os.path.join(CONFIGS, "ml100k-cfgan.yaml"), cf_over)
     split = load_split(base.data)
     ks = check_ks(base.eval.ks, split.n_items)
@@ -77,7 +84,7 @@ def main() -> None:
             [*cf_over, f"gan.zr={str(zr).lower()}", f"gan.pm={str(pm).lower()}"],
         )
         t0 = time.perf_counter()
-        res = train_cfgan(cfg, split, validate=False)
+        res = train_cfgan(cfg, split, validate=args.report_every > 0)
         secs = [h["seconds"] for h in res.fit.history]
         last = res.fit.history[-1]
         _line(
@@ -86,6 +93,10 @@ def main() -> None:
             d_real=round(last["d_real"], 4), d_fake=round(last["d_fake"], 4),
             train_s_per_epoch_median=round(sorted(secs)[len(secs) // 2], 4),
             total_s=round(time.perf_counter() - t0, 1),
+            **({"valid_curve": [
+                [h["epoch"], round(h["valid/recall@20"], 5), round(h["valid/ndcg@20"], 5)]
+                for h in res.fit.history if "valid/recall@20" in h
+            ]} if args.report_every else {}),
         )
 
 

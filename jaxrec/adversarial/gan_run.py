@@ -162,6 +162,7 @@ def run_gan(cfg: Config, progress: bool = True, write: bool = True, split=None, 
         **({f"final/{k}": v for k, v in fit.history[-1].items() if k != "epoch"} if fit.history else {}),
         "realism_gan": realism.realism_report(np.asarray(gan_p), ref_m),
         "realism_random": realism.realism_report(np.asarray(rnd_p), ref_m),
+        "realism_real": realism.realism_report(cal_m, ref_m),  # real users' own figures: the target
         "detector_gan": detector.detection_report(s_gan, s_ref, s_cal, g.fpr),
         "detector_random": detector.detection_report(s_rnd, s_ref, s_cal, g.fpr),
         "n_train_users": int(train_m.shape[0]),
@@ -290,8 +291,9 @@ def results_tables(result: GANRunResult, title: str) -> list:
     r.add_column("figure")
     r.add_column("GAN", justify="right")
     r.add_column("random", justify="right")
-    for k in ("popularity_jsd", "length_ks", "length_mean_diff", "nn_cosine", "nn_cosine_real"):
-        r.add_row(k, f"{m['realism_gan'][k]:.4f}", f"{m['realism_random'][k]:.4f}")
+    r.add_column("real (calibration)", justify="right")
+    for k in ("popularity_jsd", "length_ks", "length_mean_diff", "nn_cosine"):
+        r.add_row(k, *(f"{m[side][k]:.4f}" for side in ("realism_gan", "realism_random", "realism_real")))
     det = Table(title=f"{title}: D as a detector (threshold: {m['fpr_target']:.0%} FPR on calibration users)")
     det.add_column("figure")
     det.add_column("GAN fakes", justify="right")

@@ -25,8 +25,6 @@ et al., ECIR 2022.)
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -36,11 +34,6 @@ from jaxrec.errors import JaxrecError
 G_HIDDEN = (256, 512, 1024)  #: the seed's generator hidden sizes
 D_HIDDEN = (1024, 512, 256)  #: the seed's discriminator hidden sizes (G's, mirrored)
 LEAK = 0.2  #: LeakyReLU negative slope
-
-
-def _check_sizes(name: str, hidden: Sequence[int]) -> None:
-    if any(int(h) < 1 for h in hidden):
-        raise JaxrecError(f"gan.{name}: hidden sizes must be >= 1, got {tuple(hidden)}")
 
 
 class Generator(nn.Module):
@@ -104,7 +97,7 @@ def _with_condition(x, c, conditional: bool, who: str):
         return x
     if c is None:
         raise JaxrecError(f"gan.conditional: the {who} is conditional but got no condition c")
-    return jnp.concatenate([c.astype(x.dtype), x], axis=-1) if x.shape[-1] else c.astype(jnp.float32)
+    return jnp.concatenate([c.astype(x.dtype), x], axis=-1)  # [B, n_items + width of x]
 
 
 def init_generator(g: Generator, key: jax.Array, noise_dim: int) -> dict:

@@ -10,9 +10,11 @@ import pytest
 
 from jaxrec.cli import main
 
+# the same sizes as tests/adversarial/test_cfgan.py (30 users x 40 items, G/D widths, batch, ks),
+# so the CFGAN programs compiled there are reused here
 TINY_GAN = [
     "gan.noise_dim=4", "gan.g_hidden=[8]", "gan.d_hidden=[8]", "gan.epochs=2", "gan.batch_size=16",
-    "gan.n_fake=6", "gan.report_every=1", "gan.holdout=0.3", "eval.ks=[5]",
+    "gan.n_fake=6", "gan.report_every=1", "gan.holdout=0.3", "eval.ks=[5,10]",
 ]
 
 
@@ -20,8 +22,9 @@ TINY_GAN = [
 def tiny_csv(tmp_path):
     rng = np.random.default_rng(0)
     lines = ["user_id,item_id"]
-    for u in range(40):
-        for i in rng.choice(30, size=int(rng.integers(4, 10)), replace=False):
+    for u in range(30):
+        items = [u % 40, (u + 30) % 40] + [int(i) for i in rng.choice(40, size=12, replace=False)]
+        for i in dict.fromkeys(items):  # every item occurs, ordered, no duplicates
             lines.append(f"u{u},i{i}")
     path = tmp_path / "tiny.csv"
     path.write_text("\n".join(lines) + "\n")
@@ -41,10 +44,11 @@ def test_gan_cli_fake_users(tmp_path, tiny_csv, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     for side in ("detector_gan", "detector_random"):
         assert 0.0 <= metrics[side]["auc"] <= 1.0
-    assert 0.0 <= metrics["realism_gan"]["popularity_jsd"] <= 1.0
+    for side in ("realism_gan", "realism_random", "realism_real"):
+        assert 0.0 <= metrics[side]["popularity_jsd"] <= 1.0 and 0.0 <= metrics[side]["nn_cosine"] <= 1.0
     assert 0.0 < metrics["d_gan_profiles"] < 1.0
     samples = np.load(run / "samples.npz")
-    assert samples["gan_profiles"].shape == samples["random_profiles"].shape == (6, 30)
+    assert samples["gan_profiles"].shape == samples["random_profiles"].shape == (6, 40)
     assert np.all(samples["gan_profiles"][:, 3] == 1) and np.all(samples["random_profiles"][:, 3] == 1)
     hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert len(hist) == 2 and "realism/nn_cosine" in hist[-1] and "eval/d_real" in hist[-1]
@@ -54,9 +58,9 @@ def test_gan_cli_fake_users(tmp_path, tiny_csv, capsys):
     from jaxrec.config import load_config
 
     cfg = load_config(run / "config.yaml")
-    template = state_from_config(cfg.gan, spec_from_config(cfg.gan, 30))
+    template = state_from_config(cfg.gan, spec_from_config(cfg.gan, 40))
     restored = restore_state(run / "checkpoint", template)
-    assert int(restored.g.step) == int(hist[-1]["epoch"]) * 2  # 28 training users / 16 -> 2 steps
+    assert int(restored.g.step) == int(hist[-1]["epoch"]) * 2  # 21 training users / 16 -> 2 steps
     kernel = restored.g.params["params"]["out"]["kernel"]
     assert not np.allclose(kernel, template.g.params["params"]["out"]["kernel"])
     assert jax.random.key_data(restored.key).shape == jax.random.key_data(template.key).shape
