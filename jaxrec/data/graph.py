@@ -83,7 +83,7 @@ def bipartite_graph(train: Interactions, propagation: str | tuple[str, ...] = "s
     Args:
       train: training interactions (duplicates collapsed).
       propagation: one name of :data:`PROPAGATIONS` or a tuple of them.
-    Returns ``{"n_users": ..., ...}``-free dict of arrays (shapes say the sizes):
+    Returns a dict holding only the arrays those kernels need (sizes are in the shapes):
       ``norm [U, I]``; ``u_rows/u_cols/u_w [E]`` edges sorted by user; ``i_rows/i_cols/i_w [E]``
       the same edges sorted by item (rows are the item ids, cols the user ids);
       ``u_indptr [U + 1]``, ``i_indptr [I + 1]`` CSR row pointers.

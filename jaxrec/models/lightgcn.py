@@ -36,7 +36,7 @@ class LightGCN(nn.Module):
     layers: int = 3
     init: str = "xavier_uniform"
     init_std: float = 0.1
-    propagation: str = "segment_sum_vjp"
+    propagation: str = "bcsr_vjp"
     dtype: jnp.dtype = jnp.float32  #: compute dtype (parameters stay float32)
 
     def setup(self):
