@@ -151,8 +151,9 @@ def sample_negatives(
     raise JaxrecError(f"train.negative_sampling: unknown method {method!r} (uniform, popularity)")
 
 
-def _mix32(x: jax.Array) -> jax.Array:
-    """A 32-bit integer hash (lowbias32, C. Wellons' hash-prospector)."""
+def mix32(x: jax.Array) -> jax.Array:
+    """A bijective 32-bit integer hash of ``uint32`` values (lowbias32, C. Wellons'
+    hash-prospector): the mixing function of the Feistel shuffle and of NeuMF's dropout masks."""
     x = x ^ (x >> 16)
     x = x * jnp.uint32(0x7FEB352D)
     x = x ^ (x >> 15)
@@ -173,9 +174,9 @@ def _feistel(x_hi, x_lo, size_hi: int, size_lo: int, round_keys) -> jax.Array:
     hi, lo = x_hi, x_lo
     for r in range(round_keys.shape[0]):
         if r % 2 == 0:
-            hi = (hi + _mix32(lo ^ round_keys[r]) % size_hi) % size_hi
+            hi = (hi + mix32(lo ^ round_keys[r]) % size_hi) % size_hi
         else:
-            lo = (lo + _mix32(hi ^ round_keys[r]) % size_lo) % size_lo
+            lo = (lo + mix32(hi ^ round_keys[r]) % size_lo) % size_lo
     return hi * size_lo + lo
 
 

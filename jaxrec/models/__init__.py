@@ -52,8 +52,8 @@ def _lightgcn(cfg, train: Interactions):
             f"model.propagation: unknown kernel {kernel!r}; choose auto or one of {PROPAGATIONS}"
         )
     module = LightGCN(
-        train.n_users, train.n_items, cfg.dim, cfg.layers, cfg.init, cfg.init_std, kernel,
-        DTYPES[cfg.dtype],
+        train.n_users, train.n_items, dim=cfg.dim, init=cfg.init, init_std=cfg.init_std,
+        dtype=DTYPES[cfg.dtype], layers=cfg.layers, propagation=kernel,
     )
     return module, lightgcn_inputs(bipartite_graph(train, kernel))
 

@@ -27,6 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxrec.data.sampling import mix32
 from jaxrec.models.base import EMBEDDINGS, EmbeddingTables
 
 
@@ -41,20 +42,11 @@ def torch_linear_init(fan_in: int):
     return init
 
 
-def _fmix32(x: jax.Array) -> jax.Array:
-    """MurmurHash3's 32-bit finaliser: a bijective avalanche mix of ``uint32`` values."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x85EBCA6B)
-    x = x ^ (x >> 13)
-    x = x * jnp.uint32(0xC2B2AE35)
-    return x ^ (x >> 16)
-
-
 def counter_keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
     """``bool[shape]`` keep mask, ``P(keep) = 1 - rate``, from a counter-based hash.
 
     Two 32-bit words are drawn from ``key`` (any PRNG implementation); each element's bits are
-    two rounds of :func:`_fmix32` over its flat index mixed with those words. It is one fused
+    two rounds of :func:`jaxrec.data.sampling.mix32` over its flat index mixed with those words. It is one fused
     elementwise kernel: on XLA CPU threefry bits for a ``[2048, 2, 128]`` mask cost more than the
     MLP layer they regularise (bench/README.md). Resolution of ``rate``: ``2**-32``.
     """
@@ -63,8 +55,8 @@ def counter_keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> ja
     for d in shape:
         size *= d
     idx = jax.lax.iota(jnp.uint32, size).reshape(shape)
-    x = _fmix32(idx * jnp.uint32(0x9E3779B9) + seed[0])
-    x = _fmix32(x ^ seed[1])
+    x = mix32(idx * jnp.uint32(0x9E3779B9) + seed[0])
+    x = mix32(x ^ seed[1])
     threshold = jnp.uint32(min(int(round(rate * 2.0**32)), 2**32 - 1))
     return x >= threshold
 
