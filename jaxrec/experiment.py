@@ -18,7 +18,7 @@ from jaxrec import data as D
 from jaxrec.config import Config, DataConfig, save_config
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
-from jaxrec.evaluate import check_ks, compile_evaluator, evaluate, model_chunk, split_ranking
+from jaxrec.evaluate import check_ks, compile_evaluator, model_chunk, split_ranking
 from jaxrec.models import build_model
 from jaxrec.train.checkpoint import checkpointer_for
 from jaxrec.train.loop import FitResult, fit, jit_epoch

@@ -6,7 +6,6 @@ a failure: CI must run them.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

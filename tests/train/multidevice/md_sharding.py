@@ -8,7 +8,6 @@ steps join here: add a test that builds their epoch and compares 1 vs 4 devices 
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import chex
 import jax
@@ -22,7 +21,7 @@ from jaxrec.config import Config, CheckpointConfig, ParallelConfig, TrainConfig,
 from jaxrec.errors import JaxrecError
 from jaxrec.models import MF
 from jaxrec.train import parallel as par
-from jaxrec.train.loop import fit, jit_epoch
+from jaxrec.train.loop import jit_epoch
 from jaxrec.train.state import create_state
 from jaxrec.train.steps import epoch_batches, make_epoch, make_loss_fn, make_train_step, train_data
 
