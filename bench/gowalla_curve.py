@@ -22,15 +22,11 @@ import time
 
 import jax
 import numpy as np
-import optax
 
 from jaxrec.config import load_config
 from jaxrec.evaluate import evaluate, model_chunk, split_ranking
-from jaxrec.experiment import load_split
-from jaxrec.models import build_model
+from jaxrec.experiment import build_training, load_split
 from jaxrec.train.loop import fit, jit_epoch
-from jaxrec.train.state import create_state
-from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -49,13 +45,10 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     cfg = load_config(args.config, args.overrides)
-    t_cfg = cfg.train
     split = load_split(cfg.data)
-    model, inputs = build_model(cfg.model, split.train)
-    state = create_state(model, jax.random.key(t_cfg.seed), optax.adam(t_cfg.lr), inputs)
-    data = train_data(split.train, t_cfg.batch_size, inputs)
-    step = make_train_step(make_loss_fn(model, t_cfg.loss, t_cfg.l2))
-    epoch_fn = jit_epoch(make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling))
+    training = build_training(cfg, split)
+    model, inputs, state, data = training.model, training.inputs, training.state, training.data
+    epoch_fn = jit_epoch(training.epoch)
     test = split_ranking(split, "test", cfg.eval.chunk or model_chunk(model, split.n_items))
     out = open(args.out, "a") if args.out else None
 

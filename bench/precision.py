@@ -22,15 +22,11 @@ import time
 
 import jax
 import numpy as np
-import optax
 
 from jaxrec.config import load_config
 from jaxrec.evaluate import evaluate, split_ranking
-from jaxrec.experiment import load_split
-from jaxrec.models import build_model
+from jaxrec.experiment import build_training, load_split
 from jaxrec.train.loop import jit_epoch
-from jaxrec.train.state import create_state
-from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -42,14 +38,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     cfg = load_config(args.config)
     split = load_split(cfg.data)
-    t = cfg.train
     runs = {}
     for dtype in ("float32", "bfloat16"):
-        model, inputs = build_model(dataclasses.replace(cfg.model, dtype=dtype), split.train)
-        state = create_state(model, jax.random.key(t.seed), optax.adam(t.lr), inputs)
-        data = train_data(split.train, t.batch_size, inputs)
-        epoch = jit_epoch(make_epoch(make_train_step(make_loss_fn(model, t.loss, t.l2)), t.batch_size, t.n_negatives))
-        runs[dtype] = {"model": model, "state": state, "data": data, "epoch": epoch, "times": [], "losses": []}
+        tr = build_training(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype=dtype)), split)
+        runs[dtype] = {
+            "model": tr.model, "state": tr.state, "data": tr.data, "epoch": jit_epoch(tr.epoch),
+            "times": [], "losses": [],
+        }
     for _ in range(args.epochs):
         for r in runs.values():
             t0 = time.perf_counter()

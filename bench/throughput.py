@@ -18,6 +18,7 @@ devices (GPUs/TPUs).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -31,26 +32,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: float | None) -> None:
     import jax
     import numpy as np
-    import optax
 
     from jaxrec.config import load_config
-    from jaxrec.experiment import load_split
-    from jaxrec.models import build_model
+    from jaxrec.experiment import build_training, load_split
     from jaxrec.train.loop import jit_epoch
     from jaxrec.train.parallel import make_mesh, shard_training
-    from jaxrec.train.state import create_state
-    from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_data
 
     cfg = load_config(config)
     split = load_split(cfg.data)
     t = cfg.train
-    model, inputs = build_model(cfg.model, split.train)
-    loss_fn = make_loss_fn(model, t.loss, t.l2)
     n_real = int(np.diff(split.train.csr()[0]).sum())
     for bs in batch_sizes:
-        state = create_state(model, jax.random.key(t.seed), optax.adam(t.lr if lr is None else lr), inputs)
-        data = train_data(split.train, bs, inputs)
-        epoch = make_epoch(make_train_step(loss_fn), bs, t.n_negatives, t.negative_sampling)
+        train = dataclasses.replace(t, batch_size=bs, lr=t.lr if lr is None else lr)
+        tr = build_training(dataclasses.replace(cfg, train=train), split)
+        state, data, epoch = tr.state, tr.data, tr.epoch
         if mesh_data > 1:
             state, data, epoch_fn = shard_training(make_mesh(data=mesh_data), state, data, epoch, bs)
         else:

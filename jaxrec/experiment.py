@@ -101,6 +101,38 @@ class RunResult:
         return self.fit.best_params
 
 
+@dataclasses.dataclass
+class Training:
+    """What one configuration trains: the module, its non-trainable inputs, the initial state,
+    the training data (an array pytree) and the *unjitted* ``epoch(state, data)`` (jit it with
+    :func:`jaxrec.train.loop.jit_epoch`, or shard it with :mod:`jaxrec.train.parallel`)."""
+
+    model: object
+    inputs: dict
+    state: object
+    data: object
+    epoch: object
+
+
+def build_training(cfg: Config, split: Split) -> Training:
+    """Model, state, data and epoch function for ``cfg`` on ``split`` (the setup of :func:`run`,
+    shared with the benchmarks so that they measure exactly what ``jaxrec train`` runs)."""
+    t_cfg = cfg.train
+    if t_cfg.epochs < 0 or t_cfg.n_negatives < 1 or t_cfg.batch_size < 1:
+        raise JaxrecError("train.epochs must be >= 0, train.n_negatives and train.batch_size >= 1")
+    if t_cfg.negative_sampling not in ("uniform", "popularity"):
+        raise JaxrecError(
+            f"train.negative_sampling: unknown method {t_cfg.negative_sampling!r} (uniform, popularity)"
+        )
+    model, inputs = build_model(cfg.model, split.train)
+    state = create_state(model, jax.random.key(t_cfg.seed), optax.adam(t_cfg.lr), inputs)
+    alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
+    data = train_data(split.train, t_cfg.batch_size, inputs, alpha)
+    step = make_train_step(make_loss_fn(model, t_cfg.loss, t_cfg.l2))
+    epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
+    return Training(model, inputs, state, data, epoch)
+
+
 def run(
     cfg: Config, progress: bool = True, write: bool = True, split: Split | None = None, resume: bool = False
 ) -> RunResult:
@@ -110,21 +142,12 @@ def run(
     ``cfg.parallel`` shards the update steps over a device mesh (:mod:`jaxrec.train.parallel`).
     """
     t_cfg = cfg.train
-    if t_cfg.epochs < 0 or t_cfg.n_negatives < 1 or t_cfg.batch_size < 1:
-        raise JaxrecError("train.epochs must be >= 0, train.n_negatives and train.batch_size >= 1")
-    if t_cfg.negative_sampling not in ("uniform", "popularity"):
-        raise JaxrecError(
-            f"train.negative_sampling: unknown method {t_cfg.negative_sampling!r} (uniform, popularity)"
-        )
     split = load_split(cfg.data) if split is None else split
     ks = check_ks(cfg.eval.ks, split.n_items)
-    model, inputs = build_model(cfg.model, split.train)
-    loss_fn = make_loss_fn(model, t_cfg.loss, t_cfg.l2)
-    state = create_state(model, jax.random.key(t_cfg.seed), optax.adam(t_cfg.lr), inputs)
-    alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
-    tdata = train_data(split.train, t_cfg.batch_size, inputs, alpha)
-    step = make_train_step(loss_fn)
-    epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
+    training = build_training(cfg, split)
+    model, inputs, state, tdata, epoch = (
+        training.model, training.inputs, training.state, training.data, training.epoch
+    )
     mesh = mesh_from_config(cfg.parallel.data, cfg.parallel.model)  # None: the plain 1-device path
     if mesh is None:
         epoch_fn = jit_epoch(epoch)
