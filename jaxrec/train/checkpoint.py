@@ -19,12 +19,12 @@ restored arrays are bit-identical to the saved ones.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
 
 from jaxrec.errors import JaxrecError
+from jaxrec.train.parallel import wrap_key
 from jaxrec.train.state import TrainState
 
 
@@ -171,14 +171,9 @@ class Checkpointer:
             params=tree["params"],
             opt_state=tree["opt_state"],
             step=step,
-            key=_wrap_key(tree["key"], impl, getattr(template.key, "sharding", None)),
+            key=wrap_key(tree["key"], impl, getattr(template.key, "sharding", None)),
         )
         return state, dict(meta)
-
-
-def _wrap_key(data: jax.Array, impl: Any, sharding=None) -> jax.Array:
-    """A typed key from its ``key_data``, placed with ``sharding`` (the template key's)."""
-    return jax.jit(lambda d: jax.random.wrap_key_data(d, impl=impl), out_shardings=sharding)(data)
 
 
 def checkpointer_for(cfg, resume: bool = False) -> Checkpointer | None:

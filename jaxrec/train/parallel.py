@@ -166,13 +166,21 @@ def state_shardings(state, mesh: Mesh):
     return jax.tree_util.tree_map_with_path(pick, state)
 
 
+def wrap_key(data: jax.Array, impl: Any, sharding=None) -> jax.Array:
+    """A typed key from its raw ``key_data``, placed with ``sharding`` (None: default placement).
+
+    Typed keys cannot be ``device_put`` onto a mesh directly; their raw data can, and is wrapped
+    inside a jitted function whose output carries the sharding.
+    """
+    return jax.jit(lambda d: jax.random.wrap_key_data(d, impl=impl), out_shardings=sharding)(data)
+
+
 def _put(tree, shardings):
     """``device_put`` each leaf onto its sharding (multi-host: every process passes the same value)."""
 
     def put(x, s):
         if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            data = jax.device_put(np.asarray(jax.random.key_data(x)), s)
-            return jax.jit(lambda d: jax.random.wrap_key_data(d, impl=jax.random.key_impl(x)), out_shardings=s)(data)
+            return wrap_key(jax.device_put(np.asarray(jax.random.key_data(x)), s), jax.random.key_impl(x), s)
         if isinstance(x, jax.Array) and x.is_fully_addressable:
             x = np.asarray(x)
         return jax.device_put(x, s)
