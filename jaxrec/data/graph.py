@@ -20,10 +20,10 @@ so it can be vmapped and sharded. Which arrays it holds depends on the propagati
 * ``segment_sum``: the edge list twice, sorted by user and sorted by item; each product is a
   gather of neighbour rows and a sorted ``jax.ops.segment_sum``. Default autodiff (the
   backward pass scatter-adds into the gathered table).
-* ``segment_sum_vjp``: the same kernel with a custom VJP. The whole propagation
-  ``E -> (1/(K+1)) sum_k Â^k E`` is linear with a symmetric matrix, so its VJP is the
-  propagation itself applied to the cotangents: the backward pass reuses the sorted forward
-  kernel instead of unsorted scatter-adds.
+* ``segment_sum_vjp``: the same kernel with a custom VJP. One layer ``E -> Â E`` is linear
+  with a symmetric matrix, so its VJP is the same product applied to the cotangents: the
+  backward pass reuses the sorted forward kernel instead of unsorted scatter-adds (for
+  LightGCN's linear stack, and for each layer of NGCF's non-linear one).
 * ``bcoo`` / ``bcsr``: ``jax.experimental.sparse`` matrices built from the same arrays
   (default autodiff).
 * ``bcsr_vjp``: the BCSR products with the symmetric custom VJP above.
@@ -182,27 +182,19 @@ _LAYERS: dict[str, Callable] = {
 _SYMMETRIC_VJP = ("segment_sum_vjp", "bcsr_vjp")  #: kernels whose backward reuses the forward
 
 
-def _mean_of_layers(layer: Callable, graph, eu, ei, layers: int):
-    sum_u, sum_i = eu, ei
-    for _ in range(layers):
-        eu, ei = layer(graph, eu, ei)
-        sum_u, sum_i = sum_u + eu, sum_i + ei
-    scale = 1.0 / (layers + 1)
-    return sum_u * scale, sum_i * scale
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _symmetric_layer(graph, eu, ei, kernel):
+    return _LAYERS[kernel](graph, eu, ei)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _symmetric_propagate(graph, eu, ei, layers, kernel):
-    return _mean_of_layers(_LAYERS[kernel], graph, eu, ei, layers)
+def _symmetric_fwd(graph, eu, ei, kernel):
+    return _LAYERS[kernel](graph, eu, ei), graph
 
 
-def _symmetric_fwd(graph, eu, ei, layers, kernel):
-    return _mean_of_layers(_LAYERS[kernel], graph, eu, ei, layers), graph
-
-
-def _symmetric_bwd(layers, kernel, graph, cotangents):
-    # (1/(K+1)) sum_k Â^k is symmetric: its transpose is itself, so the VJP is the forward map.
-    gu, gi = _mean_of_layers(_LAYERS[kernel], graph, cotangents[0], cotangents[1], layers)
+def _symmetric_bwd(kernel, graph, cotangents):
+    # Â = [[0, R̃], [R̃^T, 0]] is symmetric: the VJP of E -> Â E is the same product applied to
+    # the cotangents, (g_u, g_i) -> (R̃ g_i, R̃^T g_u), so the backward reuses the forward kernel.
+    gu, gi = _LAYERS[kernel](graph, cotangents[0], cotangents[1])
     zeros = jax.tree.map(_zero_cotangent, graph)
     return zeros, gu, gi
 
@@ -213,7 +205,33 @@ def _zero_cotangent(x):
     return jnp.zeros_like(x)
 
 
-_symmetric_propagate.defvjp(_symmetric_fwd, _symmetric_bwd)
+_symmetric_layer.defvjp(_symmetric_fwd, _symmetric_bwd)
+
+
+def _check_kernel(graph: dict, propagation: str) -> None:
+    if propagation not in _LAYERS:
+        raise JaxrecError(f"model.propagation: unknown kernel {propagation!r}; choose one of {PROPAGATIONS}")
+    missing = [a for a in _NEEDS[propagation] if a not in graph]
+    if missing:
+        raise JaxrecError(
+            f"model.propagation: {propagation!r} needs graph arrays {missing}; build the graph "
+            f"with bipartite_graph(train, {propagation!r})"
+        )
+
+
+def propagate_layer(graph: dict, eu: jax.Array, ei: jax.Array, propagation: str):
+    """One product with the normalised adjacency: ``Â [E_u; E_i] = (R̃ E_i, R̃^T E_u)``.
+
+    Args:
+      graph: arrays from :func:`bipartite_graph` for ``propagation``.
+      eu: ``[n_users, D]``; ei: ``[n_items, D]``.
+    Returns ``(R̃ E_i [n_users, D], R̃^T E_u [n_items, D])``. The ``*_vjp`` kernels differentiate
+    it with the same product (``Â`` is symmetric); the others with JAX's autodiff.
+    """
+    _check_kernel(graph, propagation)
+    if propagation in _SYMMETRIC_VJP:
+        return _symmetric_layer(graph, eu, ei, propagation)
+    return _LAYERS[propagation](graph, eu, ei)
 
 
 def propagate(graph: dict, eu: jax.Array, ei: jax.Array, layers: int, propagation: str):
@@ -224,16 +242,13 @@ def propagate(graph: dict, eu: jax.Array, ei: jax.Array, layers: int, propagatio
       eu: ``[n_users, D]`` layer-0 user embeddings; ei: ``[n_items, D]`` item embeddings.
       layers: ``K >= 0``.
       propagation: a kernel name of :data:`PROPAGATIONS`.
-    Returns ``(E_u [n_users, D], E_i [n_items, D])``.
+    Returns ``(E_u [n_users, D], E_i [n_items, D])``. With a ``*_vjp`` kernel the backward pass is
+    ``K`` more forward products (the whole map is linear and symmetric).
     """
-    if propagation not in _LAYERS:
-        raise JaxrecError(f"model.propagation: unknown kernel {propagation!r}; choose one of {PROPAGATIONS}")
-    missing = [a for a in _NEEDS[propagation] if a not in graph]
-    if missing:
-        raise JaxrecError(
-            f"model.propagation: {propagation!r} needs graph arrays {missing}; build the graph "
-            f"with bipartite_graph(train, {propagation!r})"
-        )
-    if propagation in _SYMMETRIC_VJP:
-        return _symmetric_propagate(graph, eu, ei, layers, propagation)
-    return _mean_of_layers(_LAYERS[propagation], graph, eu, ei, layers)
+    _check_kernel(graph, propagation)
+    sum_u, sum_i = eu, ei
+    for _ in range(layers):
+        eu, ei = propagate_layer(graph, eu, ei, propagation)
+        sum_u, sum_i = sum_u + eu, sum_i + ei
+    scale = 1.0 / (layers + 1)
+    return sum_u * scale, sum_i * scale

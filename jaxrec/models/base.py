@@ -2,9 +2,10 @@
 
 A recommender is a ``flax.linen`` module with pure ``init``/``apply``. Its contract:
 
-* ``embeddings()`` -- the hook that computes the model's *final* representations once, as a
-  pytree (``Cache``). MF returns its tables; LightGCN propagates the graph here; evaluation and a
-  whole robustness sweep compute it once per parameter set and reuse it for every user chunk.
+* ``embeddings(train=False)`` -- the hook that computes the model's *final* representations
+  once, as a pytree (``Cache``). MF returns its tables; LightGCN and NGCF propagate the graph
+  here (NGCF's message dropout is active only with ``train=True``); evaluation and a whole
+  robustness sweep compute it once per parameter set and reuse it for every user chunk.
 * ``score(users, items, cache=None)`` -- ``users [B]``, ``items [B]`` or ``[B, M]`` -> scores of the
   same shape as ``items``. Training scores a positive and its negatives as ``items [B, 1 + n_neg]``
   so that propagation (or any shared work) happens once per step.

@@ -138,7 +138,7 @@ class CFGAN(nn.Module):
             "data", "purchases", jnp.zeros, (self.n_users, self.n_items), jnp.float32
         )
 
-    def embeddings(self):
+    def embeddings(self, train: bool = False):
         """Nothing to precompute: ``{}`` (scores come from each user's training vector)."""
         return {}
 

@@ -34,7 +34,7 @@ class LightGCN(MF):
     layers: int = 3
     propagation: str = "bcsr_vjp"
 
-    def embeddings(self):
+    def embeddings(self, train: bool = False):
         """Propagated representations: ``{"user": [n_users, D], "item": [n_items, D]}``."""
         tables = self.tables()
         eu, ei = propagate(

@@ -31,12 +31,12 @@ class MF(nn.Module):
         shapes = (("user", self.n_users, self.dim), ("item", self.n_items, self.dim))
         self.tables = EmbeddingTables(shapes, self.init, self.init_std, name=EMBEDDINGS)
 
-    def embeddings(self):
+    def embeddings(self, train: bool = False):
         """Final representations: ``{"user": [n_users, D], "item": [n_items, D]}``."""
         return jax.tree.map(lambda t: t.astype(self.dtype), self.tables())
 
     def score(self, users, items, cache=None, train: bool = False):
-        cache = self.embeddings() if cache is None else cache
+        cache = self.embeddings(train) if cache is None else cache
         return dot_scores(cache["user"][users], cache["item"], items)
 
     def score_all(self, users, cache=None):

@@ -119,7 +119,7 @@ class NeuMF(nn.Module):
         self.predict_mlp = self.param("predict_mlp", torch_linear_init(fan_in), (widths[-1], 1))
         self.predict_bias = self.param("predict_bias", torch_linear_init(fan_in), (1,))
 
-    def embeddings(self):
+    def embeddings(self, train: bool = False):
         """The four tables, ``{"user_gmf": [n_users, D], ...}``, in the compute dtype."""
         return jax.tree.map(lambda t: t.astype(self.dtype), self.tables())
 
