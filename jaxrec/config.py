@@ -54,11 +54,11 @@ class ModelConfig:
     dim: int = 64
     init: str = "xavier_normal"  #: xavier_normal | xavier_uniform | normal
     init_std: float = 0.1  #: for init: normal
-    layers: int = 2  #: LightGCN propagation layers
+    layers: int = 2  #: LightGCN / NGCF propagation layers
     mlp_layers: tuple[int, ...] = (128, 64)  #: NeuMF MLP tower
-    dropout: float = 0.1  #: NeuMF
+    dropout: float = 0.1  #: NeuMF (MLP) / NGCF (message dropout)
     dtype: str = "float32"  #: compute dtype: float32 | bfloat16
-    propagation: str = "auto"  #: LightGCN kernel: auto | dense | segment_sum | segment_sum_vjp | bcoo | bcsr | bcsr_vjp
+    propagation: str = "auto"  #: LightGCN / NGCF kernel: auto | dense | segment_sum | segment_sum_vjp | bcoo | bcsr | bcsr_vjp
 
 
 @dataclasses.dataclass(frozen=True)

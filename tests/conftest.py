@@ -35,6 +35,27 @@ def random_interactions(n_users=30, n_items=40, per_user=8, seed=0) -> Interacti
     return Interactions(users, items, n_users, n_items, source="synthetic")
 
 
+def small_graph(n_users=12, n_items=9, n_edges=40, seed=0, isolated=True) -> Interactions:
+    """Random bipartite graph (LightGCN/NGCF tests); the last user and the last item have no edge when ``isolated``."""
+    rng = np.random.default_rng(seed)
+    hi_u, hi_i = (n_users - 1, n_items - 1) if isolated else (n_users, n_items)
+    users = rng.integers(0, hi_u, n_edges)
+    items = rng.integers(0, hi_i, n_edges)  # duplicates on purpose: the graph collapses them
+    return Interactions(users, items, n_users, n_items, source="synthetic-graph")
+
+
+def dense_normalised_adjacency(train: Interactions) -> np.ndarray:
+    """Â = D^-1/2 A D^-1/2 of the full (U+I) x (U+I) bipartite adjacency, float64 (0 rows for
+    isolated nodes): the dense reference for the graph models."""
+    key = np.unique(train.users.astype(np.int64) * train.n_items + train.items)
+    r = np.zeros((train.n_users, train.n_items))
+    r[key // train.n_items, key % train.n_items] = 1.0
+    a = np.block([[np.zeros((train.n_users,) * 2), r], [r.T, np.zeros((train.n_items,) * 2)]])
+    deg = a.sum(1)
+    inv = np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0)
+    return inv[:, None] * a * inv[None, :]
+
+
 @pytest.fixture(scope="session")
 def tiny_split():
     """A seeded 8:1:1 split of 30 users x 40 items, 10 items each."""

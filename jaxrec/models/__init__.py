@@ -17,6 +17,7 @@ from jaxrec.models.base import (
 from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.mf import MF
 from jaxrec.models.neumf import NeuMF
+from jaxrec.models.ngcf import NGCF
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -38,7 +39,8 @@ def _neumf(cfg, train: Interactions):
     return module, {}
 
 
-def _lightgcn(cfg, train: Interactions):
+def _graph_model(cls, cfg, train: Interactions, **extra):
+    """LightGCN / NGCF: the module and its ``{"graph": ...}`` inputs for the chosen kernel."""
     from jaxrec.data.graph import PROPAGATIONS, auto_propagation, bipartite_graph
     from jaxrec.models.lightgcn import lightgcn_inputs
 
@@ -51,15 +53,27 @@ def _lightgcn(cfg, train: Interactions):
         raise JaxrecError(
             f"model.propagation: unknown kernel {kernel!r}; choose auto or one of {PROPAGATIONS}"
         )
-    module = LightGCN(
+    module = cls(
         train.n_users, train.n_items, dim=cfg.dim, init=cfg.init, init_std=cfg.init_std,
-        dtype=DTYPES[cfg.dtype], layers=cfg.layers, propagation=kernel,
+        dtype=DTYPES[cfg.dtype], layers=cfg.layers, propagation=kernel, **extra,
     )
     return module, lightgcn_inputs(bipartite_graph(train, kernel))
 
 
+def _lightgcn(cfg, train: Interactions):
+    return _graph_model(LightGCN, cfg, train)
+
+
+def _ngcf(cfg, train: Interactions):
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise JaxrecError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
+    return _graph_model(NGCF, cfg, train, dropout=cfg.dropout)
+
+
 #: name -> builder(model_config, train_interactions) -> (module, non-trainable inputs)
-REGISTRY: dict[str, Callable] = {"mf": _mf, "neumf": _neumf, "lightgcn": _lightgcn}
+REGISTRY: dict[str, Callable] = {
+    "mf": _mf, "neumf": _neumf, "lightgcn": _lightgcn, "ngcf": _ngcf,
+}
 
 
 def build_model(cfg, train: Interactions):
@@ -78,6 +92,7 @@ __all__ = [
     "EMBEDDINGS",
     "LightGCN",
     "MF",
+    "NGCF",
     "NeuMF",
     "REGISTRY",
     "batch_l2",

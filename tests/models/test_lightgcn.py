@@ -19,27 +19,14 @@ from jaxrec.experiment import run
 from jaxrec.models import build_model, embedding_tables
 from jaxrec.train.state import init_params
 
+from conftest import dense_normalised_adjacency, small_graph
+
 CONFIGS = Path(__file__).parent.parent.parent / "configs"
-
-
-def small_graph(n_users=12, n_items=9, n_edges=40, seed=0, isolated=True) -> Interactions:
-    """Random bipartite graph; the last user and the last item have no edge when ``isolated``."""
-    rng = np.random.default_rng(seed)
-    hi_u, hi_i = (n_users - 1, n_items - 1) if isolated else (n_users, n_items)
-    users = rng.integers(0, hi_u, n_edges)
-    items = rng.integers(0, hi_i, n_edges)  # duplicates on purpose: the graph collapses them
-    return Interactions(users, items, n_users, n_items, source="synthetic-graph")
 
 
 def dense_reference(train: Interactions, eu, ei, layers: int):
     """(1/(K+1)) sum_k Â^k E with the full (U+I) x (U+I) adjacency, in float64 numpy."""
-    key = np.unique(train.users.astype(np.int64) * train.n_items + train.items)
-    r = np.zeros((train.n_users, train.n_items))
-    r[key // train.n_items, key % train.n_items] = 1.0
-    a = np.block([[np.zeros((train.n_users,) * 2), r], [r.T, np.zeros((train.n_items,) * 2)]])
-    deg = a.sum(1)
-    inv = np.where(deg > 0, 1.0 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0)
-    a_hat = inv[:, None] * a * inv[None, :]
+    a_hat = dense_normalised_adjacency(train)
     e = np.concatenate([eu, ei]).astype(np.float64)
     total, cur = e.copy(), e
     for _ in range(layers):
