@@ -36,6 +36,7 @@ CASES = {
     ("neumf", "ml-100k"): "ml100k-neumf.yaml",
     ("lightgcn", "ml-100k"): "ml100k-lightgcn.yaml",
     ("lightgcn", "gowalla"): "gowalla-lightgcn.yaml",
+    ("ngcf", "ml-100k"): "ml100k-ngcf.yaml",
 }
 
 
