@@ -8,13 +8,16 @@ Each layer transforms messages over the same normalised adjacency ``Â`` as Ligh
 
 followed by message dropout and row-wise L2 normalisation; the final representation of a node is
 the concatenation ``[E^(0) ; E^(1) ; ... ; E^(K)]`` (dimension ``D (K + 1)``) and
-``score(u, i) = <e_u, e_i>``. This is RecBole's form (``BiGNNLayer``); the weights ``W1_k``,
-``W2_k`` (``[D, D]``) are shared by users and items. The authors' code differs in two details:
-its next layer reads the un-normalised output (as here; RecBole's reads the normalised one, which
-on ml-100k gives Recall@20 0.264 instead of 0.285 on the same split, bench/README.md), and it
-uses ``D^-1 (A + I)`` in place of ``Â + I``. Trained with BPR plus ``train.l2`` times the L2 of the
-batch's layer-0 embeddings (the shared regulariser; both reference codes regularise the final,
-concatenated representations instead).
+``score(u, i) = <e_u, e_i>``. The weights ``W1_k``, ``W2_k`` (``[D, D]``) are shared by users
+and items. RecBole's ``BiGNNLayer`` computes the same layer. Where the reference codes differ:
+
+* the next layer reads a layer's *un-normalised* output, as in the authors' code; RecBole feeds
+  it the normalised one (on ml-100k, same split: Recall@20 0.264 with RecBole's variant vs 0.285
+  with this one, bench/README.md);
+* messages use the symmetric ``Â`` (and ``Â + I`` in the sum message), as in the paper and
+  RecBole; the authors' PyTorch code propagates with the row-normalised ``D^-1 (A + I)`` instead;
+* the L2 term is ``train.l2`` times the L2 of the batch's *layer-0* embeddings (the regulariser
+  every model here shares); both reference codes regularise the final, concatenated ones.
 
 NGCF is LightGCN's class with a different :meth:`NGCF.embeddings` hook: same tables, graph
 collection, kernels, scoring, training step and evaluator.
