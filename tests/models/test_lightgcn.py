@@ -1,5 +1,5 @@
-"""LightGCN: every propagation kernel against a dense reference, isolated nodes, gradients,
-and a run through the shared experiment path."""
+"""LightGCN: every propagation kernel against a dense reference, isolated nodes, gradients;
+LightGCN and NGCF through the shared experiment path and on ml-100k."""
 
 from __future__ import annotations
 
@@ -135,25 +135,33 @@ def test_unknown_propagation_is_a_config_error():
         build_model(ModelConfig(name="lightgcn", layers=-1), small_graph())
 
 
-def test_lightgcn_runs_through_the_experiment_path(tiny_split):
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf"])
+def test_graph_models_run_through_the_experiment_path(tiny_split, name):
     cfg = Config(
-        name="tiny-lightgcn",
-        model=ModelConfig(name="lightgcn", dim=8, layers=2, init="xavier_uniform"),
-        train=TrainConfig(epochs=2, batch_size=64, lr=0.01, l2=1e-5),
+        name=f"tiny-{name}",
+        model=ModelConfig(name=name, dim=8, layers=2, init="xavier_uniform"),
+        train=TrainConfig(epochs=3, batch_size=64, lr=0.01, l2=1e-5),
         eval=EvalConfig(ks=(5, 10)),
     )
     result = run(cfg, split=tiny_split, write=False, progress=False)
     losses = [h["loss"] for h in result.fit.history]
-    assert len(losses) == 2 and losses[-1] < losses[0]
+    assert len(losses) == 3 and losses[-1] < losses[0]
     assert 0.0 <= result.metrics["recall@10"] <= 1.0
     assert set(result.inputs) == {"graph"}
 
 
 @pytest.mark.integration
-def test_ml100k_lightgcn_few_epochs_far_above_chance(ml100k_split):
-    """The ml-100k protocol config, 4 of its 20 epochs: already far above a random ranking."""
-    cfg = load_config(CONFIGS / "ml100k-lightgcn.yaml", ["train.epochs=4", "eval.ks=[20]"])
-    assert (cfg.model.layers, cfg.train.l2, cfg.model.init) == (2, 1e-5, "xavier_uniform")
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ("ml100k-lightgcn.yaml", {"name": "lightgcn", "layers": 2, "init": "xavier_uniform"}),
+        ("ml100k-ngcf.yaml", {"name": "ngcf", "layers": 3, "dropout": 0.1}),  # RecBole's defaults
+    ],
+)
+def test_ml100k_graph_models_few_epochs_far_above_chance(ml100k_split, config, expected):
+    """The ml-100k protocol configs, 4 of their 20 epochs: already far above a random ranking."""
+    cfg = load_config(CONFIGS / config, ["train.epochs=4", "eval.ks=[20]"])
+    assert {k: getattr(cfg.model, k) for k in expected} == expected and cfg.train.l2 == 1e-5
     result = run(cfg, split=ml100k_split, write=False, progress=False)
     train = ml100k_split.train
     chance = np.mean(20 / (train.n_items - train.user_counts()))  # recall@20 of a random ranking

@@ -1,24 +1,20 @@
 """NGCF: the layer formula against a numpy reference, gradients across kernels (the symmetric
-per-layer VJP inside a non-linear stack), message dropout only in training, the shared run path."""
+per-layer VJP inside a non-linear stack), message dropout only in training. The run through the
+shared experiment path is tested with LightGCN's (tests/models/test_lightgcn.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig, load_config
+from jaxrec.config import ModelConfig
 from jaxrec.data.graph import PROPAGATIONS
-from jaxrec.experiment import run
 from jaxrec.models import NGCF, build_model, embedding_tables
 from jaxrec.train.state import init_params
 
 from conftest import dense_normalised_adjacency, small_graph
-
-CONFIGS = Path(__file__).parent.parent.parent / "configs"
 
 
 def _build(kernel="dense", layers=2, dropout=0.1, isolated=True):
@@ -91,28 +87,3 @@ def test_ngcf_is_lightgcn_with_another_hook_and_builds_with_every_kernel():
     assert issubclass(NGCF, type(build_model(ModelConfig(name="lightgcn"), small_graph())[0]))
     for kernel in PROPAGATIONS:
         build_model(ModelConfig(name="ngcf", dim=4, layers=1, propagation=kernel), small_graph())
-
-
-def test_ngcf_runs_through_the_experiment_path(tiny_split):
-    cfg = Config(
-        name="tiny-ngcf",
-        model=ModelConfig(name="ngcf", dim=8, layers=2, dropout=0.1),
-        train=TrainConfig(epochs=3, batch_size=64, lr=0.01, l2=1e-5),
-        eval=EvalConfig(ks=(5, 10)),
-    )
-    result = run(cfg, split=tiny_split, write=False, progress=False)
-    losses = [h["loss"] for h in result.fit.history]
-    assert len(losses) == 3 and losses[-1] < losses[0]
-    assert 0.0 <= result.metrics["recall@10"] <= 1.0
-
-
-@pytest.mark.integration
-def test_ml100k_ngcf_few_epochs_far_above_chance(ml100k_split):
-    """The ml-100k config (RecBole's NGCF defaults), 4 of its 20 epochs: far above random."""
-    cfg = load_config(CONFIGS / "ml100k-ngcf.yaml", ["train.epochs=4", "eval.ks=[20]"])
-    assert (cfg.model.name, cfg.model.layers, cfg.model.dropout) == ("ngcf", 3, 0.1)
-    result = run(cfg, split=ml100k_split, write=False, progress=False)
-    train = ml100k_split.train
-    chance = np.mean(20 / (train.n_items - train.user_counts()))  # recall@20 of a random ranking
-    assert result.metrics["recall@20"] > max(0.15, 10 * chance), result.metrics
-    assert result.fit.history[-1]["loss"] < result.fit.history[0]["loss"]
