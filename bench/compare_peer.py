@@ -25,14 +25,8 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
-#: RecBole model name -> (jaxrec config, epochs of the comparison)
-MODELS = {
-    "BPR": ("ml100k-mf.yaml", 20),
-    "NeuMF": ("ml100k-neumf.yaml", 10),
-    "LightGCN": ("ml100k-lightgcn.yaml", 20),
-    "NGCF": ("ml100k-ngcf.yaml", 20),
-}
-_JAXREC_NAME = {"BPR": "mf", "NeuMF": "neumf", "LightGCN": "lightgcn", "NGCF": "ngcf"}
+#: RecBole model name -> (jaxrec model in bench.py's ml-100k cases, epochs of the comparison)
+MODELS = {"BPR": ("mf", 20), "NeuMF": ("neumf", 10), "LightGCN": ("lightgcn", 20), "NGCF": ("ngcf", 20)}
 
 
 def _json_lines(cmd: list[str]) -> list[dict]:
@@ -46,7 +40,7 @@ def peer_run(peer_py: str, model: str, epochs: int, seed: int = 2020) -> dict:
 
 
 def jaxrec_run(model: str, overrides: list[str] = ()) -> dict:
-    cmd = [PY, f"{HERE}/bench.py", "--models", _JAXREC_NAME[model], "--datasets", "ml-100k",
+    cmd = [PY, f"{HERE}/bench.py", "--models", MODELS[model][0], "--datasets", "ml-100k",
            "--eval-repeats", "3"]
     for o in overrides:
         cmd += ["--set", o]
