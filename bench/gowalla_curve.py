@@ -26,7 +26,8 @@ import numpy as np
 from jaxrec.config import load_config
 from jaxrec.evaluate import evaluate, model_chunk, split_ranking
 from jaxrec.experiment import build_training, load_split
-from jaxrec.train.loop import fit, jit_epoch
+from jaxrec.train.loop import jit_epoch
+from jaxrec.train.state import member
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -47,7 +48,8 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, args.overrides)
     split = load_split(cfg.data)
     training = build_training(cfg, split)
-    model, inputs, state, data = training.model, training.inputs, training.state, training.data
+    model, inputs, data = training.model, training.inputs, training.data
+    state = member(training.state, 0)  # one run: the unbatched epoch
     epoch_fn = jit_epoch(training.epoch)
     test = split_ranking(split, "test", cfg.eval.chunk or model_chunk(model, split.n_items))
     out = open(args.out, "a") if args.out else None
@@ -58,9 +60,12 @@ def main(argv=None) -> int:
         typical = float(np.median(secs[1:] if len(secs) > 1 else secs)) if secs else 0.0
         if secs and time.perf_counter() - start + n * typical + eval_s > args.budget_s:
             break
-        result = fit(model, state, data, epoch_fn, n, progress=False, start_epoch=epoch)
-        state, epoch = result.state, epoch + n
-        secs += result.epoch_seconds
+        for _ in range(n):
+            t0 = time.perf_counter()
+            state, m = epoch_fn(state, data)
+            loss = float(np.mean(np.asarray(m["loss"])))  # blocks until done
+            secs.append(time.perf_counter() - t0)
+        epoch += n
         t0 = time.perf_counter()
         metrics = evaluate(model, {**state.params, **inputs}, test, (20,))
         eval_s = time.perf_counter() - t0
@@ -69,7 +74,7 @@ def main(argv=None) -> int:
             "seconds": round(sum(secs), 2),
             "epoch_s": round(float(np.median(secs[1:] if len(secs) > 1 else secs)), 2),
             "wall_s": round(time.perf_counter() - start, 2),
-            "loss": round(result.history[-1]["loss"], 5),
+            "loss": round(loss, 5),
             "recall@20": round(metrics["recall@20"], 5),
             "ndcg@20": round(metrics["ndcg@20"], 5),
             "propagation": model.propagation,

@@ -26,6 +26,7 @@ import numpy as np
 from jaxrec.config import load_config
 from jaxrec.evaluate import evaluate, split_ranking
 from jaxrec.experiment import build_training, load_split
+from jaxrec.train.state import member
 from jaxrec.train.loop import jit_epoch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     for dtype in ("float32", "bfloat16"):
         tr = build_training(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype=dtype)), split)
         runs[dtype] = {
-            "model": tr.model, "state": tr.state, "data": tr.data, "epoch": jit_epoch(tr.epoch),
+            "model": tr.model, "state": member(tr.state, 0), "data": tr.data, "epoch": jit_epoch(tr.epoch),
             "times": [], "losses": [],
         }
     for _ in range(args.epochs):

@@ -36,6 +36,7 @@ def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: 
     from jaxrec.config import load_config
     from jaxrec.experiment import build_training, load_split
     from jaxrec.train.loop import jit_epoch
+    from jaxrec.train.state import member
     from jaxrec.train.parallel import make_mesh, shard_training
 
     cfg = load_config(config)
@@ -45,7 +46,7 @@ def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: 
     for bs in batch_sizes:
         train = dataclasses.replace(t, batch_size=bs, lr=t.lr if lr is None else lr)
         tr = build_training(dataclasses.replace(cfg, train=train), split)
-        state, data, epoch = tr.state, tr.data, tr.epoch
+        state, data, epoch = member(tr.state, 0), tr.data, tr.epoch
         if mesh_data > 1:
             state, data, epoch_fn = shard_training(make_mesh(data=mesh_data), state, data, epoch, bs)
         else:

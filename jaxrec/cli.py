@@ -2,6 +2,7 @@
 
   jaxrec train --config configs/ml100k-mf.yaml [--set train.epochs=50 ...] [--resume]
   jaxrec train --distributed --coordinator HOST:PORT --num-processes N --process-id I ...
+  jaxrec sweep --config configs/ml100k-mf.yaml --grid train.seed=0,1,2,3 --grid train.lr=0.001,0.005
   jaxrec gan --config configs/ml100k-gan.yaml
   jaxrec data info ml-100k
 
@@ -57,6 +58,30 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from rich.console import Console
+
+    from jaxrec.config import load_config
+    from jaxrec.experiment import parse_grid, sweep
+    from jaxrec.experiment.sweep import expand, summary_table
+
+    cfg = load_config(args.config, args.overrides)
+    grid = parse_grid(args.grid)
+    n = len(expand(cfg, grid))  # every combination checked before anything trains
+    console = Console()
+    console.print(f"[bold]{cfg.name}[/]: sweep of {n} {cfg.model.name} trainings on {cfg.data.dataset}")
+    result = sweep(cfg, grid, progress=not args.quiet, resume=args.resume)
+    console.print(summary_table(result, f"{cfg.name}: test, mean ± std over seeds"))
+    t = result.timing
+    console.print(
+        f"{t['members']} members in {t['programs']} program(s), {t['wall_s']:.1f} s | epoch "
+        + ", ".join(f"{s:.3f}" for s in t["train_s_per_epoch_median"]) + " s (median, all members)"
+    )
+    if result.run_dir is not None:
+        console.print(f"wrote {result.run_dir}/results.csv")
+    return 0
+
+
 def cmd_gan(args) -> int:
     from jaxrec.adversarial.gan_run import cmd_gan as run_gan_command
 
@@ -93,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-processes", type=int, help="number of processes (with --distributed)")
     p.add_argument("--process-id", type=int, help="this process's index (with --distributed)")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("sweep", help="train every combination of a grid as members of one program")
+    _add_config_args(p)
+    p.add_argument(
+        "--grid", "-g", action="append", default=[], metavar="KEY=V1,V2",
+        help="a config key and its values, e.g. --grid train.seed=0,1,2,3 (repeatable; the sweep "
+        "is their product)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue each group from its latest checkpoint")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("gan", help="train a GAN over users (fake users, or CFGAN) and report D's scores")
     _add_config_args(p)
     p.set_defaults(func=cmd_gan)

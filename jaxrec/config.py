@@ -98,6 +98,7 @@ class ParallelConfig:
 
     data: int = 1  #: devices on the 'data' axis, batches split over them (0: all devices / model)
     model: int = 1  #: devices on the 'model' axis, embedding rows split over them
+    member: int = 1  #: devices on the 'member' axis, a sweep's members split over them
 
 
 @dataclasses.dataclass(frozen=True)

@@ -249,3 +249,25 @@ def evaluate(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> 
     ks = check_ks(ks, model.n_items)
     out = _evaluate_jit(model, params, data, ks)
     return {k: float(v) for k, v in jax.device_get(out).items()}
+
+
+def _members_metrics(model, params, inputs, data: RankingData, ks: tuple[int, ...]) -> dict:
+    return jax.vmap(lambda p: evaluate_params(model, {**p, **inputs}, data, ks))(params)
+
+
+_members_jit = jax.jit(_members_metrics, static_argnums=(0, 4))
+
+
+def evaluate_members(model, params, inputs: dict, data: RankingData, ks: Sequence[int] = (10, 20)) -> list[dict]:
+    """Full-ranking metrics of ``M`` stacked parameter sets in one vmapped program.
+
+    Args:
+      params: ``{"params": ...}`` with a leading member axis ``[M, ...]`` on every leaf.
+      inputs: the model's non-trainable collections, shared by the members (e.g. the graph).
+      data: ranking data; size its chunk for the vmapped width (``M * chunk * n_items`` scores).
+    Returns one ``{metric: float}`` dict per member.
+    """
+    ks = check_ks(ks, model.n_items)
+    out = jax.device_get(_members_jit(model, params, inputs, data, ks))
+    n = next(iter(out.values())).shape[0]
+    return [{k: float(v[m]) for k, v in out.items()} for m in range(n)]

@@ -72,3 +72,14 @@ def ml100k_split():
     from jaxrec.experiment import load_split
 
     return load_split(DataConfig(dataset="ml-100k"))
+
+
+def restore_one(ck, state):
+    """A one-member run's latest checkpoint: ``(state of its member, meta)``; ``state`` is the
+    run's final (unstacked) state, used as the template."""
+    from jaxrec.train.engine import init_tracker
+    from jaxrec.train.state import member, stack
+
+    states = stack([state])
+    tree, meta = ck.restore({"state": states, "tracker": init_tracker(states.params, 1, False)})
+    return member(tree["state"], 0), meta

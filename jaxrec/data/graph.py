@@ -27,6 +27,13 @@ so it can be vmapped and sharded. Which arrays it holds depends on the propagati
 * ``bcoo`` / ``bcsr``: ``jax.experimental.sparse`` matrices built from the same arrays
   (default autodiff).
 * ``bcsr_vjp``: the BCSR products with the symmetric custom VJP above.
+
+**Fixed capacity.** ``bipartite_graph(train, kernel, capacity=E)`` pads the edge arrays to ``E``
+entries (in the last user's / item's row, so every CSR stays sorted) and adds ``u_mask [E]`` (1
+for a real edge) and ``i_perm [E]`` (the item-sorted slot's user-sorted slot). Such a graph is
+normalised *on device*, from the masked edges, whenever it is used (:func:`normalise`): graphs of
+data variants with different edges stack into one ``[M, ...]`` pytree, and a vmapped sweep may
+change ``u_mask`` (drop edges) without going back to the host.
 """
 
 from __future__ import annotations
@@ -77,12 +84,16 @@ def normalised_matrix(train: Interactions) -> np.ndarray:
     return dense
 
 
-def bipartite_graph(train: Interactions, propagation: str | tuple[str, ...] = "segment_sum") -> dict:
+def bipartite_graph(
+    train: Interactions, propagation: str | tuple[str, ...] = "segment_sum", capacity: int | None = None
+) -> dict:
     """The arrays the given propagation kernel(s) need, as a dict of numpy arrays.
 
     Args:
       train: training interactions (duplicates collapsed).
       propagation: one name of :data:`PROPAGATIONS` or a tuple of them.
+      capacity: pad the edges to this many (see the module docstring: a masked graph, normalised
+        on device); None: exactly the training edges, normalised here.
     Returns a dict holding only the arrays those kernels need (sizes are in the shapes):
       ``norm [U, I]``; ``u_rows/u_cols/u_w [E]`` edges sorted by user; ``i_rows/i_cols/i_w [E]``
       the same edges sorted by item (rows are the item ids, cols the user ids);
@@ -94,7 +105,19 @@ def bipartite_graph(train: Interactions, propagation: str | tuple[str, ...] = "s
             raise JaxrecError(f"model.propagation: unknown kernel {name!r}; choose one of {PROPAGATIONS}")
     needed = {a for n in names for a in _NEEDS[n]}
     users, items, weight = normalised_edges(train)
+    n_real = users.size
+    if capacity is not None:
+        if capacity < n_real:
+            raise JaxrecError(f"{train.source}: {n_real} training edges exceed the graph capacity {capacity}")
+        pad = capacity - n_real
+        users = np.concatenate([users, np.full(pad, train.n_users - 1, np.int32)])
+        items = np.concatenate([items, np.zeros(pad, np.int32)])
+        weight = np.concatenate([weight, np.zeros(pad, np.float32)])
+        needed |= {"u_rows", "u_cols", "u_mask", "i_perm", "u_indptr", "i_indptr"}
     order = np.lexsort((users, items))  # by item, then user
+    if capacity is not None:  # real edges by item, then the padding in the last item's row
+        real = order[order < n_real]
+        order = np.concatenate([real, np.arange(n_real, users.size)])
     arrays = {
         "u_rows": users,
         "u_cols": items,
@@ -103,6 +126,10 @@ def bipartite_graph(train: Interactions, propagation: str | tuple[str, ...] = "s
         "i_cols": users[order],
         "i_w": weight[order],
     }
+    if capacity is not None:
+        arrays["i_rows"] = np.concatenate([items[real], np.full(users.size - n_real, train.n_items - 1, np.int32)])
+        arrays["u_mask"] = (np.arange(users.size) < n_real).astype(np.float32)
+        arrays["i_perm"] = order.astype(np.int32)
     if "u_indptr" in needed:
         arrays["u_indptr"] = _indptr(users, train.n_users)
     if "i_indptr" in needed:
@@ -110,6 +137,28 @@ def bipartite_graph(train: Interactions, propagation: str | tuple[str, ...] = "s
     if "norm" in needed:
         arrays["norm"] = normalised_matrix(train)
     return {k: v for k, v in arrays.items() if k in needed}
+
+
+def normalise(graph: dict) -> dict:
+    """A masked graph's weights ``1 / sqrt(deg(u) deg(i))`` computed on device from ``u_mask``
+    (degrees count the masked-in edges; a masked-out edge weighs 0). Other graphs unchanged.
+
+    Traceable and vmappable (a member's ``u_mask`` may differ); shapes: ``u_rows, u_cols,
+    u_mask, i_perm [E]`` in, ``u_w, i_w [E]`` (and ``norm [U, I]`` for the dense kernel) out.
+    """
+    if "u_mask" not in graph:
+        return graph
+    mask = graph["u_mask"]
+    n_users, n_items = graph["u_indptr"].shape[-1] - 1, graph["i_indptr"].shape[-1] - 1
+    rows, cols = graph["u_rows"], graph["u_cols"]
+    deg_u = jax.ops.segment_sum(mask, rows, n_users, indices_are_sorted=True)
+    deg_i = jax.ops.segment_sum(mask, cols, n_items)
+    d = deg_u[rows] * deg_i[cols]
+    w = jnp.where(mask > 0, jax.lax.rsqrt(jnp.maximum(d, 1.0)), 0.0).astype(jnp.float32)
+    out = {**graph, "u_w": w, "i_w": w[graph["i_perm"]]}
+    if "norm" in graph:
+        out["norm"] = jnp.zeros(graph["norm"].shape, jnp.float32).at[rows, cols].add(w)
+    return out
 
 
 def _indptr(sorted_rows: np.ndarray, n_rows: int) -> np.ndarray:
@@ -182,19 +231,64 @@ _LAYERS: dict[str, Callable] = {
 _SYMMETRIC_VJP = ("segment_sum_vjp", "bcsr_vjp")  #: kernels whose backward reuses the forward
 
 
+def _member_batched_layer(kernel: str) -> Callable:
+    """The kernel's product with a vmap rule that shares one sparse product among members.
+
+    Under ``jax.vmap`` over members (seeds, hyperparameters, perturbation strengths) with one
+    shared graph, the members' embeddings ``[M, N, D]`` are laid side by side as ``[N, M * D]``
+    and multiplied once: a sparse-times-dense product's cost is dominated by walking the sparse
+    matrix, so ``M`` members cost little more than one (a plain vmap of the BCSR product batches
+    the sparse matrix too and is several times slower than one product). When the graph itself
+    differs per member (data variants), the members' products run one after another
+    (``lax.map``). Nested vmaps apply the rule at each level.
+    """
+    layer = _LAYERS[kernel]
+
+    @jax.custom_batching.custom_vmap
+    def product(graph, eu, ei):
+        return layer(graph, eu, ei)
+
+    @product.def_vmap
+    def rule(axis_size, in_batched, graph, eu, ei):
+        g_batched, eu_b, ei_b = in_batched
+        eu = eu if eu_b else jnp.broadcast_to(eu, (axis_size,) + eu.shape)
+        ei = ei if ei_b else jnp.broadcast_to(ei, (axis_size,) + ei.shape)
+        if any(jax.tree.leaves(g_batched)):
+            graph = jax.tree.map(
+                lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + x.shape), graph, g_batched
+            )
+            out = jax.lax.map(lambda a: product(*a), (graph, eu, ei))
+            return out, (True, True)
+
+        def side_by_side(x):  # [M, N, D] -> [N, M * D]
+            return jnp.moveaxis(x, 0, 1).reshape(x.shape[1], -1)
+
+        def apart(y, d):  # [N, M * D] -> [M, N, D]
+            return jnp.moveaxis(y.reshape(y.shape[0], axis_size, d), 1, 0)
+
+        yu, yi = product(graph, side_by_side(eu), side_by_side(ei))
+        return (apart(yu, eu.shape[-1]), apart(yi, ei.shape[-1])), (True, True)
+
+    return product
+
+
+_BATCHED = {k: _member_batched_layer(k) for k in _SYMMETRIC_VJP}
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def _symmetric_layer(graph, eu, ei, kernel):
-    return _LAYERS[kernel](graph, eu, ei)
+    return _BATCHED[kernel](graph, eu, ei)
 
 
 def _symmetric_fwd(graph, eu, ei, kernel):
-    return _LAYERS[kernel](graph, eu, ei), graph
+    return _BATCHED[kernel](graph, eu, ei), graph
 
 
 def _symmetric_bwd(kernel, graph, cotangents):
     # Â = [[0, R̃], [R̃^T, 0]] is symmetric: the VJP of E -> Â E is the same product applied to
-    # the cotangents, (g_u, g_i) -> (R̃ g_i, R̃^T g_u), so the backward reuses the forward kernel.
-    gu, gi = _LAYERS[kernel](graph, cotangents[0], cotangents[1])
+    # the cotangents, (g_u, g_i) -> (R̃ g_i, R̃^T g_u), so the backward reuses the forward kernel
+    # (and, under vmap, its one shared product).
+    gu, gi = _BATCHED[kernel](graph, cotangents[0], cotangents[1])
     zeros = jax.tree.map(_zero_cotangent, graph)
     return zeros, gu, gi
 
@@ -229,6 +323,10 @@ def propagate_layer(graph: dict, eu: jax.Array, ei: jax.Array, propagation: str)
     it with the same product (``Â`` is symmetric); the others with JAX's autodiff.
     """
     _check_kernel(graph, propagation)
+    return _layer(normalise(graph), eu, ei, propagation)
+
+
+def _layer(graph: dict, eu, ei, propagation: str):
     if propagation in _SYMMETRIC_VJP:
         return _symmetric_layer(graph, eu, ei, propagation)
     return _LAYERS[propagation](graph, eu, ei)
@@ -246,9 +344,10 @@ def propagate(graph: dict, eu: jax.Array, ei: jax.Array, layers: int, propagatio
     ``K`` more forward products (the whole map is linear and symmetric).
     """
     _check_kernel(graph, propagation)
+    graph = normalise(graph)  # once per propagation (a masked graph; no-op otherwise)
     sum_u, sum_i = eu, ei
     for _ in range(layers):
-        eu, ei = propagate_layer(graph, eu, ei, propagation)
+        eu, ei = _layer(graph, eu, ei, propagation)
         sum_u, sum_i = sum_u + eu, sum_i + ei
     scale = 1.0 / (layers + 1)
     return sum_u * scale, sum_i * scale

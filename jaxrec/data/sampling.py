@@ -52,12 +52,21 @@ class PositiveSets:
         return self.item_cdf.shape[-1]
 
 
-def positive_sets(train: Interactions, popularity_alpha: float | None = None) -> PositiveSets:
+def positive_sets(
+    train: Interactions,
+    popularity_alpha: float | None = None,
+    capacity: int | None = None,
+    search_steps: int | None = None,
+) -> PositiveSets:
     """Build the device-side positive sets of ``train`` (duplicates collapsed).
 
     Args:
       popularity_alpha: when set, popularity sampling draws item ``i`` with probability
         proportional to ``count_i ** alpha`` (word2vec uses 0.75); None = uniform.
+      capacity: pad ``indices``/``shifted`` to this length (entries past ``indptr[-1]`` are never
+        read), so variants of different sizes share one shape.
+      search_steps: binary-search depth, at least this data's own (give the largest of the
+        variants to stack).
     """
     indptr, indices = train.csr()
     deg = np.diff(indptr)
@@ -74,12 +83,16 @@ def positive_sets(train: Interactions, popularity_alpha: float | None = None) ->
     else:
         weights = np.bincount(indices, minlength=train.n_items).astype(np.float64) ** popularity_alpha
     cdf = np.cumsum(weights) / weights.sum()
+    pad = max(0, (capacity or 0) - indices.shape[0])
+    own_steps = max(1, math.ceil(math.log2(int(deg.max(initial=0)) + 1)))
+    if search_steps is not None and search_steps < own_steps:
+        raise JaxrecError(f"{train.source}: search_steps={search_steps} is below this data's {own_steps}")
     return PositiveSets(
         indptr=jnp.asarray(indptr),
-        indices=jnp.asarray(indices),
-        shifted=jnp.asarray(shifted),
+        indices=jnp.asarray(np.concatenate([indices, np.zeros(pad, np.int32)]).astype(np.int32)),
+        shifted=jnp.asarray(np.concatenate([shifted, np.zeros(pad, np.int32)])),
         item_cdf=jnp.asarray(cdf, dtype=jnp.float32),
-        search_steps=max(1, math.ceil(math.log2(int(deg.max(initial=0)) + 1))),
+        search_steps=own_steps if search_steps is None else int(search_steps),
     )
 
 
@@ -161,16 +174,9 @@ def mix32(x: jax.Array) -> jax.Array:
     return x ^ (x >> 16)
 
 
-def _balanced_factor(n: int) -> int:
-    """The divisor of ``n`` closest to (and not above) ``sqrt(n)``."""
-    a = math.isqrt(n)
-    while n % a:
-        a -= 1
-    return a
-
-
-def _feistel(x_hi, x_lo, size_hi: int, size_lo: int, round_keys) -> jax.Array:
-    """Feistel rounds over ``Z_size_hi x Z_size_lo`` (modular addition: a bijection for any sizes)."""
+def _feistel(x_hi, x_lo, size_hi, size_lo, round_keys) -> jax.Array:
+    """Feistel rounds over ``Z_size_hi x Z_size_lo`` (modular addition: a bijection for any sizes;
+    the sizes may be traced ``uint32`` values)."""
     hi, lo = x_hi, x_lo
     for r in range(round_keys.shape[0]):
         if r % 2 == 0:
@@ -180,30 +186,34 @@ def _feistel(x_hi, x_lo, size_hi: int, size_lo: int, round_keys) -> jax.Array:
     return hi * size_lo + lo
 
 
-def index_shuffle(key: jax.Array, n: int, rounds: int = 6) -> jax.Array:
-    """A pseudo-random permutation of ``arange(n)``: ``[n]`` int32, a function of ``key`` only.
+def index_shuffle(key: jax.Array, n, size: int | None = None, rounds: int = 6) -> jax.Array:
+    """A pseudo-random permutation of ``arange(n)`` in the first ``n`` of ``size`` slots.
+
+    Returns ``[size]`` int32 (``size`` defaults to ``n``, which must then be a Python int):
+    slots ``[0, n)`` hold a permutation of ``[0, n)`` that is a function of ``(key, n)`` only,
+    and slots ``[n, size)`` hold ``n .. size - 1`` unchanged. ``n`` may be a traced scalar, so
+    data sets padded to a common capacity ``size`` (members of a sweep) shuffle their real rows
+    exactly as they would unpadded, and padding stays at the end.
 
     ``jax.random.permutation`` sorts random keys, and XLA's CPU sort is slow (65 ms for 82k
     items on 2 cores: more than the whole MF epoch's arithmetic). This is instead a Feistel
     network, the construction behind random-access shuffles such as grain's ``index_shuffle``
-    (Black & Rogaway, "Ciphers with arbitrary finite domains", CT-RSA 2002), over the
-    mixed-radix domain ``Z_a x Z_b`` with ``a * b = n`` and modular addition in each round,
-    so it is a bijection of ``[0, n)`` with no cycle walking, elementwise and loop-free.
-    Training pads its pairs to whole batches, so ``n = n_batches * batch_size`` factors well;
-    for badly factorable ``n`` (e.g. prime), the network runs on ``[0, 2^m)`` and the images
-    below ``n`` are kept in order.
+    (Black & Rogaway, "Ciphers with arbitrary finite domains", CT-RSA 2002), on the domain
+    ``[0, 2^m)`` with ``2^(m-1) < n <= 2^m`` split into two balanced power-of-two halves; the
+    images below ``n`` are kept in order (a cumulative sum and one scatter, loop-free).
     """
-    if n >= 2**31:
-        raise JaxrecError(f"index_shuffle supports fewer than 2^31 items, got {n}")
+    size = int(n) if size is None else int(size)
+    if size >= 2**30:
+        raise JaxrecError(f"index_shuffle supports fewer than 2^30 items, got {size}")
     round_keys = jax.random.bits(key, (rounds,), jnp.uint32)
-    a = _balanced_factor(max(n, 1))
-    if a * a * 64 >= n:  # both sides at least sqrt(n) / 8
-        x = jnp.arange(n, dtype=jnp.uint32)
-        return _feistel(x // (n // a), x % (n // a), a, n // a, round_keys).astype(jnp.int32)
-    bits = (n - 1).bit_length()
-    size_lo = 1 << (bits // 2)
-    x = jnp.arange(1 << bits, dtype=jnp.uint32)
-    image = _feistel(x // size_lo, x % size_lo, (1 << bits) // size_lo, size_lo, round_keys)
-    keep = image < n
+    n = jnp.clip(jnp.asarray(n, jnp.int32), 1, max(size, 1))
+    bits = 32 - jax.lax.clz(n - 1)  # m: 2^(m-1) < n <= 2^m (0 for n = 1)
+    size_lo = jnp.left_shift(jnp.int32(1), bits // 2).astype(jnp.uint32)
+    size_hi = jnp.left_shift(jnp.int32(1), bits - bits // 2).astype(jnp.uint32)
+    domain = 1 << max(size - 1, 0).bit_length()  # static bound on 2^m
+    x = jnp.arange(domain, dtype=jnp.uint32)
+    image = _feistel(x // size_lo, x % size_lo, size_hi, size_lo, round_keys).astype(jnp.int32)
+    keep = (x < size_hi * size_lo) & (image < n)
     slot = jnp.cumsum(keep) - 1
-    return jnp.zeros(n, jnp.int32).at[jnp.where(keep, slot, n)].set(image.astype(jnp.int32), mode="drop")
+    base = jnp.arange(size, dtype=jnp.int32)
+    return base.at[jnp.where(keep, slot, size)].set(image, mode="drop")

@@ -74,16 +74,20 @@ def replace_embedding_tables(params, tables: dict[str, jax.Array]):
     return {**params, "params": inner}
 
 
-def batch_l2(params, users: jax.Array, items: jax.Array) -> jax.Array:
+def batch_l2(params, users: jax.Array, items: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """LightGCN-style L2 of the batch's layer-0 embeddings: ``sum ||e||^2 / 2 / B``.
 
     Args:
       users: ``[B]`` user ids; items: ``[B, M]`` item ids (positive and negatives).
+      mask: ``[B]`` 1 for real rows, 0 for padding (default: all real); ``B`` counts real rows.
     Returns a scalar; every ``user*`` table is gathered at ``users``, every ``item*`` at ``items``.
     (Rendle et al. 2009 / He et al. 2020, REFERENCE.md "BPR".)
     """
+    mask = jnp.ones(users.shape, jnp.float32) if mask is None else mask
     total = 0.0
     for name, table in embedding_tables(params).items():
-        idx = users if name.startswith("user") else items
-        total = total + jnp.sum(jnp.square(table[idx]))
-    return total / 2.0 / users.shape[0]
+        rows = jnp.square(table[users if name.startswith("user") else items])
+        rows = jnp.sum(rows, axis=-1)  # [B] or [B, M]
+        w = mask if rows.ndim == 1 else mask[:, None]
+        total = total + jnp.sum(rows * w)
+    return total / 2.0 / jnp.maximum(jnp.sum(mask), 1.0)

@@ -1,9 +1,11 @@
-"""Durable runs: orbax checkpoints of the whole train state, exact resume, crash safety.
+"""Durable runs: orbax checkpoints of any training pytree, exact resume, crash safety.
 
-A checkpoint holds everything a run needs to continue bit-exactly: ``params``, ``opt_state``,
-``step`` and the random key (as its raw ``key_data``; per-step randomness is
-``fold_in(key, step)``, so nothing else is needed), plus JSON metadata: the epoch, the step and
-the run's config. Checkpoints are numbered by epoch.
+A checkpoint holds everything a run needs to continue bit-exactly: whatever pytree the trainer
+hands in -- the stacked members' train states (params, ``opt_state`` with the learning rate,
+``step``, the random key as its raw ``key_data``, the hyperparameters) and the per-member
+tracker (best params, early-stopping counters), or the GAN's pair of states -- plus JSON
+metadata: the epoch and the run's config. Per-step randomness is ``fold_in(key, step)``, so
+nothing else is needed. Checkpoints are numbered by epoch.
 
 Crash safety comes from orbax's ``CheckpointManager``: a checkpoint is written into a temporary
 directory and renamed into place only when complete, so a process killed during a save leaves
@@ -11,8 +13,8 @@ the previous checkpoints restorable (the partial directory is ignored and cleane
 Training that hits a NaN/inf loss raises :class:`~jaxrec.train.loop.NonFiniteLossError` before
 the bad state is adopted, so the last checkpoint written is the last good one.
 
-Resuming restores onto the shardings of a template state (e.g. one made by
-:func:`jaxrec.train.parallel.shard_state`), so a run resumes on the same device layout; the
+Resuming restores onto the shardings of a template (e.g. a state placed on a mesh by
+:func:`jaxrec.train.parallel.place_members`), so a run resumes on the same device layout; the
 restored arrays are bit-identical to the saved ones.
 """
 
@@ -22,20 +24,33 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from flax import serialization
 
 from jaxrec.errors import JaxrecError
 from jaxrec.train.parallel import wrap_key
-from jaxrec.train.state import TrainState
 
 
-def _to_tree(state: TrainState) -> dict:
-    """The saved pytree of ``state``: params, opt_state, step and ``key_data(key)`` (uint32)."""
-    return {
-        "params": state.params,
-        "opt_state": state.opt_state,
-        "step": state.step,
-        "key": jax.random.key_data(state.key),
-    }
+def _is_key(x) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _to_tree(tree) -> dict:
+    """The saved form of ``tree``: a nested dict (flax state dict), typed keys as ``key_data``."""
+    raw = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+    return serialization.to_state_dict(raw)
+
+
+def _from_tree(template, saved: dict):
+    """``template``'s structure filled with the ``saved`` leaves (keys re-wrapped, placed as the
+    template's)."""
+    leaves, treedef = jax.tree.flatten(template)
+    raw_template = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, template)
+    restored = serialization.from_state_dict(raw_template, saved)
+    out = [
+        wrap_key(r, jax.random.key_impl(t), getattr(t, "sharding", None)) if _is_key(t) else r
+        for t, r in zip(leaves, jax.tree.leaves(restored))
+    ]
+    return jax.tree.unflatten(treedef, out)
 
 
 def _abstract(tree):
@@ -74,9 +89,9 @@ class Checkpointer:
         import orbax.checkpoint as ocp
 
         if every < 0:
-            raise JaxrecError(f"checkpoint.every must be >= 0, got {every}")
+            raise JaxrecError(f"checkpoint every must be >= 0, got {every}")
         if keep < 1:
-            raise JaxrecError(f"checkpoint.keep must be >= 1, got {keep}")
+            raise JaxrecError(f"checkpoint keep must be >= 1, got {keep}")
         self._ocp = ocp
         self.directory = Path(directory).absolute()
         self.every = every
@@ -87,31 +102,32 @@ class Checkpointer:
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     # -- saving ----------------------------------------------------------------------------------
-    def save(self, epoch: int, state: TrainState, extra: dict | None = None) -> None:
-        """Save ``state`` as the checkpoint of ``epoch`` (metadata: epoch, step, config, ``extra``)."""
+    def save(self, epoch: int, tree, extra: dict | None = None) -> None:
+        """Save ``tree`` (any pytree of arrays and typed keys) as the checkpoint of ``epoch``
+        (metadata: epoch, config, ``extra``)."""
         ocp = self._ocp
-        meta = {"epoch": int(epoch), "step": int(jax.device_get(state.step)), "config": self.config}
+        meta = {"epoch": int(epoch), "config": self.config}
         meta.update(extra or {})
         self.manager.save(
             int(epoch),
-            args=ocp.args.Composite(state=ocp.args.StandardSave(_to_tree(state)), meta=ocp.args.JsonSave(meta)),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(_to_tree(tree)), meta=ocp.args.JsonSave(meta)),
             force=True,
         )
 
-    def save_final(self, epoch: int, state: TrainState) -> None:
+    def save_final(self, epoch: int, tree) -> None:
         """Save the end of training (when checkpoints are on and ``epoch`` is not saved yet)."""
         if self.every and epoch not in self.manager.all_steps():
-            self.save(epoch, state)
+            self.save(epoch, tree)
 
-    def resume(self, template: TrainState) -> tuple[TrainState, int]:
-        """``(state, epoch)`` of the latest checkpoint, restored onto ``template``'s layout."""
-        state, meta = self.restore(template)
-        return state, int(meta["epoch"])
+    def resume(self, template):
+        """``(tree, epoch)`` of the latest checkpoint, restored onto ``template``'s layout."""
+        tree, meta = self.restore(template)
+        return tree, int(meta["epoch"])
 
-    def on_epoch_end(self, epoch: int, state: TrainState, record: dict) -> None:
-        """A :func:`jaxrec.train.loop.fit` hook: save when ``epoch`` is a multiple of ``every``."""
+    def maybe_save(self, epoch: int, tree, extra: dict | None = None) -> None:
+        """Save when ``epoch`` is a multiple of ``every`` (the fit loop's epoch hook calls it)."""
         if self.every and epoch % self.every == 0:
-            self.save(epoch, state, {"loss": record.get("loss")})
+            self.save(epoch, tree, extra)
 
     def wait(self) -> None:
         """Block until pending asynchronous saves are on disk."""
@@ -136,12 +152,12 @@ class Checkpointer:
         """The newest complete checkpoint's epoch (None: no checkpoint)."""
         return self.manager.latest_step()
 
-    def restore(self, template: TrainState, epoch: int | None = None) -> tuple[TrainState, dict]:
-        """``(state, meta)`` of checkpoint ``epoch`` (default: the latest).
+    def restore(self, template, epoch: int | None = None) -> tuple:
+        """``(tree, meta)`` of checkpoint ``epoch`` (default: the latest).
 
         ``template`` supplies the structure, ``apply_fn``/``tx`` and the target shardings (a
-        freshly created state of the same run, sharded as the run is); the restored leaves
-        are bit-identical to the saved ones.
+        freshly created tree of the same run, placed as the run is); the restored leaves are
+        bit-identical to the saved ones.
         """
         ocp = self._ocp
         epoch = self.latest_epoch() if epoch is None else epoch
@@ -158,36 +174,6 @@ class Checkpointer:
         except (ValueError, KeyError, TypeError) as e:
             raise JaxrecError(
                 f"checkpoint {self.directory / str(epoch)} does not match this run's state "
-                f"(a different model, optimizer or data?): {e}"
+                f"(a different model, optimizer, members or data?): {e}"
             ) from None
-        tree, meta = out["state"], out["meta"]
-        impl = jax.random.key_impl(template.key)
-        step = tree["step"]
-        if getattr(template.step, "weak_type", True):  # a fresh state's step is the Python int 0
-            step = int(jax.device_get(step))  # same (weak) type as in training: no retrace
-            if isinstance(template.step, jax.Array):  # placed like the template (e.g. on a mesh)
-                step = jax.device_put(step, template.step.sharding)
-        state = template.replace(
-            params=tree["params"],
-            opt_state=tree["opt_state"],
-            step=step,
-            key=wrap_key(tree["key"], impl, getattr(template.key, "sharding", None)),
-        )
-        return state, dict(meta)
-
-
-def checkpointer_for(cfg, resume: bool = False) -> Checkpointer | None:
-    """The :class:`Checkpointer` a :class:`~jaxrec.config.Config` asks for (None: checkpoints off).
-
-    ``cfg.checkpoint.dir`` defaults to ``<output_dir>/<name>/checkpoints``; ``resume`` needs a
-    directory holding a checkpoint even when ``checkpoint.every`` is 0.
-    """
-    from jaxrec.config import to_dict
-
-    c = cfg.checkpoint
-    directory = Path(c.dir) if c.dir else Path(cfg.output_dir) / cfg.name / "checkpoints"
-    if resume and not directory.is_dir():
-        raise JaxrecError(f"--resume: no checkpoint directory {directory} (checkpoint.dir)")
-    if c.every == 0 and not resume:
-        return None
-    return Checkpointer(directory, c.every, c.keep, config=to_dict(cfg))
+        return _from_tree(template, out["state"]), dict(out["meta"])

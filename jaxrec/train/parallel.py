@@ -44,6 +44,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxrec.errors import JaxrecError
 
+MEMBER_AXIS = "member"  #: mesh axis along which stacked members are split (they never talk)
 DATA_AXIS = "data"  #: mesh axis along which batches are split
 MODEL_AXIS = "model"  #: mesh axis along which embedding rows are split
 _EMBEDDINGS = "embeddings"  #: jaxrec.models.base.EMBEDDINGS (not imported: no model import here)
@@ -73,37 +74,45 @@ def max_traces(fn: Callable, n: int | None = 1) -> Callable:
     return counted
 
 
-def make_mesh(data: int = 0, model: int = 1, devices: Sequence[Any] | None = None) -> Mesh:
-    """A ``(data, model)`` mesh with Auto axis types over ``devices`` (default: all devices).
+def make_mesh(
+    data: int = 0, model: int = 1, devices: Sequence[Any] | None = None, member: int = 1
+) -> Mesh:
+    """A ``(member, data, model)`` mesh with Auto axis types over ``devices`` (default: all).
 
     Args:
-      data: devices on the ``data`` axis; 0 means ``len(devices) // model``.
+      data: devices on the ``data`` axis; 0 means ``len(devices) // (model * member)``.
       model: devices on the ``model`` axis (embedding rows are sharded over it when > 1).
+      member: devices on the ``member`` axis (stacked members are split over it).
     Raises:
       JaxrecError: when ``data * model`` does not equal the number of devices used.
     """
     devices = list(jax.devices() if devices is None else devices)
-    if model < 1 or data < 0:
-        raise JaxrecError(f"parallel.model must be >= 1 and parallel.data >= 0, got data={data}, model={model}")
-    if data == 0:
-        if len(devices) % model:
-            raise JaxrecError(
-                f"parallel.model={model} does not divide the {len(devices)} visible devices"
-            )
-        data = len(devices) // model
-    if data * model > len(devices):
+    if model < 1 or data < 0 or member < 1:
         raise JaxrecError(
-            f"parallel.data={data} x parallel.model={model} needs {data * model} devices, "
-            f"but only {len(devices)} are visible ({jax.default_backend()})"
+            f"parallel.model and parallel.member must be >= 1 and parallel.data >= 0, "
+            f"got data={data}, model={model}, member={member}"
         )
-    if data * model < len(devices) and jax.process_count() > 1:
+    if data == 0:
+        if len(devices) % (model * member):
+            raise JaxrecError(
+                f"parallel.model={model} x parallel.member={member} does not divide the "
+                f"{len(devices)} visible devices"
+            )
+        data = len(devices) // (model * member)
+    used = member * data * model
+    if used > len(devices):
         raise JaxrecError(
-            f"parallel.data x parallel.model = {data * model} must use all {len(devices)} devices "
+            f"parallel.member={member} x parallel.data={data} x parallel.model={model} needs {used} "
+            f"devices, but only {len(devices)} are visible ({jax.default_backend()})"
+        )
+    if used < len(devices) and jax.process_count() > 1:
+        raise JaxrecError(
+            f"parallel.member x data x model = {used} must use all {len(devices)} devices "
             "of a multi-process run (set parallel.data: 0)"
         )
     return jax.make_mesh(
-        (data, model), (DATA_AXIS, MODEL_AXIS), axis_types=(AxisType.Auto, AxisType.Auto),
-        devices=devices[: data * model],
+        (member, data, model), (MEMBER_AXIS, DATA_AXIS, MODEL_AXIS),
+        axis_types=(AxisType.Auto,) * 3, devices=devices[:used],
     )
 
 
@@ -164,6 +173,37 @@ def state_shardings(state, mesh: Mesh):
         return replicated
 
     return jax.tree_util.tree_map_with_path(pick, state)
+
+
+def member_shardings(tree, mesh: Mesh, batched: bool = True):
+    """Shardings for a pytree with a leading member axis: that axis split over ``member``, and
+    (as :func:`state_shardings`) embedding tables' rows over ``model``; ``batched=False``: the
+    tree has no member axis and is replicated (data shared by all members)."""
+    if not batched:
+        return jax.tree.map(lambda _: NamedSharding(mesh, P()), tree)
+    n_model = mesh.shape.get(MODEL_AXIS, 1)
+    n_member = mesh.shape.get(MEMBER_AXIS, 1)
+
+    def pick(path, leaf):
+        shape = getattr(leaf, "shape", ())
+        if not shape:
+            return NamedSharding(mesh, P())
+        if shape[0] % n_member:
+            raise JaxrecError(
+                f"parallel.member={n_member} must divide the number of members ({shape[0]})"
+            )
+        if n_model > 1 and _is_embedding_path(path) and len(shape) == 3 and shape[1] % n_model == 0:
+            return NamedSharding(mesh, P(MEMBER_AXIS, MODEL_AXIS, None))
+        return NamedSharding(mesh, P(MEMBER_AXIS))
+
+    return jax.tree_util.tree_map_with_path(pick, tree)
+
+
+def place_members(tree, mesh: Mesh | None, batched: bool = True):
+    """``tree`` placed with :func:`member_shardings` (unchanged without a mesh)."""
+    if mesh is None:
+        return tree
+    return _put(tree, member_shardings(tree, mesh, batched))
 
 
 def wrap_key(data: jax.Array, impl: Any, sharding=None) -> jax.Array:
@@ -261,17 +301,17 @@ def initialize_distributed(
     )
 
 
-def mesh_from_config(data: int = 1, model: int = 1) -> Mesh | None:
-    """The mesh ``parallel.data`` x ``parallel.model`` asks for; None for the plain 1-device path.
+def mesh_from_config(data: int = 1, model: int = 1, member: int = 1) -> Mesh | None:
+    """The mesh ``member x data x model`` asks for; None for the plain 1-device path.
 
     A multi-process run always gets a mesh (over every process's devices, ``data = 0``
     meaning all of them).
     """
-    if data == 1 and model == 1 and jax.process_count() == 1:
+    if data == 1 and model == 1 and member == 1 and jax.process_count() == 1:
         return None
     if jax.process_count() > 1 and data == 1:
         data = 0
-    return make_mesh(data, model)
+    return make_mesh(data, model, member=member)
 
 
 def host_tree(tree):

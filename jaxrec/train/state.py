@@ -1,23 +1,55 @@
-"""The training state: one pytree of params, optimizer state, step counter and random key."""
+"""The training state: one pytree of params, optimizer state, step counter, random key and
+hyperparameters, and its member axis (many trainings stacked along a leading axis)."""
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 from flax.training import train_state
 
 
 class TrainState(train_state.TrainState):
-    """``flax`` TrainState plus a typed random key.
+    """``flax`` TrainState plus a typed random key and the objective's hyperparameters.
 
     Attributes (pytree leaves): ``step`` int, ``params`` (``{"params": ...}`` variables of a
-    Recommender), ``opt_state``, ``key`` (a typed ``jax.random.key``). ``apply_fn`` and ``tx`` are
-    static. Per-step randomness is ``fold_in(key, step)``: it depends on the step only, never on
-    the device count or on how epochs were split across runs, so a resumed run repeats exactly.
+    Recommender), ``opt_state``, ``key`` (a typed ``jax.random.key``) and ``hparams``, a dict of
+    float32 scalars read by the loss (``{"l2": ...}``, APR's ``eps``/``reg``, ...). The learning
+    rate lives in ``opt_state`` (:func:`adam`, ``optax.inject_hyperparams``). Because every
+    hyperparameter is a leaf, ``jax.vmap`` over a stacked state trains members with different
+    values in one compiled program. ``apply_fn`` and ``tx`` are static. Per-step randomness is
+    ``fold_in(key, step)``: it depends on the step only, never on the device count or on how
+    epochs were split across runs, so a resumed run repeats exactly.
     """
 
     key: jax.Array
+    hparams: dict = struct.field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=None)
+def adam(b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
+    """Adam whose learning rate is state (``optax.inject_hyperparams``), not a constant.
+
+    One static optimizer object for every learning rate (cached, so equal settings hash equal
+    for ``jit``); set the rate with :func:`with_lr` (a leaf of ``opt_state``, vmappable).
+    """
+    return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3, b1=b1, b2=b2)
+
+
+def with_lr(state: TrainState, lr) -> TrainState:
+    """``state`` with the injected learning rate set to ``lr`` (scalar, may be traced)."""
+    opt = state.opt_state
+    hyper = dict(opt.hyperparams)
+    hyper["learning_rate"] = jnp.asarray(lr, jnp.float32)
+    return state.replace(opt_state=opt._replace(hyperparams=hyper))
+
+
+def learning_rate(state: TrainState) -> jax.Array:
+    """The injected learning rate of ``state`` (``[]``, or ``[M]`` for stacked members)."""
+    return state.opt_state.hyperparams["learning_rate"]
 
 
 def init_params(model, key: jax.Array, inputs: dict | None = None) -> dict:
@@ -35,9 +67,62 @@ def init_params(model, key: jax.Array, inputs: dict | None = None) -> dict:
 
 
 def create_state(
-    model, key: jax.Array, tx: optax.GradientTransformation, inputs: dict | None = None
+    model,
+    key: jax.Array,
+    tx: optax.GradientTransformation,
+    inputs: dict | None = None,
+    hparams: dict | None = None,
+    lr=None,
 ) -> TrainState:
-    """Initialise ``model`` from ``key`` and wrap its params with the optimizer ``tx``."""
+    """Initialise ``model`` from ``key`` and wrap its params with the optimizer ``tx``.
+
+    ``hparams`` are the loss's hyperparameters (float32 scalars); ``lr`` sets the learning rate of
+    an injected optimizer (:func:`adam`). Traceable: ``jax.vmap`` it over keys and values to
+    create stacked members (:func:`create_members`).
+    """
     init_key, state_key = jax.random.split(key)
     params = init_params(model, init_key, inputs)
-    return TrainState.create(apply_fn=model.apply, params=params, tx=tx, key=state_key)
+    hp = {k: jnp.asarray(v, jnp.float32) for k, v in (hparams or {}).items()}
+    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx, key=state_key, hparams=hp)
+    return state if lr is None else with_lr(state, lr)
+
+
+def create_members(
+    model, keys: jax.Array, tx: optax.GradientTransformation, inputs: dict | None = None,
+    hparams: dict | None = None, lr=None,
+) -> TrainState:
+    """``M`` states stacked along a leading member axis, one per key.
+
+    Args:
+      keys: ``[M]`` typed keys (member m is ``create_state(model, keys[m], ...)``).
+      hparams: ``{name: [M]}`` per-member values; lr: ``[M]`` learning rates (or None).
+    The step counter becomes an ``[M]`` int32 array.
+    """
+    hparams = {k: jnp.asarray(v, jnp.float32) for k, v in (hparams or {}).items()}
+    lr_arg = None if lr is None else jnp.asarray(lr, jnp.float32)
+
+    def one(key, hp, lr_m):
+        s = create_state(model, key, tx, inputs, hp, lr_m)
+        return s.replace(step=jnp.zeros((), jnp.int32))
+
+    if lr_arg is None:
+        state = jax.vmap(lambda k, hp: one(k, hp, None))(keys, hparams)
+    else:
+        state = jax.vmap(one)(keys, hparams, lr_arg)
+    # one buffer per leaf (equal zeros may share one, and the state is donated to the epoch)
+    return jax.tree.map(jnp.copy, state)
+
+
+def n_members(tree) -> int:
+    """The size of the leading member axis of a stacked state (or any stacked pytree)."""
+    return jax.tree.leaves(tree)[0].shape[0]
+
+
+def member(tree, m: int):
+    """Member ``m`` of a stacked pytree (the leading axis removed)."""
+    return jax.tree.map(lambda x: x[m], tree)
+
+
+def stack(trees):
+    """Stack pytrees of equal structure along a new leading member axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)

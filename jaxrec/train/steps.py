@@ -31,18 +31,23 @@ _SHUFFLE, _NEGATIVES, _DROPOUT = 0, 1, 2  # fold_in tags separating the random s
 
 @chex.dataclass(frozen=True)
 class TrainData:
-    """Training pairs padded to whole batches, positive sets and model inputs (all arrays).
+    """Training pairs padded to a fixed capacity, positive sets and model inputs (all arrays).
 
     Attributes:
-      users, items: ``[N_pad]`` int32 positive pairs; ``N_pad`` is a multiple of the batch size.
-      weight: ``[N_pad]`` float32, 1 for real pairs and 0 for padding.
+      users, items: ``[N_pad]`` int32 positive pairs, the real ones first; ``N_pad`` is a
+        multiple of the batch size (a capacity shared by data variants of one shape).
+      mask: ``[N_pad]`` float32, 1 for real pairs and 0 for padding (a padding pair weighs 0 in
+        the loss and in the L2 term; a batch of padding only is no optimizer step).
+      n_real: ``[]`` int32, the number of real pairs (the shuffle permutes only those, so a
+        variant padded to a larger capacity shuffles its real pairs exactly as unpadded).
       positives: :class:`PositiveSets` for negative sampling.
       inputs: the model's non-trainable variable collections (``{}`` for MF).
     """
 
     users: jax.Array
     items: jax.Array
-    weight: jax.Array
+    mask: jax.Array
+    n_real: jax.Array
     positives: PositiveSets
     inputs: dict
 
@@ -56,71 +61,112 @@ def train_data(
     batch_size: int,
     inputs: dict | None = None,
     popularity_alpha: float | None = None,
+    capacity: int | None = None,
+    search_steps: int | None = None,
 ) -> TrainData:
-    """Pad ``train``'s (deduplicated) pairs to a multiple of ``batch_size`` and move them to device."""
+    """Pad ``train``'s (deduplicated) pairs to whole batches and move them to device.
+
+    Args:
+      capacity: pad to at least this many pairs (rounded up to whole batches), so that data
+        variants of different sizes share one shape and stack (:func:`stack_data`); default: the
+        pairs themselves.
+      search_steps: the positive sets' binary-search depth (default: this data's own); give the
+        largest of the variants to stack.
+    """
     if batch_size < 1:
-        raise JaxrecError(f"train.batch_size must be >= 1, got {batch_size}")
+        raise JaxrecError(f"batch size must be >= 1, got {batch_size}")
     indptr, items = train.csr()
     users = np.repeat(np.arange(train.n_users, dtype=np.int32), np.diff(indptr))
     if users.size == 0:
         raise JaxrecError(f"{train.source}: no training interactions")
-    n_pad = math.ceil(users.size / batch_size) * batch_size - users.size
+    if capacity is not None and capacity < users.size:
+        raise JaxrecError(f"{train.source}: {users.size} training pairs exceed the capacity {capacity}")
+    size = max(users.size, capacity or 0)
+    n_pad = math.ceil(size / batch_size) * batch_size - users.size
     pad = lambda a, v: np.concatenate([a, np.full(n_pad, v, a.dtype)])  # noqa: E731
     return TrainData(
         users=jnp.asarray(pad(users, 0)),
         items=jnp.asarray(pad(items, 0)),
-        weight=jnp.asarray(pad(np.ones(users.size, np.float32), 0.0)),
-        positives=positive_sets(train, popularity_alpha),
+        mask=jnp.asarray(pad(np.ones(users.size, np.float32), 0.0)),
+        n_real=jnp.asarray(users.size, jnp.int32),
+        positives=positive_sets(train, popularity_alpha, capacity=size, search_steps=search_steps),
         inputs=dict(inputs or {}),
     )
 
 
+def stack_data(datas: list[TrainData]) -> TrainData:
+    """Data variants of one shape (same capacity, search depth and input shapes) stacked along a
+    leading member axis, for members that train on different data."""
+    shapes = {jax.tree.map(jnp.shape, d).__repr__() for d in datas}
+    steps = {d.positives.search_steps for d in datas}
+    if len(shapes) != 1 or len(steps) != 1:
+        raise JaxrecError(
+            "data variants differ in shape: build them with one capacity, search_steps and graph "
+            "capacity (train_data(..., capacity=, search_steps=))"
+        )
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *datas)
+
+
 class Batch(NamedTuple):
-    """``users [B]``, ``items [B, 1 + n]`` (positive, then sampled negatives), ``weight [B]``."""
+    """``users [B]``, ``items [B, 1 + n]`` (positive, then sampled negatives), ``mask [B]``."""
 
     users: jax.Array
     items: jax.Array
-    weight: jax.Array
+    mask: jax.Array
 
 
-def make_loss_fn(model, loss: str = "bpr", l2: float = 0.0) -> Callable:
-    """``loss_fn(params, inputs, users [B], items [B, 1 + n], weight [B], key) -> (loss, aux)``.
+def make_loss_fn(model, loss: str = "bpr", with_l2: bool = False) -> Callable:
+    """``loss_fn(params, inputs, users [B], items [B, 1 + n], mask [B], key, hparams) -> (loss, aux)``.
 
-    ``items[:, 0]`` are positives, the rest sampled negatives; ``l2`` weights :func:`batch_l2`
-    on the batch's layer-0 embeddings. Scores come from one ``model.score`` call, so shared work
-    (LightGCN's propagation) happens once per step.
+    ``items[:, 0]`` are positives, the rest sampled negatives; with ``with_l2`` the weight
+    ``hparams["l2"]`` (an array, so members may differ) multiplies :func:`batch_l2` on the
+    batch's layer-0 embeddings (``with_l2`` is structural: off, the term is not computed). Scores
+    come from one ``model.score`` call, so shared work (LightGCN's propagation) happens once per
+    step. Padding rows (``mask`` 0) weigh nothing.
     """
     per_example = get_loss(loss)
 
-    def loss_fn(params, inputs, users, items, weight, key):
+    def loss_fn(params, inputs, users, items, mask, key, hparams):
         scores = model.apply(
             {**params, **inputs}, users, items, train=True, method="score", rngs={"dropout": key}
         )
-        rank_loss = jnp.sum(per_example(scores[:, 0], scores[:, 1:]) * weight) / jnp.maximum(
-            jnp.sum(weight), 1.0
+        rank_loss = jnp.sum(per_example(scores[:, 0], scores[:, 1:]) * mask) / jnp.maximum(
+            jnp.sum(mask), 1.0
         )
         total = rank_loss
-        if l2:
-            total = total + l2 * batch_l2(params, users, items)
+        if with_l2:
+            total = total + hparams["l2"] * batch_l2(params, users, items, mask)
         return total, {"loss": total, "rank_loss": rank_loss}
 
     return loss_fn
 
 
-def make_train_step(loss_fn: Callable) -> Callable:
+def make_train_step(loss_fn: Callable, skip_empty: bool = False) -> Callable:
     """``step(state, batch, data) -> (state, metrics)``: one optimizer update on ``batch``.
 
     ``loss_fn`` has the signature of :func:`make_loss_fn`'s result (APR and other adversarial
-    objectives plug in here); the dropout key is ``fold_in(state.key, step)``. Jit it with
-    ``donate_argnums=0``.
+    objectives plug in here); it gets ``state.hparams``; the dropout key is
+    ``fold_in(state.key, step)``. With ``skip_empty`` (data padded beyond its last real batch) a
+    batch without real rows leaves the state unchanged, step counter included. ``metrics`` always
+    holds ``batch`` (1.0 for an update, 0.0 for a skipped batch). Jit it with ``donate_argnums=0``.
     """
 
-    def step(state: TrainState, batch: Batch, data: TrainData):
+    def update(state: TrainState, batch: Batch, data: TrainData):
         key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _DROPOUT)
         grads, aux = jax.grad(loss_fn, has_aux=True)(
-            state.params, data.inputs, batch.users, batch.items, batch.weight, key
+            state.params, data.inputs, batch.users, batch.items, batch.mask, key, state.hparams
         )
-        return state.apply_gradients(grads=grads), aux
+        return state.apply_gradients(grads=grads), {**aux, "batch": jnp.float32(1.0)}
+
+    if not skip_empty:
+        return update
+
+    def step(state: TrainState, batch: Batch, data: TrainData):
+        def skip(state, batch, data):
+            shapes = jax.eval_shape(update, state, batch, data)[1]
+            return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+        return jax.lax.cond(jnp.sum(batch.mask) > 0, update, skip, state, batch, data)
 
     return step
 
@@ -134,12 +180,15 @@ def epoch_batches(
 ) -> Batch:
     """This epoch's batches: ``Batch`` of ``[n_batches, batch_size(, 1 + n)]`` arrays.
 
-    The pairs are shuffled with :func:`index_shuffle` and every negative of the epoch is drawn
-    in one vectorised call (far cheaper on CPU than one small draw per scan step), both from
-    ``fold_in(state.key, state.step)`` at the start of the epoch.
+    The real pairs are shuffled with :func:`index_shuffle` (padding stays behind them) and every
+    negative of the epoch is drawn in one vectorised call (far cheaper on CPU than one small draw
+    per scan step), both from ``fold_in(state.key, state.step)`` at the start of the epoch.
+    Threefry is partitionable, so the draw of slot ``i`` does not depend on the capacity: a
+    padded variant sees exactly the batches of the unpadded data, then padding-only batches.
     """
+    check_batches(batch_size, data)
     key = jax.random.fold_in(state.key, state.step)
-    perm = index_shuffle(jax.random.fold_in(key, _SHUFFLE), data.n_pairs)
+    perm = index_shuffle(jax.random.fold_in(key, _SHUFFLE), data.n_real, data.n_pairs)
     users = data.users[perm]
     neg = sample_negatives(
         jax.random.fold_in(key, _NEGATIVES), data.positives, users, n_negatives, negative_sampling
@@ -148,9 +197,19 @@ def epoch_batches(
     batches = Batch(
         users.reshape(-1, batch_size),
         items.reshape(-1, batch_size, 1 + n_negatives),
-        data.weight[perm].reshape(-1, batch_size),
+        data.mask[perm].reshape(-1, batch_size),
     )
     return constrain_batches(batches)  # split along B over a mesh's "data" axis (no-op without one)
+
+
+def check_batches(batch_size: int, data: TrainData) -> None:
+    """Raise :class:`JaxrecError` (before tracing goes further) unless ``data`` was padded to
+    whole batches of ``batch_size``."""
+    if batch_size < 1 or data.n_pairs % batch_size:
+        raise JaxrecError(
+            f"batch size {batch_size} does not match the training data, padded to {data.n_pairs} "
+            "pairs (build it with train_data(..., batch_size) of the same size)"
+        )
 
 
 def make_epoch(

@@ -9,10 +9,13 @@ import numpy as np
 import optax
 import pytest
 
-from jaxrec.evaluate import split_ranking
+from jaxrec.errors import JaxrecError
+
+from jaxrec.evaluate import evaluate_params, split_ranking
 from jaxrec.models import MF, embedding_tables
+from jaxrec.train.engine import make_engine
 from jaxrec.train.loop import NonFiniteLossError, fit, jit_epoch
-from jaxrec.train.state import create_state
+from jaxrec.train.state import create_state, stack
 from jaxrec.train.steps import epoch_batches, make_epoch, make_loss_fn, make_train_step, train_data
 
 B = 32
@@ -34,12 +37,12 @@ def test_train_data_pads_to_whole_batches(tiny_split, setup):
     _, data, _ = setup
     n = len(tiny_split.train)
     assert data.n_pairs % B == 0 and data.n_pairs >= n
-    assert float(data.weight.sum()) == n
+    assert float(data.mask.sum()) == n
     batches = epoch_batches(fresh_state(setup[0]), data, B)
     assert batches.users.shape == (data.n_pairs // B, B)
     assert batches.items.shape == (data.n_pairs // B, B, 2)
     # every real pair appears exactly once per epoch
-    real = np.asarray(batches.weight).ravel() > 0
+    real = np.asarray(batches.mask).ravel() > 0
     pairs = set(zip(np.asarray(batches.users).ravel()[real].tolist(), np.asarray(batches.items)[..., 0].ravel()[real].tolist()))
     assert pairs == set(zip(tiny_split.train.users.tolist(), tiny_split.train.items.tolist()))
 
@@ -90,10 +93,10 @@ def test_padding_does_not_change_the_gradient(tiny_split):
     u, i = tiny_split.train.users, tiny_split.train.items
     items = jnp.stack([jnp.asarray(i), jnp.asarray((i + 1) % tiny_split.n_items)], 1)
     grad = jax.jit(jax.grad(loss_fn, has_aux=True))
-    g1, _ = grad(params, {}, jnp.asarray(u), items, jnp.ones(n), jax.random.key(0))
+    g1, _ = grad(params, {}, jnp.asarray(u), items, jnp.ones(n), jax.random.key(0), {})
     pad = lambda a: jnp.concatenate([a, jnp.zeros((5,) + a.shape[1:], a.dtype)])  # noqa: E731
     g2, _ = grad(
-        params, {}, pad(jnp.asarray(u)), pad(items), pad(jnp.ones(n)), jax.random.key(0)
+        params, {}, pad(jnp.asarray(u)), pad(items), pad(jnp.ones(n)), jax.random.key(0), {}
     )
     chex.assert_trees_all_close(g1, g2, rtol=1e-5, atol=1e-7)
 
@@ -101,14 +104,16 @@ def test_padding_does_not_change_the_gradient(tiny_split):
 def test_fit_keeps_the_best_validation_params_and_stops_early(tiny_split, setup):
     model, data, step = setup
     valid = split_ranking(tiny_split, "valid")
-    result = fit(
-        model, fresh_state(model, lr=0.5), data, jit_epoch(make_epoch(step, B)), epochs=30,
-        valid=valid, eval_every=1, ks=(5,), monitor="recall@5", patience=3, progress=False,
-    )
+    validate = lambda p, d, v: evaluate_params(model, p, v, (5,))  # noqa: E731
+    engine = make_engine(make_epoch(step, B), 1, validate=validate, monitor="recall@5", patience=3)
+    result = fit(engine, stack([fresh_state(model, lr=0.5)]), data, epochs=30, valid=valid, progress=False).member(0)
     scores = [h["valid/recall@5"] for h in result.history]
     assert len(result.history) < 30  # stopped early
+    assert result.stopped and not result.failed
     assert result.history[result.best_epoch - 1]["valid/recall@5"] == max(scores)
     assert result.best_epoch == len(result.history) - 3
+    best = evaluate_params(model, result.best_params, valid, (5,))["recall@5"]
+    assert float(best) == pytest.approx(max(scores), abs=1e-6)  # the kept params are that epoch's
 
 
 def test_nan_loss_stops_with_a_clear_message(setup):
@@ -116,14 +121,20 @@ def test_nan_loss_stops_with_a_clear_message(setup):
     state = fresh_state(model)
     state = state.replace(params=jax.tree.map(lambda p: p * jnp.nan, state.params))
     with pytest.raises(NonFiniteLossError, match="epoch 1: the training loss is nan"):
-        fit(model, state, data, jit_epoch(make_epoch(step, B)), epochs=2, progress=False)
+        fit(make_engine(make_epoch(step, B), 1), stack([state]), data, epochs=2, progress=False)
+
+
+def test_batch_size_mismatch_is_a_clear_error_before_tracing(setup):
+    model, data, step = setup  # data padded for B = 32
+    with pytest.raises(JaxrecError, match="batch size 48 does not match the training data"):
+        jax.jit(make_epoch(step, 48))(fresh_state(model), data)
 
 
 def test_bce_and_l2_losses_train(setup, tiny_split):
     model, data, _ = setup
-    step = make_train_step(make_loss_fn(model, "bce", l2=1e-3))
+    step = make_train_step(make_loss_fn(model, "bce", with_l2=True))
     epoch = jax.jit(make_epoch(step, B, n_negatives=2, negative_sampling="popularity"))
-    state = fresh_state(model)
+    state = fresh_state(model).replace(hparams={"l2": jnp.float32(1e-3)})
     first = None
     for _ in range(5):
         state, m = epoch(state, data)

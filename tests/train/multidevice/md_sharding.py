@@ -84,7 +84,7 @@ def test_data_parallel_matches_one_device(setup, reference):
     model, fresh, data = setup
     ref_state, ref_losses = reference
     mesh = par.make_mesh()
-    assert dict(mesh.shape) == {"data": 4, "model": 1}
+    assert dict(mesh.shape) == {"member": 1, "data": 4, "model": 1}
     state, losses = sharded_run(model, fresh, data, mesh)
     assert losses.shape == (EPOCHS, data.n_pairs // B)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
@@ -130,7 +130,7 @@ def test_batch_size_must_divide_by_the_data_axis():
     mesh = par.make_mesh()
     with pytest.raises(JaxrecError, match="train.batch_size=30 must be divisible by the 4"):
         par.check_batch_size(30, mesh)
-    with pytest.raises(JaxrecError, match="parallel.data=3 x parallel.model=2 needs 6 devices"):
+    with pytest.raises(JaxrecError, match="parallel.member=1 x parallel.data=3 x parallel.model=2 needs 6 devices"):
         par.make_mesh(data=3, model=2)
     with pytest.raises(JaxrecError, match="embedding table 'user' has 943 rows, not divisible"):
         par.state_shardings({"params": {"embeddings": {"user": np.zeros((943, 4))}}}, par.make_mesh(model=2))
@@ -184,3 +184,26 @@ def test_gan_epoch_data_parallel_matches_one_device():
     assert_params_close(four.g.params, one.g.params)
     assert_params_close(four.d.params, one.d.params)
     assert four.g.params["params"]["out"]["kernel"].sharding.num_devices == 4
+
+
+@pytest.mark.parametrize("member, data_axis", [(4, 1), (2, 2)])
+def test_member_axis_shards_members_and_matches_one_device(tiny_split, member, data_axis):
+    """4 seeds x 2 learning rates... as one sweep: members split over the 'member' mesh axis
+    (alone, and with batches over 'data') equal the same members on one device."""
+    from jaxrec.experiment import train_members
+
+    cfgs = [
+        Config(train=TrainConfig(epochs=2, batch_size=16, lr=lr, seed=seed), eval=EvalConfig(ks=(5,)),
+               parallel=ParallelConfig(member=member, data=data_axis))
+        for seed in (0, 1) for lr in (0.01, 0.05)
+    ]
+    sharded = train_members(cfgs, tiny_split, progress=False)
+    plain = train_members([c.__class__(**{**c.__dict__, "parallel": ParallelConfig()}) for c in cfgs],
+                          tiny_split, progress=False)
+    table = sharded.fit.state.params["params"]["embeddings"]["user"]
+    assert table.sharding.spec[0] == "member" and len({s.device for s in table.addressable_shards}) == 4
+    assert {s.data.shape[0] for s in table.addressable_shards} == {4 // member}
+    assert_params_close(sharded.fit.state.params, plain.fit.state.params)
+    for a, b in zip(sharded.metrics, plain.metrics):
+        for k in a:
+            assert abs(a[k] - b[k]) < 1e-4, (k, a[k], b[k])

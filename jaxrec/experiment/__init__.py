@@ -1,0 +1,37 @@
+"""The experiment layer: configuration -> plain arguments -> one run or a sweep, end to end.
+
+Only this layer and the CLI read config dataclasses. :func:`run` trains and tests one
+configuration (``jaxrec train``); :func:`sweep` trains a grid of them as members of as few
+compiled programs as their shapes allow (``jaxrec sweep``).
+"""
+
+from jaxrec.experiment.data import SPLITS, load_split
+from jaxrec.experiment.sweep import SweepResult, parse_grid, sweep
+from jaxrec.experiment.training import (
+    MEMBER_KEYS,
+    MembersRun,
+    RunResult,
+    Training,
+    build_training,
+    checkpointer_for,
+    results_table,
+    run,
+    train_members,
+)
+
+__all__ = [
+    "MEMBER_KEYS",
+    "MembersRun",
+    "RunResult",
+    "SPLITS",
+    "SweepResult",
+    "Training",
+    "build_training",
+    "checkpointer_for",
+    "load_split",
+    "parse_grid",
+    "results_table",
+    "run",
+    "sweep",
+    "train_members",
+]

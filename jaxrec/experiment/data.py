@@ -1,0 +1,66 @@
+"""Splits for an experiment: read -> clean -> split, as the config's ``data`` section says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jaxrec import data as D
+from jaxrec.config import DataConfig
+from jaxrec.data.interactions import Interactions, Split
+from jaxrec.errors import JaxrecError
+
+SPLITS = ("random", "temporal", "leave_one_out", "predefined")
+
+
+def _clean(inter: Interactions, cfg: DataConfig, compact: bool) -> Interactions:
+    if cfg.deduplicate:
+        inter = D.deduplicate(inter)
+    if inter.ratings is not None:
+        inter = D.to_implicit(inter, cfg.implicit_threshold, compact=compact)
+    elif cfg.implicit_threshold is not None:
+        raise JaxrecError(f"data.implicit_threshold: {inter.source} has no ratings to threshold")
+    return inter
+
+
+def load_split(cfg: DataConfig) -> Split:
+    """Load, clean and split the data the config names.
+
+    Order: read -> deduplicate -> implicit feedback (every rating a positive, or rating >=
+    ``implicit_threshold``) -> k-core -> split. Predefined splits (LightGCN files, or
+    ``test_path``) keep their id space; k-core filtering is refused for them.
+    """
+    if cfg.split not in SPLITS:
+        raise JaxrecError(f"data.split: unknown split {cfg.split!r}; choose one of {SPLITS}")
+    table = dict(
+        user_col=cfg.user_col, item_col=cfg.item_col, rating_col=cfg.rating_col,
+        time_col=cfg.time_col, delimiter=cfg.delimiter,
+    )
+    if cfg.test_path is not None:
+        loaded = D.read_split_files(cfg.dataset, cfg.test_path, cfg.valid_path, **table)
+    else:
+        is_table = cfg.dataset not in D.DATASETS and Path(cfg.dataset).is_file() and (
+            Path(cfg.dataset).name not in ("u.data", "ratings.dat", "ratings.csv")
+        )
+        loaded = D.load_dataset(cfg.dataset, **(table if is_table else {}))
+    if isinstance(loaded, Split):
+        if cfg.split != "predefined":
+            raise JaxrecError(
+                f"data.split: {cfg.dataset} comes with a predefined train/test split; "
+                f"set data.split: predefined (got {cfg.split!r})"
+            )
+        if cfg.user_core or cfg.item_core:
+            raise JaxrecError("data.user_core/item_core: k-core filtering would break a predefined split")
+        parts = [None if p is None else _clean(p, cfg, compact=False) for p in (loaded.train, loaded.valid, loaded.test)]
+        return Split(train=parts[0], valid=parts[1], test=parts[2], info=D.split_info(*parts))
+    if cfg.split == "predefined":
+        raise JaxrecError(
+            f"data.split: predefined, but {cfg.dataset} is a single file (give data.test_path)"
+        )
+    inter = _clean(loaded, cfg, compact=True)
+    if cfg.user_core or cfg.item_core:
+        inter = D.kcore(inter, cfg.user_core, cfg.item_core)
+    if cfg.split == "random":
+        return D.random_ratio(inter, cfg.ratios, seed=cfg.seed)
+    if cfg.split == "temporal":
+        return D.temporal_ratio(inter, cfg.ratios)
+    return D.leave_one_out(inter, valid=len(cfg.ratios) == 3 and cfg.ratios[1] > 0)

@@ -1,0 +1,301 @@
+"""One experiment end to end: data -> model -> members' training -> test metrics -> ``runs/<name>/``.
+
+:func:`train_members` is the one path every training takes: a list of configurations that differ
+only in :data:`MEMBER_KEYS` (seed, learning rate, L2) becomes one stacked state, one compiled
+member engine (:mod:`jaxrec.train.engine`), one fit loop and one vmapped test evaluation.
+:func:`run` (``jaxrec train``, ``jaxrec.run``) is its one-member case; :mod:`jaxrec.experiment.sweep`
+groups a grid into as few such programs as the shapes allow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.config import Config, save_config, to_dict
+from jaxrec.data.interactions import Split
+from jaxrec.errors import JaxrecError
+from jaxrec.evaluate import (
+    METRICS,
+    check_ks,
+    compile_evaluator,
+    evaluate_members,
+    evaluate_params,
+    model_chunk,
+    split_ranking,
+)
+from jaxrec.experiment.data import load_split
+from jaxrec.models import build_model
+from jaxrec.train.checkpoint import Checkpointer
+from jaxrec.train.engine import init_tracker, make_engine
+from jaxrec.train.loop import FitResult, MembersFit, fit
+from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
+from jaxrec.train.state import adam, create_members, learning_rate, with_lr
+from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_data
+
+#: config keys whose values may differ between the members of one compiled program
+MEMBER_KEYS = ("train.seed", "train.lr", "train.l2")
+
+
+def _get(cfg: Config, key: str):
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def structure(cfg: Config) -> Config:
+    """``cfg`` with the member keys at their defaults: configs with equal structure train as
+    members of one program."""
+    defaults = Config()
+    out = cfg
+    for key in MEMBER_KEYS:
+        section, name = key.split(".")
+        sec = dataclasses.replace(getattr(out, section), **{name: _get(defaults, key)})
+        out = dataclasses.replace(out, **{section: sec})
+    return dataclasses.replace(out, name=defaults.name, output_dir=defaults.output_dir)
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Everything one run produced. ``metrics`` holds the test metrics (``recall@20`` ...)."""
+
+    config: Config
+    metrics: dict
+    fit: FitResult
+    split: Split
+    model: object
+    inputs: dict
+    timing: dict
+    run_dir: Path | None
+
+    @property
+    def params(self):
+        return self.fit.best_params
+
+
+@dataclasses.dataclass
+class Training:
+    """What a list of member configurations trains: the module, its non-trainable inputs, the
+    stacked initial state (``[M, ...]`` leaves), the training data (an array pytree shared by the
+    members) and the *unjitted* one-member ``epoch(state, data)`` (hand it to
+    :func:`jaxrec.train.engine.make_engine`, or jit one member with
+    :func:`jaxrec.train.loop.jit_epoch`)."""
+
+    model: object
+    inputs: dict
+    state: object
+    data: object
+    epoch: object
+    configs: list
+
+
+def _check_train(t_cfg) -> None:
+    if t_cfg.epochs < 0 or t_cfg.n_negatives < 1 or t_cfg.batch_size < 1:
+        raise JaxrecError("train.epochs must be >= 0, train.n_negatives and train.batch_size >= 1")
+    if t_cfg.negative_sampling not in ("uniform", "popularity"):
+        raise JaxrecError(
+            f"train.negative_sampling: unknown method {t_cfg.negative_sampling!r} (uniform, popularity)"
+        )
+    if not t_cfg.lr > 0:
+        raise JaxrecError(f"train.lr must be > 0, got {t_cfg.lr}")
+    if t_cfg.l2 < 0:
+        raise JaxrecError(f"train.l2 must be >= 0, got {t_cfg.l2}")
+    name, _, k = t_cfg.monitor.partition("@")
+    if name not in METRICS or not k.isdigit():
+        raise JaxrecError(f"train.monitor: {t_cfg.monitor!r} is not a ranking metric like 'recall@20'")
+
+
+def build_training(cfgs: Config | list[Config], split: Split) -> Training:
+    """Model, stacked state, data and epoch function for the member configurations ``cfgs``
+    (one :class:`Config` = one member) on ``split`` -- the setup of :func:`train_members`, shared
+    with the benchmarks so that they measure exactly what ``jaxrec train`` / ``sweep`` run."""
+    cfgs = [cfgs] if isinstance(cfgs, Config) else list(cfgs)
+    if not cfgs:
+        raise JaxrecError("no member configurations to train")
+    shape = structure(cfgs[0])
+    for c in cfgs[1:]:
+        if structure(c) != shape:
+            raise JaxrecError(
+                f"members of one program may differ only in {', '.join(MEMBER_KEYS)} (a model, data "
+                "or structural setting differs)"
+            )
+    base = cfgs[0]
+    for c in cfgs:
+        _check_train(c.train)
+    t_cfg = base.train
+    model, inputs = build_model(base.model, split.train)
+    seeds = jnp.asarray([c.train.seed for c in cfgs], jnp.uint32)
+    keys = jax.vmap(jax.random.key)(seeds)
+    l2 = [c.train.l2 for c in cfgs]
+    state = create_members(
+        model, keys, adam(), inputs, {"l2": l2}, [c.train.lr for c in cfgs]
+    )
+    alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
+    data = train_data(split.train, t_cfg.batch_size, inputs, alpha)
+    step = make_train_step(make_loss_fn(model, t_cfg.loss, with_l2=any(v != 0 for v in l2)))
+    epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
+    return Training(model, inputs, state, data, epoch, cfgs)
+
+
+def checkpointer_for(cfg: Config, resume: bool = False) -> Checkpointer | None:
+    """The :class:`Checkpointer` ``cfg.checkpoint`` asks for (None: checkpoints off).
+
+    ``checkpoint.dir`` defaults to ``<output_dir>/<name>/checkpoints``; ``resume`` needs a
+    directory holding a checkpoint even when ``checkpoint.every`` is 0.
+    """
+    c = cfg.checkpoint
+    directory = Path(c.dir) if c.dir else Path(cfg.output_dir) / cfg.name / "checkpoints"
+    if resume and not directory.is_dir():
+        raise JaxrecError(f"--resume: no checkpoint directory {directory} (checkpoint.dir)")
+    if c.every < 0 or c.keep < 1:
+        raise JaxrecError(f"checkpoint.every must be >= 0 and checkpoint.keep >= 1, got {c.every}, {c.keep}")
+    if c.every == 0 and not resume:
+        return None
+    return Checkpointer(directory, c.every, c.keep, config=to_dict(cfg))
+
+
+@dataclasses.dataclass
+class MembersRun:
+    """What :func:`train_members` produced: per-member test metrics, the stacked fit, timing."""
+
+    configs: list
+    metrics: list[dict]
+    fit: MembersFit
+    training: Training
+    split: Split
+    timing: dict
+
+
+def train_members(
+    cfgs: list[Config], split: Split, progress: bool = True, resume: bool = False, ckpt_cfg: Config | None = None
+) -> MembersRun:
+    """Train the member configurations ``cfgs`` in one program and test each member.
+
+    ``ckpt_cfg`` (default ``cfgs[0]``) names the checkpoint directory and settings; ``resume``
+    continues from its latest checkpoint. Divergence and early stopping are per member; a single
+    member's divergence raises :class:`~jaxrec.train.loop.NonFiniteLossError`.
+    """
+    base = cfgs[0]
+    t_cfg = base.train
+    ks = check_ks(base.eval.ks, split.n_items)
+    training = build_training(cfgs, split)
+    model, state, tdata = training.model, training.state, training.data
+    n = len(cfgs)
+    p = base.parallel
+    mesh = mesh_from_config(p.data, p.model, p.member)
+    if mesh is not None:
+        check_batch_size(t_cfg.batch_size, mesh)
+        state = place_members(state, mesh)  # the resume template's layout
+    chunk = base.eval.chunk if base.eval.chunk is not None else max(1, model_chunk(model, split.n_items) // n)
+    valid, validate = None, None
+    if t_cfg.eval_every > 0:
+        valid = split_ranking(split, "valid", chunk)
+        valid_ks = tuple(sorted(set(ks) | {int(t_cfg.monitor.partition("@")[2])}))
+        valid_ks = check_ks(valid_ks, split.n_items)
+
+        def validate(params, data, ranking):
+            return evaluate_params(model, {**params, **data.inputs}, ranking, valid_ks)
+
+    engine = make_engine(
+        training.epoch, n, validate=validate, monitor=t_cfg.monitor, patience=t_cfg.patience, mesh=mesh
+    )
+    ckpt = checkpointer_for(ckpt_cfg or base, resume)
+    tracker, start = None, 0
+    if resume:
+        template = {"state": state, "tracker": init_tracker(engine.keep(state), n, validate is not None)}
+        tree, start = ckpt.resume(template)
+        # the config's hyperparameters win over the saved ones (equal in an exact resume)
+        state = with_lr(tree["state"].replace(hparams=state.hparams), learning_rate(state))
+        tracker = tree["tracker"]
+
+    def on_epoch_end(epoch, state, tracker, record):
+        ckpt.maybe_save(epoch, {"state": state, "tracker": tracker}, {"loss": record["loss"]})
+
+    try:  # a NaN/inf loss raises before the bad state is saved: the last checkpoint is good
+        result = fit(
+            engine, state, tdata, max(t_cfg.epochs - start, 0), valid=valid, eval_every=t_cfg.eval_every,
+            tracker=tracker, progress=progress, on_epoch_end=ckpt and on_epoch_end, start_epoch=start,
+        )
+        if ckpt is not None:
+            last = result.history[-1]["epoch"] if result.history else start
+            ckpt.save_final(last, {"state": result.state, "tracker": result.tracker})
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+    test = split_ranking(split, "test", chunk)
+    best = result.best if jax.process_count() == 1 else host_tree(result.best)
+    t0 = time.perf_counter()
+    if n == 1:
+        variables = {**jax.tree.map(lambda x: x[0], best), **training.inputs}
+        evaluator = compile_evaluator(model, variables, test, ks)
+        t0 = time.perf_counter()
+        metrics = [evaluator(variables, test)]
+    else:
+        metrics = evaluate_members(model, best, training.inputs, test, ks)
+    eval_s = time.perf_counter() - t0
+    secs = [h["seconds"] for h in result.history]
+    timing = {
+        "train_s_per_epoch_median": float(np.median(secs[1:] if len(secs) > 1 else secs)) if secs else 0.0,
+        "compile_s": result.compile_s,
+        "eval_s": eval_s,
+        "members": n,
+        "traces": {"epoch": engine.epoch.traces(), "validate": engine.validate.traces() if engine.validate else 0},
+    }
+    return MembersRun(list(cfgs), metrics, result, training, split, timing)
+
+
+def run(
+    cfg: Config, progress: bool = True, write: bool = True, split: Split | None = None, resume: bool = False
+) -> RunResult:
+    """Train and test one configuration; writes ``<output_dir>/<name>/`` when ``write``.
+
+    ``resume`` continues from the latest checkpoint (``cfg.checkpoint``) up to ``train.epochs``;
+    ``cfg.parallel`` shards the update steps over a device mesh (:mod:`jaxrec.train.parallel`).
+    """
+    split = load_split(cfg.data) if split is None else split
+    out = train_members([cfg], split, progress=progress, resume=resume)
+    one = out.fit.member(0)
+    timing = {k: v for k, v in out.timing.items() if k not in ("members", "traces")}
+    metrics = out.metrics[0]
+    run_dir = _write_run(cfg, metrics, one, split, timing) if write and jax.process_index() == 0 else None
+    return RunResult(cfg, metrics, one, split, out.training.model, out.training.inputs, timing, run_dir)
+
+
+def _write_run(cfg: Config, metrics: dict, result: FitResult, split: Split, timing: dict) -> Path:
+    run_dir = Path(cfg.output_dir) / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    out = {
+        **metrics,
+        "epochs": len(result.history),
+        "best_epoch": result.best_epoch,
+        **timing,
+        "n_users": split.n_users,
+        "n_items": split.n_items,
+        "split": dict(split.info),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(out, indent=2) + "\n")
+    with open(run_dir / "history.jsonl", "w") as f:
+        for rec in result.history:
+            f.write(json.dumps(rec) + "\n")
+    return run_dir
+
+
+def results_table(metrics: dict, title: str = "test"):
+    """A rich Table: one row per metric, one column per K."""
+    from rich.table import Table
+
+    ks = sorted({int(k.split("@")[1]) for k in metrics if "@" in k})
+    names = [m for m in ("recall", "ndcg", "precision", "hit", "mrr") if any(f"{m}@{k}" in metrics for k in ks)]
+    table = Table(title=title)
+    table.add_column("metric")
+    for k in ks:
+        table.add_column(f"@{k}", justify="right")
+    for m in names:
+        table.add_row(m, *(f"{metrics[f'{m}@{k}']:.4f}" if f"{m}@{k}" in metrics else "-" for k in ks))
+    return table
