@@ -159,7 +159,8 @@ def sweep(
         "compile_s": [r.timing["compile_s"] for r in runs],
     }
     summary = summarise(rows, [k for k in keys if k != SEED_KEY])
-    run_dir = _write(cfg, keys, combos, rows, summary, timing) if write else None
+    grid_values = {k: list(v) for k, v in (grid.items() if isinstance(grid, dict) else grid)}
+    run_dir = _write(cfg, grid_values, rows, summary, timing) if write else None
     return SweepResult(rows, summary, runs, timing, run_dir)
 
 
@@ -185,18 +186,18 @@ def summarise(rows: list[dict], setting_keys: list[str]) -> list[dict]:
     return summary
 
 
-def _write(cfg, keys, combos, rows, summary, timing) -> Path:
+def _write(cfg, grid: dict, rows, summary, timing) -> Path:
     run_dir = Path(cfg.output_dir) / cfg.name
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     with open(run_dir / "config.yaml", "a") as f:
-        f.write(yaml.safe_dump({"grid": {k: [c[0][k] for c in combos] for k in keys}}, sort_keys=False))
+        f.write(yaml.safe_dump({"grid": grid}, sort_keys=False))
     with open(run_dir / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     (run_dir / "results.json").write_text(
-        json.dumps({"grid": keys, "rows": rows, "summary": summary, "timing": timing}, indent=2) + "\n"
+        json.dumps({"grid": grid, "rows": rows, "summary": summary, "timing": timing}, indent=2) + "\n"
     )
     return run_dir
 
