@@ -202,8 +202,9 @@ def _write(cfg, grid: dict, rows, summary, timing) -> Path:
     return run_dir
 
 
-def summary_table(result: SweepResult, title: str, metrics: tuple[str, ...] = ("recall@20", "ndcg@20")):
-    """A rich Table: one row per setting, ``mean ± std`` over seeds of ``metrics``."""
+def summary_table(result: SweepResult, title: str, metrics: tuple[str, ...] | None = None):
+    """A rich Table: one row per setting, ``mean ± std`` over seeds of ``metrics`` (default:
+    recall and NDCG at 20, or at the largest K evaluated when 20 is not)."""
     from rich.table import Table
 
     table = Table(title=title)
@@ -211,9 +212,11 @@ def summary_table(result: SweepResult, title: str, metrics: tuple[str, ...] = ("
         return table
     first = result.summary[0]
     setting = [k for k in first if not (k.endswith("_mean") or k.endswith("_std")) and k not in ("n", "failed")]
-    shown = [m for m in metrics if f"{m}_mean" in first] or [
-        k[: -len("_mean")] for k in first if k.endswith("_mean")
-    ][:2]
+    if metrics is None:
+        ks = sorted({int(k.split("@")[1][: -len("_mean")]) for k in first if k.endswith("_mean") and "@" in k})
+        k = 20 if 20 in ks else ks[-1]
+        metrics = (f"recall@{k}", f"ndcg@{k}")
+    shown = [m for m in metrics if f"{m}_mean" in first]
     for k in setting:
         table.add_column(k)
     table.add_column("seeds", justify="right")
