@@ -23,7 +23,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxrec.adversarial.cfgan import most_popular_scores, train_cfgan
+from jaxrec.adversarial.cfgan import most_popular_scores
+from jaxrec.experiment.gan import train_cfgan
 from jaxrec.config import load_config
 from jaxrec.evaluate import check_ks, metric_sums, split_ranking
 from jaxrec.experiment import load_split, run

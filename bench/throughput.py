@@ -6,7 +6,7 @@
 
 A sample is one real (user, positive, sampled negative) triple; samples/s = real training pairs
 per epoch / median epoch seconds (after a compile epoch). Each batch size gets its own compiled
-epoch (the real training path: ``make_epoch`` + ``jit_epoch``, or ``shard_training`` on a mesh).
+epoch (the real training path: ``make_epoch`` + ``jit_epoch``, or the member engine on a mesh).
 
 ``--fake-devices N`` reruns the sweep in a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` and batches split over an N-device
@@ -37,7 +37,8 @@ def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: 
     from jaxrec.experiment import build_training, load_split
     from jaxrec.train.loop import jit_epoch
     from jaxrec.train.state import member
-    from jaxrec.train.parallel import make_mesh, shard_training
+    from jaxrec.train.engine import init_tracker, make_engine
+    from jaxrec.train.parallel import make_mesh
 
     cfg = load_config(config)
     split = load_split(cfg.data)
@@ -46,11 +47,16 @@ def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: 
     for bs in batch_sizes:
         train = dataclasses.replace(t, batch_size=bs, lr=t.lr if lr is None else lr)
         tr = build_training(dataclasses.replace(cfg, train=train), split)
-        state, data, epoch = member(tr.state, 0), tr.data, tr.epoch
-        if mesh_data > 1:
-            state, data, epoch_fn = shard_training(make_mesh(data=mesh_data), state, data, epoch, bs)
+        if mesh_data > 1:  # the member engine compiled for a data-parallel mesh (one member)
+            engine = make_engine(tr.epoch, 1, mesh=make_mesh(data=mesh_data))
+            s0, t0_, data, _ = engine.place(tr.state, init_tracker(tr.state.params, 1, False), tr.data)
+            state = (s0, t0_)
+
+            def epoch_fn(carry, d, engine=engine):
+                s, t, m = engine.epoch(*carry, d, 0)
+                return (s, t), m
         else:
-            epoch_fn = jit_epoch(epoch)
+            state, data, epoch_fn = member(tr.state, 0), tr.data, jit_epoch(tr.epoch)
         times = []
         for _ in range(epochs + 1):  # the first epoch compiles
             t0 = time.perf_counter()

@@ -83,9 +83,20 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_gan(args) -> int:
-    from jaxrec.adversarial.gan_run import cmd_gan as run_gan_command
+    from rich.console import Console
 
-    return run_gan_command(args)
+    from jaxrec.config import load_config
+    from jaxrec.experiment.gan import results_tables, run_gan
+
+    cfg = load_config(args.config, args.overrides)
+    console = Console()
+    mode = "CFGAN (conditional)" if cfg.gan.conditional else "GAN (fake users)"
+    console.print(f"[bold]{cfg.name}[/]: {mode} on {cfg.data.dataset}, {cfg.gan.epochs} epochs")
+    result = run_gan(cfg, progress=not args.quiet, console=console, resume=args.resume)
+    for t in results_tables(result, cfg.name):
+        console.print(t)
+    console.print(f"wrote {result.run_dir}/metrics.json")
+    return 0
 
 
 def cmd_data_info(args) -> int:
@@ -129,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("gan", help="train a GAN over users (fake users, or CFGAN) and report D's scores")
     _add_config_args(p)
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint (checkpoint.dir)")
     p.set_defaults(func=cmd_gan)
     data = sub.add_parser("data", help="data set utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)

@@ -240,8 +240,15 @@ def compile_evaluator(model, params, data: RankingData, ks: Sequence[int] = (10,
     timing it measures ranking alone).
     """
     ks = check_ks(ks, model.n_items)
-    compiled = _evaluate_jit.lower(model, params, data, ks).compile()
+    signature = jax.tree.map(lambda x: (np.shape(x), str(x.dtype), getattr(x, "sharding", None)), (params, data))
+    key = (model, ks, jax.tree.structure((params, data)), tuple(jax.tree.leaves(signature)))
+    if key not in _COMPILED:  # one compilation per model, shapes and ks (runs of a session reuse it)
+        _COMPILED[key] = _evaluate_jit.lower(model, params, data, ks).compile()
+    compiled = _COMPILED[key]
     return lambda p, d: {k: float(v) for k, v in jax.device_get(compiled(p, d)).items()}
+
+
+_COMPILED: dict = {}
 
 
 def evaluate(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> dict[str, float]:

@@ -3,12 +3,12 @@
 * :mod:`~jaxrec.adversarial.gan_training` -- G and D trained against each other (Goodfellow et
   al., NeurIPS 2014; conditional mode = CFGAN, Chae et al., CIKM 2018): pure jitted steps,
   ``lax.scan`` epochs, the :class:`GANState` pytree;
-* :mod:`~jaxrec.adversarial.cfgan` -- CFGAN trained and tested as a recommender through the
-  shared full-ranking evaluator;
+* :mod:`~jaxrec.adversarial.cfgan` -- the most-popular baseline CFGAN is compared with (CFGAN
+  itself is trained by :func:`jaxrec.experiment.gan.train_cfgan`);
 * :mod:`~jaxrec.adversarial.profiles` -- fake user profiles as injected (GAN, random attack);
 * :mod:`~jaxrec.adversarial.realism` -- how real injected fakes look against held-out users;
 * :mod:`~jaxrec.adversarial.detector` -- D as a fake-user detector (ROC-AUC, threshold at an FPR);
-* :mod:`~jaxrec.adversarial.gan_run` -- ``jaxrec gan`` end to end.
+(``jaxrec gan`` end to end, reading the config, is :mod:`jaxrec.experiment.gan`.)
 """
 
 from jaxrec.adversarial.gan_training import (
@@ -23,8 +23,6 @@ from jaxrec.adversarial.gan_training import (
     make_g_step,
     make_gan_epoch,
     make_gan_step,
-    spec_from_config,
-    state_from_config,
 )
 
 __all__ = [
@@ -39,6 +37,4 @@ __all__ = [
     "make_g_step",
     "make_gan_epoch",
     "make_gan_step",
-    "spec_from_config",
-    "state_from_config",
 ]

@@ -31,10 +31,10 @@ state.g.step)``, an epoch's shuffle from ``fold_in(state.key, state.g.step)``. O
 ``d_steps`` D steps (``lax.scan``, fresh noise/masks/dropout each) then one G step on a batch of
 users; an epoch is one ``lax.scan`` of GAN steps over fixed-shape, shuffled batches of users.
 The steps are plain pure functions of ``(state, batch)`` with no Python branching on traced
-values, so they can be jitted, vmapped over seeds or wrapped by a data-parallel sharding layer
-(batch sharded along users, state replicated) without change: :func:`training_setup` runs an
-epoch through :mod:`jaxrec.train.parallel` when the config's ``parallel`` section asks for a
-device mesh.
+values, so they can be jitted, vmapped over seeds or sharded without change. Training goes through
+the one engine and fit loop of every model (:func:`fit_gan`: :mod:`jaxrec.train.engine`,
+:func:`jaxrec.train.loop.fit`), with the one batching (:func:`jaxrec.train.steps.shuffled_rows`)
+and the one checkpointer; a mesh splits the user batches over its ``data`` axis.
 """
 
 from __future__ import annotations
@@ -54,8 +54,11 @@ import optax
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.models.gan import Discriminator, Generator, init_discriminator, init_generator
-from jaxrec.train.parallel import constrain_batches, mesh_from_config, shard_training
+from jaxrec.train.engine import make_engine
+from jaxrec.train.loop import fit
+from jaxrec.train.parallel import constrain_batches
 from jaxrec.train.state import TrainState
+from jaxrec.train.steps import shuffled_rows
 
 # fold_in tags separating the random streams inside one step
 _NOISE, _MASK_PM, _MASK_ZR, _DROP_REAL, _DROP_FAKE, _SHUFFLE = range(6)
@@ -63,30 +66,30 @@ _NOISE, _MASK_PM, _MASK_ZR, _DROP_REAL, _DROP_FAKE, _SHUFFLE = range(6)
 
 # ------------------------------------------------------------------------------------------------
 # losses (on D's logits)
-def d_loss_terms(real_logits: jax.Array, fake_logits: jax.Array, weight: jax.Array) -> tuple:
+def d_loss_terms(real_logits: jax.Array, fake_logits: jax.Array, mask: jax.Array) -> tuple:
     """The seed's ``L(G, D) = -E[log D(x)] - E[log(1 - D(G(z)))]`` as its two terms.
 
     Args:
       real_logits, fake_logits: ``[B]`` D's logits on real and generated users.
-      weight: ``[B]`` 1 for real rows of the batch, 0 for padding.
-    Returns ``(loss_real, loss_fake)``, weighted means of ``softplus(-l_real)`` and
+      mask: ``[B]`` 1 for real rows of the batch, 0 for padding.
+    Returns ``(loss_real, loss_fake)``, masked means of ``softplus(-l_real)`` and
     ``softplus(l_fake)``; ``L = loss_real + loss_fake``.
     """
-    n = jnp.maximum(jnp.sum(weight), 1.0)
-    real = jnp.sum(jax.nn.softplus(-real_logits) * weight) / n
-    fake = jnp.sum(jax.nn.softplus(fake_logits) * weight) / n
+    n = jnp.maximum(jnp.sum(mask), 1.0)
+    real = jnp.sum(jax.nn.softplus(-real_logits) * mask) / n
+    fake = jnp.sum(jax.nn.softplus(fake_logits) * mask) / n
     return real, fake
 
 
-def g_adversarial_loss(fake_logits: jax.Array, weight: jax.Array, non_saturating: bool) -> jax.Array:
-    """G's adversarial loss from D's logits on its samples ``[B]`` (weighted mean).
+def g_adversarial_loss(fake_logits: jax.Array, mask: jax.Array, non_saturating: bool) -> jax.Array:
+    """G's adversarial loss from D's logits on its samples ``[B]`` (masked mean).
 
     ``minimax``: ``E[log(1 - D(G(z)))] = -E[softplus(l)]`` (the seed's game);
     ``non_saturating``: ``-E[log D(G(z))] = E[softplus(-l)]``.
     """
-    n = jnp.maximum(jnp.sum(weight), 1.0)
+    n = jnp.maximum(jnp.sum(mask), 1.0)
     per = jax.nn.softplus(-fake_logits) if non_saturating else -jax.nn.softplus(fake_logits)
-    return jnp.sum(per * weight) / n
+    return jnp.sum(per * mask) / n
 
 
 # ------------------------------------------------------------------------------------------------
@@ -119,24 +122,25 @@ class GANSpec:
     zr_alpha: float = 0.1
 
     def __post_init__(self):
+        # messages name the field; the experiment layer prefixes the config section
         if self.n_items < 1:
-            raise JaxrecError(f"gan: n_items must be >= 1, got {self.n_items}")
+            raise JaxrecError(f"n_items must be >= 1, got {self.n_items}")
         if self.noise_dim < 0 or (self.noise_dim == 0 and not self.conditional):
             raise JaxrecError(
-                f"gan.noise_dim: must be >= 1 (0 is allowed only with conditional: true), got {self.noise_dim}"
+                f"noise_dim: must be >= 1 (0 is allowed only when conditional), got {self.noise_dim}"
             )
         if self.d_steps < 1:
-            raise JaxrecError(f"gan.d_steps must be >= 1, got {self.d_steps}")
+            raise JaxrecError(f"d_steps must be >= 1, got {self.d_steps}")
         if not 0.0 <= self.dropout < 1.0:
-            raise JaxrecError(f"gan.dropout must be in [0, 1), got {self.dropout}")
+            raise JaxrecError(f"dropout must be in [0, 1), got {self.dropout}")
         for name in ("pm_ratio", "zr_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise JaxrecError(f"gan.{name} must be in [0, 1], got {getattr(self, name)}")
+                raise JaxrecError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.zr_alpha < 0:
-            raise JaxrecError(f"gan.zr_alpha must be >= 0, got {self.zr_alpha}")
+            raise JaxrecError(f"zr_alpha must be >= 0, got {self.zr_alpha}")
         for name in ("g_hidden", "d_hidden"):
             if any(h < 1 for h in getattr(self, name)):
-                raise JaxrecError(f"gan.{name}: hidden sizes must be >= 1, got {getattr(self, name)}")
+                raise JaxrecError(f"{name}: hidden sizes must be >= 1, got {getattr(self, name)}")
 
     @property
     def generator(self) -> Generator:
@@ -209,10 +213,10 @@ def adam(lr: float, b1: float = 0.5) -> optax.GradientTransformation:
 # ------------------------------------------------------------------------------------------------
 class GANBatch(NamedTuple):
     """A batch of real users: ``real [B, n_items]`` in {0, 1} (also CFGAN's condition),
-    ``weight [B]`` (0 on padding rows)."""
+    ``mask [B]`` (0 on padding rows)."""
 
     real: jax.Array
-    weight: jax.Array
+    mask: jax.Array
 
 
 def sample_noise(key: jax.Array, batch: int, noise_dim: int) -> jax.Array:
@@ -275,15 +279,15 @@ def make_d_step(spec: GANSpec) -> Callable:
                             rngs={"dropout": jax.random.fold_in(key, _DROP_REAL)})
             lf = disc.apply(d_params, shown, cond, train=True,
                             rngs={"dropout": jax.random.fold_in(key, _DROP_FAKE)})
-            real, fake = d_loss_terms(lr, lf, batch.weight)
+            real, fake = d_loss_terms(lr, lf, batch.mask)
             return real + fake, (lr, lf)
 
         (loss, (lr, lf)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d.params)
-        n = jnp.maximum(jnp.sum(batch.weight), 1.0)
+        n = jnp.maximum(jnp.sum(batch.mask), 1.0)
         metrics = {
             "d_loss": loss,
-            "d_real": jnp.sum(jax.nn.sigmoid(lr) * batch.weight) / n,
-            "d_fake": jnp.sum(jax.nn.sigmoid(lf) * batch.weight) / n,
+            "d_real": jnp.sum(jax.nn.sigmoid(lr) * batch.mask) / n,
+            "d_fake": jnp.sum(jax.nn.sigmoid(lf) * batch.mask) / n,
         }
         return state.replace(d=state.d.apply_gradients(grads=grads)), metrics
 
@@ -303,14 +307,14 @@ def make_g_step(spec: GANSpec) -> Callable:
     def g_step(state: GANState, batch: GANBatch):
         key = jax.random.fold_in(state.g.key, state.g.step)
         cond = batch.real if spec.conditional else None
-        n = jnp.maximum(jnp.sum(batch.weight), 1.0)
+        n = jnp.maximum(jnp.sum(batch.mask), 1.0)
 
         def loss_fn(g_params):
             generated, shown, zr_mask = fake_users(spec, g_params, key, batch.real)
             lf = disc.apply(state.d.params, shown, cond, train=True,
                             rngs={"dropout": jax.random.fold_in(key, _DROP_FAKE)})
-            adv = g_adversarial_loss(lf, batch.weight, spec.non_saturating)
-            zr = jnp.sum(jnp.sum(jnp.square(generated) * zr_mask, axis=-1) * batch.weight) / n
+            adv = g_adversarial_loss(lf, batch.mask, spec.non_saturating)
+            zr = jnp.sum(jnp.sum(jnp.square(generated) * zr_mask, axis=-1) * batch.mask) / n
             total = adv + spec.zr_alpha * zr if spec.conditional and spec.zr else adv
             return total, (adv, zr, lf)
 
@@ -319,7 +323,7 @@ def make_g_step(spec: GANSpec) -> Callable:
             "g_loss": loss,
             "g_adv": adv,
             "g_zr": zr,
-            "d_fake_for_g": jnp.sum(jax.nn.sigmoid(lf) * batch.weight) / n,
+            "d_fake_for_g": jnp.sum(jax.nn.sigmoid(lf) * batch.mask) / n,
         }
         return state.replace(g=state.g.apply_gradients(grads=grads)), metrics
 
@@ -380,18 +384,12 @@ def gan_data(real: np.ndarray | jax.Array) -> GANData:
 
 
 def epoch_batches(key: jax.Array, data: GANData, batch_size: int) -> GANBatch:
-    """This epoch's batches ``[n_batches, B, n_items]`` / ``[n_batches, B]``: users shuffled,
-    the last batch padded with repeated users of weight 0 (fixed shapes, one compilation)."""
+    """This epoch's batches ``[n_batches, B, n_items]`` / ``[n_batches, B]``: users shuffled by the
+    one batching of every epoch (:func:`jaxrec.train.steps.shuffled_rows`), the last batch
+    padded with mask 0 (fixed shapes, one compilation)."""
     n = data.n_users
-    n_batches = math.ceil(n / batch_size)
-    perm = jax.random.permutation(key, n)
-    pad = n_batches * batch_size - n
-    idx = jnp.concatenate([perm, perm[:pad]]) if pad else perm
-    weight = jnp.concatenate([jnp.ones(n), jnp.zeros(pad)]) if pad else jnp.ones(n)
-    return GANBatch(
-        real=data.real[idx].reshape(n_batches, batch_size, -1),
-        weight=weight.reshape(n_batches, batch_size),
-    )
+    idx, mask = shuffled_rows(key, n, math.ceil(n / batch_size) * batch_size, batch_size)
+    return GANBatch(real=data.real[jnp.minimum(idx, n - 1)], mask=mask)
 
 
 def make_gan_epoch(spec: GANSpec, batch_size: int, step: Callable | None = None) -> Callable:
@@ -444,37 +442,26 @@ def gan_loss_eval(spec: GANSpec, state: GANState, key: jax.Array, real: jax.Arra
     }
 
 
-@functools.lru_cache(maxsize=16)
-def jitted_epoch(spec: GANSpec, batch_size: int) -> Callable:
-    """``jax.jit(make_gan_epoch(spec, batch_size), donate_argnums=0)``, one per (spec, batch size),
-    so repeated runs of the same GAN (seeds, tests, resumed runs) compile once."""
-    return jax.jit(make_gan_epoch(spec, batch_size), donate_argnums=0)
-
-
-def training_setup(spec: GANSpec, state: GANState, data: GANData, batch_size: int, parallel=None):
-    """``(state, data, epoch_fn)`` ready for :func:`fit_gan`.
-
-    ``parallel`` is a :class:`jaxrec.config.ParallelConfig` (or None): when it asks for a device
-    mesh (:func:`jaxrec.train.parallel.mesh_from_config`), G's and D's states and the user
-    matrix are replicated over it and every batch of users is split along its ``data`` axis
-    (:func:`jaxrec.train.parallel.shard_training`; the batch size, or the user count when
-    smaller, must divide by the ``data`` axis size); otherwise the single-device
-    :func:`jitted_epoch`.
-    """
-    mesh = None if parallel is None else mesh_from_config(parallel.data, parallel.model)
-    if mesh is None:
-        return state, data, jitted_epoch(spec, batch_size)
-    return shard_training(mesh, state, data, make_gan_epoch(spec, batch_size), min(batch_size, data.n_users))
-
-
 # ------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class GANFit:
-    """What :func:`fit_gan` returns: the final state and one record per epoch (mean step
-    metrics, ``epoch``, ``seconds`` and whatever ``on_epoch_end`` added)."""
+    """What :func:`fit_gan` returns: the final state, one record per epoch (mean step metrics,
+    ``epoch``, ``seconds`` and whatever ``on_epoch_end`` added) and the engine's tracker."""
 
     state: GANState
     history: list[dict]
+    tracker: object = None
+
+
+@functools.lru_cache(maxsize=16)
+def gan_engine(spec: GANSpec, batch_size: int, n_users: int, mesh=None):
+    """The member engine (:func:`jaxrec.train.engine.make_engine`) of one GAN: its epoch is
+    :func:`make_gan_epoch`, the kept pytree G's params, divergence checked on every metric.
+    One per (spec, batch size, user count, mesh), so repeated runs (seeds, tests, a resumed run)
+    compile once."""
+    if batch_size < 1:
+        raise JaxrecError(f"GAN batch size must be >= 1, got {batch_size}")
+    return make_engine(make_gan_epoch(spec, batch_size), 1, keep=lambda s: s.g.params, loss_key="d_loss", mesh=mesh)
 
 
 def fit_gan(
@@ -484,44 +471,33 @@ def fit_gan(
     epochs: int,
     batch_size: int,
     on_epoch_end: Callable[[int, GANState, dict], None] | None = None,
-    epoch_fn: Callable | None = None,
+    mesh=None,
+    start_epoch: int = 0,
+    tracker=None,
+    save: Callable | None = None,
 ) -> GANFit:
-    """Run ``epochs`` jitted GAN epochs; ``on_epoch_end(epoch, state, record)`` may add figures
-    (realism, validation) to ``record``. Raises :class:`JaxrecError` when a loss is not finite."""
-    import time
+    """Train the GAN ``epochs`` epochs through the shared fit loop (:func:`jaxrec.train.loop.fit`).
 
-    if epochs < 0:
-        raise JaxrecError(f"gan.epochs must be >= 0, got {epochs}")
-    epoch_fn = jitted_epoch(spec, batch_size) if epoch_fn is None else epoch_fn
-    history = []
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        state, metrics = epoch_fn(state, data)
-        record = {k: float(v) for k, v in jax.device_get(jax.tree.map(jnp.mean, metrics)).items()}
-        record = {"epoch": epoch, **record, "seconds": time.perf_counter() - t0}
-        if not (np.isfinite(record["d_loss"]) and np.isfinite(record["g_loss"])):
-            raise JaxrecError(
-                f"epoch {epoch}: GAN losses are not finite (d_loss {record['d_loss']}, "
-                f"g_loss {record['g_loss']}); lower gan.g_lr / gan.d_lr"
-            )
+    ``on_epoch_end(epoch, state, record)`` may add figures (realism, validation) to ``record``;
+    ``save(epoch, tree)`` (a checkpointer's ``maybe_save``) gets ``{"state", "tracker"}`` after
+    it. ``mesh`` splits the user batches over its ``data`` axis. A NaN/inf loss raises
+    :class:`~jaxrec.train.loop.NonFiniteLossError` before the bad state is adopted. ``tracker``
+    and ``start_epoch`` resume a checkpoint (``state`` then is its restored state).
+    """
+    engine = gan_engine(spec, min(batch_size, data.n_users), data.n_users, mesh)
+
+    def hook(epoch, states, tr, record):
+        one = jax.tree.map(lambda x: x[0], states)
+        view = {k: (v[0] if isinstance(v, list) else v) for k, v in record.items() if k != "active"}
+        before = set(view)
         if on_epoch_end is not None:
-            on_epoch_end(epoch, state, record)
-        history.append(record)
-    return GANFit(state, history)
+            on_epoch_end(epoch, one, view)
+        record.update({k: v for k, v in view.items() if k not in before})
+        if save is not None:
+            save(epoch, {"state": states, "tracker": tr})
 
-
-def spec_from_config(cfg, n_items: int) -> GANSpec:
-    """:class:`GANSpec` from a :class:`jaxrec.config.GANConfig` section."""
-    return GANSpec(
-        n_items=n_items, noise_dim=cfg.noise_dim, g_hidden=tuple(cfg.g_hidden),
-        d_hidden=tuple(cfg.d_hidden), dropout=cfg.dropout, conditional=cfg.conditional,
-        non_saturating=cfg.non_saturating, d_steps=cfg.d_steps, pm=cfg.pm, pm_ratio=cfg.pm_ratio,
-        zr=cfg.zr, zr_ratio=cfg.zr_ratio, zr_alpha=cfg.zr_alpha,
-    )
-
-
-def state_from_config(cfg, spec: GANSpec) -> GANState:
-    """A fresh :class:`GANState` seeded by ``cfg.seed`` with Adam(``g_lr`` / ``d_lr``, ``beta1``)."""
-    return create_gan_state(
-        spec, jax.random.key(cfg.seed), adam(cfg.g_lr, cfg.beta1), adam(cfg.d_lr, cfg.beta1)
-    )
+    stacked = jax.tree.map(lambda x: jnp.expand_dims(x, 0), state)
+    result = fit(engine, stacked, data, epochs, tracker=tracker, progress=False, on_epoch_end=hook,
+                 start_epoch=start_epoch)
+    one = result.member(0)
+    return GANFit(one.state, one.history, result.tracker)

@@ -10,7 +10,6 @@ groups a grid into as few such programs as the shapes allow.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.config import Config, save_config, to_dict
+from jaxrec.config import Config, to_dict
 from jaxrec.data.interactions import Split
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import (
@@ -31,6 +30,7 @@ from jaxrec.evaluate import (
     split_ranking,
 )
 from jaxrec.experiment.data import load_split
+from jaxrec.experiment.output import run_dir_of, write_run
 from jaxrec.models import build_model
 from jaxrec.train.checkpoint import Checkpointer
 from jaxrec.train.engine import init_tracker, make_engine
@@ -38,6 +38,9 @@ from jaxrec.train.loop import FitResult, MembersFit, fit
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
 from jaxrec.train.state import adam, create_members, learning_rate, with_lr
 from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_data
+
+_ENGINES: dict = {}  #: compiled member engines by (structure, members, data shapes, mesh)
+_MODELS: dict = {}  #: one module instance per equal module
 
 #: config keys whose values may differ between the members of one compiled program
 MEMBER_KEYS = ("train.seed", "train.lr", "train.l2")
@@ -92,6 +95,7 @@ class Training:
     data: object
     epoch: object
     configs: list
+    static: tuple = ()  #: structural choices derived from the members' values (L2 on/off)
 
 
 def _check_train(t_cfg) -> None:
@@ -129,6 +133,7 @@ def build_training(cfgs: Config | list[Config], split: Split) -> Training:
         _check_train(c.train)
     t_cfg = base.train
     model, inputs = build_model(base.model, split.train)
+    model = _MODELS.setdefault(model, model)  # equal modules -> one instance (its apply is static state)
     seeds = jnp.asarray([c.train.seed for c in cfgs], jnp.uint32)
     keys = jax.vmap(jax.random.key)(seeds)
     l2 = [c.train.l2 for c in cfgs]
@@ -137,9 +142,10 @@ def build_training(cfgs: Config | list[Config], split: Split) -> Training:
     )
     alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
     data = train_data(split.train, t_cfg.batch_size, inputs, alpha)
-    step = make_train_step(make_loss_fn(model, t_cfg.loss, with_l2=any(v != 0 for v in l2)))
+    with_l2 = any(v != 0 for v in l2)
+    step = make_train_step(make_loss_fn(model, t_cfg.loss, with_l2=with_l2))
     epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
-    return Training(model, inputs, state, data, epoch, cfgs)
+    return Training(model, inputs, state, data, epoch, cfgs, static=(with_l2,))
 
 
 def checkpointer_for(cfg: Config, resume: bool = False) -> Checkpointer | None:
@@ -149,7 +155,7 @@ def checkpointer_for(cfg: Config, resume: bool = False) -> Checkpointer | None:
     directory holding a checkpoint even when ``checkpoint.every`` is 0.
     """
     c = cfg.checkpoint
-    directory = Path(c.dir) if c.dir else Path(cfg.output_dir) / cfg.name / "checkpoints"
+    directory = Path(c.dir) if c.dir else run_dir_of(cfg) / "checkpoints"
     if resume and not directory.is_dir():
         raise JaxrecError(f"--resume: no checkpoint directory {directory} (checkpoint.dir)")
     if c.every < 0 or c.keep < 1:
@@ -201,9 +207,17 @@ def train_members(
         def validate(params, data, ranking):
             return evaluate_params(model, {**params, **data.inputs}, ranking, valid_ks)
 
-    engine = make_engine(
-        training.epoch, n, validate=validate, monitor=t_cfg.monitor, patience=t_cfg.patience, mesh=mesh
-    )
+    shapes = jax.tree.map(np.shape, (tdata, valid))
+    key = (structure(base), training.static, n, jax.tree.structure(shapes), tuple(jax.tree.leaves(shapes)),
+           None if mesh is None else mesh.shape_tuple)
+    engine = _ENGINES.get(key)
+    if engine is None:  # equal structure -> the same programs: later runs of a session reuse them
+        engine = make_engine(
+            training.epoch, n, validate=validate, monitor=t_cfg.monitor, patience=t_cfg.patience, mesh=mesh
+        )
+        _ENGINES[key] = engine
+        if len(_ENGINES) > 16:
+            _ENGINES.pop(next(iter(_ENGINES)))
     ckpt = checkpointer_for(ckpt_cfg or base, resume)
     tracker, start = None, 0
     if resume:
@@ -267,9 +281,6 @@ def run(
 
 
 def _write_run(cfg: Config, metrics: dict, result: FitResult, split: Split, timing: dict) -> Path:
-    run_dir = Path(cfg.output_dir) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
     out = {
         **metrics,
         "epochs": len(result.history),
@@ -279,11 +290,7 @@ def _write_run(cfg: Config, metrics: dict, result: FitResult, split: Split, timi
         "n_items": split.n_items,
         "split": dict(split.info),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(out, indent=2) + "\n")
-    with open(run_dir / "history.jsonl", "w") as f:
-        for rec in result.history:
-            f.write(json.dumps(rec) + "\n")
-    return run_dir
+    return write_run(cfg, out, result.history)
 
 
 def results_table(metrics: dict, title: str = "test"):

@@ -1,27 +1,23 @@
-"""Update steps sharded across devices (and hosts): one mechanism for every epoch/step function.
+"""Sharding over a device mesh (and hosts): the layouts the member engine compiles for.
 
 This is what ``pmap`` did, written the current way: a :class:`jax.sharding.Mesh` over the
-visible devices with a ``data`` axis (and optionally a ``model`` axis), ``jax.jit`` with input
-and output shardings, and XLA's SPMD partitioner inserting the collectives (the all-reduce of
-the gradients of replicated parameters) -- no ``pmean`` anywhere.
+visible devices with a ``member``, a ``data`` and a ``model`` axis, ``jax.jit`` with input and
+output shardings (:mod:`jaxrec.train.engine` compiles every epoch that way when given a mesh), and
+XLA's SPMD partitioner inserting the collectives (the all-reduce of the gradients of replicated
+parameters) -- no ``pmean`` anywhere.
 
+* **Members** (stacked trainings, leading axis) are split along ``member``; they never
+  communicate (:func:`member_shardings`).
 * **Batches** are split along ``data``: an epoch's ``[n_batches, B, ...]`` batch arrays are
   constrained to ``P(None, "data", ...)`` by :func:`constrain_batches`, which
   :func:`jaxrec.train.steps.epoch_batches` calls (a no-op when no mesh is set, so the
   single-device path is unchanged). ``B`` must divide by the ``data`` axis size.
-* **Parameters and optimizer state** are replicated, except that with a ``model`` axis of size
-  > 1 every embedding table (``params["params"]["embeddings"][name]``, ``[rows, dim]``, and the
-  optimizer moments mirroring it) is sharded along its rows, for catalogues too large for one
-  device.
-* **Training data** (pairs, positive sets, model inputs) is replicated.
-
-Any epoch function ``epoch(state, data) -> (state, metrics)`` (plain BPR, APR, the GAN's pair of
-states) becomes a sharded one with::
-
-    mesh = make_mesh(data=4)
-    state, data = shard_state(state, mesh), shard_data(data, mesh)
-    epoch = shard_epoch(epoch_fn, mesh, state)     # jitted, donated, traced once
-    state, metrics = epoch(state, data)
+* **Parameters and optimizer state** are replicated within a member, except that with a
+  ``model`` axis of size > 1 every embedding table (``params["params"]["embeddings"][name]``,
+  ``[M, rows, dim]``, and the optimizer moments mirroring it) is sharded along its rows, for
+  catalogues too large for one device.
+* **Training data** (pairs, positive sets, model inputs) is replicated (or split along
+  ``member`` when members train on different data variants).
 
 Randomness is ``fold_in(state.key, state.step)`` and JAX's threefry is partitionable, so the
 same seed gives the same run on 1 and N devices up to the reduction order of float sums.
@@ -149,32 +145,6 @@ def _is_embedding_path(path) -> bool:
     return any(getattr(k, "key", None) == _EMBEDDINGS for k in path)
 
 
-def state_shardings(state, mesh: Mesh):
-    """Shardings for any state pytree: embedding tables row-sharded on ``model``, rest replicated.
-
-    A leaf is row-sharded when its path contains the ``embeddings`` key (the params' tables and
-    the optimizer moments that mirror them), it is 2-D, and the ``model`` axis has size > 1;
-    its row count must then divide by that size (``JaxrecError`` otherwise).
-    Works for a :class:`~jaxrec.train.state.TrainState` and for pytrees of them (the GAN's G/D).
-    """
-    replicated = NamedSharding(mesh, P())
-    rows = NamedSharding(mesh, P(MODEL_AXIS, None))
-    n_model = mesh.shape.get(MODEL_AXIS, 1)
-
-    def pick(path, leaf):
-        if n_model > 1 and _is_embedding_path(path) and getattr(leaf, "ndim", 0) == 2:
-            if leaf.shape[0] % n_model:
-                name = getattr(path[-1], "key", path[-1])
-                raise JaxrecError(
-                    f"parallel.model={n_model}: embedding table {name!r} has {leaf.shape[0]} rows, "
-                    "not divisible by the 'model' axis size (choose a divisor of every table's rows)"
-                )
-            return rows
-        return replicated
-
-    return jax.tree_util.tree_map_with_path(pick, state)
-
-
 def member_shardings(tree, mesh: Mesh, batched: bool = True):
     """Shardings for a pytree with a leading member axis: that axis split over ``member``, and
     (as :func:`state_shardings`) embedding tables' rows over ``model``; ``batched=False``: the
@@ -192,7 +162,13 @@ def member_shardings(tree, mesh: Mesh, batched: bool = True):
             raise JaxrecError(
                 f"parallel.member={n_member} must divide the number of members ({shape[0]})"
             )
-        if n_model > 1 and _is_embedding_path(path) and len(shape) == 3 and shape[1] % n_model == 0:
+        if n_model > 1 and _is_embedding_path(path) and len(shape) == 3:
+            if shape[1] % n_model:
+                name = getattr(path[-1], "key", path[-1])
+                raise JaxrecError(
+                    f"parallel.model={n_model}: embedding table {name!r} has {shape[1]} rows, "
+                    "not divisible by the 'model' axis size (choose a divisor of every table's rows)"
+                )
             return NamedSharding(mesh, P(MEMBER_AXIS, MODEL_AXIS, None))
         return NamedSharding(mesh, P(MEMBER_AXIS))
 
@@ -226,47 +202,6 @@ def _put(tree, shardings):
         return jax.device_put(x, s)
 
     return jax.tree.map(put, tree, shardings)
-
-
-def shard_state(state, mesh: Mesh):
-    """``state`` placed on ``mesh`` with :func:`state_shardings` (replicated / row-sharded)."""
-    return _put(state, state_shardings(state, mesh))
-
-
-def shard_data(data, mesh: Mesh):
-    """Training data (any array pytree, e.g. :class:`~jaxrec.train.steps.TrainData`) replicated on ``mesh``."""
-    return _put(data, jax.tree.map(lambda _: NamedSharding(mesh, P()), data))
-
-
-def shard_epoch(epoch_fn: Callable, mesh: Mesh, state, n_traces: int | None = 1) -> Callable:
-    """Jit ``epoch_fn(state, data) -> (state, metrics)`` to run sharded on ``mesh``.
-
-    The state keeps :func:`state_shardings` in and out (and is donated), the data and the
-    metrics are replicated; the batches are split by :func:`constrain_batches`, which runs
-    under ``jax.set_mesh(mesh)`` during tracing. Traced at most ``n_traces`` times (None: no
-    limit; see :func:`max_traces`), so a recompilation per epoch fails loudly.
-
-    Args:
-      state: an example state (only its structure is used) -- e.g. the output of :func:`shard_state`.
-    """
-    s_sh = state_shardings(state, mesh)
-    rep = NamedSharding(mesh, P())
-    counted = max_traces(epoch_fn, n_traces)
-    jitted = jax.jit(
-        counted,
-        in_shardings=(s_sh, rep),
-        out_shardings=(s_sh, rep),
-        donate_argnums=0,
-    )
-
-    def sharded_epoch(state, data):
-        with jax.set_mesh(mesh):
-            return jitted(state, data)
-
-    sharded_epoch.mesh = mesh
-    sharded_epoch.jitted = jitted
-    sharded_epoch.traces = counted.traces  # how many times it was traced
-    return sharded_epoch
 
 
 def initialize_distributed(
@@ -321,14 +256,3 @@ def host_tree(tree):
     from jax.experimental import multihost_utils
 
     return multihost_utils.process_allgather(tree, tiled=True)
-
-
-def shard_training(mesh: Mesh, state, data, epoch_fn: Callable, batch_size: int):
-    """``(state, data, jitted epoch)`` placed on ``mesh``: the one call a trainer needs.
-
-    Checks that ``batch_size`` divides by the ``data`` axis, then :func:`shard_state`,
-    :func:`shard_data` and :func:`shard_epoch`.
-    """
-    check_batch_size(batch_size, mesh)
-    state, data = shard_state(state, mesh), shard_data(data, mesh)
-    return state, data, shard_epoch(epoch_fn, mesh, state)

@@ -188,7 +188,8 @@ def epoch_batches(
     """
     check_batches(batch_size, data)
     key = jax.random.fold_in(state.key, state.step)
-    perm = index_shuffle(jax.random.fold_in(key, _SHUFFLE), data.n_real, data.n_pairs)
+    perm, _ = shuffled_rows(jax.random.fold_in(key, _SHUFFLE), data.n_real, data.n_pairs, batch_size)
+    perm = perm.reshape(-1)
     users = data.users[perm]
     neg = sample_negatives(
         jax.random.fold_in(key, _NEGATIVES), data.positives, users, n_negatives, negative_sampling
@@ -200,6 +201,22 @@ def epoch_batches(
         data.mask[perm].reshape(-1, batch_size),
     )
     return constrain_batches(batches)  # split along B over a mesh's "data" axis (no-op without one)
+
+
+def shuffled_rows(key: jax.Array, n_real, size: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """The one batching of every epoch: rows ``[0, n_real)`` shuffled into ``size // batch_size``
+    batches, padding rows behind them.
+
+    Returns ``index [n_batches, batch_size]`` int32 (a permutation of ``[0, n_real)`` then
+    ``n_real .. size - 1``) and ``mask [n_batches, batch_size]`` float32 (1 for a real row). The
+    order depends on ``(key, n_real)`` only (:func:`index_shuffle`), so padding never changes which
+    real rows share a batch. ``size`` must be a multiple of ``batch_size``.
+    """
+    if batch_size < 1 or size % batch_size:
+        raise JaxrecError(f"{size} rows do not split into batches of {batch_size}")
+    perm = index_shuffle(key, n_real, size)
+    mask = (jnp.arange(size) < n_real).astype(jnp.float32)
+    return perm.reshape(-1, batch_size), mask.reshape(-1, batch_size)
 
 
 def check_batches(batch_size: int, data: TrainData) -> None:

@@ -6,10 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.adversarial.cfgan import most_popular_scores, train_cfgan
+from jaxrec.adversarial.cfgan import most_popular_scores
 from jaxrec.adversarial.gan_training import user_matrix
 from jaxrec.config import load_config
 from jaxrec.evaluate import evaluate, metric_sums, split_ranking
+from jaxrec.experiment.gan import train_cfgan
 from jaxrec.models.gan import CFGAN, Generator, cfgan_variables, init_generator
 
 

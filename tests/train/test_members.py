@@ -204,13 +204,15 @@ def test_padding_users_are_never_sampled_and_get_no_gradient():
     model = MF(25, 30, dim=4)
     state = member(create_members(model, jax.random.key(0)[None], adam(), {}, {"l2": [1e-2]}, [0.1]), 0)
     data = train_data(padded, B, capacity=len(inter) + 2 * B)
+    batches_of = jax.jit(lambda s, d: epoch_batches(s, d, B))
     for e in range(3):
-        batches = epoch_batches(state.replace(step=e * 100), data, B)
+        batches = batches_of(state.replace(step=jnp.int32(e * 100)), data)
         users = np.asarray(batches.users)[np.asarray(batches.mask) > 0]
         assert users.max() < 20
     loss_fn = make_loss_fn(model, "bpr", with_l2=True)
-    b = jax.tree.map(lambda x: x[0], epoch_batches(state, data, B))
-    grads, _ = jax.grad(loss_fn, has_aux=True)(state.params, {}, b.users, b.items, b.mask, jax.random.key(0), state.hparams)
+    b = jax.tree.map(lambda x: x[0], batches_of(state.replace(step=jnp.int32(0)), data))
+    grad = jax.jit(jax.grad(loss_fn, has_aux=True))
+    grads, _ = grad(state.params, {}, b.users, b.items, b.mask, jax.random.key(0), state.hparams)
     assert np.all(np.asarray(grads["params"]["embeddings"]["user"])[20:] == 0)
     trained, _ = _epochs(model, state, data, 2, skip_empty=True)
     before = np.asarray(state.params["params"]["embeddings"]["user"])[20:]

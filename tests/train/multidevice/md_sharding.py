@@ -21,8 +21,9 @@ from jaxrec.config import Config, CheckpointConfig, ParallelConfig, TrainConfig,
 from jaxrec.errors import JaxrecError
 from jaxrec.models import MF
 from jaxrec.train import parallel as par
-from jaxrec.train.loop import jit_epoch
-from jaxrec.train.state import create_state
+from jaxrec.train.engine import make_engine
+from jaxrec.train.loop import fit, jit_epoch
+from jaxrec.train.state import create_state, member, stack
 from jaxrec.train.steps import epoch_batches, make_epoch, make_loss_fn, make_train_step, train_data
 
 B = 32  # divisible by 4
@@ -60,15 +61,12 @@ def single_device_run(model, fresh, data):
 
 
 def sharded_run(model, fresh, data, mesh):
-    epoch = chex.assert_max_traces(make_epoch_fn(model), n=1)  # no recompilation per epoch/step
-    state, data = par.shard_state(fresh(), mesh), par.shard_data(data, mesh)
-    sharded = par.shard_epoch(epoch, mesh, state)
-    losses = []
-    for _ in range(EPOCHS):
-        state, m = sharded(state, data)
-        losses.append(np.asarray(m["loss"]))
-    assert sharded.traces() == 1
-    return state, np.stack(losses)
+    """The same run through the member engine compiled for ``mesh`` (one member): final state
+    and per-epoch mean losses."""
+    engine = make_engine(make_epoch_fn(model), 1, mesh=mesh)
+    out = fit(engine, stack([fresh()]), data, EPOCHS, progress=False)
+    assert engine.traces() == 1  # no recompilation per epoch
+    return member(out.state, 0), np.asarray([h["loss"][0] for h in out.history]), out.state
 
 
 def assert_params_close(a, b, rtol=1e-5, atol=1e-6):
@@ -85,19 +83,18 @@ def test_data_parallel_matches_one_device(setup, reference):
     ref_state, ref_losses = reference
     mesh = par.make_mesh()
     assert dict(mesh.shape) == {"member": 1, "data": 4, "model": 1}
-    state, losses = sharded_run(model, fresh, data, mesh)
-    assert losses.shape == (EPOCHS, data.n_pairs // B)
-    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    state, losses, stacked = sharded_run(model, fresh, data, mesh)
+    np.testing.assert_allclose(losses, ref_losses.mean(axis=1), rtol=1e-5)
     assert_params_close(state.params, ref_state.params)
     assert int(state.step) == int(ref_state.step)
-    emb = state.params["params"]["embeddings"]["user"]
+    emb = stacked.params["params"]["embeddings"]["user"]
     assert emb.sharding.is_fully_replicated and len(emb.sharding.device_set) == 4
 
 
 def test_batches_are_split_over_the_data_axis(setup):
     model, fresh, data = setup
     mesh = par.make_mesh()
-    state, data = par.shard_state(fresh(), mesh), par.shard_data(data, mesh)
+    state, data = par.place_members(fresh(), mesh, batched=False), par.place_members(data, mesh, batched=False)
     with jax.set_mesh(mesh):
         batches = jax.jit(lambda s, d: epoch_batches(s, d, B))(state, data)
     for arr in batches:
@@ -116,14 +113,14 @@ def test_model_axis_shards_embedding_rows_and_matches(setup, reference):
     model, fresh, data = setup
     ref_state, ref_losses = reference
     mesh = par.make_mesh(data=2, model=2)
-    state, losses = sharded_run(model, fresh, data, mesh)
-    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    state, losses, stacked = sharded_run(model, fresh, data, mesh)
+    np.testing.assert_allclose(losses, ref_losses.mean(axis=1), rtol=1e-5)
     assert_params_close(state.params, ref_state.params)
-    for name, table in state.params["params"]["embeddings"].items():
-        assert table.sharding.spec == P("model", None), (name, table.sharding)
-        assert {s.data.shape[0] for s in table.addressable_shards} == {table.shape[0] // 2}
-    mu = state.opt_state[0].mu["params"]["embeddings"]["item"]  # Adam's moments follow the rows
-    assert mu.sharding.spec == P("model", None)
+    for name, table in stacked.params["params"]["embeddings"].items():
+        assert table.sharding.spec == P("member", "model", None), (name, table.sharding)
+        assert {s.data.shape[1] for s in table.addressable_shards} == {table.shape[1] // 2}
+    mu = stacked.opt_state[0].mu["params"]["embeddings"]["item"]  # Adam's moments follow the rows
+    assert mu.sharding.spec == P("member", "model", None)
 
 
 def test_batch_size_must_divide_by_the_data_axis():
@@ -133,7 +130,7 @@ def test_batch_size_must_divide_by_the_data_axis():
     with pytest.raises(JaxrecError, match="parallel.member=1 x parallel.data=3 x parallel.model=2 needs 6 devices"):
         par.make_mesh(data=3, model=2)
     with pytest.raises(JaxrecError, match="embedding table 'user' has 943 rows, not divisible"):
-        par.state_shardings({"params": {"embeddings": {"user": np.zeros((943, 4))}}}, par.make_mesh(model=2))
+        par.member_shardings({"params": {"embeddings": {"user": np.zeros((1, 943, 4))}}}, par.make_mesh(model=2))
 
 
 def test_run_with_parallel_config_resumes_exactly(tmp_path, tiny_split):
@@ -162,29 +159,22 @@ def test_run_with_parallel_config_resumes_exactly(tmp_path, tiny_split):
 
 
 def test_gan_epoch_data_parallel_matches_one_device():
-    """The GAN's pair of states (G, D; Goodfellow et al. 2014 / CFGAN) through the same mesh:
-    4 devices equal 1 device, user batches split along 'data', one trace."""
-    from jaxrec.adversarial.gan_training import (
-        GANSpec, adam, create_gan_state, gan_data, jitted_epoch, make_gan_epoch,
-    )
+    """The GAN's pair of states (G, D; Goodfellow et al. 2014 / CFGAN) through the same engine
+    and mesh: 4 devices equal 1 device, user batches split along 'data', one trace."""
+    from jaxrec.adversarial.gan_training import GANSpec, adam, create_gan_state, fit_gan, gan_data
 
     rng = np.random.default_rng(0)
     data = gan_data((rng.random((60, 24)) < 0.25).astype(np.float32))  # 60 users: last batch padded
     spec = GANSpec(n_items=24, noise_dim=0, g_hidden=(16,), d_hidden=(16,), conditional=True,
                    non_saturating=True, d_steps=2)
     fresh = lambda: create_gan_state(spec, jax.random.key(0), adam(1e-2), adam(1e-2))  # noqa: E731
-    one, one_epoch = fresh(), jitted_epoch(spec, 16)
-    mesh = par.make_mesh(data=4)
-    four, sdata, four_epoch = par.shard_training(mesh, fresh(), data, make_gan_epoch(spec, 16), 16)
-    for _ in range(2):
-        one, m1 = one_epoch(one, data)
-        four, m4 = four_epoch(four, sdata)
-        np.testing.assert_allclose(np.asarray(m4["d_loss"]), np.asarray(m1["d_loss"]), rtol=1e-5, atol=1e-6)
-    assert four_epoch.traces() == 1
-    assert_params_close(four.g.params, one.g.params)
-    assert_params_close(four.d.params, one.d.params)
-    assert four.g.params["params"]["out"]["kernel"].sharding.num_devices == 4
-
+    one = fit_gan(spec, fresh(), data, 2, 16)
+    four = fit_gan(spec, fresh(), data, 2, 16, mesh=par.make_mesh(data=4))
+    np.testing.assert_allclose([h["d_loss"] for h in four.history], [h["d_loss"] for h in one.history],
+                               rtol=1e-5, atol=1e-6)
+    assert_params_close(four.state.g.params, one.state.g.params)
+    assert_params_close(four.state.d.params, one.state.d.params)
+    assert four.state.g.params["params"]["out"]["kernel"].sharding.num_devices == 4
 
 @pytest.mark.parametrize("member, data_axis", [(4, 1), (2, 2)])
 def test_member_axis_shards_members_and_matches_one_device(tiny_split, member, data_axis):

@@ -13,18 +13,19 @@ Conditional mode is CFGAN (Chae et al., CIKM 2018) as a recommender
 (:mod:`jaxrec.adversarial.cfgan`): trained on the split's training part, tested with the shared
 evaluator.
 
-Outputs under ``<output_dir>/<name>/``: ``config.yaml``, ``metrics.json``, ``history.jsonl``,
-``samples.npz`` (unconditional: ``gan_profiles``, ``gan_scores``, ``random_profiles``,
-``d_gan``, ``d_random``, ``d_reference`` and the user groups) and ``checkpoint/`` (orbax
-``StandardCheckpointer``: G's and D's params, optimiser states, steps and raw keys).
+Training runs on the shared engine (:func:`jaxrec.adversarial.gan_training.fit_gan`: one fit
+loop, one batching, one checkpointer). Outputs under ``<output_dir>/<name>/`` (the one run
+writer, :func:`jaxrec.experiment.output.write_run`): ``config.yaml``, ``metrics.json``,
+``history.jsonl``, ``samples.npz`` (unconditional: ``gan_profiles``, ``gan_scores``,
+``random_profiles``, ``d_gan``, ``d_random``, ``d_reference`` and the user groups) and
+``checkpoints/<epoch>/`` (every ``checkpoint.every`` epochs and always at the end: G's and D's
+params, optimiser states, steps and keys; ``jaxrec gan --resume`` continues bit-exactly).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import shutil
 from pathlib import Path
 
 import jax
@@ -33,21 +34,29 @@ import numpy as np
 
 from jaxrec.adversarial import detector, profiles, realism
 from jaxrec.adversarial.gan_training import (
+    GANFit,
     GANSpec,
     GANState,
+    adam,
+    create_gan_state,
     d_prob,
     fit_gan,
     gan_data,
     gan_loss_eval,
     generate,
-    spec_from_config,
-    state_from_config,
-    training_setup,
     user_matrix,
 )
-from jaxrec.config import Config, save_config
+from jaxrec.config import Config, to_dict
 from jaxrec.data import concat
+from jaxrec.data.interactions import Split
 from jaxrec.errors import JaxrecError
+from jaxrec.evaluate import check_ks, evaluate, split_ranking
+from jaxrec.experiment.data import load_split
+from jaxrec.experiment.output import run_dir_of, write_run
+from jaxrec.models.gan import CFGAN, cfgan_variables
+from jaxrec.train.checkpoint import Checkpointer
+from jaxrec.train.engine import init_tracker
+from jaxrec.train.parallel import mesh_from_config
 
 _REPORT_KEY, _FINAL_GAN, _FINAL_RANDOM = 101, 102, 103  # fold_in tags of the evaluation keys
 
@@ -98,18 +107,77 @@ def check_config(g) -> None:
         raise JaxrecError(f"gan.fpr must be in (0, 1), got {g.fpr}")
 
 
+def spec_from_config(g, n_items: int) -> GANSpec:
+    """:class:`GANSpec` from the ``gan`` section; a bad value names its ``gan.*`` key."""
+    try:
+        return GANSpec(
+            n_items=n_items, noise_dim=g.noise_dim, g_hidden=tuple(g.g_hidden), d_hidden=tuple(g.d_hidden),
+            dropout=g.dropout, conditional=g.conditional, non_saturating=g.non_saturating,
+            d_steps=g.d_steps, pm=g.pm, pm_ratio=g.pm_ratio, zr=g.zr, zr_ratio=g.zr_ratio,
+            zr_alpha=g.zr_alpha,
+        )
+    except JaxrecError as e:
+        raise JaxrecError(f"gan.{e}") from None
+
+
+def state_from_config(g, spec: GANSpec) -> GANState:
+    """A fresh :class:`GANState` seeded by ``gan.seed`` with Adam(``g_lr`` / ``d_lr``, ``beta1``)."""
+    if not (g.g_lr > 0 and g.d_lr > 0):
+        raise JaxrecError(f"gan.g_lr and gan.d_lr must be > 0, got {g.g_lr}, {g.d_lr}")
+    if g.epochs < 0:
+        raise JaxrecError(f"gan.epochs must be >= 0, got {g.epochs}")
+    return create_gan_state(spec, jax.random.key(g.seed), adam(g.g_lr, g.beta1), adam(g.d_lr, g.beta1))
+
+
+def _train(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) -> GANFit:
+    """Train the GAN of ``cfg`` on the ``real`` user matrix through the shared engine, with
+    checkpoints under ``<output_dir>/<name>/checkpoints`` (every ``checkpoint.every`` epochs and
+    at the end) and, with ``resume``, from the latest of them."""
+    g, c = cfg.gan, cfg.checkpoint
+    if g.batch_size < 1:
+        raise JaxrecError(f"gan.batch_size must be >= 1, got {g.batch_size}")
+    state = state_from_config(g, spec)
+    data = gan_data(real)
+    p = cfg.parallel
+    mesh = mesh_from_config(p.data, p.model, p.member)
+    if mesh is not None and min(g.batch_size, data.n_users) % mesh.shape["data"]:
+        raise JaxrecError(
+            f"gan.batch_size={g.batch_size} (or the {data.n_users} training users when fewer) must be "
+            f"divisible by the {mesh.shape['data']} devices of the 'data' mesh axis"
+        )
+    directory = Path(c.dir) if c.dir else run_dir_of(cfg) / "checkpoints"
+    if resume and not directory.is_dir():
+        raise JaxrecError(f"--resume: no checkpoint directory {directory} (checkpoint.dir)")
+    ckpt = Checkpointer(directory, c.every, c.keep, config=to_dict(cfg))
+    tracker, start = None, 0
+    try:
+        if resume:
+            stacked = jax.tree.map(lambda x: jnp.expand_dims(x, 0), state)
+            tree, start = ckpt.resume({"state": stacked, "tracker": init_tracker(stacked.g.params, 1, False)})
+            state, tracker = jax.tree.map(lambda x: x[0], tree["state"]), tree["tracker"]
+        fit = fit_gan(spec, state, data, max(g.epochs - start, 0), g.batch_size, hook, mesh=mesh,
+                      start_epoch=start, tracker=tracker, save=ckpt.maybe_save)
+        last = fit.history[-1]["epoch"] if fit.history else start
+        if last not in ckpt.epochs():
+            stacked = jax.tree.map(lambda x: jnp.expand_dims(x, 0), fit.state)
+            ckpt.save(last, {"state": stacked, "tracker": fit.tracker})
+    finally:
+        ckpt.close()
+    return fit
+
+
 def _suspicion(spec, d_params, x) -> np.ndarray:
     return 1.0 - np.asarray(d_prob(spec, d_params, jnp.asarray(x)))
 
 
-def run_gan(cfg: Config, progress: bool = True, write: bool = True, split=None, console=None) -> GANRunResult:
+def run_gan(
+    cfg: Config, progress: bool = True, write: bool = True, split=None, console=None, resume: bool = False
+) -> GANRunResult:
     """Train the GAN of ``cfg.gan`` on ``cfg.data`` and report (see the module docstring)."""
-    from jaxrec.experiment import load_split
-
     g = cfg.gan
     split = load_split(cfg.data) if split is None else split
     if g.conditional:
-        return _run_cfgan(cfg, split, progress, write, console)
+        return _run_cfgan(cfg, split, progress, write, console, resume)
     check_config(g)
     full = concat([split.train, split.valid, split.test], source=split.train.source)
     matrix = user_matrix(full)
@@ -137,10 +205,7 @@ def run_gan(cfg: Config, progress: bool = True, write: bool = True, split=None, 
         if progress and console is not None:
             console.print(_epoch_line(record))
 
-    state, data, epoch_fn = training_setup(
-        spec, state_from_config(g, spec), gan_data(train_m), g.batch_size, cfg.parallel
-    )
-    fit = fit_gan(spec, state, data, g.epochs, g.batch_size, hook, epoch_fn)
+    fit = _train(cfg, spec, train_m, hook, resume)
     state = fit.state
 
     # final samples: GAN and random-attack profiles, as injected
@@ -183,18 +248,66 @@ def run_gan(cfg: Config, progress: bool = True, write: bool = True, split=None, 
         "target_items": np.asarray(targets, np.int32),
         **{f"users_{k}": v.astype(np.int32) for k, v in groups.items()},
     }
-    run_dir = _write(cfg, metrics, fit.history, state, samples) if write else None
+    run_dir = write_run(cfg, metrics, fit.history, samples) if write else None
     return GANRunResult(metrics, fit.history, state, spec, run_dir, samples)
 
 
-def _run_cfgan(cfg: Config, split, progress: bool, write: bool, console) -> GANRunResult:
-    from jaxrec.adversarial.cfgan import train_cfgan
+@dataclasses.dataclass
+class CFGANResult:
+    """A trained CFGAN: the GAN fit, the Recommender module and its variables, test metrics."""
 
+    fit: GANFit
+    model: CFGAN
+    variables: dict
+    metrics: dict
+    split: Split
+
+
+def cfgan_model(cfg: Config, split: Split) -> CFGAN:
+    """The :class:`CFGAN` Recommender for ``cfg.gan`` over ``split``'s id space."""
+    return CFGAN(split.n_users, split.n_items, tuple(cfg.gan.g_hidden), cfg.gan.noise_dim)
+
+
+def train_cfgan(
+    cfg: Config, split: Split, on_epoch_end=None, validate: bool = True, resume: bool = False
+) -> CFGANResult:
+    """Train CFGAN (Chae et al., CIKM 2018) on ``split.train`` for ``gan.epochs`` and test the
+    final generator with the shared full-ranking evaluator (training items masked, validation
+    items too when scoring test, as for every model).
+
+    Every ``gan.report_every`` epochs (when ``validate`` and the split has a validation part) the
+    epoch record gains ``valid/recall@K`` ...; nothing is selected on them (comparisons report the
+    final parameters). ``on_epoch_end(epoch, state, record)`` is called after that.
+    """
+    if not cfg.gan.conditional:
+        raise JaxrecError("gan.conditional: CFGAN as a recommender needs gan.conditional: true")
+    ks = check_ks(cfg.eval.ks, split.n_items)
+    spec = spec_from_config(cfg.gan, split.n_items)
+    purchases = user_matrix(split.train)
+    model = cfgan_model(cfg, split)
+    valid = split_ranking(split, "valid", cfg.eval.chunk) if validate and split.valid is not None else None
+    every = cfg.gan.report_every
+
+    def hook(epoch, state, record):
+        last = epoch == cfg.gan.epochs
+        if valid is not None and ((every > 0 and epoch % every == 0) or last):
+            scores = evaluate(model, cfgan_variables(state.g.params, purchases), valid, ks)
+            record.update({f"valid/{k}": v for k, v in scores.items()})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, state, record)
+
+    fit = _train(cfg, spec, purchases, hook, resume)
+    variables = cfgan_variables(jax.device_get(fit.state.g.params), purchases)
+    metrics = evaluate(model, variables, split_ranking(split, "test", cfg.eval.chunk), ks)
+    return CFGANResult(fit, model, variables, metrics, split)
+
+
+def _run_cfgan(cfg: Config, split, progress: bool, write: bool, console, resume: bool) -> GANRunResult:
     def hook(epoch, state, record):
         if progress and console is not None:
             console.print(_epoch_line(record))
 
-    res = train_cfgan(cfg, split, on_epoch_end=hook)
+    res = train_cfgan(cfg, split, on_epoch_end=hook, resume=resume)
     last = res.fit.history[-1] if res.fit.history else {}
     metrics = {
         **res.metrics,
@@ -208,7 +321,7 @@ def _run_cfgan(cfg: Config, split, progress: bool, write: bool, console) -> GANR
         "split": dict(split.info),
     }
     spec = spec_from_config(cfg.gan, split.n_items)
-    run_dir = _write(cfg, metrics, res.fit.history, res.fit.state, {}) if write else None
+    run_dir = write_run(cfg, metrics, res.fit.history) if write else None
     return GANRunResult(metrics, res.fit.history, res.fit.state, spec, run_dir, {})
 
 
@@ -222,58 +335,13 @@ def _epoch_line(r: dict) -> str:
     return " | ".join(parts)
 
 
-def checkpoint_tree(state: GANState) -> dict:
-    """The saved pytree: G's and D's params, optimiser states, steps and raw keys (uint32)."""
-    part = lambda s: {  # noqa: E731
-        "params": s.params, "opt_state": s.opt_state, "step": s.step, "key": jax.random.key_data(s.key),
-    }
-    return {"g": part(state.g), "d": part(state.d), "key": jax.random.key_data(state.key)}
-
-
-def restore_state(path: str | Path, template: GANState) -> GANState:
-    """A :class:`GANState` restored from ``checkpoint/`` onto ``template``'s structure."""
-    import orbax.checkpoint as ocp
-
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), checkpoint_tree(template))
-    with ocp.StandardCheckpointer() as ckpt:
-        tree = ckpt.restore(Path(path).absolute(), abstract)
-    impl = jax.random.key_impl(template.key)
-    part = lambda s, t: s.replace(  # noqa: E731
-        params=t["params"], opt_state=t["opt_state"], step=t["step"], key=jax.random.wrap_key_data(t["key"], impl=impl)
-    )
-    return template.replace(
-        g=part(template.g, tree["g"]), d=part(template.d, tree["d"]),
-        key=jax.random.wrap_key_data(tree["key"], impl=impl),
-    )
-
-
-def _write(cfg: Config, metrics: dict, history: list[dict], state: GANState, samples: dict) -> Path:
-    import orbax.checkpoint as ocp
-
-    run_dir = Path(cfg.output_dir) / cfg.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    with open(run_dir / "history.jsonl", "w") as f:
-        for rec in history:
-            f.write(json.dumps(rec) + "\n")
-    if samples:
-        np.savez_compressed(run_dir / "samples.npz", **samples)
-    ckpt_dir = (run_dir / "checkpoint").absolute()
-    if ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)
-    with ocp.StandardCheckpointer() as ckpt:
-        ckpt.save(ckpt_dir, checkpoint_tree(state))
-    return run_dir
-
-
 def results_tables(result: GANRunResult, title: str) -> list:
     """rich Tables: D's scores, realism (GAN vs random profiles), detector; or CFGAN's ranking."""
     from rich.table import Table
 
     m = result.metrics
     if result.spec.conditional:
-        from jaxrec.experiment import results_table
+        from jaxrec.experiment.training import results_table
 
         d = Table(title=f"{title}: D on G's users (last epoch, training batches)")
         for c in ("D(real)", "D(fake)", "d_loss", "g_loss"):
@@ -301,20 +369,3 @@ def results_tables(result: GANRunResult, title: str) -> list:
     for k in ("auc", "precision", "recall", "fpr"):
         det.add_row(k, f"{m['detector_gan'][k]:.4f}", f"{m['detector_random'][k]:.4f}")
     return [d, r, det]
-
-
-def cmd_gan(args) -> int:
-    """The ``jaxrec gan`` subcommand (see :func:`jaxrec.cli.build_parser`)."""
-    from rich.console import Console
-
-    from jaxrec.config import load_config
-
-    cfg = load_config(args.config, args.overrides)
-    console = Console()
-    mode = "CFGAN (conditional)" if cfg.gan.conditional else "GAN (fake users)"
-    console.print(f"[bold]{cfg.name}[/]: {mode} on {cfg.data.dataset}, {cfg.gan.epochs} epochs")
-    result = run_gan(cfg, progress=not args.quiet, console=console)
-    for t in results_tables(result, cfg.name):
-        console.print(t)
-    console.print(f"wrote {result.run_dir}/metrics.json")
-    return 0
