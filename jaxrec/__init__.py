@@ -6,6 +6,8 @@ The small public API::
     split = jaxrec.load_split(jaxrec.DataConfig(dataset="ml-100k"))   # load, clean, split
     result = jaxrec.run(jaxrec.load_config("configs/ml100k-mf.yaml"))  # train + test
     result.metrics["recall@20"]
+    res = jaxrec.sweep(cfg, {"train.seed": [0, 1, 2, 3]})             # 4 trainings, one program
+    res.summary                                                      # mean ± std over seeds
     jaxrec.full_ranking_metrics(result.model, {**result.params, **result.inputs},
                                 jaxrec.split_ranking(result.split, "test"), ks=(10, 20))
 """
@@ -15,8 +17,8 @@ from jaxrec.data import Interactions, Split, load_dataset
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import evaluate as full_ranking_metrics
 from jaxrec.evaluate import ranking_data, split_ranking
-from jaxrec.experiment import RunResult, load_split, run
-from jaxrec.models import MF, build_model
+from jaxrec.experiment import RunResult, SweepResult, build_model, load_split, run, sweep
+from jaxrec.models import MF
 
 __version__ = "0.1.0"
 
@@ -30,6 +32,7 @@ __all__ = [
     "ModelConfig",
     "RunResult",
     "Split",
+    "SweepResult",
     "TrainConfig",
     "build_model",
     "full_ranking_metrics",
@@ -39,4 +42,5 @@ __all__ = [
     "ranking_data",
     "run",
     "split_ranking",
+    "sweep",
 ]

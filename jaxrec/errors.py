@@ -7,6 +7,18 @@ that message alone and exits with status 2; library users catch it like any ``Va
 
 from __future__ import annotations
 
+import contextlib
+
 
 class JaxrecError(ValueError):
     """A user-facing error: bad input data, bad configuration, an unknown name."""
+
+
+@contextlib.contextmanager
+def config_key(key: str):
+    """Name the config ``key`` in any :class:`JaxrecError` raised inside: the experiment layer
+    wraps its calls of lower layers (whose messages name values, not YAML keys) with it."""
+    try:
+        yield
+    except JaxrecError as e:
+        raise type(e)(f"{key}: {e}") from None

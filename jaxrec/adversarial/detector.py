@@ -41,7 +41,7 @@ def threshold_at_fpr(clean_scores: np.ndarray, target_fpr: float = 0.05) -> floa
     """The suspicion threshold flagging at most ``target_fpr`` of ``clean_scores`` (``score >
     threshold`` is flagged): their ``1 - target_fpr`` quantile (higher interpolation)."""
     if not 0.0 < target_fpr < 1.0:
-        raise JaxrecError(f"gan.fpr must be in (0, 1), got {target_fpr}")
+        raise JaxrecError(f"the target false-positive rate must be in (0, 1), got {target_fpr}")
     c = np.asarray(clean_scores, np.float64)
     if c.size == 0:
         raise JaxrecError("detector: no held-out clean users to set the threshold on")

@@ -399,7 +399,7 @@ def make_gan_epoch(spec: GANSpec, batch_size: int, step: Callable | None = None)
     :func:`make_gan_step`'s (pass a wrapped, e.g. sharded, step of the same signature).
     """
     if batch_size < 1:
-        raise JaxrecError(f"gan.batch_size must be >= 1, got {batch_size}")
+        raise JaxrecError(f"GAN batch size must be >= 1, got {batch_size}")
     step = make_gan_step(spec) if step is None else step
 
     def epoch(state: GANState, data: GANData):

@@ -41,13 +41,13 @@ def sample_lengths(key: jax.Array, real_lengths: np.ndarray, n: int, mode: str =
         return jnp.asarray(real_lengths, jnp.int32)[jax.random.randint(key, (n,), 0, real_lengths.size)]
     if mode == "mean":
         return jnp.full((n,), int(round(float(real_lengths.mean()))), jnp.int32)
-    raise JaxrecError(f"gan.profile_length: unknown mode {mode!r}; choose one of {LENGTHS}")
+    raise JaxrecError(f"unknown profile length mode {mode!r}; choose one of {LENGTHS}")
 
 
 def _targets_array(targets: Sequence[int], n_items: int) -> jax.Array:
     t = np.asarray(list(targets), np.int64)
     if t.size and (t.min() < 0 or t.max() >= n_items):
-        raise JaxrecError(f"gan.target_items: item indices must be in [0, {n_items}), got {list(targets)}")
+        raise JaxrecError(f"item indices must be in [0, {n_items}), got {list(targets)}")
     return jnp.asarray(t, jnp.int32)
 
 
@@ -93,7 +93,7 @@ def gan_profiles(
     Returns ``(profiles [n, n_items] in {0, 1}, scores [n, n_items])`` (G's raw output).
     """
     if n < 1:
-        raise JaxrecError(f"gan.n_fake must be >= 1, got {n}")
+        raise JaxrecError(f"the number of fake users must be >= 1, got {n}")
     k_gen, k_len = jax.random.split(key)
     scores = generate_fn(k_gen, n)
     lengths = sample_lengths(k_len, real_lengths, n, length_mode)
@@ -111,7 +111,7 @@ def random_profiles(
     """The random attack's fake users (Lam & Riedl 2004): L uniform filler items (+ targets),
     ``[n, n_items]`` in {0, 1}, L distributed as in :func:`gan_profiles`."""
     if n < 1:
-        raise JaxrecError(f"n_fake must be >= 1, got {n}")
+        raise JaxrecError(f"the number of fake users must be >= 1, got {n}")
     k_items, k_len = jax.random.split(key)
     scores = jax.random.uniform(k_items, (n, n_items))
     lengths = sample_lengths(k_len, real_lengths, n, length_mode)

@@ -102,7 +102,7 @@ def bipartite_graph(
     names = (propagation,) if isinstance(propagation, str) else tuple(propagation)
     for name in names:
         if name not in PROPAGATIONS:
-            raise JaxrecError(f"model.propagation: unknown kernel {name!r}; choose one of {PROPAGATIONS}")
+            raise JaxrecError(f"unknown propagation kernel {name!r}; choose one of {PROPAGATIONS}")
     needed = {a for n in names for a in _NEEDS[n]}
     users, items, weight = normalised_edges(train)
     n_real = users.size
@@ -304,11 +304,11 @@ _symmetric_layer.defvjp(_symmetric_fwd, _symmetric_bwd)
 
 def _check_kernel(graph: dict, propagation: str) -> None:
     if propagation not in _LAYERS:
-        raise JaxrecError(f"model.propagation: unknown kernel {propagation!r}; choose one of {PROPAGATIONS}")
+        raise JaxrecError(f"unknown propagation kernel {propagation!r}; choose one of {PROPAGATIONS}")
     missing = [a for a in _NEEDS[propagation] if a not in graph]
     if missing:
         raise JaxrecError(
-            f"model.propagation: {propagation!r} needs graph arrays {missing}; build the graph "
+            f"propagation kernel {propagation!r} needs graph arrays {missing}; build the graph "
             f"with bipartite_graph(train, {propagation!r})"
         )
 

@@ -161,7 +161,7 @@ def sample_negatives(
         return uniform_negatives(key, pos, users, n)
     if method == "popularity":
         return popularity_negatives(key, pos, users, n)
-    raise JaxrecError(f"train.negative_sampling: unknown method {method!r} (uniform, popularity)")
+    raise JaxrecError(f"unknown negative sampling method {method!r} (uniform, popularity)")
 
 
 def mix32(x: jax.Array) -> jax.Array:

@@ -6,6 +6,7 @@ compiled programs as their shapes allow (``jaxrec sweep``).
 """
 
 from jaxrec.experiment.data import SPLITS, load_split
+from jaxrec.experiment.models import build_model
 from jaxrec.experiment.sweep import SweepResult, parse_grid, sweep
 from jaxrec.experiment.training import (
     MEMBER_KEYS,
@@ -26,6 +27,7 @@ __all__ = [
     "SPLITS",
     "SweepResult",
     "Training",
+    "build_model",
     "build_training",
     "checkpointer_for",
     "load_split",

@@ -49,7 +49,7 @@ from jaxrec.adversarial.gan_training import (
 from jaxrec.config import Config, to_dict
 from jaxrec.data import concat
 from jaxrec.data.interactions import Split
-from jaxrec.errors import JaxrecError
+from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import check_ks, evaluate, split_ranking
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import run_dir_of, write_run
@@ -139,7 +139,8 @@ def _train(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) -> 
     state = state_from_config(g, spec)
     data = gan_data(real)
     p = cfg.parallel
-    mesh = mesh_from_config(p.data, p.model, p.member)
+    with config_key("parallel"):
+        mesh = mesh_from_config(p.data, p.model, p.member)
     if mesh is not None and min(g.batch_size, data.n_users) % mesh.shape["data"]:
         raise JaxrecError(
             f"gan.batch_size={g.batch_size} (or the {data.n_users} training users when fewer) must be "
@@ -189,7 +190,8 @@ def run_gan(
     key = jax.random.key(g.seed)
     gen = lambda params: functools.partial(generate, spec, params)  # noqa: E731
     targets = tuple(g.target_items)
-    profiles._targets_array(targets, split.n_items)  # validate before training
+    with config_key("gan.target_items"):
+        profiles._targets_array(targets, split.n_items)  # validate before training
 
     def report(state: GANState, record: dict) -> None:
         k = jax.random.fold_in(key, _REPORT_KEY)
@@ -281,7 +283,8 @@ def train_cfgan(
     """
     if not cfg.gan.conditional:
         raise JaxrecError("gan.conditional: CFGAN as a recommender needs gan.conditional: true")
-    ks = check_ks(cfg.eval.ks, split.n_items)
+    with config_key("eval.ks"):
+        ks = check_ks(cfg.eval.ks, split.n_items)
     spec = spec_from_config(cfg.gan, split.n_items)
     purchases = user_matrix(split.train)
     model = cfgan_model(cfg, split)

@@ -19,19 +19,19 @@ import numpy as np
 
 from jaxrec.config import Config, to_dict
 from jaxrec.data.interactions import Split
-from jaxrec.errors import JaxrecError
+from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import (
     METRICS,
     check_ks,
     compile_evaluator,
-    evaluate_members,
+    compile_members_evaluator,
     evaluate_params,
     model_chunk,
     split_ranking,
 )
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import run_dir_of, write_run
-from jaxrec.models import build_model
+from jaxrec.experiment.models import build_model
 from jaxrec.train.checkpoint import Checkpointer
 from jaxrec.train.engine import init_tracker, make_engine
 from jaxrec.train.loop import FitResult, MembersFit, fit
@@ -143,7 +143,9 @@ def build_training(cfgs: Config | list[Config], split: Split) -> Training:
     alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
     data = train_data(split.train, t_cfg.batch_size, inputs, alpha)
     with_l2 = any(v != 0 for v in l2)
-    step = make_train_step(make_loss_fn(model, t_cfg.loss, with_l2=with_l2))
+    with config_key("train.loss"):
+        loss_fn = make_loss_fn(model, t_cfg.loss, with_l2=with_l2)
+    step = make_train_step(loss_fn)
     epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
     return Training(model, inputs, state, data, epoch, cfgs, static=(with_l2,))
 
@@ -188,14 +190,17 @@ def train_members(
     """
     base = cfgs[0]
     t_cfg = base.train
-    ks = check_ks(base.eval.ks, split.n_items)
+    with config_key("eval.ks"):
+        ks = check_ks(base.eval.ks, split.n_items)
     training = build_training(cfgs, split)
     model, state, tdata = training.model, training.state, training.data
     n = len(cfgs)
     p = base.parallel
-    mesh = mesh_from_config(p.data, p.model, p.member)
+    with config_key("parallel"):
+        mesh = mesh_from_config(p.data, p.model, p.member)
     if mesh is not None:
-        check_batch_size(t_cfg.batch_size, mesh)
+        with config_key("train.batch_size"):
+            check_batch_size(t_cfg.batch_size, mesh)
         state = place_members(state, mesh)  # the resume template's layout
     chunk = base.eval.chunk if base.eval.chunk is not None else max(1, model_chunk(model, split.n_items) // n)
     valid, validate = None, None
@@ -250,7 +255,9 @@ def train_members(
         t0 = time.perf_counter()
         metrics = [evaluator(variables, test)]
     else:
-        metrics = evaluate_members(model, best, training.inputs, test, ks)
+        evaluator = compile_members_evaluator(model, best, training.inputs, test, ks)
+        t0 = time.perf_counter()
+        metrics = evaluator(best, training.inputs, test)
     eval_s = time.perf_counter() - t0
     secs = [h["seconds"] for h in result.history]
     timing = {

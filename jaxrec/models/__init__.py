@@ -1,13 +1,8 @@
-"""Recommenders on one contract (see :mod:`jaxrec.models.base`), built by name from a config."""
+"""Recommenders on one contract (see :mod:`jaxrec.models.base`); the experiment layer builds
+them by name from a config (:func:`jaxrec.experiment.build_model`)."""
 
 from __future__ import annotations
 
-from typing import Callable
-
-import jax.numpy as jnp
-
-from jaxrec.data.interactions import Interactions
-from jaxrec.errors import JaxrecError
 from jaxrec.models.base import (
     EMBEDDINGS,
     batch_l2,
@@ -19,73 +14,8 @@ from jaxrec.models.mf import MF
 from jaxrec.models.neumf import NeuMF
 from jaxrec.models.ngcf import NGCF
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-
-
-def _mf(cfg, train: Interactions):
-    return MF(train.n_users, train.n_items, cfg.dim, cfg.init, cfg.init_std, DTYPES[cfg.dtype]), {}
-
-
-def _neumf(cfg, train: Interactions):
-    layers = tuple(cfg.mlp_layers)
-    if not layers or min(layers) < 1:
-        raise JaxrecError(f"model.mlp_layers: give one or more positive widths, got {list(layers)}")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise JaxrecError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
-    module = NeuMF(
-        train.n_users, train.n_items, cfg.dim, layers, cfg.dropout, cfg.init, cfg.init_std,
-        DTYPES[cfg.dtype],
-    )
-    return module, {}
-
-
-def _graph_model(cls, cfg, train: Interactions, **extra):
-    """LightGCN / NGCF: the module and its ``{"graph": ...}`` inputs for the chosen kernel."""
-    from jaxrec.data.graph import PROPAGATIONS, auto_propagation, bipartite_graph
-    from jaxrec.models.lightgcn import lightgcn_inputs
-
-    if cfg.layers < 0:
-        raise JaxrecError(f"model.layers must be >= 0, got {cfg.layers}")
-    kernel = cfg.propagation
-    if kernel == "auto":
-        kernel = auto_propagation(train.n_users, train.n_items)
-    elif kernel not in PROPAGATIONS:
-        raise JaxrecError(
-            f"model.propagation: unknown kernel {kernel!r}; choose auto or one of {PROPAGATIONS}"
-        )
-    module = cls(
-        train.n_users, train.n_items, dim=cfg.dim, init=cfg.init, init_std=cfg.init_std,
-        dtype=DTYPES[cfg.dtype], layers=cfg.layers, propagation=kernel, **extra,
-    )
-    return module, lightgcn_inputs(bipartite_graph(train, kernel))
-
-
-def _lightgcn(cfg, train: Interactions):
-    return _graph_model(LightGCN, cfg, train)
-
-
-def _ngcf(cfg, train: Interactions):
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise JaxrecError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
-    return _graph_model(NGCF, cfg, train, dropout=cfg.dropout)
-
-
-#: name -> builder(model_config, train_interactions) -> (module, non-trainable inputs)
-REGISTRY: dict[str, Callable] = {
-    "mf": _mf, "neumf": _neumf, "lightgcn": _lightgcn, "ngcf": _ngcf,
-}
-
-
-def build_model(cfg, train: Interactions):
-    """``(module, inputs)`` for ``cfg.name``; ``inputs`` are its non-trainable variable
-    collections built from the training data (e.g. LightGCN's graph; ``{}`` for MF)."""
-    if cfg.name not in REGISTRY:
-        raise JaxrecError(f"model.name: unknown model {cfg.name!r}; choose one of {sorted(REGISTRY)}")
-    if cfg.dtype not in DTYPES:
-        raise JaxrecError(f"model.dtype: unknown dtype {cfg.dtype!r}; choose one of {sorted(DTYPES)}")
-    if cfg.dim < 1:
-        raise JaxrecError(f"model.dim must be >= 1, got {cfg.dim}")
-    return REGISTRY[cfg.name](cfg, train)
+#: name -> Recommender class (built from a config by :func:`jaxrec.experiment.build_model`)
+MODELS = {"mf": MF, "neumf": NeuMF, "lightgcn": LightGCN, "ngcf": NGCF}
 
 
 __all__ = [
@@ -94,9 +24,8 @@ __all__ = [
     "MF",
     "NGCF",
     "NeuMF",
-    "REGISTRY",
+    "MODELS",
     "batch_l2",
-    "build_model",
     "embedding_tables",
     "replace_embedding_tables",
 ]

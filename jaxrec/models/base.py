@@ -33,6 +33,9 @@ EMBEDDINGS = "embeddings"  #: name of the params collection entry holding every 
 Cache = Any  #: whatever a model's ``embeddings()`` returns (a pytree of arrays)
 
 
+INITIALIZERS = ("normal", "xavier_normal", "xavier_uniform")  #: names :func:`initializer` knows
+
+
 def initializer(name: str, std: float = 0.1) -> Callable:
     """An embedding initialiser by name: ``xavier_normal``, ``xavier_uniform`` or ``normal`` (std)."""
     inits = {
@@ -41,7 +44,7 @@ def initializer(name: str, std: float = 0.1) -> Callable:
         "normal": nn.initializers.normal(stddev=std),
     }
     if name not in inits:
-        raise JaxrecError(f"model.init: unknown initialiser {name!r}; choose one of {sorted(inits)}")
+        raise JaxrecError(f"unknown initialiser {name!r}; choose one of {sorted(inits)}")
     return inits[name]
 
 

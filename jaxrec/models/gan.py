@@ -96,7 +96,7 @@ def _with_condition(x, c, conditional: bool, who: str):
     if not conditional:
         return x
     if c is None:
-        raise JaxrecError(f"gan.conditional: the {who} is conditional but got no condition c")
+        raise JaxrecError(f"the {who} is conditional but got no condition c")
     return jnp.concatenate([c.astype(x.dtype), x], axis=-1)  # [B, n_items + width of x]
 
 

@@ -33,5 +33,5 @@ LOSSES = {"bpr": bpr_loss, "bce": bce_loss}
 
 def get_loss(name: str):
     if name not in LOSSES:
-        raise JaxrecError(f"train.loss: unknown loss {name!r}; choose one of {sorted(LOSSES)}")
+        raise JaxrecError(f"unknown loss {name!r}; choose one of {sorted(LOSSES)}")
     return LOSSES[name]

@@ -85,26 +85,26 @@ def make_mesh(
     devices = list(jax.devices() if devices is None else devices)
     if model < 1 or data < 0 or member < 1:
         raise JaxrecError(
-            f"parallel.model and parallel.member must be >= 1 and parallel.data >= 0, "
+            f"mesh axes: model and member must be >= 1 and data >= 0, "
             f"got data={data}, model={model}, member={member}"
         )
     if data == 0:
         if len(devices) % (model * member):
             raise JaxrecError(
-                f"parallel.model={model} x parallel.member={member} does not divide the "
+                f"model={model} x member={member} devices do not divide the "
                 f"{len(devices)} visible devices"
             )
         data = len(devices) // (model * member)
     used = member * data * model
     if used > len(devices):
         raise JaxrecError(
-            f"parallel.member={member} x parallel.data={data} x parallel.model={model} needs {used} "
+            f"a mesh of member={member} x data={data} x model={model} needs {used} "
             f"devices, but only {len(devices)} are visible ({jax.default_backend()})"
         )
     if used < len(devices) and jax.process_count() > 1:
         raise JaxrecError(
-            f"parallel.member x data x model = {used} must use all {len(devices)} devices "
-            "of a multi-process run (set parallel.data: 0)"
+            f"member x data x model = {used} must use all {len(devices)} devices "
+            "of a multi-process run (data=0 takes all of them)"
         )
     return jax.make_mesh(
         (member, data, model), (MEMBER_AXIS, DATA_AXIS, MODEL_AXIS),
@@ -117,8 +117,8 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     n = mesh.shape[DATA_AXIS]
     if batch_size % n:
         raise JaxrecError(
-            f"train.batch_size={batch_size} must be divisible by the {n} devices of the "
-            f"'{DATA_AXIS}' mesh axis (e.g. train.batch_size={math.ceil(batch_size / n) * n})"
+            f"batch size {batch_size} must be divisible by the {n} devices of the "
+            f"'{DATA_AXIS}' mesh axis (e.g. {math.ceil(batch_size / n) * n})"
         )
 
 
@@ -160,13 +160,13 @@ def member_shardings(tree, mesh: Mesh, batched: bool = True):
             return NamedSharding(mesh, P())
         if shape[0] % n_member:
             raise JaxrecError(
-                f"parallel.member={n_member} must divide the number of members ({shape[0]})"
+                f"the {n_member} devices of the 'member' axis must divide the number of members ({shape[0]})"
             )
         if n_model > 1 and _is_embedding_path(path) and len(shape) == 3:
             if shape[1] % n_model:
                 name = getattr(path[-1], "key", path[-1])
                 raise JaxrecError(
-                    f"parallel.model={n_model}: embedding table {name!r} has {shape[1]} rows, "
+                    f"model axis of {n_model}: embedding table {name!r} has {shape[1]} rows, "
                     "not divisible by the 'model' axis size (choose a divisor of every table's rows)"
                 )
             return NamedSharding(mesh, P(MEMBER_AXIS, MODEL_AXIS, None))

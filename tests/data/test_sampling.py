@@ -73,7 +73,7 @@ def test_user_with_every_item_is_a_clear_error():
 
 
 def test_unknown_method_is_a_clear_error(inter):
-    with pytest.raises(JaxrecError, match="unknown method 'zipf'"):
+    with pytest.raises(JaxrecError, match="unknown negative sampling method 'zipf'"):
         sample_negatives(jax.random.key(0), positive_sets(inter), jnp.zeros(2, jnp.int32), 1, "zipf")
 
 

@@ -16,7 +16,8 @@ from jaxrec.data.graph import PROPAGATIONS, bipartite_graph, normalised_matrix, 
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.experiment import run
-from jaxrec.models import build_model, embedding_tables
+from jaxrec.experiment import build_model
+from jaxrec.models import embedding_tables
 from jaxrec.train.state import init_params
 
 from conftest import dense_normalised_adjacency, small_graph

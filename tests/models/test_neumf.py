@@ -18,7 +18,8 @@ from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import default_chunk, model_chunk
 from jaxrec.experiment import run
-from jaxrec.models import build_model, embedding_tables
+from jaxrec.experiment import build_model
+from jaxrec.models import embedding_tables
 from jaxrec.models.neumf import NeuMF, counter_keep_mask
 from jaxrec.train.state import init_params
 

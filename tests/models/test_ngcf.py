@@ -11,7 +11,8 @@ import pytest
 
 from jaxrec.config import ModelConfig
 from jaxrec.data.graph import PROPAGATIONS
-from jaxrec.models import NGCF, build_model, embedding_tables
+from jaxrec.experiment import build_model
+from jaxrec.models import NGCF, embedding_tables
 from jaxrec.train.state import init_params
 
 from conftest import dense_normalised_adjacency, small_graph

@@ -48,11 +48,11 @@ def test_constrain_batches_is_a_no_op_without_a_mesh():
 def test_one_device_mesh_and_errors():
     mesh = par.make_mesh()
     assert dict(mesh.shape) == {"member": 1, "data": jax.device_count(), "model": 1}
-    with pytest.raises(JaxrecError, match=r"parallel.member=1 x parallel.data=\d+ x parallel.model=1 needs"):
+    with pytest.raises(JaxrecError, match=r"a mesh of member=1 x data=\d+ x model=1 needs"):
         par.make_mesh(data=jax.device_count() + 1)
-    with pytest.raises(JaxrecError, match="parallel.model and parallel.member must be >= 1"):
+    with pytest.raises(JaxrecError, match="model and member must be >= 1"):
         par.make_mesh(model=0)
-    with pytest.raises(JaxrecError, match=r"parallel.member=2 x parallel.data=1 x parallel.model=1 needs 2"):
+    with pytest.raises(JaxrecError, match=r"a mesh of member=2 x data=1 x model=1 needs 2"):
         par.make_mesh(data=1, member=2, devices=jax.devices()[:1])
     assert par.mesh_from_config(1, 1) is None  # the default: no mesh, the plain jit path
 

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 
 from jaxrec.config import ModelConfig
-from jaxrec.models import build_model
+from jaxrec.experiment import build_model
 from jaxrec.train.state import create_state
 from jaxrec.train.steps import epoch_batches, make_loss_fn, make_train_step, train_data
 

@@ -125,9 +125,9 @@ def test_model_axis_shards_embedding_rows_and_matches(setup, reference):
 
 def test_batch_size_must_divide_by_the_data_axis():
     mesh = par.make_mesh()
-    with pytest.raises(JaxrecError, match="train.batch_size=30 must be divisible by the 4"):
+    with pytest.raises(JaxrecError, match="batch size 30 must be divisible by the 4"):
         par.check_batch_size(30, mesh)
-    with pytest.raises(JaxrecError, match="parallel.member=1 x parallel.data=3 x parallel.model=2 needs 6 devices"):
+    with pytest.raises(JaxrecError, match="a mesh of member=1 x data=3 x model=2 needs 6 devices"):
         par.make_mesh(data=3, model=2)
     with pytest.raises(JaxrecError, match="embedding table 'user' has 943 rows, not divisible"):
         par.member_shardings({"params": {"embeddings": {"user": np.zeros((1, 943, 4))}}}, par.make_mesh(model=2))
