@@ -36,8 +36,8 @@ class RankingData:
     """Users to rank, their masked items and their held-out items, chunked.
 
     Attributes:
-      users: ``[n_chunks, C]`` int32 user ids (padding rows repeat user 0, with ``valid`` False).
-      valid: ``[n_chunks, C]`` bool, real rows.
+      users: ``[n_chunks, C]`` int32 user ids (padding rows repeat user 0, with ``mask`` False).
+      mask: ``[n_chunks, C]`` bool, real rows (not padding).
       exclude_rows, exclude_cols: ``[n_chunks, E]`` int32 (row in chunk, item) to mask out;
         padding entries have ``col == n_items`` and are dropped.
       targets: ``[n_chunks, C, T]`` int32 held-out items per user, padded with ``-1``.
@@ -45,7 +45,7 @@ class RankingData:
     """
 
     users: jax.Array
-    valid: jax.Array
+    mask: jax.Array
     exclude_rows: jax.Array
     exclude_cols: jax.Array
     targets: jax.Array
@@ -54,7 +54,7 @@ class RankingData:
     @property
     def n_users(self) -> int:
         """Number of evaluated users (host value)."""
-        return int(np.asarray(self.valid).sum())
+        return int(np.asarray(self.mask).sum())
 
 
 def default_chunk(n_items: int, budget: int = 1 << 24) -> int:
@@ -93,11 +93,11 @@ def ranking_data(
     chunk = max(1, min(chunk, users.size))
     n_chunks = math.ceil(users.size / chunk)
     pad = n_chunks * chunk - users.size
-    valid = np.concatenate([np.ones(users.size, bool), np.zeros(pad, bool)])
+    mask = np.concatenate([np.ones(users.size, bool), np.zeros(pad, bool)])
     users_p = np.concatenate([users, np.zeros(pad, np.int32)])
 
     # held-out items, rectangular [U, T]
-    deg = np.diff(t_ptr)[users_p] * valid
+    deg = np.diff(t_ptr)[users_p] * mask
     t_max = int(deg.max())
     tgt = np.full((users_p.size, t_max), -1, np.int32)
     rows = np.repeat(np.arange(users_p.size), deg)
@@ -128,7 +128,7 @@ def ranking_data(
 
     return RankingData(
         users=jnp.asarray(users_p.reshape(n_chunks, chunk)),
-        valid=jnp.asarray(valid.reshape(n_chunks, chunk)),
+        mask=jnp.asarray(mask.reshape(n_chunks, chunk)),
         exclude_rows=jnp.asarray(exclude_rows),
         exclude_cols=jnp.asarray(exclude_cols),
         targets=jnp.asarray(tgt.reshape(n_chunks, chunk, t_max)),
@@ -207,15 +207,15 @@ def metric_sums(score_all, data: RankingData, ks: Sequence[int]) -> tuple[dict, 
     kmax = max(ks)
 
     def one_chunk(c):
-        users, valid, er, ec, tgt, nt = c
+        users, mask, er, ec, tgt, nt = c
         top = rank_top(score_all(users), er, ec, kmax)  # [C, Kmax]
         hits = jnp.any(top[:, :, None] == tgt[:, None, :], axis=-1).astype(jnp.float32)
         per_user = metrics_from_hits(hits, nt, ks)
-        return {k: jnp.sum(jnp.where(valid, v, 0.0)) for k, v in per_user.items()}
+        return {k: jnp.sum(jnp.where(mask, v, 0.0)) for k, v in per_user.items()}
 
-    chunks = (data.users, data.valid, data.exclude_rows, data.exclude_cols, data.targets, data.n_targets)
+    chunks = (data.users, data.mask, data.exclude_rows, data.exclude_cols, data.targets, data.n_targets)
     sums = jax.lax.map(one_chunk, chunks)
-    return {k: jnp.sum(v) for k, v in sums.items()}, jnp.sum(data.valid)
+    return {k: jnp.sum(v) for k, v in sums.items()}, jnp.sum(data.mask)
 
 
 def evaluate_params(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> dict:
