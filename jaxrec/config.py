@@ -72,6 +72,7 @@ class TrainConfig:
     negative_sampling: str = "uniform"  #: uniform | popularity
     popularity_alpha: float = 0.75
     seed: int = 0
+    init_from: Optional[str] = None  #: warm start: params of the latest checkpoint in this directory
     eval_every: int = 0  #: validate every N epochs (0: never)
     patience: Optional[int] = None  #: early stopping, in evaluations without improvement
     monitor: str = "recall@20"
@@ -135,6 +136,18 @@ class GANConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AdvConfig:
+    """Adversarial training (see :mod:`jaxrec.adversarial.apr`): APR, He et al., SIGIR 2018."""
+
+    method: str = "none"  #: none | apr
+    eps: float = 0.5  #: perturbation strength (per-row L2 norm for fgm)
+    reg: float = 1.0  #: lambda, the weight of the adversarial term
+    relative: bool = False  #: eps x each table's mean row norm
+    start_epoch: int = 0  #: the adversarial term is off before this epoch (plain pretraining)
+    perturb: str = "fgm"  #: fgm (APR) | fgsm
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str = "run"
     output_dir: str = "runs"
@@ -143,6 +156,7 @@ class Config:
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     gan: GANConfig = GANConfig()
+    adv: AdvConfig = AdvConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     parallel: ParallelConfig = ParallelConfig()
 

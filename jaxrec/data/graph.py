@@ -281,14 +281,15 @@ def _symmetric_layer(graph, eu, ei, kernel):
 
 
 def _symmetric_fwd(graph, eu, ei, kernel):
-    return _BATCHED[kernel](graph, eu, ei), graph
+    return _symmetric_layer(graph, eu, ei, kernel), graph
 
 
 def _symmetric_bwd(kernel, graph, cotangents):
     # Â = [[0, R̃], [R̃^T, 0]] is symmetric: the VJP of E -> Â E is the same product applied to
     # the cotangents, (g_u, g_i) -> (R̃ g_i, R̃^T g_u), so the backward reuses the forward kernel
-    # (and, under vmap, its one shared product).
-    gu, gi = _BATCHED[kernel](graph, cotangents[0], cotangents[1])
+    # (and, under vmap, its one shared product). Both rules call the layer itself, so it is
+    # differentiable to any order (APR's tests differentiate through a gradient).
+    gu, gi = _symmetric_layer(graph, cotangents[0], cotangents[1], kernel)
     zeros = jax.tree.map(_zero_cotangent, graph)
     return zeros, gu, gi
 

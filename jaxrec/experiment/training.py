@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrec.adversarial.apr import make_apr_loss
 from jaxrec.config import Config, to_dict
 from jaxrec.data.interactions import Split
 from jaxrec.errors import JaxrecError, config_key
@@ -41,9 +42,10 @@ from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_
 
 _ENGINES: dict = {}  #: compiled member engines by (structure, members, data shapes, mesh)
 _MODELS: dict = {}  #: one module instance per equal module
+ADV_METHODS = ("none", "apr")  #: adv.method
 
 #: config keys whose values may differ between the members of one compiled program
-MEMBER_KEYS = ("train.seed", "train.lr", "train.l2")
+MEMBER_KEYS = ("train.seed", "train.lr", "train.l2", "adv.eps", "adv.reg", "adv.start_epoch")
 
 
 def _get(cfg: Config, key: str):
@@ -131,23 +133,72 @@ def build_training(cfgs: Config | list[Config], split: Split) -> Training:
     base = cfgs[0]
     for c in cfgs:
         _check_train(c.train)
-    t_cfg = base.train
+    t_cfg, a_cfg = base.train, base.adv
+    _check_adv(cfgs)
     model, inputs = build_model(base.model, split.train)
     model = _MODELS.setdefault(model, model)  # equal modules -> one instance (its apply is static state)
+    alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
+    data = train_data(split.train, t_cfg.batch_size, inputs, alpha)
     seeds = jnp.asarray([c.train.seed for c in cfgs], jnp.uint32)
     keys = jax.vmap(jax.random.key)(seeds)
     l2 = [c.train.l2 for c in cfgs]
-    state = create_members(
-        model, keys, adam(), inputs, {"l2": l2}, [c.train.lr for c in cfgs]
-    )
-    alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
-    data = train_data(split.train, t_cfg.batch_size, inputs, alpha)
+    hparams = {"l2": l2}
     with_l2 = any(v != 0 for v in l2)
     with config_key("train.loss"):
         loss_fn = make_loss_fn(model, t_cfg.loss, with_l2=with_l2)
+    if a_cfg.method == "apr":
+        steps_per_epoch = data.n_pairs // t_cfg.batch_size
+        hparams.update(
+            eps=[c.adv.eps for c in cfgs], reg=[c.adv.reg for c in cfgs],
+            start_step=[c.adv.start_epoch * steps_per_epoch for c in cfgs],
+        )
+        loss_fn = make_apr_loss(model, t_cfg.loss, with_l2, relative=a_cfg.relative, method=a_cfg.perturb)
+    state = create_members(model, keys, adam(), inputs, hparams, [c.train.lr for c in cfgs])
+    if t_cfg.init_from:
+        state = state.replace(params=_warm_start(t_cfg.init_from, state.params, len(cfgs)))
     step = make_train_step(loss_fn)
     epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
     return Training(model, inputs, state, data, epoch, cfgs, static=(with_l2,))
+
+
+def _check_adv(cfgs: list[Config]) -> None:
+    a = cfgs[0].adv
+    if a.method not in ADV_METHODS:
+        raise JaxrecError(f"adv.method: unknown method {a.method!r}; choose one of {list(ADV_METHODS)}")
+    if a.perturb not in ("fgm", "fgsm"):
+        raise JaxrecError(f"adv.perturb: unknown perturbation {a.perturb!r}; choose fgm or fgsm")
+    for c in cfgs:
+        if c.adv.eps < 0 or c.adv.reg < 0 or c.adv.start_epoch < 0:
+            raise JaxrecError(
+                f"adv.eps, adv.reg and adv.start_epoch must be >= 0, got {c.adv.eps}, {c.adv.reg}, {c.adv.start_epoch}"
+            )
+
+
+def _warm_start(directory: str, params, n: int):
+    """The stacked params of ``n`` members from the latest checkpoint of an earlier run in
+    ``directory`` (``train.init_from``): member m gets that run's member m, or its only member.
+    The optimizer state stays fresh (APR starts from BPR's parameters)."""
+    from flax import serialization
+
+    path = Path(directory)
+    if not path.is_dir():
+        raise JaxrecError(f"train.init_from: no checkpoint directory {path}")
+    with config_key("train.init_from"), Checkpointer(path, every=0, keep=1) as ck:
+        tree, _ = ck.restore_raw()
+    saved = tree.get("state", {}).get("params")
+    if saved is None:
+        raise JaxrecError(f"train.init_from: {path} holds no member params (a jaxrec train/sweep checkpoint?)")
+    template = serialization.to_state_dict(params)
+    if jax.tree.structure(saved) != jax.tree.structure(template):
+        raise JaxrecError(f"train.init_from: the params in {path} are of another model")
+    got = [np.shape(x) for x in jax.tree.leaves(saved)]
+    want = [np.shape(x) for x in jax.tree.leaves(template)]
+    m = got[0][0]
+    if m not in (1, n) or any(g[1:] != w[1:] for g, w in zip(got, want)):
+        raise JaxrecError(f"train.init_from: {path} holds {m} members of other shapes than this run's {n}")
+    leaves = [jnp.broadcast_to(jnp.asarray(x), w) for x, w in zip(jax.tree.leaves(saved), want)]
+    restored = jax.tree.unflatten(jax.tree.structure(template), leaves)
+    return serialization.from_state_dict(params, jax.tree.map(jnp.copy, restored))
 
 
 def checkpointer_for(cfg: Config, resume: bool = False) -> Checkpointer | None:

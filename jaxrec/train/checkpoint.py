@@ -119,6 +119,18 @@ class Checkpointer:
         if self.every and epoch not in self.manager.all_steps():
             self.save(epoch, tree)
 
+    def restore_raw(self, epoch: int | None = None) -> tuple[dict, dict]:
+        """``(tree, meta)`` of checkpoint ``epoch`` (default: the latest) as saved: nested dicts
+        of host arrays, typed keys as ``key_data`` (for reading parts of another run's state)."""
+        ocp = self._ocp
+        epoch = self.latest_epoch() if epoch is None else epoch
+        if epoch is None:
+            raise JaxrecError(f"no complete checkpoint in {self.directory}")
+        out = self.manager.restore(
+            epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
+        )
+        return out["state"], dict(out["meta"])
+
     def resume(self, template):
         """``(tree, epoch)`` of the latest checkpoint, restored onto ``template``'s layout."""
         tree, meta = self.restore(template)

@@ -145,7 +145,8 @@ def make_train_step(loss_fn: Callable, skip_empty: bool = False) -> Callable:
     """``step(state, batch, data) -> (state, metrics)``: one optimizer update on ``batch``.
 
     ``loss_fn`` has the signature of :func:`make_loss_fn`'s result (APR and other adversarial
-    objectives plug in here); it gets ``state.hparams``; the dropout key is
+    objectives plug in here); it gets ``state.hparams`` plus ``"step"`` (the optimizer step); the
+    dropout key is
     ``fold_in(state.key, step)``. With ``skip_empty`` (data padded beyond its last real batch) a
     batch without real rows leaves the state unchanged, step counter included. ``metrics`` always
     holds ``batch`` (1.0 for an update, 0.0 for a skipped batch). Jit it with ``donate_argnums=0``.
@@ -153,8 +154,9 @@ def make_train_step(loss_fn: Callable, skip_empty: bool = False) -> Callable:
 
     def update(state: TrainState, batch: Batch, data: TrainData):
         key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _DROPOUT)
+        hparams = {**state.hparams, "step": state.step}  # the optimizer step, for schedules
         grads, aux = jax.grad(loss_fn, has_aux=True)(
-            state.params, data.inputs, batch.users, batch.items, batch.mask, key, state.hparams
+            state.params, data.inputs, batch.users, batch.items, batch.mask, key, hparams
         )
         return state.apply_gradients(grads=grads), {**aux, "batch": jnp.float32(1.0)}
 
