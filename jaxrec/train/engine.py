@@ -166,11 +166,13 @@ def make_engine(
 
     Args:
       epoch_fn: ``epoch(state, data) -> (state, {name: [n_steps]})`` for one member (e.g.
-        :func:`jaxrec.train.steps.make_epoch`, or the GAN's); ``metrics[loss_key]`` is the loss
-        checked for divergence, ``metrics["batch"]`` (optional) marks real steps.
+        :func:`jaxrec.train.steps.make_epoch`, or the GAN's); a member diverges when any metric's
+        epoch mean is not finite (``metrics[loss_key]`` is the one reported); ``metrics["batch"]``
+        (optional) marks real steps.
       data_batched: the data has a leading member axis (members train on different variants).
       validate: ``validate(kept, data, valid) -> {metric: []}`` for one member's kept pytree, its
-        training data (model inputs) and the shared validation data (pure); None: no validation. ``monitor`` names the metric maximised; ``patience`` evaluations without
+        training data (model inputs) and the shared validation data (pure); None: no
+        validation. ``monitor`` names the metric maximised; ``patience`` evaluations without
         improvement stop a member (None: never).
       keep: ``state -> pytree`` kept as the result (the params).
       mesh: shard the member axis over its ``member`` mesh axis (and batches / embedding rows

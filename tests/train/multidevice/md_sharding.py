@@ -9,7 +9,6 @@ steps join here: add a test that builds their epoch and compares 1 vs 4 devices 
 from __future__ import annotations
 
 
-import chex
 import jax
 import numpy as np
 import optax
