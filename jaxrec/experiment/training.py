@@ -299,7 +299,6 @@ def train_members(
             ckpt.close()
     test = split_ranking(split, "test", chunk)
     best = result.best if jax.process_count() == 1 else host_tree(result.best)
-    t0 = time.perf_counter()
     if n == 1:
         variables = {**jax.tree.map(lambda x: x[0], best), **training.inputs}
         evaluator = compile_evaluator(model, variables, test, ks)
