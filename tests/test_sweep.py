@@ -76,3 +76,18 @@ def test_sweep_cli_and_its_errors(tmp_path, tiny_split, capsys):
     assert "the sweep grid is empty" in capsys.readouterr().err
     with pytest.raises(JaxrecError, match="train.seed is given twice"):
         parse_grid(["train.seed=0", "train.seed=1"])
+
+
+def test_sweep_resumes_every_program_from_its_checkpoints(tmp_path, tiny_split):
+    from jaxrec.config import CheckpointConfig
+
+    cfg = Config(**{**_cfg(tmp_path).__dict__, "checkpoint": CheckpointConfig(every=1)})
+    grid = {"train.seed": [0, 1], "model.dim": [4, 8]}
+    full = sweep(Config(**{**cfg.__dict__, "name": "full"}), grid, progress=False, split=tiny_split)
+    part = Config(**{**cfg.__dict__, "train": TrainConfig(epochs=2, batch_size=16, lr=0.01)})
+    sweep(part, grid, progress=False, split=tiny_split)
+    assert sorted(p.name for p in (tmp_path / "sw" / "checkpoints").iterdir()) == ["group-0", "group-1"]
+    resumed = sweep(cfg, grid, progress=False, split=tiny_split, resume=True)
+    assert [r["epochs"] for r in resumed.rows] == [3] * 4
+    for a, b in zip(resumed.rows, full.rows):  # the resumed sweep ends where the uninterrupted one does
+        assert a["recall@10"] == pytest.approx(b["recall@10"], abs=1e-6)

@@ -149,7 +149,7 @@ def sweep(
             one = out.fit.member(m)
             rows[i] = {
                 **combos[i][0], "group": g, **out.metrics[m], "best_epoch": one.best_epoch,
-                "epochs": len(one.history), "failed": one.failed, "stopped": one.stopped,
+                "epochs": one.epochs, "failed": one.failed, "stopped": one.stopped,
             }
     timing = {
         "wall_s": time.perf_counter() - t0,

@@ -340,7 +340,7 @@ def run(
 def _write_run(cfg: Config, metrics: dict, result: FitResult, split: Split, timing: dict) -> Path:
     out = {
         **metrics,
-        "epochs": len(result.history),
+        "epochs": result.epochs,
         "best_epoch": result.best_epoch,
         **timing,
         "n_users": split.n_users,

@@ -38,6 +38,7 @@ class FitResult:
       best_epoch: 1-based epoch of ``best_params``.
       compile_s: seconds of the first epoch minus the median of the others (compilation).
       failed: the loss became NaN/inf (at ``failed_epoch``); stopped: stopped early.
+      epochs: epochs trained in all (a resumed run counts the checkpoint's epochs too).
     """
 
     state: Any
@@ -48,6 +49,7 @@ class FitResult:
     failed: bool = False
     failed_epoch: int = 0
     stopped: bool = False
+    epochs: int = 0
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -85,7 +87,7 @@ class MembersFit:
         return FitResult(
             state=member(self.state, m), best_params=member(self.best, m), history=hist,
             best_epoch=int(t.best_epoch[m]), compile_s=self.compile_s, failed=bool(t.failed[m]),
-            failed_epoch=int(t.failed_epoch[m]), stopped=bool(t.stopped[m]),
+            failed_epoch=int(t.failed_epoch[m]), stopped=bool(t.stopped[m]), epochs=int(t.epochs[m]),
         )
 
 
