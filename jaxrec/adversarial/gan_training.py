@@ -41,6 +41,7 @@ from jaxrec.errors import JaxrecError
 from jaxrec.train.engine import make_engine
 from jaxrec.train.loop import fit
 from jaxrec.train.parallel import constrain_batches
+from jaxrec.train.state import member, stack
 from jaxrec.train.steps import shuffled_rows
 
 
@@ -185,7 +186,7 @@ def fit_gan(
     engine = gan_engine(spec, min(batch_size, data.n_users), data.n_users, mesh)
 
     def hook(epoch, states, tr, record):
-        one = jax.tree.map(lambda x: x[0], states)
+        one = member(states, 0)
         view = {k: (v[0] if isinstance(v, list) else v) for k, v in record.items() if k != "active"}
         before = set(view)
         if on_epoch_end is not None:
@@ -194,7 +195,7 @@ def fit_gan(
         if save is not None:
             save(epoch, {"state": states, "tracker": tr})
 
-    stacked = jax.tree.map(lambda x: jnp.expand_dims(x, 0), state)
+    stacked = stack([state])
     result = fit(engine, stacked, data, epochs, tracker=tracker, progress=False, on_epoch_end=hook,
                  start_epoch=start_epoch)
     one = result.member(0)

@@ -46,17 +46,18 @@ from jaxrec.adversarial.gan_training import (
     generate,
     user_matrix,
 )
-from jaxrec.config import Config, to_dict
+from jaxrec.config import Config
 from jaxrec.data import concat
 from jaxrec.data.interactions import Split
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import check_ks, evaluate, split_ranking
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import run_dir_of, write_run
+from jaxrec.experiment.output import write_run
+from jaxrec.experiment.training import checkpointer_for
 from jaxrec.models.gan import CFGAN, cfgan_variables
-from jaxrec.train.checkpoint import Checkpointer
 from jaxrec.train.engine import init_tracker
 from jaxrec.train.parallel import mesh_from_config
+from jaxrec.train.state import member, stack
 
 _REPORT_KEY, _FINAL_GAN, _FINAL_RANDOM = 101, 102, 103  # fold_in tags of the evaluation keys
 
@@ -133,7 +134,7 @@ def _train(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) -> 
     """Train the GAN of ``cfg`` on the ``real`` user matrix through the shared engine, with
     checkpoints under ``<output_dir>/<name>/checkpoints`` (every ``checkpoint.every`` epochs and
     at the end) and, with ``resume``, from the latest of them."""
-    g, c = cfg.gan, cfg.checkpoint
+    g = cfg.gan
     if g.batch_size < 1:
         raise JaxrecError(f"gan.batch_size must be >= 1, got {g.batch_size}")
     state = state_from_config(g, spec)
@@ -146,22 +147,18 @@ def _train(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) -> 
             f"gan.batch_size={g.batch_size} (or the {data.n_users} training users when fewer) must be "
             f"divisible by the {mesh.shape['data']} devices of the 'data' mesh axis"
         )
-    directory = Path(c.dir) if c.dir else run_dir_of(cfg) / "checkpoints"
-    if resume and not directory.is_dir():
-        raise JaxrecError(f"--resume: no checkpoint directory {directory} (checkpoint.dir)")
-    ckpt = Checkpointer(directory, c.every, c.keep, config=to_dict(cfg))
+    ckpt = checkpointer_for(cfg, resume, always=True)
     tracker, start = None, 0
     try:
         if resume:
-            stacked = jax.tree.map(lambda x: jnp.expand_dims(x, 0), state)
+            stacked = stack([state])
             tree, start = ckpt.resume({"state": stacked, "tracker": init_tracker(stacked.g.params, 1, False)})
-            state, tracker = jax.tree.map(lambda x: x[0], tree["state"]), tree["tracker"]
+            state, tracker = member(tree["state"], 0), tree["tracker"]
         fit = fit_gan(spec, state, data, max(g.epochs - start, 0), g.batch_size, hook, mesh=mesh,
                       start_epoch=start, tracker=tracker, save=ckpt.maybe_save)
         last = fit.history[-1]["epoch"] if fit.history else start
         if last not in ckpt.epochs():
-            stacked = jax.tree.map(lambda x: jnp.expand_dims(x, 0), fit.state)
-            ckpt.save(last, {"state": stacked, "tracker": fit.tracker})
+            ckpt.save(last, {"state": stack([fit.state]), "tracker": fit.tracker})
     finally:
         ckpt.close()
     return fit

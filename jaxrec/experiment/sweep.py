@@ -28,7 +28,8 @@ import yaml
 from jaxrec.config import CheckpointConfig, Config, from_dict, save_config, to_dict
 from jaxrec.errors import JaxrecError
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.training import MembersRun, structure, train_members
+from jaxrec.experiment.output import run_dir_of
+from jaxrec.experiment.training import MembersRun, checkpoint_dir, structure, train_members
 
 SEED_KEY = "train.seed"
 
@@ -138,7 +139,7 @@ def sweep(
         data_cfg = shape.data
         if data_cfg not in splits:
             splits[data_cfg] = split if (split is not None and data_cfg == cfg.data) else load_split(data_cfg)
-        ck_dir = Path(cfg.checkpoint.dir) if cfg.checkpoint.dir else Path(cfg.output_dir) / cfg.name / "checkpoints"
+        ck_dir = checkpoint_dir(cfg)
         ckpt_cfg = dataclasses.replace(
             cfg, checkpoint=CheckpointConfig(cfg.checkpoint.every, cfg.checkpoint.keep, str(ck_dir / f"group-{g}"))
         )
@@ -187,7 +188,7 @@ def summarise(rows: list[dict], setting_keys: list[str]) -> list[dict]:
 
 
 def _write(cfg, grid: dict, rows, summary, timing) -> Path:
-    run_dir = Path(cfg.output_dir) / cfg.name
+    run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     with open(run_dir / "config.yaml", "a") as f:

@@ -37,7 +37,7 @@ from jaxrec.train.checkpoint import Checkpointer
 from jaxrec.train.engine import init_tracker, make_engine
 from jaxrec.train.loop import FitResult, MembersFit, fit
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
-from jaxrec.train.state import adam, create_members, learning_rate, with_lr
+from jaxrec.train.state import adam, create_members, learning_rate, member, with_lr
 from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_data
 
 _ENGINES: dict = {}  #: compiled member engines by (structure, members, data shapes, mesh)
@@ -201,19 +201,25 @@ def _warm_start(directory: str, params, n: int):
     return serialization.from_state_dict(params, jax.tree.map(jnp.copy, restored))
 
 
-def checkpointer_for(cfg: Config, resume: bool = False) -> Checkpointer | None:
-    """The :class:`Checkpointer` ``cfg.checkpoint`` asks for (None: checkpoints off).
+def checkpoint_dir(cfg: Config) -> Path:
+    """``checkpoint.dir``, by default ``<output_dir>/<name>/checkpoints``."""
+    return Path(cfg.checkpoint.dir) if cfg.checkpoint.dir else run_dir_of(cfg) / "checkpoints"
 
-    ``checkpoint.dir`` defaults to ``<output_dir>/<name>/checkpoints``; ``resume`` needs a
-    directory holding a checkpoint even when ``checkpoint.every`` is 0.
+
+def checkpointer_for(cfg: Config, resume: bool = False, always: bool = False) -> Checkpointer | None:
+    """The :class:`Checkpointer` ``cfg.checkpoint`` asks for (None: checkpoints off, unless
+    ``always``, for runs that always save their end, as ``jaxrec gan``).
+
+    ``resume`` needs a directory (:func:`checkpoint_dir`) holding a checkpoint even when
+    ``checkpoint.every`` is 0.
     """
     c = cfg.checkpoint
-    directory = Path(c.dir) if c.dir else run_dir_of(cfg) / "checkpoints"
+    directory = checkpoint_dir(cfg)
     if resume and not directory.is_dir():
         raise JaxrecError(f"--resume: no checkpoint directory {directory} (checkpoint.dir)")
     if c.every < 0 or c.keep < 1:
         raise JaxrecError(f"checkpoint.every must be >= 0 and checkpoint.keep >= 1, got {c.every}, {c.keep}")
-    if c.every == 0 and not resume:
+    if c.every == 0 and not (resume or always):
         return None
     return Checkpointer(directory, c.every, c.keep, config=to_dict(cfg))
 
@@ -300,7 +306,7 @@ def train_members(
     test = split_ranking(split, "test", chunk)
     best = result.best if jax.process_count() == 1 else host_tree(result.best)
     if n == 1:
-        variables = {**jax.tree.map(lambda x: x[0], best), **training.inputs}
+        variables = {**member(best, 0), **training.inputs}
         evaluator = compile_evaluator(model, variables, test, ks)
         t0 = time.perf_counter()
         metrics = [evaluator(variables, test)]
