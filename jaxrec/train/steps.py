@@ -146,8 +146,7 @@ def make_train_step(loss_fn: Callable, skip_empty: bool = False) -> Callable:
 
     ``loss_fn`` has the signature of :func:`make_loss_fn`'s result (APR and other adversarial
     objectives plug in here); it gets ``state.hparams`` plus ``"step"`` (the optimizer step); the
-    dropout key is
-    ``fold_in(state.key, step)``. With ``skip_empty`` (data padded beyond its last real batch) a
+    dropout key is ``fold_in(state.key, step)``. With ``skip_empty`` (data padded beyond its last real batch) a
     batch without real rows leaves the state unchanged, step counter included. ``metrics`` always
     holds ``batch`` (1.0 for an update, 0.0 for a skipped batch). Jit it with ``donate_argnums=0``.
     """
