@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from jaxrec.config import load_config
     from jaxrec.evaluate import split_ranking
     from jaxrec.experiment import load_split, train_members
-    from jaxrec.robustness.sweep import perturbed_metrics
+    from jaxrec.robustness import sweep
 
     split = None
     for name in args.models:
@@ -92,9 +92,9 @@ def main(argv=None) -> int:
             attacked = []
             for m in range(len(cfgs)):
                 params = out.fit.member(m).best_params
-                res = perturbed_metrics(out.training.model, params, out.training.inputs, out.training.data,
-                                        test, args.attack_eps, (20,), "fgm", key=jax.random.key(m))
-                attacked.append([r["ndcg@20"] for r in res])
+                res = sweep(out.training.model, params, out.training.inputs, out.training.data,
+                            test, args.attack_eps, "fgm", (20,), key=jax.random.key(m))
+                attacked.append([r["ndcg@20"] for r in res.rows])
             clean = [mm["ndcg@20"] for mm in out.metrics]
             row[f"{kind}_fgm_ndcg@20"] = [_ms([a[i] for a in attacked]) for i in range(len(args.attack_eps))]
             row[f"{kind}_fgm_drop"] = [_ms([1 - a[i] / c for a, c in zip(attacked, clean)])

@@ -189,44 +189,79 @@ def metrics_from_hits(hits: jax.Array, n_targets: jax.Array, ks: Sequence[int]) 
     return out
 
 
-def rank_top(scores: jax.Array, exclude_rows, exclude_cols, kmax: int) -> jax.Array:
-    """``scores [C, n_items]`` -> ``[C, kmax]`` best item ids after masking ``(row, col)`` pairs."""
+def rank_top(scores: jax.Array, exclude_rows, exclude_cols, kmax: int) -> tuple[jax.Array, jax.Array]:
+    """``scores [C, n_items]`` -> the ``[C, kmax]`` best scores and item ids after masking
+    ``(row, col)`` pairs."""
     scores = scores.astype(jnp.float32).at[exclude_rows, exclude_cols].set(-jnp.inf, mode="drop")
-    return jax.lax.top_k(scores, kmax)[1]
+    return jax.lax.top_k(scores, kmax)
 
 
-def metric_sums(score_all, data: RankingData, ks: Sequence[int]) -> tuple[dict, jax.Array]:
-    """Summed per-user metrics over all evaluated users, and the user count.
+@chex.dataclass(frozen=True)
+class UserRanking:
+    """Every evaluated user's metrics and top list, per chunk (the layout of :class:`RankingData`).
+
+    Attributes:
+      metrics: ``{"recall@K": [n_chunks, C], ...}`` per user (padding rows hold garbage: mask them
+        with ``RankingData.mask``); with a reference ranking also ``jaccard@K`` (overlap of the
+        top-K with the reference's) and ``score_shift@K`` (mean change of the scores of the
+        reference's top-K items: this ranking's minus the reference's).
+      top: ``[n_chunks, C, Kmax]`` int32 ranked item ids; top_scores: their scores.
+    """
+
+    metrics: dict
+    top: jax.Array
+    top_scores: jax.Array
+
+
+def rank_users(score_all, data: RankingData, ks: Sequence[int], reference: UserRanking | None = None) -> UserRanking:
+    """The ranking of every user in ``data`` (pure, traceable; ``jax.vmap`` it over parameters
+    inside ``score_all``).
 
     Args:
-      score_all: ``users [C] -> scores [C, n_items]`` (pure, traceable).
-      data: the chunked :class:`RankingData`.
-    Returns ``({"recall@K": scalar sum, ...}, n_users)``; divide to get means. Pure and
-    traceable: ``jax.vmap`` it over parameters inside ``score_all``.
+      score_all: ``users [C] -> scores [C, n_items]``.
+      reference: another ranking of the same users (e.g. the clean model's) for rank stability.
     """
     kmax = max(ks)
 
     def one_chunk(c):
-        users, mask, er, ec, tgt, nt = c
-        top = rank_top(score_all(users), er, ec, kmax)  # [C, Kmax]
+        users, er, ec, tgt, nt, ref = c
+        scores = score_all(users)
+        top_scores, top = rank_top(scores, er, ec, kmax)  # [C, Kmax]
         hits = jnp.any(top[:, :, None] == tgt[:, None, :], axis=-1).astype(jnp.float32)
         per_user = metrics_from_hits(hits, nt, ks)
-        return {k: jnp.sum(jnp.where(mask, v, 0.0)) for k, v in per_user.items()}
+        if ref is not None:
+            ref_top, ref_scores = ref
+            moved = jnp.take_along_axis(scores.astype(jnp.float32), ref_top, axis=1) - ref_scores
+            for k in ks:
+                inter = jnp.sum(jnp.any(top[:, :k, None] == ref_top[:, None, :k], axis=-1), axis=1)
+                per_user[f"jaccard@{k}"] = inter / (2.0 * k - inter)
+                per_user[f"score_shift@{k}"] = jnp.mean(moved[:, :k], axis=1)
+        return per_user, top, top_scores
 
-    chunks = (data.users, data.mask, data.exclude_rows, data.exclude_cols, data.targets, data.n_targets)
-    sums = jax.lax.map(one_chunk, chunks)
-    return {k: jnp.sum(v) for k, v in sums.items()}, jnp.sum(data.mask)
+    ref = None if reference is None else (reference.top, reference.top_scores)
+    chunks = (data.users, data.exclude_rows, data.exclude_cols, data.targets, data.n_targets, ref)
+    metrics, top, top_scores = jax.lax.map(one_chunk, chunks)
+    return UserRanking(metrics=metrics, top=top, top_scores=top_scores)
+
+
+def metric_sums(score_all, data: RankingData, ks: Sequence[int], reference: UserRanking | None = None) -> tuple[dict, jax.Array]:
+    """Summed per-user metrics (:func:`rank_users`) over all evaluated users, and the user count:
+    divide to get means. Pure and traceable."""
+    ranking = rank_users(score_all, data, ks, reference)
+    return {k: jnp.sum(jnp.where(data.mask, v, 0.0)) for k, v in ranking.metrics.items()}, jnp.sum(data.mask)
+
+
+def score_function(model, params):
+    """``users [C] -> scores [C, n_items]`` of a Recommender under ``params``; the model's final
+    embeddings (``embeddings()`` hook, e.g. LightGCN propagation) are computed once, here, and
+    reused for every user chunk."""
+    cache = model.apply(params, method="embeddings")
+    return lambda users: model.apply(params, users, cache, method="score_all")
 
 
 def evaluate_params(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> dict:
-    """Mean metrics of a Recommender under ``params`` (jit-compatible, returns device scalars).
-
-    The model's final embeddings (``embeddings()`` hook, e.g. LightGCN propagation) are computed
-    once and reused for every user chunk.
-    """
-    cache = model.apply(params, method="embeddings")
-    score_all = lambda users: model.apply(params, users, cache, method="score_all")  # noqa: E731
-    sums, n = metric_sums(score_all, data, ks)
+    """Mean metrics of a Recommender under ``params`` (jit-compatible, returns device scalars)."""
+    sums, n = metric_sums(score_function(model, params), data, ks)
     return {k: v / n for k, v in sums.items()}
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
-from jaxrec.evaluate import evaluate, metrics_from_hits, ranking_data, split_ranking
+from jaxrec.evaluate import evaluate, metrics_from_hits, rank_users, ranking_data, split_ranking
 
 
 class FixedScores(nn.Module):
@@ -133,3 +133,20 @@ def test_rax_agrees_on_ndcg_and_recall():
     got = evaluate(*fixed(scores), ranking_data(test), (5,))
     want = rax.ndcg_metric(jnp.asarray(scores), jnp.asarray(labels), topn=5, gain_fn=lambda x: x, reduce_fn=None)
     np.testing.assert_allclose(got["ndcg@5"], float(jnp.mean(want)), rtol=1e-5)
+
+
+def test_rank_stability_against_a_reference_ranking_hand_example():
+    """Two users, 5 items, no masked item. Reference top-2: user 0 {4, 3}, user 1 {0, 1}; the
+    other ranking: user 0 {4, 2} (overlap 1: Jaccard 1/3), user 1 {0, 1} (Jaccard 1). The score
+    shift is the mean change of the reference's top-2 scores."""
+    ref_scores = jnp.asarray([[0.0, 0.1, 0.2, 0.8, 0.9], [0.9, 0.8, 0.1, 0.0, 0.2]])
+    new_scores = jnp.asarray([[0.0, 0.1, 0.7, 0.5, 1.0], [1.0, 0.9, 0.1, 0.0, 0.2]])
+    targets = Interactions(np.array([0, 1]), np.array([2, 1]), 2, 5)
+    data = ranking_data(targets, chunk=1)
+    ref = rank_users(lambda u: ref_scores[u], data, (2,))
+    got = rank_users(lambda u: new_scores[u], data, (2,), ref)
+    np.testing.assert_allclose(np.asarray(got.metrics["jaccard@2"]).ravel(), [1 / 3, 1.0], rtol=1e-6)
+    # user 0: items 4 and 3 move by +0.1 and -0.3; user 1: items 0 and 1 by +0.1 each
+    np.testing.assert_allclose(np.asarray(got.metrics["score_shift@2"]).ravel(), [-0.1, 0.1], atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(got.top).reshape(2, 2), [[4, 2], [0, 1]])
+    assert "jaccard@2" not in ref.metrics

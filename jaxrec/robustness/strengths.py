@@ -1,0 +1,174 @@
+"""Metrics under parameter perturbation at many strengths and seeds in one vmapped program.
+
+The adversary's loss is BPR over the training (user, positive, sampled negative) triples for
+every model, so models are attacked alike (one uniform negative per pair, drawn per seed). For a
+parameter set, :func:`sweep` runs one compiled program that, for every seed ``r`` and strength
+``eps_s``:
+
+* perturbs the embedding tables (:mod:`jaxrec.robustness.perturb`): FGM / FGSM directions come
+  from one gradient per seed, shared by all strengths (only the scale differs); random / gaussian
+  noise draws one direction per seed; PGD iterates per strength;
+* ranks every test user against the perturbed model (the one evaluator,
+  :func:`jaxrec.evaluate.rank_users`, with the clean model's ranking as the reference: top-K
+  Jaccard overlap and the score shift of the clean top-K);
+* and measures the adversary's loss at the perturbed tables.
+
+Seeds and strengths are two nested ``jax.vmap`` s over the same one-strength function, so the
+model's embeddings hook (LightGCN's propagation: one shared sparse product per layer,
+:mod:`jaxrec.data.graph`) runs batched over all of them. Memory is ``width * chunk * n_items``
+scores per ranking chunk (``width = seeds * strengths``): size the ranking's chunk with
+:func:`sweep_chunk`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.data.sampling import sample_negatives
+from jaxrec.errors import JaxrecError
+from jaxrec.evaluate import RankingData, check_ks, model_chunk, rank_users, score_function
+from jaxrec.models.base import embedding_tables, replace_embedding_tables
+from jaxrec.robustness import perturb
+from jaxrec.train.losses import bpr_loss
+
+METHODS = perturb.METHODS
+TRACES: collections.Counter = collections.Counter()  #: traces of the sweep program per method
+
+
+class PGD(NamedTuple):
+    """PGD settings (static): ``steps`` iterations of ``step_size * eps`` (None: ``2.5 / steps``)."""
+
+    steps: int = 10
+    step_size: float | None = None
+    random_start: bool = False
+
+
+def adversary_loss(model, params, inputs: dict, data, key: jax.Array):
+    """``tables -> scalar``: mean BPR over every training pair of ``data`` (a
+    :class:`~jaxrec.train.steps.TrainData`; one uniform negative each, drawn from ``key``) with
+    ``tables`` in place of ``params``' embedding tables."""
+    neg = sample_negatives(key, data.positives, data.users, 1)
+    items = jnp.concatenate([data.items[:, None], neg], axis=1)
+
+    def loss(tables):
+        p = replace_embedding_tables(params, tables)
+        scores = model.apply({**p, **inputs}, data.users, items, method="score")
+        return jnp.sum(bpr_loss(scores[:, 0], scores[:, 1:]) * data.mask) / jnp.sum(data.mask)
+
+    return loss
+
+
+def adversary_gradients(model, params, inputs: dict, data, key: jax.Array) -> dict:
+    """``{table: [rows, d]}``: the gradient of :func:`adversary_loss` at ``params``."""
+    return jax.grad(adversary_loss(model, params, inputs, data, key))(embedding_tables(params))
+
+
+def sweep_chunk(model, n_items: int, width: int) -> int:
+    """Users per ranking chunk so that ``width`` vmapped rankings hold as many scores as one
+    evaluation (:func:`jaxrec.evaluate.model_chunk`)."""
+    return max(1, model_chunk(model, n_items) // max(1, width))
+
+
+def _deltas(method, loss, tables, eps, key, relative, pgd):
+    """``{table: [S, rows, d]}``: the perturbation at every strength of ``eps [S]``."""
+    if method == "pgd":
+        one = lambda e: perturb.pgd(loss, tables, e, pgd.steps, pgd.step_size, relative, pgd.random_start, key)  # noqa: E731
+        return jax.vmap(one)(eps)
+    grads = jax.grad(loss)(tables) if method in ("fgm", "fgsm") else None
+    return jax.vmap(lambda e: perturb.perturbation(method, tables, grads, e, relative, key))(eps)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _sweep(model, ks, method, relative, pgd, params, inputs, data, ranking, eps, keys):
+    TRACES[method] += 1
+    tables = embedding_tables(params)
+    clean = rank_users(score_function(model, {**params, **inputs}), ranking, ks)
+    mask = ranking.mask
+    mean = lambda per_user: {k: jnp.sum(jnp.where(mask, v, 0.0)) / jnp.sum(mask) for k, v in per_user.items()}  # noqa: E731
+    ndcg = f"ndcg@{max(ks)}"
+
+    def per_seed(key):
+        k_neg, k_dir = jax.random.split(key)
+        loss = adversary_loss(model, params, inputs, data, k_neg)
+        deltas = _deltas(method, loss, tables, eps, k_dir, relative, pgd)
+
+        def per_strength(delta):
+            p = perturb.apply(params, delta)
+            r = rank_users(score_function(model, {**p, **inputs}), ranking, ks, clean)
+            moved = {k: t + delta[k].astype(t.dtype) for k, t in tables.items()}
+            return mean(r.metrics), r.metrics[ndcg], loss(moved)
+
+        return (*jax.vmap(per_strength)(deltas), loss(tables))
+
+    metrics, user_ndcg, adv_loss, clean_loss = jax.vmap(per_seed)(keys)
+    return mean(clean.metrics), clean.metrics[ndcg], metrics, user_ndcg, adv_loss, clean_loss
+
+
+@dataclasses.dataclass
+class StrengthSweep:
+    """What :func:`sweep` measured.
+
+    Attributes:
+      rows: one dict per (seed, strength): ``method``, ``eps``, ``seed``, every metric of the
+        evaluator (``recall@K`` ...), ``jaccard@K``, ``score_shift@K`` and ``adv_loss``.
+      clean: the unperturbed metrics and ``adv_loss`` (mean over the seeds' negatives).
+      users: ``[U]`` evaluated user indices; clean_ndcg: ``[U]`` their clean NDCG at the largest K;
+      user_ndcg: ``[R, S, U]`` the same under every (seed, strength).
+    """
+
+    rows: list
+    clean: dict
+    users: np.ndarray
+    clean_ndcg: np.ndarray
+    user_ndcg: np.ndarray
+
+
+def sweep(
+    model, params, inputs: dict, data, ranking: RankingData, eps: Sequence[float], method: str = "fgm",
+    ks: Sequence[int] = (20,), relative: bool = False, seeds: int = 1, key: jax.Array | None = None,
+    pgd: PGD = PGD(),
+) -> StrengthSweep:
+    """Full-ranking metrics and rank stability of one parameter set at every strength of ``eps``
+    and every one of ``seeds`` seeds, in one compiled, vmapped program.
+
+    Args:
+      params: one member's ``{"params": ...}``; inputs: the model's non-trainable collections;
+        data: its training data (the adversary's triples).
+      ranking: e.g. ``split_ranking(split, "test", sweep_chunk(model, n_items, seeds * len(eps)))``.
+      method: one of :data:`METHODS`; relative: eps x each table's mean row norm; pgd: PGD's
+        settings.
+      seeds: the adversary's negatives and the noise (or PGD's random start) are drawn per seed.
+    """
+    if method not in METHODS:
+        raise JaxrecError(f"unknown perturbation {method!r}; choose one of {METHODS}")
+    if seeds < 1 or not len(eps):
+        raise JaxrecError(f"a sweep needs at least one seed and one strength, got {seeds} and {list(eps)}")
+    if any(not np.isfinite(e) or e < 0 for e in eps):
+        raise JaxrecError(f"strengths must be finite and >= 0, got {list(eps)}")
+    if method == "pgd" and pgd.steps < 1:
+        raise JaxrecError(f"PGD needs at least one step, got {pgd.steps}")
+    ks = check_ks(ks, model.n_items)
+    key = jax.random.key(0) if key is None else key
+    keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(seeds))
+    out = _sweep(model, ks, method, relative, pgd, params, inputs, data, ranking, jnp.asarray(eps, jnp.float32), keys)
+    clean, clean_user, metrics, user_ndcg, adv_loss, clean_loss = jax.device_get(out)
+    rows = [
+        {"method": method, "eps": float(e), "seed": r, **{k: float(v[r, s]) for k, v in metrics.items()},
+         "adv_loss": float(adv_loss[r, s])}
+        for r in range(seeds) for s, e in enumerate(eps)
+    ]
+    mask = np.asarray(ranking.mask).reshape(-1)
+    return StrengthSweep(
+        rows=rows,
+        clean={**{k: float(v) for k, v in clean.items()}, "adv_loss": float(np.mean(clean_loss))},
+        users=np.asarray(ranking.users).reshape(-1)[mask],
+        clean_ndcg=np.asarray(clean_user).reshape(-1)[mask],
+        user_ndcg=np.asarray(user_ndcg).reshape(seeds, len(eps), -1)[:, :, mask],
+    )

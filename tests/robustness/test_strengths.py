@@ -1,0 +1,115 @@
+"""Parameter-perturbation sweeps: many strengths and seeds in one vmapped program."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig
+from jaxrec.evaluate import evaluate, split_ranking
+from jaxrec.experiment import train_members
+from jaxrec.models.base import embedding_tables
+from jaxrec.robustness import PGD, perturb, strengths, sweep
+
+EPS = [0.0, 0.3, 1.0]
+
+
+@pytest.fixture(scope="module", params=["mf", "lightgcn"])
+def victim(request, tiny_split):
+    cfg = Config(model=ModelConfig(name=request.param, dim=8, layers=1), eval=EvalConfig(ks=(5,)),
+                 train=TrainConfig(epochs=8, batch_size=16, lr=0.05))
+    out = train_members([cfg], tiny_split, progress=False)
+    t = out.training
+    return t.model, out.fit.member(0).best_params, t.inputs, t.data, split_ranking(tiny_split, "test")
+
+
+def _alone(model, params, inputs, data, ranking, method, e, key, pgd=PGD()):
+    """One (strength, seed) by hand: the same keys as the sweep, the delta applied and evaluated."""
+    k_neg, k_dir = jax.random.split(jax.random.fold_in(key, 0))
+    loss = strengths.adversary_loss(model, params, inputs, data, k_neg)
+    tables = embedding_tables(params)
+    if method == "pgd":
+        delta = perturb.pgd(loss, tables, e, pgd.steps, pgd.step_size, False, pgd.random_start, k_dir)
+    else:
+        delta = perturb.perturbation(method, tables, jax.grad(loss)(tables), e, False, k_dir)
+    moved = {k: t + delta[k] for k, t in tables.items()}
+    return evaluate(model, {**perturb.apply(params, delta), **inputs}, ranking, (5,)), float(loss(moved))
+
+
+@pytest.mark.parametrize("method", ["fgm", "random", "pgd"])
+def test_the_vmapped_sweep_equals_a_loop_and_zero_is_clean(victim, method):
+    model, params, inputs, data, ranking = victim
+    key = jax.random.key(3)
+    pgd = PGD(steps=3)
+    out = sweep(model, params, inputs, data, ranking, EPS, method, (5,), key=key, pgd=pgd)
+    clean = evaluate(model, {**params, **inputs}, ranking, (5,))
+    for name, v in clean.items():  # eps = 0 reproduces the clean metrics exactly
+        assert out.rows[0][name] == pytest.approx(v, abs=1e-7) and out.clean[name] == pytest.approx(v, abs=1e-7)
+    assert out.rows[0]["jaccard@5"] == pytest.approx(1.0) and out.rows[0]["score_shift@5"] == pytest.approx(0.0, abs=1e-6)
+    assert out.rows[0]["adv_loss"] == pytest.approx(out.clean["adv_loss"], rel=1e-6)
+    for row, e in zip(out.rows, EPS):
+        alone, loss = _alone(model, params, inputs, data, ranking, method, e, key, pgd)
+        for name, v in alone.items():
+            np.testing.assert_allclose(row[name], v, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(row["adv_loss"], loss, rtol=1e-5)
+    assert out.rows[-1]["jaccard@5"] < 1.0
+    assert out.user_ndcg.shape == (1, len(EPS), out.users.size) and out.users.size == ranking.n_users
+    np.testing.assert_allclose(out.user_ndcg[0, 0], out.clean_ndcg, atol=1e-6)
+    np.testing.assert_allclose(out.user_ndcg[0].mean(-1), [r["ndcg@5"] for r in out.rows], rtol=1e-5)
+
+
+def test_pgd_raises_the_loss_at_least_as_much_as_fgm_and_fgm_more_than_noise(victim):
+    model, params, inputs, data, ranking = victim
+    eps = [0.25, 0.5, 1.0]
+    loss = {m: [r["adv_loss"] for r in sweep(model, params, inputs, data, ranking, eps, m, (5,), seeds=2).rows]
+            for m in ("random", "gaussian", "fgm", "pgd")}
+    for i in range(len(eps) * 2):
+        assert loss["fgm"][i] > max(loss["random"][i], loss["gaussian"][i])
+        assert loss["pgd"][i] >= loss["fgm"][i] - 1e-6
+
+
+def test_one_trace_for_every_strength_list_and_seed_count_of_a_shape(victim):
+    model, params, inputs, data, ranking = victim
+    before = strengths.TRACES["fgsm"]
+    a = sweep(model, params, inputs, data, ranking, [0.1, 0.2], "fgsm", (5,), seeds=2)
+    b = sweep(model, params, inputs, data, ranking, [0.5, 1.5], "fgsm", (5,), seeds=2, key=jax.random.key(9))
+    assert strengths.TRACES["fgsm"] - before == 1
+    assert [r["eps"] for r in b.rows] == [0.5, 1.5, 0.5, 1.5] and [r["seed"] for r in a.rows] == [0, 0, 1, 1]
+    assert a.rows[0]["adv_loss"] != a.rows[2]["adv_loss"]  # seeds draw their own negatives
+
+
+def test_pgd_stays_inside_the_ball_and_one_full_step_is_fgm():
+    key = jax.random.key(0)
+    tables = {"user": jax.random.normal(key, (50, 6)), "item": jax.random.normal(jax.random.key(1), (40, 6))}
+    w = jax.random.normal(jax.random.key(2), (6,))
+    loss = lambda t: jnp.sum(jnp.tanh(t["user"] @ w)) + jnp.sum(jnp.sin(t["item"]) ** 2)  # noqa: E731
+    for relative, start in ((False, False), (True, True)):
+        delta = perturb.pgd(loss, tables, 0.4, 7, 0.5, relative, start, jax.random.key(3))
+        radius = perturb.scale(tables, 0.4, relative)
+        for k, d in delta.items():
+            norms = np.linalg.norm(np.asarray(d), axis=-1)
+            assert norms.max() <= float(radius[k]) * (1 + 1e-5) and norms.max() > 0.9 * float(radius[k])
+        moved = {k: t + delta[k] for k, t in tables.items()}
+        assert loss(moved) > loss(tables)
+    one = perturb.pgd(loss, tables, 0.4, 1, 1.0)
+    fgm = perturb.fgm(tables, jax.grad(loss)(tables), 0.4)
+    for k in tables:
+        np.testing.assert_allclose(np.asarray(one[k]), np.asarray(fgm[k]), rtol=1e-5, atol=1e-7)
+
+
+def test_gaussian_noise_has_the_strength_as_its_expected_row_norm():
+    tables = {"user": jnp.zeros((4000, 64))}
+    d = perturb.gaussian(jax.random.key(0), tables, 0.5)["user"]
+    norms = np.linalg.norm(np.asarray(d), axis=-1)
+    assert abs(np.sqrt(np.mean(norms ** 2)) - 0.5) < 0.01 and norms.std() > 0.01  # not a fixed norm
+
+
+def test_bad_sweep_arguments_fail_before_any_work(victim):
+    model, params, inputs, data, ranking = victim
+    for kwargs, match in (({"method": "bogus"}, "unknown perturbation"), ({"seeds": 0}, "at least one seed"),
+                          ({"eps": [-1.0]}, ">= 0"), ({"method": "pgd", "pgd": PGD(steps=0)}, "one step")):
+        args = {"eps": [0.5], **kwargs}
+        with pytest.raises(Exception, match=match):
+            sweep(model, params, inputs, data, ranking, **args)
