@@ -293,19 +293,24 @@ def evaluate(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> 
     return {k: float(v) for k, v in jax.device_get(out).items()}
 
 
-def _members_metrics(model, params, inputs, data: RankingData, ks: tuple[int, ...]) -> dict:
-    return jax.vmap(lambda p: evaluate_params(model, {**p, **inputs}, data, ks))(params)
+def _members_metrics(model, params, inputs, data: RankingData, ks: tuple[int, ...], inputs_batched: bool) -> dict:
+    one = lambda p, i: evaluate_params(model, {**p, **i}, data, ks)  # noqa: E731
+    return jax.vmap(one, in_axes=(0, 0 if inputs_batched else None))(params, inputs)
 
 
-_members_jit = jax.jit(_members_metrics, static_argnums=(0, 4))
+_members_jit = jax.jit(_members_metrics, static_argnums=(0, 4, 5))
 
 
-def compile_members_evaluator(model, params, inputs: dict, data: RankingData, ks: Sequence[int] = (10, 20)):
+def compile_members_evaluator(
+    model, params, inputs: dict, data: RankingData, ks: Sequence[int] = (10, 20), inputs_batched: bool = False
+):
     """Ahead-of-time compiled full ranking of ``M`` stacked parameter sets in one vmapped program.
 
     Args:
       params: ``{"params": ...}`` with a leading member axis ``[M, ...]`` on every leaf.
-      inputs: the model's non-trainable collections, shared by the members (e.g. the graph).
+      inputs: the model's non-trainable collections (e.g. the graph), shared by the members, or
+        one per member (leading ``[M]`` axis) when ``inputs_batched`` (members trained on data
+        variants).
       data: ranking data; size its chunk for the vmapped width (``M * chunk * n_items`` scores).
     Returns ``run(params, inputs, data) -> [{metric: float}] * M`` (compiled once per model,
     shapes and ks, so timing it measures ranking alone).
@@ -314,9 +319,9 @@ def compile_members_evaluator(model, params, inputs: dict, data: RankingData, ks
     signature = jax.tree.map(
         lambda x: (np.shape(x), str(x.dtype), getattr(x, "sharding", None)), (params, inputs, data)
     )
-    key = ("members", model, ks, jax.tree.structure(signature), tuple(jax.tree.leaves(signature)))
+    key = ("members", model, ks, inputs_batched, jax.tree.structure(signature), tuple(jax.tree.leaves(signature)))
     if key not in _COMPILED:
-        _COMPILED[key] = _members_jit.lower(model, params, inputs, data, ks).compile()
+        _COMPILED[key] = _members_jit.lower(model, params, inputs, data, ks, inputs_batched).compile()
     compiled = _COMPILED[key]
 
     def run(p, i, d) -> list[dict]:

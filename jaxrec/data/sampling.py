@@ -52,6 +52,13 @@ class PositiveSets:
         return self.item_cdf.shape[-1]
 
 
+def search_depth(train: Interactions) -> int:
+    """The binary-search depth :func:`positive_sets` needs for ``train`` (its largest positive
+    set); data variants to stack use the largest over the variants."""
+    deg = np.diff(train.csr()[0])
+    return max(1, math.ceil(math.log2(int(deg.max(initial=0)) + 1)))
+
+
 def positive_sets(
     train: Interactions,
     popularity_alpha: float | None = None,
@@ -84,7 +91,7 @@ def positive_sets(
         weights = np.bincount(indices, minlength=train.n_items).astype(np.float64) ** popularity_alpha
     cdf = np.cumsum(weights) / weights.sum()
     pad = max(0, (capacity or 0) - indices.shape[0])
-    own_steps = max(1, math.ceil(math.log2(int(deg.max(initial=0)) + 1)))
+    own_steps = search_depth(train)
     if search_steps is not None and search_steps < own_steps:
         raise JaxrecError(f"{train.source}: search_steps={search_steps} is below this data's {own_steps}")
     return PositiveSets(

@@ -18,11 +18,11 @@ from jaxrec.models.base import INITIALIZERS
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
-def _mf(cfg, train: Interactions):
+def _mf(cfg, train: Interactions, capacity: int | None = None):
     return MF(train.n_users, train.n_items, cfg.dim, cfg.init, cfg.init_std, DTYPES[cfg.dtype]), {}
 
 
-def _neumf(cfg, train: Interactions):
+def _neumf(cfg, train: Interactions, capacity: int | None = None):
     layers = tuple(cfg.mlp_layers)
     if not layers or min(layers) < 1:
         raise JaxrecError(f"model.mlp_layers: give one or more positive widths, got {list(layers)}")
@@ -57,26 +57,27 @@ def _graph_model(cls, cfg, train: Interactions, capacity: int | None = None, **e
     return module, lightgcn_inputs(bipartite_graph(train, kernel, capacity))
 
 
-def _lightgcn(cfg, train: Interactions):
-    return _graph_model(LightGCN, cfg, train)
+def _lightgcn(cfg, train: Interactions, capacity: int | None = None):
+    return _graph_model(LightGCN, cfg, train, capacity)
 
 
-def _ngcf(cfg, train: Interactions):
+def _ngcf(cfg, train: Interactions, capacity: int | None = None):
     if not 0.0 <= cfg.dropout < 1.0:
         raise JaxrecError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
-    return _graph_model(NGCF, cfg, train, dropout=cfg.dropout)
+    return _graph_model(NGCF, cfg, train, capacity, dropout=cfg.dropout)
 
 
-#: name -> builder(model_config, train_interactions) -> (module, non-trainable inputs)
+#: name -> builder(model_config, train_interactions, capacity) -> (module, non-trainable inputs)
 REGISTRY: dict[str, Callable] = {
     "mf": _mf, "neumf": _neumf, "lightgcn": _lightgcn, "ngcf": _ngcf,
 }
 
 
-def build_model(cfg, train: Interactions):
+def build_model(cfg, train: Interactions, capacity: int | None = None):
     """``(module, inputs)`` for the :class:`~jaxrec.config.ModelConfig` ``cfg``; ``inputs`` are
     its non-trainable variable collections built from the training data (e.g. LightGCN's graph;
-    ``{}`` for MF)."""
+    ``{}`` for MF). ``capacity``: pad graph inputs to that many edges, so that data variants of
+    different sizes share one shape."""
     if cfg.name not in REGISTRY:
         raise JaxrecError(f"model.name: unknown model {cfg.name!r}; choose one of {sorted(REGISTRY)}")
     if cfg.dtype not in DTYPES:
@@ -85,4 +86,4 @@ def build_model(cfg, train: Interactions):
         raise JaxrecError(f"model.dim must be >= 1, got {cfg.dim}")
     if cfg.init not in INITIALIZERS:
         raise JaxrecError(f"model.init: unknown initialiser {cfg.init!r}; choose one of {list(INITIALIZERS)}")
-    return REGISTRY[cfg.name](cfg, train)
+    return REGISTRY[cfg.name](cfg, train, capacity)

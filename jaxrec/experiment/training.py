@@ -19,7 +19,8 @@ import numpy as np
 
 from jaxrec.adversarial.apr import make_apr_loss
 from jaxrec.config import Config, to_dict
-from jaxrec.data.interactions import Split
+from jaxrec.data.interactions import Interactions, Split
+from jaxrec.data.sampling import search_depth
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import (
     METRICS,
@@ -38,7 +39,7 @@ from jaxrec.train.engine import init_tracker, make_engine
 from jaxrec.train.loop import FitResult, MembersFit, fit
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
 from jaxrec.train.state import adam, create_members, learning_rate, member, with_lr
-from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, train_data
+from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, stack_data, train_data
 
 _ENGINES: dict = {}  #: compiled member engines by (structure, members, data shapes, mesh)
 _MODELS: dict = {}  #: one module instance per equal module
@@ -98,6 +99,8 @@ class Training:
     epoch: object
     configs: list
     static: tuple = ()  #: structural choices derived from the members' values (L2 on/off)
+    data_batched: bool = False  #: members train on their own data variants (``data`` and
+    #: ``inputs`` have a leading member axis)
 
 
 def _check_train(t_cfg) -> None:
@@ -116,10 +119,15 @@ def _check_train(t_cfg) -> None:
         raise JaxrecError(f"train.monitor: {t_cfg.monitor!r} is not a ranking metric like 'recall@20'")
 
 
-def build_training(cfgs: Config | list[Config], split: Split) -> Training:
+def build_training(cfgs: Config | list[Config], split: Split, trains: list[Interactions] | None = None) -> Training:
     """Model, stacked state, data and epoch function for the member configurations ``cfgs``
     (one :class:`Config` = one member) on ``split`` -- the setup of :func:`train_members`, shared
-    with the benchmarks so that they measure exactly what ``jaxrec train`` / ``sweep`` run."""
+    with the benchmarks so that they measure exactly what ``jaxrec train`` / ``sweep`` run.
+
+    ``trains``: one training set per member (data variants in ``split``'s id space, e.g.
+    :mod:`jaxrec.robustness.data_noise`) instead of ``split.train``; they are padded to one
+    capacity (pairs, positive sets, graph edges) and stacked, so the members still run as one
+    program."""
     cfgs = [cfgs] if isinstance(cfgs, Config) else list(cfgs)
     if not cfgs:
         raise JaxrecError("no member configurations to train")
@@ -135,10 +143,25 @@ def build_training(cfgs: Config | list[Config], split: Split) -> Training:
         _check_train(c.train)
     t_cfg, a_cfg = base.train, base.adv
     _check_adv(cfgs)
-    model, inputs = build_model(base.model, split.train)
-    model = _MODELS.setdefault(model, model)  # equal modules -> one instance (its apply is static state)
     alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
-    data = train_data(split.train, t_cfg.batch_size, inputs, alpha)
+    batched = trains is not None and len(cfgs) > 1
+    if trains is not None and len(trains) != len(cfgs):
+        raise JaxrecError(f"{len(trains)} training sets for {len(cfgs)} members: give one per member")
+    if not batched:
+        train = split.train if trains is None else trains[0]
+        model, inputs = build_model(base.model, train)
+        data = train_data(train, t_cfg.batch_size, inputs, alpha)
+    else:
+        for t in trains:
+            if (t.n_users, t.n_items) != (split.n_users, split.n_items):
+                raise JaxrecError(f"{t.source}: a data variant must keep the split's id space")
+        cap = max(len(t) for t in trains)
+        steps = max(search_depth(t) for t in trains)
+        built = [build_model(base.model, t, capacity=cap) for t in trains]
+        model, inputs = built[0]
+        data = stack_data([train_data(t, t_cfg.batch_size, i, alpha, capacity=cap, search_steps=steps)
+                           for t, (_, i) in zip(trains, built)])
+    model = _MODELS.setdefault(model, model)  # equal modules -> one instance (its apply is static state)
     seeds = jnp.asarray([c.train.seed for c in cfgs], jnp.uint32)
     keys = jax.vmap(jax.random.key)(seeds)
     l2 = [c.train.l2 for c in cfgs]
@@ -147,18 +170,19 @@ def build_training(cfgs: Config | list[Config], split: Split) -> Training:
     with config_key("train.loss"):
         loss_fn = make_loss_fn(model, t_cfg.loss, with_l2=with_l2)
     if a_cfg.method == "apr":
-        steps_per_epoch = data.n_pairs // t_cfg.batch_size
+        # optimizer steps per epoch: whole batches of each member's real pairs (empty ones are skipped)
+        per_epoch = [-(-len(t) // t_cfg.batch_size) for t in trains] if batched else [data.n_pairs // t_cfg.batch_size] * len(cfgs)
         hparams.update(
             eps=[c.adv.eps for c in cfgs], reg=[c.adv.reg for c in cfgs],
-            start_step=[c.adv.start_epoch * steps_per_epoch for c in cfgs],
+            start_step=[c.adv.start_epoch * s for c, s in zip(cfgs, per_epoch)],
         )
         loss_fn = make_apr_loss(model, t_cfg.loss, with_l2, relative=a_cfg.relative, method=a_cfg.perturb)
     state = create_members(model, keys, adam(), inputs, hparams, [c.train.lr for c in cfgs])
     if t_cfg.init_from:
         state = state.replace(params=_warm_start(t_cfg.init_from, state.params, len(cfgs)))
-    step = make_train_step(loss_fn)
+    step = make_train_step(loss_fn, skip_empty=batched)  # a variant's padding batches are no steps
     epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
-    return Training(model, inputs, state, data, epoch, cfgs, static=(with_l2,))
+    return Training(model, data.inputs if batched else inputs, state, data, epoch, cfgs, (with_l2,), batched)
 
 
 def _check_adv(cfgs: list[Config]) -> None:
@@ -237,9 +261,13 @@ class MembersRun:
 
 
 def train_members(
-    cfgs: list[Config], split: Split, progress: bool = True, resume: bool = False, ckpt_cfg: Config | None = None
+    cfgs: list[Config], split: Split, progress: bool = True, resume: bool = False, ckpt_cfg: Config | None = None,
+    trains: list[Interactions] | None = None,
 ) -> MembersRun:
     """Train the member configurations ``cfgs`` in one program and test each member.
+
+    ``trains``: each member's own training set (see :func:`build_training`); the test ranking
+    is ``split``'s (its training and validation items masked) for every member.
 
     ``ckpt_cfg`` (default ``cfgs[0]``) names the checkpoint directory and settings; ``resume``
     continues from its latest checkpoint. Divergence and early stopping are per member; a single
@@ -249,7 +277,7 @@ def train_members(
     t_cfg = base.train
     with config_key("eval.ks"):
         ks = check_ks(base.eval.ks, split.n_items)
-    training = build_training(cfgs, split)
+    training = build_training(cfgs, split, trains)
     model, state, tdata = training.model, training.state, training.data
     n = len(cfgs)
     p = base.parallel
@@ -270,12 +298,13 @@ def train_members(
             return evaluate_params(model, {**params, **data.inputs}, ranking, valid_ks)
 
     shapes = jax.tree.map(np.shape, (tdata, valid))
-    key = (structure(base), training.static, n, jax.tree.structure(shapes), tuple(jax.tree.leaves(shapes)),
+    key = (structure(base), training.static, training.data_batched, n, jax.tree.structure(shapes), tuple(jax.tree.leaves(shapes)),
            None if mesh is None else mesh.shape_tuple)
     engine = _ENGINES.get(key)
     if engine is None:  # equal structure -> the same programs: later runs of a session reuse them
         engine = make_engine(
-            training.epoch, n, validate=validate, monitor=t_cfg.monitor, patience=t_cfg.patience, mesh=mesh
+            training.epoch, n, data_batched=training.data_batched, validate=validate, monitor=t_cfg.monitor,
+            patience=t_cfg.patience, mesh=mesh,
         )
         _ENGINES[key] = engine
         if len(_ENGINES) > 16:
@@ -311,7 +340,7 @@ def train_members(
         t0 = time.perf_counter()
         metrics = [evaluator(variables, test)]
     else:
-        evaluator = compile_members_evaluator(model, best, training.inputs, test, ks)
+        evaluator = compile_members_evaluator(model, best, training.inputs, test, ks, training.data_batched)
         t0 = time.perf_counter()
         metrics = evaluator(best, training.inputs, test)
     eval_s = time.perf_counter() - t0
