@@ -4,6 +4,7 @@
   jaxrec train --distributed --coordinator HOST:PORT --num-processes N --process-id I ...
   jaxrec sweep --config configs/ml100k-mf.yaml --grid train.seed=0,1,2,3 --grid train.lr=0.001,0.005
   jaxrec gan --config configs/ml100k-gan.yaml
+  jaxrec robustness --config configs/ml100k-robustness.yaml
   jaxrec data info ml-100k
 
 User mistakes (bad files, config keys, names) print one ``error:`` line and exit with status 2.
@@ -99,6 +100,31 @@ def cmd_gan(args) -> int:
     return 0
 
 
+def cmd_robustness(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from jaxrec.config import load_config
+    from jaxrec.experiment.robustness import check, robustness, tables, victims
+
+    cfg = load_config(args.config, args.overrides)
+    base_dir = Path(args.config).parent if args.config else Path(".")
+    check(cfg)
+    names = [label for label, _ in victims(cfg, base_dir)]  # every victim file read before training
+    console = Console()
+    console.print(f"[bold]{cfg.name}[/]: robustness of {', '.join(names)} on {cfg.data.dataset}")
+    result = robustness(cfg, base_dir, progress=not args.quiet, console=console)
+    from jaxrec.robustness.report import rich_table
+
+    for title, header, rows in tables(cfg, result.summary, result.data_summary, result.worst_users):
+        console.print(rich_table(header, rows, title))
+    console.print(f"{len(result.rows) + len(result.data_rows)} rows in {result.timing['wall_s']:.1f} s")
+    if result.run_dir is not None:
+        console.print(f"wrote {result.run_dir}/report.md")
+    return 0
+
+
 def cmd_data_info(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -142,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint (checkpoint.dir)")
     p.set_defaults(func=cmd_gan)
+    p = sub.add_parser(
+        "robustness", help="perturb trained victims' parameters (many strengths in one pass) and training data; report"
+    )
+    _add_config_args(p)
+    p.set_defaults(func=cmd_robustness)
     data = sub.add_parser("data", help="data set utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("info", help="users, items, interactions, density of a data set")

@@ -148,6 +148,27 @@ class AdvConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RobustnessConfig:
+    """``jaxrec robustness`` (see :mod:`jaxrec.experiment.robustness`): which victims, which
+    perturbations of their parameters and of their training data, at which strengths."""
+
+    victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
+    seeds: int = 1  #: training seeds per victim (train.seed, +1, ...; members of one program)
+    methods: tuple[str, ...] = ("random", "fgm", "pgd")  #: random | gaussian | fgm | fgsm | pgd
+    eps: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)  #: strengths (per-row L2 norm; fgsm: L-inf)
+    relative: bool = True  #: eps x each table's mean row norm (compares models)
+    noise_seeds: int = 1  #: noise draws / adversary negatives per trained model (vmapped)
+    pgd_steps: int = 10
+    pgd_step_size: Optional[float] = None  #: per step, as a fraction of eps (None: 2.5 / pgd_steps)
+    pgd_random_start: bool = False
+    data_kinds: tuple[str, ...] = ()  #: drop | add: retrain every victim on noisy training data
+    data_rates: tuple[float, ...] = (0.05, 0.1, 0.2)  #: share of the training interactions
+    data_seeds: int = 2  #: noisy data sets per (kind, rate)
+    worst_users: int = 10  #: rows of the worst-users table
+    plot_metric: str = "ndcg@20"  #: the metric plotted against eps
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str = "run"
     output_dir: str = "runs"
@@ -157,6 +178,7 @@ class Config:
     eval: EvalConfig = EvalConfig()
     gan: GANConfig = GANConfig()
     adv: AdvConfig = AdvConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     parallel: ParallelConfig = ParallelConfig()
 

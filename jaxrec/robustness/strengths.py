@@ -85,13 +85,16 @@ def _deltas(method, loss, tables, eps, key, relative, pgd):
     return jax.vmap(lambda e: perturb.perturbation(method, tables, grads, e, relative, key))(eps)
 
 
+def _user_mean(per_user: dict, mask: jax.Array) -> dict:
+    return {k: jnp.sum(jnp.where(mask, v, 0.0)) / jnp.sum(mask) for k, v in per_user.items()}
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _sweep(model, ks, method, relative, pgd, params, inputs, data, ranking, eps, keys):
     TRACES[method] += 1
     tables = embedding_tables(params)
     clean = rank_users(score_function(model, {**params, **inputs}), ranking, ks)
-    mask = ranking.mask
-    mean = lambda per_user: {k: jnp.sum(jnp.where(mask, v, 0.0)) / jnp.sum(mask) for k, v in per_user.items()}  # noqa: E731
+    mean = functools.partial(_user_mean, mask=ranking.mask)
     ndcg = f"ndcg@{max(ks)}"
 
     def per_seed(key):
@@ -172,3 +175,31 @@ def sweep(
         clean_ndcg=np.asarray(clean_user).reshape(-1)[mask],
         user_ndcg=np.asarray(user_ndcg).reshape(seeds, len(eps), -1)[:, :, mask],
     )
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _against(model, ks, inputs_batched, params, inputs, ref_params, ref_inputs, ranking):
+    ref = rank_users(score_function(model, {**ref_params, **ref_inputs}), ranking, ks)
+
+    def one(p, i):
+        return _user_mean(rank_users(score_function(model, {**p, **i}), ranking, ks, ref).metrics, ranking.mask)
+
+    return jax.vmap(one, in_axes=(0, 0 if inputs_batched else None))(params, inputs)
+
+
+def against_reference(
+    model, params, inputs: dict, reference_params, reference_inputs: dict, ranking: RankingData,
+    ks: Sequence[int] = (20,), inputs_batched: bool = False,
+) -> list[dict]:
+    """Metrics and rank stability (``jaccard@K``, ``score_shift@K``) of ``M`` stacked parameter
+    sets against one reference model (e.g. victims retrained on noisy data against the clean
+    victim), in one vmapped program; one dict per member.
+
+    Args:
+      params: ``[M, ...]`` leaves; inputs: shared, or per member when ``inputs_batched``.
+      ranking: size its chunk for ``M`` at once (:func:`sweep_chunk`).
+    """
+    ks = check_ks(ks, model.n_items)
+    out = jax.device_get(_against(model, ks, inputs_batched, params, inputs, reference_params, reference_inputs, ranking))
+    n = next(iter(out.values())).shape[0]
+    return [{k: float(v[m]) for k, v in out.items()} for m in range(n)]
