@@ -78,3 +78,66 @@ def test_data_info(capsys):
     out = capsys.readouterr().out
     for fragment in ("943", "1682", "100000", "0.063047"):
         assert fragment in out
+
+
+def _png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_robustness_writes_rows_report_and_real_plots(tiny_csv, tmp_path, capsys):
+    """Two victim files (one with APR by an override), 2 seeds, two methods at two strengths,
+    and data noise: every row is there, summaries match their rows, the plots are images."""
+    import matplotlib.image
+
+    victim = "name: v-mf\nmodel: {name: mf, dim: 8}\ntrain: {epochs: 3, batch_size: 64, lr: 0.05}\n"
+    (tmp_path / "mf.yaml").write_text(victim)
+    (tmp_path / "study.yaml").write_text(
+        f"name: study\noutput_dir: {tmp_path / 'runs'}\n"
+        f"data: {{dataset: {tiny_csv}, rating_col: rating}}\neval: {{ks: [5, 10]}}\n"
+        "robustness:\n  victims: [mf.yaml, 'mf.yaml name=v-amf adv.method=apr adv.eps=0.5']\n"
+        "  seeds: 2\n  methods: [random, fgm]\n  eps: [0.5, 1.0]\n  data_kinds: [drop]\n"
+        "  data_rates: [0.1]\n  data_seeds: 2\n  worst_users: 2\n  plot_metric: ndcg@10\n"
+    )
+    assert main(["robustness", "-q", "-c", str(tmp_path / "study.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "relative drop of ndcg@10" in out and "v-amf" in out
+    run = tmp_path / "runs" / "study"
+    res = json.loads((run / "results.json").read_text())
+    param = [r for r in res["rows"] if r["method"] != "none"]
+    assert len(res["rows"]) - len(param) == 4 and len(param) == 2 * 2 * 2 * 2 and len(res["data_rows"]) == 4
+    assert {r["victim"] for r in res["rows"]} == {"v-mf", "v-amf"} and {r["adv"] for r in res["rows"]} == {"none", "apr"}
+    s = next(x for x in res["summary"] if (x["victim"], x["method"], x["eps"]) == ("v-amf", "fgm", 1.0))
+    mine = [r["drop_ndcg@10"] for r in param if (r["victim"], r["method"], r["eps"]) == ("v-amf", "fgm", 1.0)]
+    assert s["n"] == 2 and s["drop_ndcg@10_mean"] == pytest.approx(sum(mine) / 2)
+    clean = {r["train_seed"]: r["ndcg@10"] for r in res["rows"] if r["method"] == "none" and r["victim"] == "v-amf"}
+    for r in param:
+        if r["victim"] == "v-amf":
+            assert r["drop_ndcg@10"] == pytest.approx(1 - r["ndcg@10"] / clean[r["train_seed"]])
+    assert len(res["worst_users"]) == 2 * 2 * 2
+    assert (run / "results.csv").read_text().count("\n") == 1 + len(res["rows"]) + len(res["data_rows"])
+    report = (run / "report.md").read_text()
+    for png in ("ndcg@10_vs_eps.png", "jaccard@10_vs_eps.png", "ndcg@10_vs_rate.png"):
+        assert f"]({png})" in report and _png_size(run / png) == (700, 450)
+        pixels = matplotlib.image.imread(run / png)
+        assert pixels.shape[:2] == (450, 700) and pixels.std() > 0.05  # drawn, not blank
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "robustness.methods=[fgm,cw]"], "robustness.methods: unknown method 'cw'"),
+        (["--set", "robustness.eps=[-1]"], "robustness.eps: give one or more finite strengths >= 0"),
+        (["--set", "robustness.data_kinds=[swap]"], "robustness.data_kinds: unknown kind 'swap'"),
+        (["--set", "robustness.plot_metric=ndcg@50"], "robustness.plot_metric: 'ndcg@50' is not a metric at one"),
+        (["--set", "robustness.victims=[nowhere.yaml]"], "robustness.victims[0]: nowhere.yaml: config file not found"),
+        (["--set", "robustness.seeds=0"], "robustness.seeds must be >= 1"),
+    ],
+)
+def test_robustness_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, capsys, extra, message):
+    args = ["robustness", "-q", "--set", f"data.dataset={tiny_csv}", "--set", "eval.ks=[5,10]",
+            "--set", "robustness.plot_metric=ndcg@10", "--set", f"output_dir={tmp_path}", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and not (tmp_path / "run").exists()

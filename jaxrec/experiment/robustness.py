@@ -130,7 +130,7 @@ def _worst(label, method, eps, res_list, split: Split, k: int, n: int) -> list[d
     users = res_list[0].users
     degree = np.bincount(split.train.users, minlength=split.n_users)
     order = np.argsort(-(clean - hit), kind="stable")[:n]
-    return [{"victim": label, "method": method, "eps": float(eps), "user": int(split.train.user_ids[users[i]]),
+    return [{"victim": label, "method": method, "eps": float(eps), "user": split.train.user_ids[users[i]].item(),
              "train_items": int(degree[users[i]]), f"clean_ndcg@{k}": float(clean[i]), f"ndcg@{k}": float(hit[i]),
              "drop": float(clean[i] - hit[i])} for i in order]
 
