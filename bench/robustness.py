@@ -1,0 +1,174 @@
+"""Robustness sweeps: many strengths in one vmapped pass vs a loop, data-noise retraining as
+members vs sequential runs, and the ml-100k robustness table. One JSON object per line.
+
+  python bench/robustness.py strengths --config configs/ml100k-mf.yaml --n 32 [--epochs 1]
+  python bench/robustness.py data --config configs/ml100k-mf.yaml --rates 0.05 0.1 0.2 0.3 --seeds 2
+  python bench/robustness.py table --config configs/ml100k-robustness.yaml
+
+``strengths`` runs each way in a fresh process (peak resident memory from ``getrusage``, and the
+peak before the sweep started): ``one`` = one strength; ``vmap`` = ``n`` strengths in one
+program (ranking chunk sized by ``sweep_chunk`` for the vmapped width); ``loop`` = a Python loop
+over the same ``n`` strengths calling the compiled one-strength program. FGM, relative eps
+spread over [0.05, 2]. The first call (compilation) is timed apart; then ``--reps`` timed calls,
+median. The victim is trained for ``--epochs`` epochs (0: its initial parameters; ranking time
+does not depend on them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def _machine() -> dict:
+    import jax
+
+    return {"cpus": os.cpu_count(), "machine": platform.machine(), "backend": jax.default_backend()}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method: str) -> dict:
+    import jax
+    import numpy as np
+
+    from jaxrec.config import load_config
+    from jaxrec.evaluate import split_ranking
+    from jaxrec.experiment import load_split, train_members
+    from jaxrec.robustness import sweep, sweep_chunk
+
+    cfg = load_config(config, [f"train.epochs={epochs}"])
+    split = load_split(cfg.data)
+    out = train_members([cfg], split, progress=False)
+    tr = out.training
+    params = out.fit.member(0).best_params
+    eps = [float(e) for e in np.linspace(0.05, 2.0, n)]
+    width = n if mode == "vmap" else 1
+    ranking = split_ranking(split, "test", sweep_chunk(tr.model, split.n_items, width))
+    ks = tuple(cfg.eval.ks)
+
+    def once():
+        if mode == "vmap":
+            return sweep(tr.model, params, tr.inputs, tr.data, ranking, eps, method, ks, True).rows
+        if mode == "one":
+            return sweep(tr.model, params, tr.inputs, tr.data, ranking, eps[:1], method, ks, True).rows
+        return [sweep(tr.model, params, tr.inputs, tr.data, ranking, [e], method, ks, True).rows[0] for e in eps]
+
+    before = _peak_mb()
+    t0 = time.perf_counter()
+    rows = once()
+    first = time.perf_counter() - t0
+    secs = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        once()
+        secs.append(time.perf_counter() - t0)
+    k = max(ks)
+    return {"bench": "robustness-strengths", "config": Path(config).name, "dataset": cfg.data.dataset,
+            "model": cfg.model.name, "mode": mode, "method": method, "strengths": len(eps) if mode != "one" else 1,
+            "users": ranking.n_users, "items": split.n_items, "chunk": int(ranking.users.shape[1]),
+            "first_call_s": round(first, 3), "median_s": round(statistics.median(secs), 3), "reps": reps,
+            "peak_rss_mb_before_sweep": round(before), "peak_rss_mb": round(_peak_mb()),
+            f"ndcg@{k}_last": rows[-1][f"ndcg@{k}"], **_machine()}
+
+
+def strengths(args) -> None:
+    for mode in args.modes:  # a fresh process each: its own peak memory
+        cmd = [sys.executable, __file__, "_strengths", "--config", args.config, "--n", str(args.n), "--mode", mode,
+               "--epochs", str(args.epochs), "--reps", str(args.reps), "--method", args.method]
+        line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        print(line, flush=True)
+
+
+def data(args) -> None:
+    import jax
+
+    from jaxrec.config import load_config
+    from jaxrec.experiment import load_split, train_members
+    from jaxrec.robustness import data_noise
+
+    cfg = load_config(args.config, [f"train.epochs={args.epochs}"] if args.epochs else [])
+    split = load_split(cfg.data)
+    combos = [(r, s) for r in args.rates for s in range(args.seeds)]
+    avoid = tuple(p for p in (split.valid, split.test) if p is not None)
+    trains = [data_noise.perturb_data(split.train, args.kind, r, 1000 * s + i, avoid) for i, (r, s) in enumerate(combos)]
+    rounds = []
+    for _ in range(args.rounds):  # alternate the two ways; wall includes compilation (each shape compiles)
+        t0 = time.perf_counter()
+        together = train_members([cfg] * len(trains), split, progress=False, trains=trains)
+        jax.block_until_ready(together.fit.state.params)
+        members_s = time.perf_counter() - t0
+        t0, seq_epoch = time.perf_counter(), []
+        for t in trains:
+            one = train_members([cfg], split, progress=False, trains=[t])
+            seq_epoch.append(one.timing["train_s_per_epoch_median"])
+        seq_s = time.perf_counter() - t0
+        rounds.append((members_s, seq_s, together.timing["train_s_per_epoch_median"], sum(seq_epoch)))
+    med = lambda i: statistics.median(r[i] for r in rounds)  # noqa: E731
+    print(json.dumps({"bench": "robustness-data", "config": Path(args.config).name, "kind": args.kind,
+                      "rates": args.rates, "seeds": args.seeds, "members": len(trains), "epochs": cfg.train.epochs,
+                      "rounds": args.rounds, "members_wall_s": round(med(0), 2), "sequential_wall_s": round(med(1), 2),
+                      "wall_ratio": round(med(1) / med(0), 2), "members_epoch_s": round(med(2), 4),
+                      "sequential_epoch_s_sum": round(med(3), 4), "epoch_ratio": round(med(3) / med(2), 2),
+                      **_machine()}), flush=True)
+
+
+def table(args) -> None:
+    from jaxrec.config import load_config
+    from jaxrec.experiment.robustness import robustness
+
+    cfg = load_config(args.config, args.set)
+    res = robustness(cfg, Path(args.config).parent, progress=False)
+    for s in res.summary + res.data_summary:
+        print(json.dumps({"bench": "robustness-table", "config": Path(args.config).name, **s}), flush=True)
+    print(json.dumps({"bench": "robustness-table-timing", "config": Path(args.config).name, **res.timing,
+                      "run_dir": str(res.run_dir), **_machine()}), flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("strengths", "_strengths"):
+        q = sub.add_parser(name)
+        q.add_argument("--config", default=str(ROOT / "configs" / "ml100k-mf.yaml"))
+        q.add_argument("--n", type=int, default=32)
+        q.add_argument("--epochs", type=int, default=1)
+        q.add_argument("--reps", type=int, default=3)
+        q.add_argument("--method", default="fgm")
+        if name == "strengths":
+            q.add_argument("--modes", nargs="+", default=["one", "vmap", "loop"])
+        else:
+            q.add_argument("--mode", required=True)
+    q = sub.add_parser("data")
+    q.add_argument("--config", default=str(ROOT / "configs" / "ml100k-mf.yaml"))
+    q.add_argument("--kind", default="drop")
+    q.add_argument("--rates", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.3])
+    q.add_argument("--seeds", type=int, default=2)
+    q.add_argument("--epochs", type=int, default=0, help="override train.epochs (0: the config's)")
+    q.add_argument("--rounds", type=int, default=1)
+    q = sub.add_parser("table")
+    q.add_argument("--config", default=str(ROOT / "configs" / "ml100k-robustness.yaml"))
+    q.add_argument("--set", nargs="*", default=[])
+    args = p.parse_args(argv)
+    if args.cmd == "_strengths":
+        print(json.dumps(strengths_one(args.config, args.n, args.mode, args.epochs, args.reps, args.method)))
+    else:
+        {"strengths": strengths, "data": data, "table": table}[args.cmd](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
