@@ -229,13 +229,15 @@ def rank_users(score_all, data: RankingData, ks: Sequence[int], reference: UserR
         top_scores, top = rank_top(scores, er, ec, kmax)  # [C, Kmax]
         hits = jnp.any(top[:, :, None] == tgt[:, None, :], axis=-1).astype(jnp.float32)
         per_user = metrics_from_hits(hits, nt, ks)
-        if ref is not None:
+        if ref is not None:  # items are distinct within a list: |top@k & ref@k| = sum of matches i, j < k
             ref_top, ref_scores = ref
-            moved = jnp.take_along_axis(scores.astype(jnp.float32), ref_top, axis=1) - ref_scores
+            same = (top[:, :, None] == ref_top[:, None, :]).astype(jnp.int32)  # [C, Kmax, Kmax]
+            inter = jnp.cumsum(jnp.cumsum(same, axis=1), axis=2)
+            moved = jnp.cumsum(jnp.take_along_axis(scores.astype(jnp.float32), ref_top, axis=1) - ref_scores, axis=1)
             for k in ks:
-                inter = jnp.sum(jnp.any(top[:, :k, None] == ref_top[:, None, :k], axis=-1), axis=1)
-                per_user[f"jaccard@{k}"] = inter / (2.0 * k - inter)
-                per_user[f"score_shift@{k}"] = jnp.mean(moved[:, :k], axis=1)
+                n = inter[:, k - 1, k - 1].astype(jnp.float32)
+                per_user[f"jaccard@{k}"] = n / (2.0 * k - n)
+                per_user[f"score_shift@{k}"] = moved[:, k - 1] / k
         return per_user, top, top_scores
 
     ref = None if reference is None else (reference.top, reference.top_scores)

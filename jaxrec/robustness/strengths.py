@@ -50,17 +50,35 @@ class PGD(NamedTuple):
     random_start: bool = False
 
 
-def adversary_loss(model, params, inputs: dict, data, key: jax.Array):
+PAIR_CHUNK = 16384  #: training pairs per step of the adversary's loss (bounds its memory)
+
+
+def adversary_loss(model, params, inputs: dict, data, key: jax.Array, chunk: int = PAIR_CHUNK):
     """``tables -> scalar``: mean BPR over every training pair of ``data`` (a
     :class:`~jaxrec.train.steps.TrainData`; one uniform negative each, drawn from ``key``) with
-    ``tables`` in place of ``params``' embedding tables."""
+    ``tables`` in place of ``params``' embedding tables.
+
+    The model's embeddings hook (propagation) runs once; the pairs are scored ``chunk`` at a
+    time under ``jax.checkpoint``, so the loss and its gradient hold ``chunk`` pairs' activations
+    (per vmapped strength), not all of them.
+    """
+    n = -(-data.n_pairs // chunk)
+    pad = n * chunk - data.n_pairs
     neg = sample_negatives(key, data.positives, data.users, 1)
-    items = jnp.concatenate([data.items[:, None], neg], axis=1)
+    rows = lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(n, chunk, *a.shape[1:])  # noqa: E731
+    pairs = (rows(data.users), rows(jnp.concatenate([data.items[:, None], neg], axis=1)), rows(data.mask))
 
     def loss(tables):
-        p = replace_embedding_tables(params, tables)
-        scores = model.apply({**p, **inputs}, data.users, items, method="score")
-        return jnp.sum(bpr_loss(scores[:, 0], scores[:, 1:]) * data.mask) / jnp.sum(data.mask)
+        variables = {**replace_embedding_tables(params, tables), **inputs}
+        cache = model.apply(variables, method="embeddings")
+
+        @jax.checkpoint
+        def part(c):
+            users, items, mask = c
+            scores = model.apply(variables, users, items, cache, method="score")
+            return jnp.sum(bpr_loss(scores[:, 0], scores[:, 1:]) * mask)
+
+        return jnp.sum(jax.lax.map(part, pairs)) / jnp.sum(data.mask)
 
     return loss
 
