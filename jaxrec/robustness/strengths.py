@@ -50,7 +50,7 @@ class PGD(NamedTuple):
     random_start: bool = False
 
 
-PAIR_CHUNK = 16384  #: training pairs per step of the adversary's loss (bounds its memory)
+PAIR_CHUNK = 4096  #: training pairs per step of the adversary's loss (bounds its memory)
 
 
 def adversary_loss(model, params, inputs: dict, data, key: jax.Array, chunk: int = PAIR_CHUNK):
