@@ -10,7 +10,7 @@ peak before the sweep started): ``one`` = one strength; ``vmap`` = ``n`` strengt
 program (ranking chunk sized by ``sweep_chunk`` for the vmapped width); ``loop`` = a Python loop
 over the same ``n`` strengths calling the compiled one-strength program. FGM, relative eps
 spread over [0.05, 2]. The first call (compilation) is timed apart; then ``--reps`` timed calls,
-median. The victim is trained for ``--epochs`` epochs (0: its initial parameters; ranking time
+median (``--reps 0``: only the first call, for long runs such as Gowalla's). The victim is trained for ``--epochs`` epochs (0: its initial parameters; ranking time
 does not depend on them).
 """
 
@@ -80,7 +80,8 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
     return {"bench": "robustness-strengths", "config": Path(config).name, "dataset": cfg.data.dataset,
             "model": cfg.model.name, "mode": mode, "method": method, "strengths": len(eps) if mode != "one" else 1,
             "users": ranking.n_users, "items": split.n_items, "chunk": int(ranking.users.shape[1]),
-            "first_call_s": round(first, 3), "median_s": round(statistics.median(secs), 3), "reps": reps,
+            "first_call_s": round(first, 3), "median_s": round(statistics.median(secs), 3) if secs else None,
+            "reps": reps,
             "peak_rss_mb_before_sweep": round(before), "peak_rss_mb": round(_peak_mb()),
             f"ndcg@{k}_last": rows[-1][f"ndcg@{k}"], **_machine()}
 
