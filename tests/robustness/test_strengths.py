@@ -16,31 +16,45 @@ from jaxrec.robustness import PGD, perturb, strengths, sweep
 EPS = [0.0, 0.3, 1.0]
 
 
-@pytest.fixture(scope="module", params=["mf", "lightgcn"])
-def victim(request, tiny_split):
-    cfg = Config(model=ModelConfig(name=request.param, dim=8, layers=1), eval=EvalConfig(ks=(5,)),
-                 train=TrainConfig(epochs=8, batch_size=16, lr=0.05))
-    out = train_members([cfg], tiny_split, progress=False)
-    t = out.training
-    return t.model, out.fit.member(0).best_params, t.inputs, t.data, split_ranking(tiny_split, "test")
+@pytest.fixture(scope="module")
+def victims(tiny_split):
+    """A trained MF and LightGCN: ``(model, params, inputs, train data, test ranking)`` each."""
+    out = {}
+    for name in ("mf", "lightgcn"):
+        cfg = Config(model=ModelConfig(name=name, dim=8, layers=1), eval=EvalConfig(ks=(5,)),
+                     train=TrainConfig(epochs=8, batch_size=16, lr=0.05))
+        run = train_members([cfg], tiny_split, progress=False)
+        t = run.training
+        out[name] = (t.model, run.fit.member(0).best_params, t.inputs, t.data, split_ranking(tiny_split, "test"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def victim(victims):
+    return victims["mf"]
 
 
 def _alone(model, params, inputs, data, ranking, method, e, key, pgd=PGD()):
     """One (strength, seed) by hand: the same keys as the sweep, the delta applied and evaluated."""
-    k_neg, k_dir = jax.random.split(jax.random.fold_in(key, 0))
-    loss = strengths.adversary_loss(model, params, inputs, data, k_neg)
-    tables = embedding_tables(params)
-    if method == "pgd":
-        delta = perturb.pgd(loss, tables, e, pgd.steps, pgd.step_size, False, pgd.random_start, k_dir)
-    else:
-        delta = perturb.perturbation(method, tables, jax.grad(loss)(tables), e, False, k_dir)
-    moved = {k: t + delta[k] for k, t in tables.items()}
-    return evaluate(model, {**perturb.apply(params, delta), **inputs}, ranking, (5,)), float(loss(moved))
+
+    @jax.jit
+    def delta_and_loss(params, data, e):
+        k_neg, k_dir = jax.random.split(jax.random.fold_in(key, 0))
+        loss = strengths.adversary_loss(model, params, inputs, data, k_neg)
+        tables = embedding_tables(params)
+        if method == "pgd":
+            delta = perturb.pgd(loss, tables, e, pgd.steps, pgd.step_size, False, pgd.random_start, k_dir)
+        else:
+            delta = perturb.perturbation(method, tables, jax.grad(loss)(tables), e, False, k_dir)
+        return delta, loss({k: t + delta[k] for k, t in tables.items()})
+
+    delta, loss = delta_and_loss(params, data, e)
+    return evaluate(model, {**perturb.apply(params, delta), **inputs}, ranking, (5,)), float(loss)
 
 
-@pytest.mark.parametrize("method", ["fgm", "random", "pgd"])
-def test_the_vmapped_sweep_equals_a_loop_and_zero_is_clean(victim, method):
-    model, params, inputs, data, ranking = victim
+@pytest.mark.parametrize("name, method", [("mf", "fgm"), ("mf", "random"), ("lightgcn", "fgm"), ("lightgcn", "pgd")])
+def test_the_vmapped_sweep_equals_a_loop_and_zero_is_clean(victims, name, method):
+    model, params, inputs, data, ranking = victims[name]
     key = jax.random.key(3)
     pgd = PGD(steps=3)
     out = sweep(model, params, inputs, data, ranking, EPS, method, (5,), key=key, pgd=pgd)
