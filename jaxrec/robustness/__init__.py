@@ -10,6 +10,6 @@
 * :mod:`~jaxrec.robustness.report` -- summaries over seeds, the markdown report, CSV and plots.
 """
 
-from jaxrec.robustness.strengths import PGD, StrengthSweep, sweep, sweep_chunk
+from jaxrec.robustness.strengths import PGD, StrengthSweep, auto_batch, sweep, sweep_chunk
 
-__all__ = ["PGD", "StrengthSweep", "sweep", "sweep_chunk"]
+__all__ = ["PGD", "StrengthSweep", "auto_batch", "sweep", "sweep_chunk"]

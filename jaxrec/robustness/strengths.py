@@ -94,21 +94,26 @@ def sweep_chunk(model, n_items: int, width: int) -> int:
     return max(1, model_chunk(model, n_items) // max(1, width))
 
 
-def _deltas(method, loss, tables, eps, key, relative, pgd):
-    """``{table: [S, rows, d]}``: the perturbation at every strength of ``eps [S]``."""
-    if method == "pgd":
-        one = lambda e: perturb.pgd(loss, tables, e, pgd.steps, pgd.step_size, relative, pgd.random_start, key)  # noqa: E731
-        return jax.vmap(one)(eps)
-    grads = jax.grad(loss)(tables) if method in ("fgm", "fgsm") else None
-    return jax.vmap(lambda e: perturb.perturbation(method, tables, grads, e, relative, key))(eps)
+MIN_CHUNK_USERS = 128  #: :func:`auto_batch` keeps at least this many users per ranking chunk
+
+
+def auto_batch(model, n_items: int, strengths: int, seeds: int = 1) -> int:
+    """How many strengths to vmap together: all of them while a ranking chunk (sized by
+    :func:`sweep_chunk` for ``seeds * batch``) keeps at least :data:`MIN_CHUNK_USERS` users.
+
+    Every chunk multiplies its users by all item embeddings of every vmapped model, so a very
+    narrow chunk re-reads ``width`` item tables per handful of users: on Gowalla (40,981 items,
+    32 strengths: 12 users a chunk) the full vmap was 1.4x slower than a loop on this 2-core
+    CPU, while groups of 3 keep 136 users a chunk (bench/README.md)."""
+    return int(max(1, min(strengths, model_chunk(model, n_items) // (MIN_CHUNK_USERS * max(1, seeds)))))
 
 
 def _user_mean(per_user: dict, mask: jax.Array) -> dict:
     return {k: jnp.sum(jnp.where(mask, v, 0.0)) / jnp.sum(mask) for k, v in per_user.items()}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
-def _sweep(model, ks, method, relative, pgd, params, inputs, data, ranking, eps, keys):
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+def _sweep(model, ks, method, relative, pgd, batch, params, inputs, data, ranking, eps, keys):
     TRACES[method] += 1
     tables = embedding_tables(params)
     clean = rank_users(score_function(model, {**params, **inputs}), ranking, ks)
@@ -118,15 +123,20 @@ def _sweep(model, ks, method, relative, pgd, params, inputs, data, ranking, eps,
     def per_seed(key):
         k_neg, k_dir = jax.random.split(key)
         loss = adversary_loss(model, params, inputs, data, k_neg)
-        deltas = _deltas(method, loss, tables, eps, k_dir, relative, pgd)
+        grads = jax.grad(loss)(tables) if method in ("fgm", "fgsm") else None  # once for every strength
 
-        def per_strength(delta):
+        def per_strength(e):
+            if method == "pgd":
+                delta = perturb.pgd(loss, tables, e, pgd.steps, pgd.step_size, relative, pgd.random_start, k_dir)
+            else:
+                delta = perturb.perturbation(method, tables, grads, e, relative, k_dir)
             p = perturb.apply(params, delta)
             r = rank_users(score_function(model, {**p, **inputs}), ranking, ks, clean)
             moved = {k: t + delta[k].astype(t.dtype) for k, t in tables.items()}
             return mean(r.metrics), r.metrics[ndcg], loss(moved)
 
-        return (*jax.vmap(per_strength)(deltas), loss(tables))
+        # ``batch`` strengths at a time are one vmap (all of them: batch == len(eps))
+        return (*jax.lax.map(per_strength, eps, batch_size=batch), loss(tables))
 
     metrics, user_ndcg, adv_loss, clean_loss = jax.vmap(per_seed)(keys)
     return mean(clean.metrics), clean.metrics[ndcg], metrics, user_ndcg, adv_loss, clean_loss
@@ -154,7 +164,7 @@ class StrengthSweep:
 def sweep(
     model, params, inputs: dict, data, ranking: RankingData, eps: Sequence[float], method: str = "fgm",
     ks: Sequence[int] = (20,), relative: bool = False, seeds: int = 1, key: jax.Array | None = None,
-    pgd: PGD = PGD(),
+    pgd: PGD = PGD(), batch: int | None = None,
 ) -> StrengthSweep:
     """Full-ranking metrics and rank stability of one parameter set at every strength of ``eps``
     and every one of ``seeds`` seeds, in one compiled, vmapped program.
@@ -162,10 +172,13 @@ def sweep(
     Args:
       params: one member's ``{"params": ...}``; inputs: the model's non-trainable collections;
         data: its training data (the adversary's triples).
-      ranking: e.g. ``split_ranking(split, "test", sweep_chunk(model, n_items, seeds * len(eps)))``.
+      ranking: e.g. ``split_ranking(split, "test", sweep_chunk(model, n_items, seeds * batch))``.
       method: one of :data:`METHODS`; relative: eps x each table's mean row norm; pgd: PGD's
         settings.
       seeds: the adversary's negatives and the noise (or PGD's random start) are drawn per seed.
+      batch: strengths vmapped together (None: all of them, one vmapped pass); fewer run as a
+        ``lax.map`` over groups of ``batch`` inside the same program (:func:`auto_batch` picks
+        one for the catalogue size). Size the ranking's chunk for ``seeds * batch``.
     """
     if method not in METHODS:
         raise JaxrecError(f"unknown perturbation {method!r}; choose one of {METHODS}")
@@ -178,7 +191,11 @@ def sweep(
     ks = check_ks(ks, model.n_items)
     key = jax.random.key(0) if key is None else key
     keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(seeds))
-    out = _sweep(model, ks, method, relative, pgd, params, inputs, data, ranking, jnp.asarray(eps, jnp.float32), keys)
+    batch = len(eps) if batch is None else int(batch)
+    if not 1 <= batch <= len(eps):
+        raise JaxrecError(f"batch must be between 1 and the number of strengths ({len(eps)}), got {batch}")
+    out = _sweep(model, ks, method, relative, pgd, batch, params, inputs, data, ranking, jnp.asarray(eps, jnp.float32),
+                 keys)
     clean, clean_user, metrics, user_ndcg, adv_loss, clean_loss = jax.device_get(out)
     rows = [
         {"method": method, "eps": float(e), "seed": r, **{k: float(v[r, s]) for k, v in metrics.items()},

@@ -127,3 +127,22 @@ def test_bad_sweep_arguments_fail_before_any_work(victim):
         args = {"eps": [0.5], **kwargs}
         with pytest.raises(Exception, match=match):
             sweep(model, params, inputs, data, ranking, **args)
+
+
+def test_strengths_in_groups_equal_all_at_once(victim):
+    """``batch`` strengths vmapped at a time (a lax.map over the groups, one program) gives the
+    rows of the full vmap; auto_batch keeps chunks wide."""
+    model, params, inputs, data, ranking = victim
+    eps = [0.1, 0.4, 0.7, 1.0, 1.5]
+    full = sweep(model, params, inputs, data, ranking, eps, "fgsm", (5,), seeds=2)
+    groups = sweep(model, params, inputs, data, ranking, eps, "fgsm", (5,), seeds=2, batch=2)
+    for a, b in zip(full.rows, groups.rows):
+        assert a["method"] == b["method"] and a["eps"] == b["eps"] and a["seed"] == b["seed"]
+        for k, v in a.items():
+            if isinstance(v, float):
+                assert b[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
+    np.testing.assert_allclose(groups.user_ndcg, full.user_ndcg, atol=1e-6)
+    with pytest.raises(Exception, match="batch must be between 1"):
+        sweep(model, params, inputs, data, ranking, eps, "fgm", (5,), batch=6)
+    assert strengths.auto_batch(model, 1682, 32) == 32  # ml-100k: a 4096-user chunk, all at once
+    assert strengths.auto_batch(model, 40981, 32) == 3  # Gowalla: 409 users a chunk alone
