@@ -44,7 +44,6 @@ def _peak_mb() -> float:
 
 
 def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method: str) -> dict:
-    import jax
     import numpy as np
 
     from jaxrec.config import load_config
