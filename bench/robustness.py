@@ -130,10 +130,10 @@ def data(args) -> None:
 
 def table(args) -> None:
     from jaxrec.config import load_config
-    from jaxrec.experiment.robustness import robustness
+    from jaxrec.experiment import run_robustness
 
     cfg = load_config(args.config, args.set)
-    res = robustness(cfg, Path(args.config).parent, progress=False)
+    res = run_robustness(cfg, Path(args.config).parent, progress=False)
     for s in res.summary + res.data_summary:
         print(json.dumps({"bench": "robustness-table", "config": Path(args.config).name, **s}), flush=True)
     print(json.dumps({"bench": "robustness-table-timing", "config": Path(args.config).name, **res.timing,

@@ -17,7 +17,7 @@ from jaxrec.data import Interactions, Split, load_dataset
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import evaluate as full_ranking_metrics
 from jaxrec.evaluate import ranking_data, split_ranking
-from jaxrec.experiment import RunResult, SweepResult, build_model, load_split, run, sweep
+from jaxrec.experiment import RunResult, SweepResult, build_model, load_split, run, run_robustness, sweep
 from jaxrec.models import MF
 
 __version__ = "0.1.0"
@@ -41,6 +41,7 @@ __all__ = [
     "load_split",
     "ranking_data",
     "run",
+    "run_robustness",
     "split_ranking",
     "sweep",
 ]

@@ -106,7 +106,7 @@ def cmd_robustness(args) -> int:
     from rich.console import Console
 
     from jaxrec.config import load_config
-    from jaxrec.experiment.robustness import check, robustness, tables, victims
+    from jaxrec.experiment.robustness import check, run_robustness, tables, victims
 
     cfg = load_config(args.config, args.overrides)
     base_dir = Path(args.config).parent if args.config else Path(".")
@@ -114,7 +114,7 @@ def cmd_robustness(args) -> int:
     names = [label for label, _ in victims(cfg, base_dir)]  # every victim file read before training
     console = Console()
     console.print(f"[bold]{cfg.name}[/]: robustness of {', '.join(names)} on {cfg.data.dataset}")
-    result = robustness(cfg, base_dir, progress=not args.quiet, console=console)
+    result = run_robustness(cfg, base_dir, progress=not args.quiet, console=console)
     from jaxrec.robustness.report import rich_table
 
     for title, header, rows in tables(cfg, result.summary, result.data_summary, result.worst_users):

@@ -2,11 +2,13 @@
 
 Only this layer and the CLI read config dataclasses. :func:`run` trains and tests one
 configuration (``jaxrec train``); :func:`sweep` trains a grid of them as members of as few
-compiled programs as their shapes allow (``jaxrec sweep``).
+compiled programs as their shapes allow (``jaxrec sweep``); :func:`run_robustness` perturbs
+trained victims and their data (``jaxrec robustness``).
 """
 
 from jaxrec.experiment.data import SPLITS, load_split
 from jaxrec.experiment.models import build_model
+from jaxrec.experiment.robustness import RobustnessResult, run_robustness
 from jaxrec.experiment.sweep import SweepResult, parse_grid, sweep
 from jaxrec.experiment.training import (
     MEMBER_KEYS,
@@ -23,6 +25,7 @@ from jaxrec.experiment.training import (
 __all__ = [
     "MEMBER_KEYS",
     "MembersRun",
+    "RobustnessResult",
     "RunResult",
     "SPLITS",
     "SweepResult",
@@ -34,6 +37,7 @@ __all__ = [
     "parse_grid",
     "results_table",
     "run",
+    "run_robustness",
     "sweep",
     "train_members",
 ]

@@ -137,7 +137,7 @@ def _worst(label, method, eps, res_list, split: Split, k: int, n: int) -> list[d
              "drop": float(clean[i] - hit[i])} for i in order]
 
 
-def robustness(
+def run_robustness(
     cfg: Config, base_dir: str | Path = ".", progress: bool = True, write: bool = True, split: Split | None = None,
     console=None,
 ) -> RobustnessResult:
