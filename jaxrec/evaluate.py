@@ -193,8 +193,9 @@ def metrics_from_hits(hits: jax.Array, n_targets: jax.Array, ks: Sequence[int]) 
 @functools.lru_cache(maxsize=None)
 def _top_k(k: int):
     """``lax.top_k(x, k)`` whose vmap flattens every batch axis into the rows: XLA's CPU top-k
-    is fast on a 2-D operand (one row per user) and falls back to a slower path on 3-D ones
-    (a vmapped sweep ranks ``strengths x users`` rows at once: 1.8x faster flattened)."""
+    is fast on a 2-D operand (one row per user) and slower on 3-D ones (a vmapped sweep ranks
+    ``strengths x users`` rows at once; top-20 of [8, 409, 40981] scores: 0.25 s flattened,
+    0.44 s not, on 2 CPU cores)."""
 
     @jax.custom_batching.custom_vmap
     def top_k(x):

@@ -171,7 +171,8 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
         loss_fn = make_loss_fn(model, t_cfg.loss, with_l2=with_l2)
     if a_cfg.method == "apr":
         # optimizer steps per epoch: whole batches of each member's real pairs (empty ones are skipped)
-        per_epoch = [-(-len(t) // t_cfg.batch_size) for t in trains] if batched else [data.n_pairs // t_cfg.batch_size] * len(cfgs)
+        sizes = [len(t) for t in trains] if batched else [data.n_pairs] * len(cfgs)
+        per_epoch = [-(-n // t_cfg.batch_size) for n in sizes]
         hparams.update(
             eps=[c.adv.eps for c in cfgs], reg=[c.adv.reg for c in cfgs],
             start_step=[c.adv.start_epoch * s for c, s in zip(cfgs, per_epoch)],
