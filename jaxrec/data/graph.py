@@ -239,8 +239,9 @@ def _member_batched_layer(kernel: str) -> Callable:
     and multiplied once: a sparse-times-dense product's cost is dominated by walking the sparse
     matrix, so ``M`` members cost little more than one (a plain vmap of the BCSR product batches
     the sparse matrix too and is several times slower than one product). When the graph itself
-    differs per member (data variants), the members' products run one after another
-    (``lax.map``). Nested vmaps apply the rule at each level.
+    differs per member (data variants), the ``M`` graphs become one block-diagonal graph of
+    ``M * U`` users and ``M * I`` items (:func:`_block_diagonal`), so the members still share one
+    product. Nested vmaps apply the rule at each level.
     """
     layer = _LAYERS[kernel]
 
@@ -253,12 +254,13 @@ def _member_batched_layer(kernel: str) -> Callable:
         g_batched, eu_b, ei_b = in_batched
         eu = eu if eu_b else jnp.broadcast_to(eu, (axis_size,) + eu.shape)
         ei = ei if ei_b else jnp.broadcast_to(ei, (axis_size,) + ei.shape)
-        if any(jax.tree.leaves(g_batched)):
+        if any(jax.tree.leaves(g_batched)):  # one graph per member: one block-diagonal product
             graph = jax.tree.map(
                 lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + x.shape), graph, g_batched
             )
-            out = jax.lax.map(lambda a: product(*a), (graph, eu, ei))
-            return out, (True, True)
+            n_users, n_items, d = eu.shape[1], ei.shape[1], eu.shape[-1]
+            yu, yi = product(_block_diagonal(graph, n_users, n_items), eu.reshape(-1, d), ei.reshape(-1, d))
+            return (yu.reshape(axis_size, n_users, d), yi.reshape(axis_size, n_items, d)), (True, True)
 
         def side_by_side(x):  # [M, N, D] -> [N, M * D]
             return jnp.moveaxis(x, 0, 1).reshape(x.shape[1], -1)
@@ -270,6 +272,26 @@ def _member_batched_layer(kernel: str) -> Callable:
         return (apart(yu, eu.shape[-1]), apart(yi, ei.shape[-1])), (True, True)
 
     return product
+
+
+def _block_diagonal(graph: dict, n_users: int, n_items: int) -> dict:
+    """``M`` graphs of one shape (leaves ``[M, ...]``, every member's edge arrays of capacity
+    ``E`` with ``indptr[-1] == E``) as one graph of ``M * U`` users and ``M * I`` items: member
+    ``m``'s user ``u`` is row ``m * U + u``, its edges are entries ``m * E ...``."""
+    m, e = graph["u_cols"].shape
+    member = jnp.arange(m, dtype=jnp.int32)[:, None]
+    out = {}
+    for side, n_rows, n_cols in (("u", n_users, n_items), ("i", n_items, n_users)):
+        if f"{side}_indptr" in graph:
+            ptr = graph[f"{side}_indptr"]
+            out[f"{side}_indptr"] = jnp.concatenate(
+                [(ptr[:, :-1] + member * e).reshape(-1), jnp.full((1,), m * e, ptr.dtype)]
+            )
+        if f"{side}_rows" in graph:
+            out[f"{side}_rows"] = (graph[f"{side}_rows"] + member * n_rows).reshape(-1)
+        out[f"{side}_cols"] = (graph[f"{side}_cols"] + member * n_cols).reshape(-1)
+        out[f"{side}_w"] = graph[f"{side}_w"].reshape(-1)
+    return out
 
 
 _BATCHED = {k: _member_batched_layer(k) for k in _SYMMETRIC_VJP}

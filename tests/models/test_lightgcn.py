@@ -168,3 +168,29 @@ def test_ml100k_graph_models_few_epochs_far_above_chance(ml100k_split, config, e
     chance = np.mean(20 / (train.n_items - train.user_counts()))  # recall@20 of a random ranking
     assert result.metrics["recall@20"] > max(0.15, 10 * chance), result.metrics
     assert result.fit.history[-1]["loss"] < result.fit.history[0]["loss"]
+
+
+@pytest.mark.parametrize("kernel", ["bcsr_vjp", "segment_sum_vjp"])
+def test_members_on_their_own_graphs_equal_their_separate_propagations(kernel):
+    """vmap over members that each bring a graph (data variants, padded to one capacity): the
+    block-diagonal product equals every member's own propagation, forward and backward."""
+    from jaxrec.data.graph import normalise
+
+    graphs = [small_graph(seed=s, isolated=False) for s in range(3)]
+    cap = max(len(g) for g in graphs)
+    padded = [normalise({k: jnp.asarray(v) for k, v in bipartite_graph(g, kernel, capacity=cap).items()})
+              for g in graphs]
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *padded)
+    eu = jax.random.normal(jax.random.key(0), (3, graphs[0].n_users, 4))
+    ei = jax.random.normal(jax.random.key(1), (3, graphs[0].n_items, 4))
+
+    def loss(graph, u, i):
+        return sum(jnp.sum(jnp.sin(x)) for x in propagate(graph, u, i, 2, kernel))
+
+    together = jax.jit(jax.vmap(jax.value_and_grad(loss, argnums=(1, 2))))(stacked, eu, ei)
+    for m, g in enumerate(graphs):
+        own = {k: jnp.asarray(v) for k, v in bipartite_graph(g, kernel).items()}
+        value, grads = jax.value_and_grad(loss, argnums=(1, 2))(own, eu[m], ei[m])
+        np.testing.assert_allclose(together[0][m], value, rtol=1e-5)
+        for a, b in zip(grads, (together[1][0][m], together[1][1][m])):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
