@@ -15,20 +15,18 @@ member rows) and ``results.json`` (rows, summary, timing).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import itertools
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from jaxrec.config import CheckpointConfig, Config, from_dict, save_config, to_dict
+from jaxrec.config import CheckpointConfig, Config, from_dict, to_dict
 from jaxrec.errors import JaxrecError
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import run_dir_of
+from jaxrec.experiment.output import write_results
 from jaxrec.experiment.training import MembersRun, checkpoint_dir, structure, train_members
 
 SEED_KEY = "train.seed"
@@ -188,19 +186,8 @@ def summarise(rows: list[dict], setting_keys: list[str]) -> list[dict]:
 
 
 def _write(cfg, grid: dict, rows, summary, timing) -> Path:
-    run_dir = run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    with open(run_dir / "config.yaml", "a") as f:
-        f.write(yaml.safe_dump({"grid": grid}, sort_keys=False))
-    with open(run_dir / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    (run_dir / "results.json").write_text(
-        json.dumps({"grid": grid, "rows": rows, "summary": summary, "timing": timing}, indent=2) + "\n"
-    )
-    return run_dir
+    payload = {"grid": grid, "rows": rows, "summary": summary, "timing": timing}
+    return write_results(cfg, rows, payload, {"grid": grid})
 
 
 def summary_table(result: SweepResult, title: str, metrics: tuple[str, ...] | None = None):

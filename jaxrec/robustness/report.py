@@ -1,4 +1,4 @@
-"""Rendering of robustness results: pivot tables (markdown and rich), CSV and PNG plots.
+"""Rendering of robustness results: pivot tables (markdown and rich) and PNG plots.
 
 The functions take *summary* rows (dicts with setting keys and ``<metric>_mean`` /
 ``<metric>_std`` over seeds, as :func:`jaxrec.experiment.sweep.summarise` writes them) and know
@@ -7,7 +7,6 @@ nothing of configs. Plots use matplotlib's headless Agg backend.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Sequence
 
@@ -47,15 +46,6 @@ def rich_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: str)
     for row in rows:
         table.add_row(*row)
     return table
-
-
-def write_csv(rows: list[dict], path: str | Path) -> None:
-    """All ``rows`` (their keys in first-seen order; a key a row lacks is left empty)."""
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def plot_curves(
