@@ -97,7 +97,7 @@ def test_robustness_writes_rows_report_and_real_plots(tiny_csv, tmp_path, capsys
         f"name: study\noutput_dir: {tmp_path / 'runs'}\n"
         f"data: {{dataset: {tiny_csv}, rating_col: rating}}\neval: {{ks: [5, 10]}}\n"
         "robustness:\n  victims: [mf.yaml, 'mf.yaml name=v-amf adv.method=apr adv.eps=0.5']\n"
-        "  seeds: 2\n  methods: [random, fgm]\n  eps: [0.5, 1.0]\n  data_kinds: [drop]\n"
+        "  seeds: 2\n  methods: [random, fgm]\n  eps: [1.0, 0.5]\n  data_kinds: [drop]\n"
         "  data_rates: [0.1]\n  data_seeds: 2\n  worst_users: 2\n  plot_metric: ndcg@10\n"
     )
     assert main(["robustness", "-q", "-c", str(tmp_path / "study.yaml")]) == 0
@@ -115,7 +115,7 @@ def test_robustness_writes_rows_report_and_real_plots(tiny_csv, tmp_path, capsys
     for r in param:
         if r["victim"] == "v-amf":
             assert r["drop_ndcg@10"] == pytest.approx(1 - r["ndcg@10"] / clean[r["train_seed"]])
-    assert len(res["worst_users"]) == 2 * 2 * 2
+    assert len(res["worst_users"]) == 2 * 2 * 2 and {w["eps"] for w in res["worst_users"]} == {1.0}  # the largest
     assert (run / "results.csv").read_text().count("\n") == 1 + len(res["rows"]) + len(res["data_rows"])
     report = (run / "report.md").read_text()
     for png in ("ndcg@10_vs_eps.png", "jaccard@10_vs_eps.png", "ndcg@10_vs_rate.png"):

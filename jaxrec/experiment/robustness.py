@@ -28,12 +28,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxrec.config import CheckpointConfig, Config, load_config, save_config
+from jaxrec.config import CheckpointConfig, Config, load_config
 from jaxrec.data.interactions import Split
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import METRICS, check_ks, split_ranking
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import run_dir_of
+from jaxrec.experiment.output import run_dir_of, write_results
 from jaxrec.experiment.sweep import summarise
 from jaxrec.experiment.training import train_members
 from jaxrec.robustness import PGD, auto_batch, data_noise, report, sweep, sweep_chunk
@@ -110,9 +110,8 @@ def victims(cfg: Config, base_dir: str | Path = ".") -> list[tuple[str, Config]]
     return out
 
 
-def _seeds(cfg: Config, n: int, offset: int = 0) -> list[Config]:
-    return [dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + offset + s))
-            for s in range(n)]
+def _seeds(cfg: Config, n: int) -> list[Config]:
+    return [dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + s)) for s in range(n)]
 
 
 def _with_drops(row: dict, clean: dict, ks) -> dict:
@@ -124,15 +123,16 @@ def _with_drops(row: dict, clean: dict, ks) -> dict:
     return row
 
 
-def _worst(label, method, eps, res_list, split: Split, k: int, n: int) -> list[dict]:
-    """The ``n`` users whose NDCG@k falls most at the largest strength, averaged over the
-    members and noise seeds."""
+def _worst(label, method, eps: list, res_list, split: Split, k: int, n: int) -> list[dict]:
+    """The ``n`` users whose NDCG@k falls most at the largest strength of ``eps``, averaged over
+    the members and noise seeds."""
+    s = int(np.argmax(eps))
     clean = np.mean([r.clean_ndcg for r in res_list], axis=0)
-    hit = np.mean([r.user_ndcg[:, -1].mean(0) for r in res_list], axis=0)
+    hit = np.mean([r.user_ndcg[:, s].mean(0) for r in res_list], axis=0)
     users = res_list[0].users
     degree = np.bincount(split.train.users, minlength=split.n_users)
     order = np.argsort(-(clean - hit), kind="stable")[:n]
-    return [{"victim": label, "method": method, "eps": float(eps), "user": split.train.user_ids[users[i]].item(),
+    return [{"victim": label, "method": method, "eps": float(eps[s]), "user": split.train.user_ids[users[i]].item(),
              "train_items": int(degree[users[i]]), f"clean_ndcg@{k}": float(clean[i]), f"ndcg@{k}": float(hit[i]),
              "drop": float(clean[i] - hit[i])} for i in order]
 
@@ -186,7 +186,7 @@ def run_robustness(
                                  "failed": False})
             t[f"{method}_s"] = time.perf_counter() - t0
             if results and r.worst_users:
-                worst += _worst(label, method, max(r.eps), results, split, max(ks), r.worst_users)
+                worst += _worst(label, method, list(r.eps), results, split, max(ks), r.worst_users)
         if r.data_kinds:
             data_rows += _data_noise(label, base, vcfg, clean_run, split, ks, t, progress, say)
     timing["wall_s"] = time.perf_counter() - t_all
@@ -227,12 +227,10 @@ def _data_noise(label, base, vcfg, clean_run, split, ks, t, progress, say) -> li
 def _write(cfg, rows, summary, data_rows, data_summary, worst, timing) -> Path:
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    report.write_csv(rows + data_rows, run_dir / "results.csv")
     plots = plot_all(cfg, summary, data_summary, run_dir)
-    (run_dir / "results.json").write_text(json.dumps(
-        {"rows": rows, "summary": summary, "data_rows": data_rows, "data_summary": data_summary,
-         "worst_users": worst, "timing": timing, "plots": [p.name for p in plots]}, indent=2) + "\n")
+    payload = {"rows": rows, "summary": summary, "data_rows": data_rows, "data_summary": data_summary,
+               "worst_users": worst, "timing": timing, "plots": [p.name for p in plots]}
+    write_results(cfg, rows + data_rows, payload)
     (run_dir / "report.md").write_text(markdown(cfg, summary, data_summary, worst, timing, plots))
     return run_dir
 

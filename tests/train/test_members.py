@@ -21,6 +21,7 @@ from jaxrec.data.graph import bipartite_graph
 from jaxrec.experiment import train_members
 from jaxrec.models import MF, LightGCN
 from jaxrec.models.lightgcn import lightgcn_inputs
+from jaxrec.robustness import data_noise
 from jaxrec.train.engine import make_engine
 from jaxrec.train.loop import fit
 from jaxrec.train.state import adam, create_members, member
@@ -105,11 +106,6 @@ def test_one_trace_for_the_whole_sweep(tiny_split):
 # data variants of one shape
 
 
-def _drop(inter: Interactions, share: float, seed: int) -> Interactions:
-    keep = np.random.default_rng(seed).random(len(inter)) >= share
-    return Interactions(inter.users[keep], inter.items[keep], inter.n_users, inter.n_items, source="dropped")
-
-
 def _epochs(model, state, data, epochs, skip_empty):
     epoch = jax.jit(make_epoch(make_train_step(make_loss_fn(model, "bpr", with_l2=True), skip_empty), B))
     losses = []
@@ -170,7 +166,7 @@ def test_members_with_different_data_equal_their_separate_runs(tiny_split, graph
     """Member 0 trains on the full data, member 1 with 10 % of the interactions dropped: one
     program over stacked data variants (common capacity) equals the two unpadded runs."""
     train = tiny_split.train
-    variants = [train, _drop(train, 0.1, seed=1)]
+    variants = [train, data_noise.drop(train, 0.1, seed=1)]
     cap = len(train)
     if graph:
         model = LightGCN(train.n_users, train.n_items, dim=8, layers=2, propagation="bcsr_vjp")
