@@ -7,7 +7,7 @@
   strengths and seeds in one vmapped program;
 * :mod:`~jaxrec.robustness.data_noise` -- training data with interactions dropped or added at
   random (victims retrained on them as members of one program by the experiment layer);
-* :mod:`~jaxrec.robustness.report` -- summaries over seeds, the markdown report, CSV and plots.
+* :mod:`~jaxrec.robustness.report` -- the report's tables (markdown and rich) and plots.
 """
 
 from jaxrec.robustness.strengths import PGD, StrengthSweep, auto_batch, sweep, sweep_chunk
