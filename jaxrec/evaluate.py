@@ -226,11 +226,15 @@ class UserRanking:
         top-K with the reference's) and ``score_shift@K`` (mean change of the scores of the
         reference's top-K items: this ranking's minus the reference's).
       top: ``[n_chunks, C, Kmax]`` int32 ranked item ids; top_scores: their scores.
+      held_out_scores: ``[n_chunks, C, T]`` the scores of the user's held-out items
+        (``RankingData.targets``; padding entries hold garbage), e.g. an attacked target item's
+        predicted score.
     """
 
     metrics: dict
     top: jax.Array
     top_scores: jax.Array
+    held_out_scores: jax.Array
 
 
 def rank_users(score_all, data: RankingData, ks: Sequence[int], reference: UserRanking | None = None) -> UserRanking:
@@ -258,12 +262,13 @@ def rank_users(score_all, data: RankingData, ks: Sequence[int], reference: UserR
                 n = inter[:, k - 1, k - 1].astype(jnp.float32)
                 per_user[f"jaccard@{k}"] = n / (2.0 * k - n)
                 per_user[f"score_shift@{k}"] = moved[:, k - 1] / k
-        return per_user, top, top_scores
+        held = jnp.take_along_axis(scores.astype(jnp.float32), jnp.maximum(tgt, 0), axis=1)  # [C, T]
+        return per_user, top, top_scores, held
 
     ref = None if reference is None else (reference.top, reference.top_scores)
     chunks = (data.users, data.exclude_rows, data.exclude_cols, data.targets, data.n_targets, ref)
-    metrics, top, top_scores = jax.lax.map(one_chunk, chunks)
-    return UserRanking(metrics=metrics, top=top, top_scores=top_scores)
+    metrics, top, top_scores, held = jax.lax.map(one_chunk, chunks)
+    return UserRanking(metrics=metrics, top=top, top_scores=top_scores, held_out_scores=held)
 
 
 def metric_sums(score_all, data: RankingData, ks: Sequence[int], reference: UserRanking | None = None) -> tuple[dict, jax.Array]:

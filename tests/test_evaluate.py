@@ -150,3 +150,16 @@ def test_rank_stability_against_a_reference_ranking_hand_example():
     np.testing.assert_allclose(np.asarray(got.metrics["score_shift@2"]).ravel(), [-0.1, 0.1], atol=1e-6)
     np.testing.assert_array_equal(np.asarray(got.top).reshape(2, 2), [[4, 2], [0, 1]])
     assert "jaccard@2" not in ref.metrics
+
+
+def test_held_out_scores_are_the_scores_of_each_users_held_out_items():
+    """Every user's held-out items are scored (padding entries aside), in their listed order."""
+    scores, train, test, _, test_sets = random_case(3)
+    data = ranking_data(test, [train], chunk=4)
+    got = rank_users(lambda u: jnp.asarray(scores)[u], data, (5,))
+    users, tgt = np.asarray(data.users), np.asarray(data.targets)
+    held = np.asarray(got.held_out_scores)
+    for c, r in zip(*np.nonzero(np.asarray(data.mask))):
+        items = tgt[c, r][tgt[c, r] >= 0]
+        assert set(items.tolist()) == test_sets[users[c, r]]
+        np.testing.assert_array_equal(held[c, r, : items.size], scores[users[c, r], items])
