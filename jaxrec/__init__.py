@@ -8,6 +8,7 @@ The small public API::
     result.metrics["recall@20"]
     res = jaxrec.sweep(cfg, {"train.seed": [0, 1, 2, 3]})             # 4 trainings, one program
     res.summary                                                      # mean ± std over seeds
+    jaxrec.run_attack(jaxrec.load_config("configs/ml100k-attack.yaml"), base_dir="configs")
     jaxrec.full_ranking_metrics(result.model, {**result.params, **result.inputs},
                                 jaxrec.split_ranking(result.split, "test"), ks=(10, 20))
 """
@@ -17,7 +18,7 @@ from jaxrec.data import Interactions, Split, load_dataset
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import evaluate as full_ranking_metrics
 from jaxrec.evaluate import ranking_data, split_ranking
-from jaxrec.experiment import RunResult, SweepResult, build_model, load_split, run, run_robustness, sweep
+from jaxrec.experiment import RunResult, SweepResult, build_model, load_split, run, run_attack, run_robustness, sweep
 from jaxrec.models import MF
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __all__ = [
     "load_split",
     "ranking_data",
     "run",
+    "run_attack",
     "run_robustness",
     "split_ranking",
     "sweep",

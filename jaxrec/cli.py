@@ -5,6 +5,7 @@
   jaxrec sweep --config configs/ml100k-mf.yaml --grid train.seed=0,1,2,3 --grid train.lr=0.001,0.005
   jaxrec gan --config configs/ml100k-gan.yaml
   jaxrec robustness --config configs/ml100k-robustness.yaml
+  jaxrec attack --config configs/ml100k-attack.yaml
   jaxrec data info ml-100k
 
 User mistakes (bad files, config keys, names) print one ``error:`` line and exit with status 2.
@@ -125,6 +126,34 @@ def cmd_robustness(args) -> int:
     return 0
 
 
+def cmd_attack(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from jaxrec.config import load_config
+    from jaxrec.experiment.attack import check, run_attack
+    from jaxrec.experiment.attack_report import tables
+    from jaxrec.experiment.robustness import victims
+    from jaxrec.robustness.report import rich_table
+
+    cfg = load_config(args.config, args.overrides)
+    base_dir = Path(args.config).parent if args.config else Path(".")
+    check(cfg)
+    names = [label for label, _ in victims(cfg, base_dir, "attack")]  # every victim file read before training
+    console = Console()
+    a = cfg.attack
+    console.print(f"[bold]{cfg.name}[/]: {', '.join(a.kinds)} attacks at sizes {list(a.sizes)} on "
+                  f"{', '.join(names)} ({cfg.data.dataset})")
+    result = run_attack(cfg, base_dir, progress=not args.quiet, console=console)
+    for title, header, rows in tables(cfg, result):
+        console.print(rich_table(header, rows, title))
+    console.print(f"{len(result.rows)} rows in {result.timing['wall_s']:.1f} s")
+    if result.run_dir is not None:
+        console.print(f"wrote {result.run_dir}/report.md")
+    return 0
+
+
 def cmd_data_info(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -173,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(p)
     p.set_defaults(func=cmd_robustness)
+    p = sub.add_parser(
+        "attack", help="inject fake users (random/average/bandwagon/GAN), retrain victims with defenses; target HR"
+    )
+    _add_config_args(p)
+    p.set_defaults(func=cmd_attack)
     data = sub.add_parser("data", help="data set utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("info", help="users, items, interactions, density of a data set")

@@ -170,6 +170,30 @@ class RobustnessConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AttackConfig:
+    """``jaxrec attack`` (see :mod:`jaxrec.experiment.attack`): fake users injected into the
+    training data, every victim retrained on every (attack, size, seed, defense) as members."""
+
+    victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
+    kinds: tuple[str, ...] = ("random", "average", "bandwagon", "gan")
+    sizes: tuple[float, ...] = (0.01, 0.03, 0.05)  #: fake users: a share of the real users (< 1) or a count (>= 1)
+    seeds: int = 2  #: per size: profile draw and victim training seed (train.seed + s)
+    filler: int = 0  #: items per profile besides the targets (0: the mean real profile length)
+    selected: int = 10  #: bandwagon: the most popular items rated at the maximum
+    targets: tuple[str, ...] = ()  #: raw item ids (as in the data file); empty: drawn
+    n_targets: int = 5  #: drawn targets, attacked jointly
+    target_pool: str = "unpopular"  #: unpopular | popular | all (items with >= 1 training positive)
+    intent: str = "push"  #: push (targets at the maximum rating) | nuke (at the minimum)
+    threshold: Optional[float] = 4.0  #: ratings >= this become positives after injection (None: all)
+    detectors: tuple[str, ...] = ("d", "pca", "rdma", "degsim")  #: defenses by filtering (d: the GAN's D)
+    trusted: float = 0.1  #: share of real users trusted (held out of the GAN; set detector thresholds)
+    fpr: float = 0.05  #: detector threshold: this false-positive rate on the trusted users
+    pca_components: int = 3
+    degsim_k: int = 25
+    seed: int = 0  #: targets, trusted users
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str = "run"
     output_dir: str = "runs"
@@ -180,6 +204,7 @@ class Config:
     gan: GANConfig = GANConfig()
     adv: AdvConfig = AdvConfig()
     robustness: RobustnessConfig = RobustnessConfig()
+    attack: AttackConfig = AttackConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     parallel: ParallelConfig = ParallelConfig()
 

@@ -5,7 +5,7 @@
   ``lax.scan`` epochs, the :class:`GANState` pytree;
 * :mod:`~jaxrec.adversarial.cfgan` -- the most-popular baseline CFGAN is compared with (CFGAN
   itself is trained by :func:`jaxrec.experiment.gan.train_cfgan`);
-* :mod:`~jaxrec.adversarial.profiles` -- fake user profiles as injected (GAN, random attack);
+* (fake user profiles as injected, GAN and random: :mod:`jaxrec.attacks.profiles`);
 * :mod:`~jaxrec.adversarial.realism` -- how real injected fakes look against held-out users;
 * :mod:`~jaxrec.adversarial.detector` -- D as a fake-user detector (ROC-AUC, threshold at an FPR);
 (``jaxrec gan`` end to end, reading the config, is :mod:`jaxrec.experiment.gan`.)

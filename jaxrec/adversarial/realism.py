@@ -1,7 +1,7 @@
 """How real do injected fake users look? Figures comparing fake rows with held-out real users.
 
 All inputs are binary user matrices ``[N, n_items]`` (as injected, see
-:mod:`jaxrec.adversarial.profiles`); the real side should be users the generator never trained on.
+:mod:`jaxrec.attacks.profiles`); the real side should be users the generator never trained on.
 
 * ``popularity_jsd`` -- Jensen-Shannon divergence (base 2, in [0, 1]) between the item-popularity
   distributions of the two groups (interaction counts per item, normalised);

@@ -3,9 +3,11 @@
 Only this layer and the CLI read config dataclasses. :func:`run` trains and tests one
 configuration (``jaxrec train``); :func:`sweep` trains a grid of them as members of as few
 compiled programs as their shapes allow (``jaxrec sweep``); :func:`run_robustness` perturbs
-trained victims and their data (``jaxrec robustness``).
+trained victims and their data (``jaxrec robustness``); :func:`run_attack` injects fake users and
+retrains victims with their defenses (``jaxrec attack``).
 """
 
+from jaxrec.experiment.attack import AttackResult, run_attack
 from jaxrec.experiment.data import SPLITS, load_split
 from jaxrec.experiment.models import build_model
 from jaxrec.experiment.robustness import RobustnessResult, run_robustness
@@ -23,6 +25,7 @@ from jaxrec.experiment.training import (
 )
 
 __all__ = [
+    "AttackResult",
     "MEMBER_KEYS",
     "MembersRun",
     "RobustnessResult",
@@ -37,6 +40,7 @@ __all__ = [
     "parse_grid",
     "results_table",
     "run",
+    "run_attack",
     "run_robustness",
     "sweep",
     "train_members",

@@ -12,9 +12,13 @@ from jaxrec.errors import JaxrecError
 SPLITS = ("random", "temporal", "leave_one_out", "predefined")
 
 
-def _clean(inter: Interactions, cfg: DataConfig, compact: bool) -> Interactions:
+def _clean(inter: Interactions, cfg: DataConfig, compact: bool, keep_ratings: bool) -> Interactions:
     if cfg.deduplicate:
         inter = D.deduplicate(inter)
+    if keep_ratings:
+        if inter.ratings is None:
+            raise JaxrecError(f"data.dataset: {inter.source} has no ratings (the attack protocol needs rated data)")
+        return inter
     if inter.ratings is not None:
         inter = D.to_implicit(inter, cfg.implicit_threshold, compact=compact)
     elif cfg.implicit_threshold is not None:
@@ -22,12 +26,15 @@ def _clean(inter: Interactions, cfg: DataConfig, compact: bool) -> Interactions:
     return inter
 
 
-def load_split(cfg: DataConfig) -> Split:
+def load_split(cfg: DataConfig, keep_ratings: bool = False) -> Split:
     """Load, clean and split the data the config names.
 
     Order: read -> deduplicate -> implicit feedback (every rating a positive, or rating >=
     ``implicit_threshold``) -> k-core -> split. Predefined splits (LightGCN files, or
     ``test_path``) keep their id space; k-core filtering is refused for them.
+
+    ``keep_ratings``: skip the implicit-feedback step (every rated row stays, with its rating;
+    the attack protocol thresholds after injecting fake users).
     """
     if cfg.split not in SPLITS:
         raise JaxrecError(f"data.split: unknown split {cfg.split!r}; choose one of {SPLITS}")
@@ -50,13 +57,13 @@ def load_split(cfg: DataConfig) -> Split:
             )
         if cfg.user_core or cfg.item_core:
             raise JaxrecError("data.user_core/item_core: k-core filtering would break a predefined split")
-        parts = [None if p is None else _clean(p, cfg, compact=False) for p in (loaded.train, loaded.valid, loaded.test)]
+        parts = [None if p is None else _clean(p, cfg, False, keep_ratings) for p in (loaded.train, loaded.valid, loaded.test)]
         return Split(train=parts[0], valid=parts[1], test=parts[2], info=D.split_info(*parts))
     if cfg.split == "predefined":
         raise JaxrecError(
             f"data.split: predefined, but {cfg.dataset} is a single file (give data.test_path)"
         )
-    inter = _clean(loaded, cfg, compact=True)
+    inter = _clean(loaded, cfg, True, keep_ratings)
     if cfg.user_core or cfg.item_core:
         inter = D.kcore(inter, cfg.user_core, cfg.item_core)
     if cfg.split == "random":

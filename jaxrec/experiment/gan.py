@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.adversarial import detector, profiles, realism
+from jaxrec.adversarial import detector, realism
+from jaxrec.attacks import profiles
 from jaxrec.adversarial.gan_training import (
     GANFit,
     GANSpec,
@@ -130,7 +131,7 @@ def state_from_config(g, spec: GANSpec) -> GANState:
     return create_gan_state(spec, jax.random.key(g.seed), adam(g.g_lr, g.beta1), adam(g.d_lr, g.beta1))
 
 
-def _train(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) -> GANFit:
+def train_gan(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) -> GANFit:
     """Train the GAN of ``cfg`` on the ``real`` user matrix through the shared engine, with
     checkpoints under ``<output_dir>/<name>/checkpoints`` (every ``checkpoint.every`` epochs and
     at the end) and, with ``resume``, from the latest of them."""
@@ -164,7 +165,7 @@ def _train(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) -> 
     return fit
 
 
-def _suspicion(spec, d_params, x) -> np.ndarray:
+def suspicion(spec, d_params, x) -> np.ndarray:
     return 1.0 - np.asarray(d_prob(spec, d_params, jnp.asarray(x)))
 
 
@@ -204,7 +205,7 @@ def run_gan(
         if progress and console is not None:
             console.print(_epoch_line(record))
 
-    fit = _train(cfg, spec, train_m, hook, resume)
+    fit = train_gan(cfg, spec, train_m, hook, resume)
     state = fit.state
 
     # final samples: GAN and random-attack profiles, as injected
@@ -215,8 +216,8 @@ def run_gan(
         jax.random.fold_in(key, _FINAL_RANDOM), g.n_fake, split.n_items, train_lengths, targets, g.profile_length
     )
     parts = [np.asarray(gan_p), np.asarray(rnd_p), ref_m, cal_m, np.asarray(gan_s)]
-    suspicion = _suspicion(spec, state.d.params, np.concatenate(parts))  # one D pass
-    s_gan, s_rnd, s_ref, s_cal, s_raw = np.split(suspicion, np.cumsum([len(p) for p in parts])[:-1])
+    scores = suspicion(spec, state.d.params, np.concatenate(parts))  # one D pass
+    s_gan, s_rnd, s_ref, s_cal, s_raw = np.split(scores, np.cumsum([len(p) for p in parts])[:-1])
     metrics = {
         "d_real_reference": float(np.mean(1 - s_ref)),
         "d_real_calibration": float(np.mean(1 - s_cal)),

@@ -87,26 +87,28 @@ def check(cfg: Config) -> None:
         )
 
 
-def victims(cfg: Config, base_dir: str | Path = ".") -> list[tuple[str, Config]]:
-    """``(label, config)`` per victim: each ``robustness.victims`` entry -- a config file
-    (relative to ``base_dir``), optionally followed by ``KEY=VALUE`` overrides separated by
-    spaces (``ml100k-mf.yaml train.epochs=40``) -- with this config's data, eval, output and
-    robustness sections; or this config itself when there are none. Labels are the victims'
-    names."""
-    if not cfg.robustness.victims:
+def victims(cfg: Config, base_dir: str | Path = ".", section: str = "robustness") -> list[tuple[str, Config]]:
+    """``(label, config)`` per victim: each ``<section>.victims`` entry (``robustness`` or
+    ``attack``) -- a config file (relative to ``base_dir``), optionally followed by ``KEY=VALUE``
+    overrides separated by spaces (``ml100k-mf.yaml train.epochs=40``) -- with this config's data,
+    eval, output, robustness and attack sections; or this config itself when there are none.
+    Labels are the victims' names."""
+    entries = getattr(cfg, section).victims
+    if not entries:
         return [(cfg.name, cfg)]
     out = []
-    for i, entry in enumerate(cfg.robustness.victims):
+    for i, entry in enumerate(entries):
         path, *overrides = entry.split()
-        with config_key(f"robustness.victims[{i}]"):
+        with config_key(f"{section}.victims[{i}]"):
             v = load_config(Path(base_dir) / path, overrides)
         label = v.name
         v = dataclasses.replace(v, name=f"{cfg.name}-{label}", output_dir=cfg.output_dir, data=cfg.data,
-                                eval=cfg.eval, robustness=cfg.robustness, checkpoint=CheckpointConfig())
+                                eval=cfg.eval, robustness=cfg.robustness, attack=cfg.attack,
+                                checkpoint=CheckpointConfig())
         out.append((label, v))
     labels = [lab for lab, _ in out]
     if len(set(labels)) != len(labels):
-        raise JaxrecError(f"robustness.victims: two victims share a name ({labels}); give each config its own name")
+        raise JaxrecError(f"{section}.victims: two victims share a name ({labels}); give each config its own name")
     return out
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import yaml
@@ -163,13 +164,14 @@ def sweep(
     return SweepResult(rows, summary, runs, timing, run_dir)
 
 
-def _metric_names(row: dict) -> list[str]:
-    return [k for k in row if "@" in k]
+def _metric_names(row: dict, extra: Sequence[str] = ()) -> list[str]:
+    return [k for k in row if "@" in k or k in extra]
 
 
-def summarise(rows: list[dict], setting_keys: list[str]) -> list[dict]:
+def summarise(rows: list[dict], setting_keys: list[str], extra: Sequence[str] = ()) -> list[dict]:
     """Per setting (the values of ``setting_keys``): ``n`` seeds, ``failed`` count, and
-    ``<metric>_mean`` / ``<metric>_std`` (sample std, 0 for one seed) over the non-failed rows."""
+    ``<metric>_mean`` / ``<metric>_std`` (sample std, 0 for one seed) over the non-failed rows;
+    metrics are the keys with an ``@`` and the ``extra`` ones."""
     out: dict = {}
     for r in rows:
         out.setdefault(tuple(r[k] for k in setting_keys), []).append(r)
@@ -177,7 +179,7 @@ def summarise(rows: list[dict], setting_keys: list[str]) -> list[dict]:
     for setting, rs in out.items():
         ok = [r for r in rs if not r["failed"]]
         rec = {**dict(zip(setting_keys, setting)), "n": len(ok), "failed": len(rs) - len(ok)}
-        for name in _metric_names(rs[0]):
+        for name in _metric_names(rs[0], extra):
             vals = np.asarray([r[name] for r in ok], np.float64)
             rec[f"{name}_mean"] = float(vals.mean()) if vals.size else float("nan")
             rec[f"{name}_std"] = float(vals.std(ddof=1)) if vals.size > 1 else 0.0

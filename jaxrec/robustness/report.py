@@ -1,4 +1,5 @@
-"""Rendering of robustness results: pivot tables (markdown and rich) and PNG plots.
+"""Rendering of robustness and attack results: pivot tables (markdown and rich) and PNG plots
+(curves over strengths or attack sizes, detector ROC curves).
 
 The functions take *summary* rows (dicts with setting keys and ``<metric>_mean`` /
 ``<metric>_std`` over seeds, as :func:`jaxrec.experiment.sweep.summarise` writes them) and know
@@ -78,6 +79,30 @@ def plot_curves(
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_roc(curves: dict, path: str | Path, title: str, size: tuple[float, float] = (5.0, 5.0), dpi: int = 100) -> Path:
+    """ROC curves ``{label: (fpr [n], tpr [n], auc)}`` with the chance diagonal; a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size, dpi=dpi)
+    for label, (fpr, tpr, auc) in sorted(curves.items()):
+        ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("false-positive rate (real users flagged)")
+    ax.set_ylabel("true-positive rate (fake users flagged)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxrec.adversarial import detector, profiles, realism
+from jaxrec.adversarial import detector, realism
+from jaxrec.attacks import profiles
 from jaxrec.errors import JaxrecError
 
 
@@ -40,18 +41,6 @@ def test_random_and_gan_profiles_follow_the_length_distribution():
         assert sc[kept].min() >= sc[row == 0].max()
     with pytest.raises(JaxrecError, match="unknown profile length mode"):
         profiles.sample_lengths(key, real_lengths, 3, "median")
-
-
-def test_to_interactions_offsets_users_and_rates():
-    p = np.array([[1, 0, 1, 0], [0, 1, 0, 1]], np.float32)
-    inter = profiles.to_interactions(p, n_real_users=10)
-    assert (inter.n_users, inter.n_items) == (12, 4)
-    np.testing.assert_array_equal(inter.users, [10, 10, 11, 11])
-    np.testing.assert_array_equal(inter.items, [0, 2, 1, 3])
-    assert inter.ratings is None
-    rated = profiles.to_interactions(p, 10, targets=(2,), rating_stats=(3.5, 1.0))
-    assert rated.ratings[1] == 5.0  # target at the maximum
-    assert np.all((rated.ratings >= 1) & (rated.ratings <= 5)) and np.all(rated.ratings == np.round(rated.ratings))
 
 
 def test_realism_figures():

@@ -1,4 +1,4 @@
-"""Fake user profiles as they will be injected: binary ``[N, n_items]`` rows (optionally rated).
+"""Fake user profiles' items: binary ``[N, n_items]`` rows (ratings come from :mod:`~jaxrec.attacks.shilling`).
 
 Shilling profiles (Lam & Riedl, WWW 2004; Mobasher et al., TOIT 2007) = target items + filler.
 Two generators here, both with profile lengths matching the real users':
@@ -9,10 +9,9 @@ Two generators here, both with profile lengths matching the real users':
 * :func:`random_profiles` -- the random-attack baseline: L filler items drawn uniformly.
 
 The array form is the contract: ``profiles [N, n_items]`` float32 in {0, 1}. Targets are on top
-of the L filler items (a profile has ``L + |targets \\ filler|`` items). :func:`to_interactions`
-turns rows into :class:`~jaxrec.data.interactions.Interactions` of new users ``n_real ..
-n_real + N - 1`` (optionally with ratings: filler ~ N(mean, std) rounded and clipped, targets at
-the maximum, as the random attack), ready to be concatenated with the real data.
+of the L filler items (a profile has ``L + |targets \\ filler|`` items).
+:func:`jaxrec.attacks.shilling.rate` gives the rows ratings and
+:func:`jaxrec.attacks.poison.inject` appends them to the real data as new users.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 
 LENGTHS = ("empirical", "mean")
@@ -116,38 +114,3 @@ def random_profiles(
     scores = jax.random.uniform(k_items, (n, n_items))
     lengths = sample_lengths(k_len, real_lengths, n, length_mode)
     return top_l(scores, lengths, int(np.max(real_lengths)), targets)
-
-
-def to_interactions(
-    profiles: np.ndarray | jax.Array,
-    n_real_users: int,
-    targets: Sequence[int] = (),
-    rating_stats: tuple[float, float] | None = None,
-    rating_range: tuple[float, float] = (1.0, 5.0),
-    seed: int = 0,
-    source: str = "fake-profiles",
-) -> Interactions:
-    """Fake rows as :class:`Interactions` of users ``n_real_users + r`` (id space
-    ``n_real_users + N`` users x ``n_items``), to concatenate with the real interactions after
-    widening their id space.
-
-    Args:
-      profiles: ``[N, n_items]`` 0/1.
-      rating_stats: ``(mean, std)`` of the real ratings: filler items get ratings
-        ``round(N(mean, std))`` clipped to ``rating_range`` and targets the maximum (the random
-        attack); None: no ratings (implicit feedback).
-    """
-    p = np.asarray(profiles)
-    if p.ndim != 2:
-        raise JaxrecError(f"profiles must be [N, n_items], got shape {p.shape}")
-    rows, items = np.nonzero(p > 0)
-    ratings = None
-    if rating_stats is not None:
-        lo, hi = rating_range
-        rng = np.random.default_rng(seed)
-        ratings = np.clip(np.round(rng.normal(rating_stats[0], rating_stats[1], rows.size)), lo, hi)
-        ratings[np.isin(items, np.asarray(list(targets), np.int64))] = hi
-    return Interactions(
-        rows + int(n_real_users), items, int(n_real_users) + p.shape[0], p.shape[1],
-        ratings=ratings, source=source,
-    )
