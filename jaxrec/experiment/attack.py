@@ -236,7 +236,6 @@ def attack_victim(label: str, vcfg: Config, setup: Setup, variants: list[Variant
     t0 = time.perf_counter()
     clean = train_members(seeds, setup.split, progress=progress)
     timing["clean_train_s"] = time.perf_counter() - t0
-    tr = clean.training
     interacted = [p for p in (setup.rated.train, setup.rated.valid, setup.rated.test) if p is not None]
     rows = []
 

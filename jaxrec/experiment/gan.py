@@ -297,7 +297,7 @@ def train_cfgan(
         if on_epoch_end is not None:
             on_epoch_end(epoch, state, record)
 
-    fit = _train(cfg, spec, purchases, hook, resume)
+    fit = train_gan(cfg, spec, purchases, hook, resume)
     variables = cfgan_variables(jax.device_get(fit.state.g.params), purchases)
     metrics = evaluate(model, variables, split_ranking(split, "test", cfg.eval.chunk), ks)
     return CFGANResult(fit, model, variables, metrics, split)
