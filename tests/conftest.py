@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxrec.data.interactions import Interactions
+from jaxrec.data.interactions import Interactions, Split
 
 
 def real_data_dir(*needed: str) -> Path:
@@ -83,3 +83,24 @@ def restore_one(ck, state):
     states = stack([state])
     tree, meta = ck.restore({"state": states, "tracker": init_tracker(states.params, 1, False)})
     return member(tree["state"], 0), meta
+
+def rated_interactions(n_users=40, n_items=30, per_user=8, seed=0) -> Interactions:
+    """Users rate ``per_user`` distinct items 1..5 (item quality + noise); raw ids are strings
+    ``u<k>`` / ``i<k>`` so that an index is never mistaken for a raw id."""
+    rng = np.random.default_rng(seed)
+    quality = rng.normal(3.5, 1.0, n_items)
+    users = np.repeat(np.arange(n_users), per_user)
+    items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
+    ratings = np.clip(np.round(quality[items] + rng.normal(0, 0.7, items.size)), 1, 5)
+    return Interactions(users, items, n_users, n_items, ratings=ratings,
+                        user_ids=np.array([f"u{k}" for k in range(n_users)]),
+                        item_ids=np.array([f"i{k}" for k in range(n_items)]), source="rated-synthetic")
+
+
+@pytest.fixture(scope="session")
+def rated_split() -> Split:
+    """Per user: 6 training, 1 validation and 1 test rating."""
+    inter = rated_interactions()
+    pos = np.arange(len(inter)) % 8
+    parts = [inter.select(pos < 6), inter.select(pos == 6), inter.select(pos == 7)]
+    return Split(train=parts[0], valid=parts[1], test=parts[2])
