@@ -141,3 +141,41 @@ def test_robustness_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_p
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and not (tmp_path / "run").exists()
+
+
+def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_path, capsys):
+    """``jaxrec attack`` end to end on a tiny rated CSV, raw target ids from the file."""
+    args = ["attack", "-q", "--set", f"data.dataset={tiny_csv}", "--set", "data.rating_col=rating",
+            "--set", "eval.ks=[5,10]", "--set", f"output_dir={tmp_path}", "--set", "name=att",
+            "--set", "model.dim=8", "--set", "train.epochs=2", "--set", "train.batch_size=64",
+            "--set", "attack.kinds=[average]", "--set", "attack.sizes=[3]", "--set", "attack.seeds=1",
+            "--set", "attack.filler=5", "--set", "attack.targets=[i3,i7]", "--set", "attack.detectors=[rdma]",
+            "--set", "attack.trusted=0.2"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "target HR@5" in out and "rdma" in out
+    res = json.loads((tmp_path / "att" / "results.json").read_text())
+    assert res["targets"] == ["i3", "i7"] and len(res["rows"]) == 1 + 2  # clean + (none, rdma)
+    assert (tmp_path / "att" / "roc_average.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "attack.kinds=[sybil]"], "attack.kinds: unknown attack 'sybil'"),
+        (["--set", "attack.sizes=[1.5]"], "attack.sizes: give shares in (0, 1) or whole counts >= 1"),
+        (["--set", "attack.sizes=[0.01]"], "attack.sizes: [0.01] of 25 users gives an attack without fake users"),
+        (["--set", "attack.detectors=[pca,lof]"], "attack.detectors: unknown detector 'lof'"),
+        (["--set", "attack.target_pool=cold"], "attack.target_pool: unknown pool 'cold'"),
+        (["--set", "attack.fpr=0"], "attack.fpr must be in (0, 1)"),
+        (["--set", "attack.targets=[i999]"], "attack.targets: target item 'i999' is not an item"),
+        (["--set", "data.implicit_threshold=4"], "data.implicit_threshold: the attack thresholds after injection"),
+        (["--set", "attack.victims=[nowhere.yaml]"], "attack.victims[0]: nowhere.yaml: config file not found"),
+    ],
+)
+def test_attack_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, capsys, extra, message):
+    args = ["attack", "-q", "--set", f"data.dataset={tiny_csv}", "--set", "data.rating_col=rating",
+            "--set", "attack.kinds=[random]", "--set", "attack.sizes=[3]", "--set", f"output_dir={tmp_path}", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and not (tmp_path / "run").exists()

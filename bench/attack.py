@@ -1,0 +1,124 @@
+"""Poisoning attacks: one attack's retraining as members of one program vs sequential runs, and
+the ml-100k attack table. One JSON object per line.
+
+  python bench/attack.py retrain --victim 'configs/ml100k-mf.yaml train.epochs=40' --kind average [--filters]
+  python bench/attack.py table --config configs/ml100k-attack.yaml            # runs the study
+  python bench/attack.py table --results runs/ml100k-attack/results.json      # an earlier run
+
+``retrain`` builds the poisoned training sets of ``configs/ml100k-attack.yaml`` for one attack
+(every size x seed; with ``--filters`` also every detector's filtered copy, as ``jaxrec attack``
+trains them) and trains them (a) as members of one program (what ``jaxrec attack`` runs) and (b)
+one after the other, each as its own ``train_members`` run on its own unpadded data (what a
+one-run-at-a-time tool does; every run compiles its own shapes). Times are wall clock,
+compilation included; ``*_train_s`` excludes the compile of the first epoch. The members' and
+the sequential runs' test metrics are compared (max absolute difference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def _machine() -> dict:
+    import jax
+
+    return {"cpus": os.cpu_count(), "machine": platform.machine(), "backend": jax.default_backend()}
+
+
+def retrain(args) -> dict:
+    import numpy as np
+
+    from jaxrec.config import load_config
+    from jaxrec.experiment.attack import make_profiles, make_variants, prepare
+    from jaxrec.experiment.data import load_split
+    from jaxrec.experiment.robustness import victims
+    from jaxrec.experiment.training import train_members
+
+    path, *victim_overrides = args.victim.split()
+    entry = " ".join([str(Path(path).resolve()), *victim_overrides])
+    overrides = [f"attack.kinds=[{args.kind}]", f"attack.victims=[{entry}]"]
+    if not args.filters:
+        overrides.append("attack.detectors=[]")
+    cfg = load_config(args.config, overrides)
+    (label, vcfg), = victims(cfg, ".", "attack")
+    setup = prepare(cfg, load_split(cfg.data, keep_ratings=True))
+    generate = d_suspicion = None
+    if args.kind == "gan" or "d" in cfg.attack.detectors:
+        from jaxrec.experiment.attack import _gan
+
+        generate, d_suspicion = _gan(cfg, setup, Path("/tmp/jaxrec-bench-attack"), False, lambda *a: None)
+    variants, _ = make_variants(cfg, setup, make_profiles(cfg, setup, generate), d_suspicion)
+    cfgs = [dataclasses.replace(vcfg, train=dataclasses.replace(vcfg.train, seed=vcfg.train.seed + v.seed))
+            for v in variants]
+    t0 = time.perf_counter()
+    together = train_members(cfgs, setup.split, progress=False, trains=[v.train for v in variants])
+    members_s = time.perf_counter() - t0
+    seq_s, seq_train_s, diffs = 0.0, 0.0, []
+    for m, (c, v) in enumerate(zip(cfgs, variants)):
+        t0 = time.perf_counter()
+        alone = train_members([c], setup.split, progress=False, trains=[v.train])
+        seq_s += time.perf_counter() - t0
+        secs = [h["seconds"] for h in alone.fit.history]
+        seq_train_s += sum(secs[1:]) + float(np.median(secs[1:] or secs))
+        diffs.append(max(abs(alone.metrics[0][k] - together.metrics[m][k]) for k in alone.metrics[0]))
+    secs = [h["seconds"] for h in together.fit.history]
+    return {"bench": "attack-retrain", "victim": label, "model": vcfg.model.name, "adv": vcfg.adv.method,
+            "kind": args.kind, "filters": list(cfg.attack.detectors), "members": len(variants),
+            "epochs": vcfg.train.epochs, "members_s": members_s,
+            "members_train_s": sum(secs[1:]) + float(np.median(secs[1:] or secs)),
+            "sequential_s": seq_s, "sequential_train_s": seq_train_s, "speedup": seq_s / members_s,
+            "speedup_train": seq_train_s / (sum(secs[1:]) + float(np.median(secs[1:] or secs))),
+            "max_metric_diff": float(max(diffs)), **_machine()}
+
+
+def table(args) -> list[dict]:
+    if args.results:
+        payload = json.loads(Path(args.results).read_text())
+    else:
+        from jaxrec.config import load_config
+        from jaxrec.experiment.attack import run_attack
+
+        cfg = load_config(args.config)
+        res = run_attack(cfg, Path(args.config).parent, progress=False)
+        payload = json.loads((res.run_dir / "results.json").read_text())
+    rows = [{"bench": "attack-table", **s} for s in payload["summary"]]
+    rows += [{"bench": "attack-detection", **d} for d in payload["detection_summary"]]
+    rows.append({"bench": "attack-table-timing", "targets": payload["targets"], **payload["timing"], **_machine()})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("retrain")
+    p.add_argument("--config", default=str(ROOT / "configs" / "ml100k-attack.yaml"))
+    p.add_argument("--victim", default=f"{ROOT / 'configs' / 'ml100k-mf.yaml'} train.epochs=40",
+                   help="a victim config, optionally followed by KEY=VALUE overrides (as attack.victims)")
+    p.add_argument("--kind", default="average")
+    p.add_argument("--filters", action="store_true", help="also every detector's filtered training set")
+    p.add_argument("--out", default=str(HERE / "results" / "attack.jsonl"))
+    p = sub.add_parser("table")
+    p.add_argument("--config", default=str(ROOT / "configs" / "ml100k-attack.yaml"))
+    p.add_argument("--results", help="results.json of an earlier jaxrec attack run")
+    p.add_argument("--out", default=str(HERE / "results" / "attack-table.jsonl"))
+    args = parser.parse_args()
+    rows = [retrain(args)] if args.cmd == "retrain" else table(args)
+    with open(args.out, "a") as f:
+        for r in rows:
+            line = json.dumps(r)
+            f.write(line + "\n")
+            if args.cmd == "retrain":
+                print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
