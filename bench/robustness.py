@@ -19,6 +19,7 @@ does not depend on them).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -51,7 +52,10 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
     from jaxrec.experiment import load_split, train_members
     from jaxrec.robustness import auto_batch, sweep, sweep_chunk
 
-    cfg = load_config(config, [f"train.epochs={epochs}"])
+    cfg = load_config(config)
+    # 0 epochs (the initial parameters: ranking time does not depend on them) is refused in a
+    # config, where it would report an untrained model as a result; here it is asked for
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
     split = load_split(cfg.data)
     out = train_members([cfg], split, progress=False)
     tr = out.training

@@ -19,8 +19,11 @@ import sys
 from jaxrec.errors import JaxrecError
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", help="YAML config (default: built-in defaults, MF on ml-100k)")
+DESCRIPTION = "jaxrec: train, attack and harden recommenders in JAX (run 'jaxrec <command> --help')."
+
+
+def _add_config_args(p: argparse.ArgumentParser, defaults: str = "MF on ml-100k") -> None:
+    p.add_argument("--config", "-c", help=f"YAML config (default: the built-in defaults, {defaults})")
     p.add_argument(
         "--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=50 (repeatable)",
@@ -170,7 +173,10 @@ def cmd_data_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxrec", description=__doc__.split("\n\n")[0])
+    from jaxrec import __version__
+
+    parser = argparse.ArgumentParser(prog="jaxrec", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"jaxrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a recommender and report test metrics")
     _add_config_args(p)
@@ -194,18 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue each group from its latest checkpoint")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("gan", help="train a GAN over users (fake users, or CFGAN) and report D's scores")
-    _add_config_args(p)
+    _add_config_args(p, "the unconditional GAN over ml-100k users")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint (checkpoint.dir)")
     p.set_defaults(func=cmd_gan)
     p = sub.add_parser(
         "robustness", help="perturb trained victims' parameters (many strengths in one pass) and training data; report"
     )
-    _add_config_args(p)
+    _add_config_args(p, "MF on ml-100k as the only victim")
     p.set_defaults(func=cmd_robustness)
     p = sub.add_parser(
         "attack", help="inject fake users (random/average/bandwagon/GAN), retrain victims with defenses; target HR"
     )
-    _add_config_args(p)
+    _add_config_args(p, "MF on ml-100k as the only victim, all four attacks")
     p.set_defaults(func=cmd_attack)
     data = sub.add_parser("data", help="data set utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)

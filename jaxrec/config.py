@@ -1,6 +1,8 @@
 """Experiment configuration: YAML -> typed, frozen dataclasses.
 
-Unknown keys and values of the wrong type are errors that name the key (and the file).
+Unknown keys, duplicate keys, values of the wrong type and values outside a field's range are
+errors that name the key and the value (and the file, or the ``--set`` that gave it). Each
+field's range is written once, next to the field (``_f(default, rule)``).
 Command-line overrides use dotted paths, ``--set train.epochs=50 eval.ks=[10,20]``; the value is
 parsed as YAML. A small hand-written loader rather than a config library: it gives exactly these
 messages, and the dataclasses stay plain (importable, picklable, hashable for ``jit``).
@@ -20,6 +22,40 @@ from jaxrec.errors import JaxrecError
 
 
 @dataclasses.dataclass(frozen=True)
+class Rule:
+    """The values a config field allows: ``ok(value)``, and ``says`` in words."""
+
+    says: str
+    ok: typing.Callable[[Any], bool]
+
+
+def at_least(lo) -> Rule:
+    return Rule(f">= {lo}", lambda v: v >= lo)
+
+
+def above(lo) -> Rule:
+    return Rule(f"> {lo}", lambda v: v > lo)
+
+
+def between(lo, hi, low_open: bool = False, high_open: bool = False) -> Rule:
+    says = f"in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
+    return Rule(says, lambda v: (v > lo if low_open else v >= lo) and (v < hi if high_open else v <= hi))
+
+
+def one_of(*options) -> Rule:
+    return Rule(f"one of {list(options)}", lambda v: v in options)
+
+
+NAME = Rule("a single path component (not empty, no '/' or '\\', not '.' or '..')",
+            lambda v: bool(v) and "/" not in v and "\\" not in v and v not in (".", ".."))
+
+
+def _f(default, rule: Rule):
+    """A field with a default and its allowed values (tuples: every element; None always passes)."""
+    return dataclasses.field(default=default, metadata={"rule": rule})
+
+
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Which data, how it is cleaned and split.
 
@@ -29,7 +65,6 @@ class DataConfig:
     """
 
     dataset: str = "ml-100k"
-    format: str = "auto"
     user_col: str = "user_id"  #: column names for CSV/TSV/Parquet files
     item_col: str = "item_id"
     rating_col: Optional[str] = None
@@ -39,10 +74,10 @@ class DataConfig:
     valid_path: Optional[str] = None
     implicit_threshold: Optional[float] = None  #: None: every rating is a positive
     deduplicate: bool = True
-    user_core: int = 0  #: k-core filter (0: off)
-    item_core: int = 0
-    split: str = "random"  #: random | temporal | leave_one_out | predefined
-    ratios: tuple[float, ...] = (0.8, 0.1, 0.1)
+    user_core: int = _f(0, at_least(0))  #: k-core filter (0: off)
+    item_core: int = _f(0, at_least(0))
+    split: str = _f("random", one_of("random", "temporal", "leave_one_out", "predefined"))  #: random | temporal | leave_one_out | predefined
+    ratios: tuple[float, ...] = _f((0.8, 0.1, 0.1), between(0, 1))
     seed: int = 2020
 
 
@@ -50,46 +85,46 @@ class DataConfig:
 class ModelConfig:
     """The recommender and its hyper-parameters (fields unused by a model are ignored by it)."""
 
-    name: str = "mf"
-    dim: int = 64
-    init: str = "xavier_normal"  #: xavier_normal | xavier_uniform | normal
-    init_std: float = 0.1  #: for init: normal
-    layers: int = 2  #: LightGCN / NGCF propagation layers
-    mlp_layers: tuple[int, ...] = (128, 64)  #: NeuMF MLP tower
-    dropout: float = 0.1  #: NeuMF (MLP) / NGCF (message dropout)
-    dtype: str = "float32"  #: compute dtype: float32 | bfloat16
+    name: str = "mf"  #: a key of jaxrec.experiment.models.REGISTRY: mf | neumf | lightgcn | ngcf
+    dim: int = _f(64, at_least(1))
+    init: str = _f("xavier_normal", one_of("xavier_normal", "xavier_uniform", "normal"))  #: xavier_normal | xavier_uniform | normal
+    init_std: float = _f(0.1, above(0))  #: for init: normal
+    layers: int = _f(2, at_least(0))  #: LightGCN / NGCF propagation layers
+    mlp_layers: tuple[int, ...] = _f((128, 64), at_least(1))  #: NeuMF MLP tower
+    dropout: float = _f(0.1, between(0, 1, high_open=True))  #: NeuMF (MLP) / NGCF (message dropout)
+    dtype: str = _f("float32", one_of("float32", "bfloat16"))  #: compute dtype: float32 | bfloat16
     propagation: str = "auto"  #: LightGCN / NGCF kernel: auto | dense | segment_sum | segment_sum_vjp | bcoo | bcsr | bcsr_vjp
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 2048
-    lr: float = 1e-3
-    loss: str = "bpr"  #: bpr | bce
-    l2: float = 0.0  #: weight of the L2 term on the batch's layer-0 embeddings
-    n_negatives: int = 1
-    negative_sampling: str = "uniform"  #: uniform | popularity
-    popularity_alpha: float = 0.75
+    epochs: int = _f(20, at_least(0))
+    batch_size: int = _f(2048, at_least(1))
+    lr: float = _f(1e-3, above(0))
+    loss: str = _f("bpr", one_of("bpr", "bce"))  #: bpr | bce
+    l2: float = _f(0.0, at_least(0))  #: weight of the L2 term on the batch's layer-0 embeddings
+    n_negatives: int = _f(1, at_least(1))
+    negative_sampling: str = _f("uniform", one_of("uniform", "popularity"))  #: uniform | popularity
+    popularity_alpha: float = _f(0.75, at_least(0))
     seed: int = 0
     init_from: Optional[str] = None  #: warm start: params of the latest checkpoint in this directory
-    eval_every: int = 0  #: validate every N epochs (0: never)
-    patience: Optional[int] = None  #: early stopping, in evaluations without improvement
+    eval_every: int = _f(0, at_least(0))  #: validate every N epochs (0: never)
+    patience: Optional[int] = _f(None, at_least(1))  #: early stopping, in evaluations without improvement
     monitor: str = "recall@20"
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    ks: tuple[int, ...] = (10, 20, 50)
-    chunk: Optional[int] = None  #: users per ranking chunk (None: automatic)
+    ks: tuple[int, ...] = _f((10, 20, 50), at_least(1))
+    chunk: Optional[int] = _f(None, at_least(1))  #: users per ranking chunk (None: automatic)
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
     """orbax checkpoints of the train state (see :mod:`jaxrec.train.checkpoint`)."""
 
-    every: int = 0  #: save every N epochs and at the end (0: no checkpoints)
-    keep: int = 3  #: keep the last K checkpoints
+    every: int = _f(0, at_least(0))  #: save every N epochs and at the end (0: no checkpoints)
+    keep: int = _f(3, at_least(1))  #: keep the last K checkpoints
     dir: Optional[str] = None  #: None: <output_dir>/<name>/checkpoints
 
 
@@ -97,9 +132,9 @@ class CheckpointConfig:
 class ParallelConfig:
     """Device mesh for the update steps (see :mod:`jaxrec.train.parallel`); 1 x 1 = no mesh."""
 
-    data: int = 1  #: devices on the 'data' axis, batches split over them (0: all devices / model)
-    model: int = 1  #: devices on the 'model' axis, embedding rows split over them
-    member: int = 1  #: devices on the 'member' axis, a sweep's members split over them
+    data: int = _f(1, at_least(0))  #: devices on the 'data' axis, batches split over them (0: all devices / model)
+    model: int = _f(1, at_least(1))  #: devices on the 'model' axis, embedding rows split over them
+    member: int = _f(1, at_least(1))  #: devices on the 'member' axis, a sweep's members split over them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,29 +144,29 @@ class GANConfig:
     See :mod:`jaxrec.adversarial.gan_training` for the losses and masks.
     """
 
-    g_hidden: tuple[int, ...] = (256, 512, 1024)
-    d_hidden: tuple[int, ...] = (1024, 512, 256)
-    noise_dim: int = 128  #: 0 allowed with conditional (CFGAN without noise)
-    dropout: float = 0.3  #: in D
-    g_lr: float = 2e-4
-    d_lr: float = 2e-4
-    beta1: float = 0.5  #: Adam beta1 of both optimisers
-    d_steps: int = 1  #: D steps per G step
+    g_hidden: tuple[int, ...] = _f((256, 512, 1024), at_least(1))
+    d_hidden: tuple[int, ...] = _f((1024, 512, 256), at_least(1))
+    noise_dim: int = _f(128, at_least(0))  #: 0 allowed with conditional (CFGAN without noise)
+    dropout: float = _f(0.3, between(0, 1, high_open=True))  #: in D
+    g_lr: float = _f(2e-4, above(0))
+    d_lr: float = _f(2e-4, above(0))
+    beta1: float = _f(0.5, between(0, 1, high_open=True))  #: Adam beta1 of both optimisers
+    d_steps: int = _f(1, at_least(1))  #: D steps per G step
     non_saturating: bool = False  #: G minimises -log D(G(z)) instead of log(1 - D(G(z)))
     conditional: bool = False  #: CFGAN: condition on the user's training vector
     zr: bool = True  #: CFGAN zero reconstruction
-    zr_ratio: float = 0.7
-    zr_alpha: float = 0.1
+    zr_ratio: float = _f(0.7, between(0, 1))
+    zr_alpha: float = _f(0.1, at_least(0))
     pm: bool = True  #: CFGAN partial masking
-    pm_ratio: float = 0.7
-    epochs: int = 100
-    batch_size: int = 128
-    holdout: float = 0.2  #: share of users kept out of GAN training (realism, detector)
-    n_fake: int = 50  #: fake users sampled at the end
-    profile_length: str = "empirical"  #: empirical | mean (of the real profile lengths)
-    target_items: tuple[int, ...] = ()  #: item indices forced into every fake profile
-    fpr: float = 0.05  #: detector threshold: this false-positive rate on held-out clean users
-    report_every: int = 1  #: realism / validation figures every N epochs (0: only at the end)
+    pm_ratio: float = _f(0.7, between(0, 1))
+    epochs: int = _f(100, at_least(0))
+    batch_size: int = _f(128, at_least(1))
+    holdout: float = _f(0.2, between(0, 1, low_open=True, high_open=True))  #: share of users kept out of GAN training (realism, detector)
+    n_fake: int = _f(50, at_least(1))  #: fake users sampled at the end
+    profile_length: str = _f("empirical", one_of("empirical", "mean"))  #: empirical | mean (of the real profile lengths)
+    target_items: tuple[int, ...] = _f((), at_least(0))  #: item indices forced into every fake profile
+    fpr: float = _f(0.05, between(0, 1, low_open=True, high_open=True))  #: detector threshold: this false-positive rate on held-out clean users
+    report_every: int = _f(1, at_least(0))  #: realism / validation figures every N epochs (0: only at the end)
     seed: int = 0
 
 
@@ -139,12 +174,12 @@ class GANConfig:
 class AdvConfig:
     """Adversarial training (see :mod:`jaxrec.adversarial.apr`): APR, He et al., SIGIR 2018."""
 
-    method: str = "none"  #: none | apr
-    eps: float = 0.5  #: perturbation strength (per-row L2 norm for fgm)
-    reg: float = 1.0  #: lambda, the weight of the adversarial term
+    method: str = _f("none", one_of("none", "apr"))  #: none | apr
+    eps: float = _f(0.5, at_least(0))  #: perturbation strength (per-row L2 norm for fgm)
+    reg: float = _f(1.0, at_least(0))  #: lambda, the weight of the adversarial term
     relative: bool = False  #: eps x each table's mean row norm
-    start_epoch: int = 0  #: the adversarial term is off before this epoch (plain pretraining)
-    perturb: str = "fgm"  #: fgm (APR) | fgsm
+    start_epoch: int = _f(0, at_least(0))  #: the adversarial term is off before this epoch (plain pretraining)
+    perturb: str = _f("fgm", one_of("fgm", "fgsm"))  #: fgm (APR) | fgsm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,19 +188,19 @@ class RobustnessConfig:
     perturbations of their parameters and of their training data, at which strengths."""
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
-    seeds: int = 1  #: training seeds per victim (train.seed, +1, ...; members of one program)
-    methods: tuple[str, ...] = ("random", "fgm", "pgd")  #: random | gaussian | fgm | fgsm | pgd
-    eps: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)  #: strengths (per-row L2 norm; fgsm: L-inf)
+    seeds: int = _f(1, at_least(1))  #: training seeds per victim (train.seed, +1, ...; members of one program)
+    methods: tuple[str, ...] = _f(("random", "fgm", "pgd"), one_of("random", "gaussian", "fgm", "fgsm", "pgd"))  #: random | gaussian | fgm | fgsm | pgd
+    eps: tuple[float, ...] = _f((0.1, 0.25, 0.5, 1.0, 2.0), at_least(0))  #: strengths (per-row L2 norm; fgsm: L-inf)
     relative: bool = True  #: eps x each table's mean row norm (compares models)
-    noise_seeds: int = 1  #: noise draws / adversary negatives per trained model (vmapped)
-    strength_batch: int = 0  #: strengths vmapped together (0: auto, all unless chunks get narrow)
-    pgd_steps: int = 10
-    pgd_step_size: Optional[float] = None  #: per step, as a fraction of eps (None: 2.5 / pgd_steps)
+    noise_seeds: int = _f(1, at_least(1))  #: noise draws / adversary negatives per trained model (vmapped)
+    strength_batch: int = _f(0, at_least(0))  #: strengths vmapped together (0: auto, all unless chunks get narrow)
+    pgd_steps: int = _f(10, at_least(1))
+    pgd_step_size: Optional[float] = _f(None, above(0))  #: per step, as a fraction of eps (None: 2.5 / pgd_steps)
     pgd_random_start: bool = False
-    data_kinds: tuple[str, ...] = ()  #: drop | add: retrain every victim on noisy training data
-    data_rates: tuple[float, ...] = (0.05, 0.1, 0.2)  #: share of the training interactions
-    data_seeds: int = 2  #: noisy data sets per (kind, rate)
-    worst_users: int = 10  #: rows of the worst-users table
+    data_kinds: tuple[str, ...] = _f((), one_of("drop", "add"))  #: drop | add: retrain every victim on noisy training data
+    data_rates: tuple[float, ...] = _f((0.05, 0.1, 0.2), between(0, 1, high_open=True))  #: share of the training interactions
+    data_seeds: int = _f(2, at_least(1))  #: noisy data sets per (kind, rate)
+    worst_users: int = _f(10, at_least(0))  #: rows of the worst-users table
     plot_metric: str = "ndcg@20"  #: the metric plotted against eps
 
 
@@ -175,27 +210,27 @@ class AttackConfig:
     training data, every victim retrained on every (attack, size, seed, defense) as members."""
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
-    kinds: tuple[str, ...] = ("random", "average", "bandwagon", "gan")
-    sizes: tuple[float, ...] = (0.01, 0.03, 0.05)  #: fake users: a share of the real users (< 1) or a count (>= 1)
-    seeds: int = 2  #: per size: profile draw and victim training seed (train.seed + s)
-    filler: int = 0  #: items per profile besides the targets (0: the mean real profile length)
-    selected: int = 10  #: bandwagon: the most popular items rated at the maximum
+    kinds: tuple[str, ...] = _f(("random", "average", "bandwagon", "gan"), one_of("random", "average", "bandwagon", "gan"))
+    sizes: tuple[float, ...] = _f((0.01, 0.03, 0.05), above(0))  #: fake users: a share of the real users (< 1) or a count (>= 1)
+    seeds: int = _f(2, at_least(1))  #: per size: profile draw and victim training seed (train.seed + s)
+    filler: int = _f(0, at_least(0))  #: items per profile besides the targets (0: the mean real profile length)
+    selected: int = _f(10, at_least(1))  #: bandwagon: the most popular items rated at the maximum
     targets: tuple[str, ...] = ()  #: raw item ids (as in the data file); empty: drawn
-    n_targets: int = 5  #: drawn targets, attacked jointly
-    target_pool: str = "unpopular"  #: unpopular | popular | all (items with >= 1 training positive)
-    intent: str = "push"  #: push (targets at the maximum rating) | nuke (at the minimum)
+    n_targets: int = _f(5, at_least(1))  #: drawn targets, attacked jointly
+    target_pool: str = _f("unpopular", one_of("unpopular", "popular", "all"))  #: unpopular | popular | all (items with >= 1 training positive)
+    intent: str = _f("push", one_of("push", "nuke"))  #: push (targets at the maximum rating) | nuke (at the minimum)
     threshold: Optional[float] = 4.0  #: ratings >= this become positives after injection (None: all)
-    detectors: tuple[str, ...] = ("d", "pca", "rdma", "degsim")  #: defenses by filtering (d: the GAN's D)
-    trusted: float = 0.1  #: share of real users trusted (held out of the GAN; set detector thresholds)
-    fpr: float = 0.05  #: detector threshold: this false-positive rate on the trusted users
-    pca_components: int = 3
-    degsim_k: int = 25
+    detectors: tuple[str, ...] = _f(("d", "pca", "rdma", "degsim"), one_of("d", "pca", "rdma", "degsim"))  #: defenses by filtering (d: the GAN's D)
+    trusted: float = _f(0.1, between(0, 1, low_open=True, high_open=True))  #: share of real users trusted (held out of the GAN; set detector thresholds)
+    fpr: float = _f(0.05, between(0, 1, low_open=True, high_open=True))  #: detector threshold: this false-positive rate on the trusted users
+    pca_components: int = _f(3, at_least(1))
+    degsim_k: int = _f(25, at_least(1))
     seed: int = 0  #: targets, trusted users
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    name: str = "run"
+    name: str = _f("run", NAME)
     output_dir: str = "runs"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -268,7 +303,42 @@ def from_dict(cls, values: dict, where: str = ""):
     for key, value in values.items():
         path = f"{where}.{key}" if where else str(key)
         kwargs[key] = _coerce(value, hints[key], path)
-    return cls(**kwargs)
+    return validate(cls(**kwargs), where, deep=False)
+
+
+def validate(obj, where: str = "", deep: bool = True):
+    """Check every field of a config dataclass against its rule (and the cross-field checks);
+    ``deep``: the nested sections too (configs built in code). Returns ``obj``; a bad value
+    raises :class:`JaxrecError` naming ``<where>.<field>``, the value and what is allowed."""
+    at = f"{where}." if where else ""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            if deep:
+                validate(value, f"{at}{f.name}")
+            continue
+        rule = f.metadata.get("rule")
+        if rule is not None and value is not None:
+            for v in value if isinstance(value, tuple) else (value,):
+                if not rule.ok(v):
+                    shown = list(value) if isinstance(value, tuple) else value
+                    raise JaxrecError(f"{at}{f.name} must be {rule.says}, got {shown!r}")
+    for check in _CROSS.get(type(obj), ()):
+        check(obj, at)
+    return obj
+
+
+def _ratios_sum_to_one(d: "DataConfig", at: str) -> None:
+    if len(d.ratios) not in (2, 3) or abs(sum(d.ratios) - 1.0) > 1e-6:
+        raise JaxrecError(f"{at}ratios must be 2 or 3 shares (train, [valid,] test) summing to 1, got {list(d.ratios)}")
+
+
+def _epochs_train_something(t: "TrainConfig", at: str) -> None:
+    if t.epochs == 0 and t.init_from is None:
+        raise JaxrecError(f"{at}epochs must be >= 1, got 0 (0 only evaluates a warm start: set {at}init_from)")
+
+
+_CROSS = {DataConfig: (_ratios_sum_to_one,), TrainConfig: (_epochs_train_something,)}
 
 
 def to_dict(cfg) -> dict:
@@ -305,24 +375,53 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
     return values
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that repeats a key (YAML keeps the last silently)."""
+
+
+def _unique_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise JaxrecError(f"line {key_node.start_mark.line + 1}: the key {key!r} appears twice")
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Read a YAML config (or the defaults when ``path`` is None) and apply ``overrides``."""
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``overrides``.
+
+    A mistake in the file is reported with the file's name; a mistake an override brings is
+    blamed on that ``--set``."""
     values: dict = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise JaxrecError(f"{path}: config file not found")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
         except yaml.YAMLError as e:
             raise JaxrecError(f"{path}: invalid YAML: {e}") from None
+        except JaxrecError as e:
+            raise JaxrecError(f"{path}: {e}") from None
         if not isinstance(values, dict):
             raise JaxrecError(f"{path}: the top level must be a mapping of sections")
-    values = apply_overrides(values, list(overrides))
-    try:
-        return from_dict(Config, values)
-    except JaxrecError as e:
-        raise JaxrecError(f"{path}: {e}" if path is not None else str(e)) from None
+        try:
+            from_dict(Config, values)
+        except JaxrecError as e:
+            raise JaxrecError(f"{path}: {e}") from None
+    cfg = from_dict(Config, values) if not overrides else None
+    for i, item in enumerate(overrides):  # one at a time: the first bad one is named
+        values = apply_overrides(values, [item])
+        try:
+            cfg = from_dict(Config, values)
+        except JaxrecError as e:
+            raise JaxrecError(f"--set {item}: {e}") from None
+    return cfg
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

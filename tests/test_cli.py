@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -48,7 +49,7 @@ def test_train_writes_config_and_metrics(tiny_csv, tmp_path, capsys):
     [
         (["--set", "model.name=svd"], "model.name: unknown model 'svd'"),
         (["--set", "eval.ks=[5,31]"], "eval.ks: K=31 must be between 1 and the number of items (30)"),
-        (["--set", "train.loss=hinge"], "train.loss: unknown loss 'hinge'"),
+        (["--set", "train.loss=hinge"], "--set train.loss=hinge: train.loss must be one of ['bpr', 'bce'], got 'hinge'"),
         (["--set", "data.split=predefined"], "data.split: predefined, but"),
         (["--set", "data.dataset=ml-5k"], "ml-5k: neither a known data set"),
         (["--set", "data.rating_col=score"], "score"),
@@ -127,9 +128,10 @@ def test_robustness_writes_rows_report_and_real_plots(tiny_csv, tmp_path, capsys
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--set", "robustness.methods=[fgm,cw]"], "robustness.methods: unknown method 'cw'"),
-        (["--set", "robustness.eps=[-1]"], "robustness.eps: give one or more finite strengths >= 0"),
-        (["--set", "robustness.data_kinds=[swap]"], "robustness.data_kinds: unknown kind 'swap'"),
+        (["--set", "robustness.methods=[fgm,cw]"], "robustness.methods must be one of ['random', 'gaussian', 'fgm', 'fgsm', 'pgd'], got ['fgm', 'cw']"),
+        (["--set", "robustness.eps=[-1]"], "robustness.eps must be >= 0, got [-1.0]"),
+        (["--set", "robustness.eps=[.inf]"], "robustness.eps: give one or more finite strengths >= 0, got [inf]"),
+        (["--set", "robustness.data_kinds=[swap]"], "robustness.data_kinds must be one of ['drop', 'add'], got ['swap']"),
         (["--set", "robustness.plot_metric=ndcg@50"], "robustness.plot_metric: 'ndcg@50' is not a metric at one"),
         (["--set", "robustness.victims=[nowhere.yaml]"], "robustness.victims[0]: nowhere.yaml: config file not found"),
         (["--set", "robustness.seeds=0"], "robustness.seeds must be >= 1"),
@@ -162,12 +164,13 @@ def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--set", "attack.kinds=[sybil]"], "attack.kinds: unknown attack 'sybil'"),
+        (["--set", "attack.kinds=[sybil]"], "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan'], got ['sybil']"),
         (["--set", "attack.sizes=[1.5]"], "attack.sizes: give shares in (0, 1) or whole counts >= 1"),
         (["--set", "attack.sizes=[0.01]"], "attack.sizes: [0.01] of 25 users gives an attack without fake users"),
-        (["--set", "attack.detectors=[pca,lof]"], "attack.detectors: unknown detector 'lof'"),
-        (["--set", "attack.target_pool=cold"], "attack.target_pool: unknown pool 'cold'"),
-        (["--set", "attack.fpr=0"], "attack.fpr must be in (0, 1)"),
+        (["--set", "attack.detectors=[pca,lof]"], "attack.detectors must be one of ['d', 'pca', 'rdma', 'degsim'], got ['pca', 'lof']"),
+        (["--set", "attack.detectors=[pca,pca]"], "attack.detectors: a value repeats in ['pca', 'pca']"),
+        (["--set", "attack.target_pool=cold"], "attack.target_pool must be one of ['unpopular', 'popular', 'all'], got 'cold'"),
+        (["--set", "attack.fpr=0"], "attack.fpr must be in (0, 1), got 0.0"),
         (["--set", "attack.targets=[i999]"], "attack.targets: target item 'i999' is not an item"),
         (["--set", "data.implicit_threshold=4"], "data.implicit_threshold: the attack thresholds after injection"),
         (["--set", "attack.victims=[nowhere.yaml]"], "attack.victims[0]: nowhere.yaml: config file not found"),
@@ -179,3 +182,60 @@ def test_attack_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path,
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and not (tmp_path / "run").exists()
+
+
+def test_an_unwritable_output_dir_is_an_error_before_training(tiny_csv, tmp_path, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the output directory should be\n")
+    for command in (["train"], ["sweep", "--grid", "train.seed=0,1"]):
+        args = [*command, "-q", "--set", f"data.dataset={tiny_csv}", "--set", f"output_dir={blocker}",
+                "--set", "train.epochs=1", "--set", "eval.ks=[5]"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: output_dir: cannot write the results to {blocker}/run") and "Traceback" not in err
+    if os.geteuid() != 0:  # root writes anywhere: the permission check cannot fail for it
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert main(["train", "-q", "--set", f"data.dataset={tiny_csv}", "--set", f"output_dir={locked}"]) == 2
+        assert "cannot write the results" in capsys.readouterr().err
+
+
+def test_when_writing_fails_after_training_the_table_is_still_printed(tiny_csv, tmp_path, capsys, monkeypatch):
+    import jaxrec.experiment.output as output
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(output, "atomic_write", full_disk)
+    assert main(tiny_args(tiny_csv, tmp_path)) == 0
+    out, err = capsys.readouterr()
+    assert "recall" in out and f"could not write the results to {tmp_path}/tiny (No space left on device)" in err
+    assert not (tmp_path / "tiny" / "metrics.json").exists()
+
+
+def test_files_are_written_atomically(tmp_path):
+    from jaxrec.experiment.output import atomic_write
+
+    target = tmp_path / "metrics.json"
+    target.write_text("old\n")
+
+    with pytest.raises(TypeError):
+        atomic_write(target, 12345)  # fails while writing the temporary file
+    assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    atomic_write(target, "new\n")
+    assert target.read_text() == "new\n" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_version_and_help_are_plain_text(capsys):
+    from jaxrec import __version__
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"jaxrec {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["gan", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the unconditional GAN over ml-100k users" in out and "MF on ml-100k" not in out

@@ -63,3 +63,92 @@ def test_shipped_configs_load():
     assert configs
     for path in configs:
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=-1", r"train.lr must be > 0, got -1.0"),
+        ("train.l2=-0.1", r"train.l2 must be >= 0, got -0.1"),
+        ("train.eval_every=-1", r"train.eval_every must be >= 0, got -1"),
+        ("eval.chunk=0", r"eval.chunk must be >= 1, got 0"),
+        ("model.init_std=-0.1", r"model.init_std must be > 0, got -0.1"),
+        ("train.popularity_alpha=-5", r"train.popularity_alpha must be >= 0, got -5.0"),
+        ("data.ratios=[0.8, 0.3, 0.1]", r"data.ratios must be 2 or 3 shares .* summing to 1, got \[0.8, 0.3, 0.1\]"),
+        ("train.epochs=0", r"train.epochs must be >= 1, got 0 \(0 only evaluates a warm start: set train.init_from\)"),
+        ("data.format=bogus", "unknown config key data.format"),
+        ("name=../../escape", "name must be a single path component"),
+        ("train.negative_sampling=zipf", r"train.negative_sampling must be one of \['uniform', 'popularity'\], got 'zipf'"),
+        ("eval.ks=[10, 0]", r"eval.ks must be >= 1, got \[10, 0\]"),
+        ("attack.fpr=1.5", r"attack.fpr must be in \(0, 1\), got 1.5"),
+        ("train.batch_size=0", r"train.batch_size must be >= 1, got 0"),
+        ("train.n_negatives=0", r"train.n_negatives must be >= 1, got 0"),
+    ],
+)
+def test_values_outside_a_fields_range_name_the_key_the_value_and_the_range(override, message):
+    with pytest.raises(JaxrecError, match=rf"^--set {override.split('=')[0]}=.*: {message}"):
+        load_config(None, [override])
+
+
+def test_a_bad_override_is_blamed_on_the_set_and_a_bad_file_on_the_file(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("train:\n  lr: 0.01\n")
+    with pytest.raises(JaxrecError, match=r"^--set train.epochs=-3: train.epochs must be >= 0"):
+        load_config(good, ["train.lr=0.1", "train.epochs=-3"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: -1\n")
+    with pytest.raises(JaxrecError, match=r"bad.yaml: train.lr must be > 0, got -1"):
+        load_config(bad, ["train.lr=0.1"])  # the file is wrong even if the override would mend it
+
+
+def test_a_duplicate_yaml_key_is_an_error_naming_its_line(tmp_path):
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("name: a\ntrain:\n  lr: 0.1\n  epochs: 3\n  lr: 0.2\n")
+    with pytest.raises(JaxrecError, match=r"dup.yaml: line 5: the key 'lr' appears twice"):
+        load_config(dup)
+
+
+def test_configs_built_in_code_are_checked_by_the_same_rules():
+    import dataclasses
+
+    from jaxrec.config import TrainConfig, validate
+
+    with pytest.raises(JaxrecError, match=r"^train.lr must be > 0, got -1"):
+        validate(Config(train=TrainConfig(lr=-1)))
+    warm = dataclasses.replace(Config().train, epochs=0, init_from="somewhere")
+    assert validate(Config(train=warm)).train.epochs == 0  # 0 epochs evaluate a warm start
+
+
+def test_the_configs_choices_are_the_librarys():
+    """The option lists written next to the config fields name exactly what the library runs."""
+    from jaxrec.attacks import detectors, poison, shilling
+    from jaxrec.attacks.profiles import LENGTHS
+    from jaxrec.config import AdvConfig, AttackConfig, DataConfig, GANConfig, RobustnessConfig
+    from jaxrec.experiment.data import SPLITS
+    from jaxrec.experiment.training import ADV_METHODS
+    from jaxrec.robustness import data_noise
+    from jaxrec.robustness.strengths import METHODS
+
+    def allowed(cls, name, candidates):
+        rule = next(f for f in dataclasses.fields(cls) if f.name == name).metadata["rule"]
+        return {c for c in candidates if rule.ok(c)}
+
+    import dataclasses
+
+    probe = set(SPLITS) | set(METHODS) | set(data_noise.KINDS) | set(shilling.KINDS) | set(detectors.DETECTORS) | {
+        "x", "none", "apr", "push", "nuke", "unpopular", "popular", "all", "empirical", "mean"}
+    assert allowed(DataConfig, "split", probe) == set(SPLITS)
+    assert allowed(RobustnessConfig, "methods", probe) == set(METHODS)
+    assert allowed(RobustnessConfig, "data_kinds", probe) == set(data_noise.KINDS)
+    assert allowed(AttackConfig, "kinds", probe) == set(shilling.KINDS)
+    assert allowed(AttackConfig, "detectors", probe) == set(detectors.DETECTORS)
+    assert allowed(AttackConfig, "target_pool", probe) == set(poison.POOLS)
+    assert allowed(AttackConfig, "intent", probe) == set(shilling.INTENTS)
+    assert allowed(AdvConfig, "method", probe) == set(ADV_METHODS)
+    assert allowed(GANConfig, "profile_length", probe) == set(LENGTHS)
+    from jaxrec.config import ModelConfig
+    from jaxrec.experiment.models import DTYPES
+    from jaxrec.models.base import INITIALIZERS
+
+    assert allowed(ModelConfig, "dtype", {*DTYPES, "float16"}) == set(DTYPES)
+    assert allowed(ModelConfig, "init", {*INITIALIZERS, "orthogonal"}) == set(INITIALIZERS)

@@ -37,11 +37,12 @@ import numpy as np
 from jaxrec.attacks import detectors as det
 from jaxrec.attacks import poison, profiles, shilling
 from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
-from jaxrec.config import CheckpointConfig, Config
+from jaxrec.config import CheckpointConfig, Config, validate
 from jaxrec.data.interactions import Split
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import check_ks
 from jaxrec.experiment.data import load_split
+from jaxrec.experiment.output import check_writable, written
 from jaxrec.experiment.robustness import victims
 from jaxrec.experiment.sweep import summarise
 from jaxrec.experiment.training import train_members
@@ -67,33 +68,17 @@ class AttackResult:
 
 
 def check(cfg: Config) -> None:
-    """Every ``attack.*`` value, before anything loads or trains."""
+    """Every ``attack.*`` value, before anything loads or trains (single values' ranges are the
+    config's rules; these checks relate several)."""
+    validate(cfg)
     a = cfg.attack
-    for k in a.kinds:
-        if k not in shilling.KINDS:
-            raise JaxrecError(f"attack.kinds: unknown attack {k!r}; choose from {list(shilling.KINDS)}")
     if not a.kinds:
         raise JaxrecError("attack.kinds is empty: nothing to attack with")
-    if not a.sizes or any(not (0 < s < 1 or (s >= 1 and float(s).is_integer())) for s in a.sizes):
+    if not a.sizes or any(s >= 1 and not float(s).is_integer() for s in a.sizes):
         raise JaxrecError(f"attack.sizes: give shares in (0, 1) or whole counts >= 1, got {list(a.sizes)}")
-    for key in ("seeds", "n_targets", "selected", "pca_components", "degsim_k"):
-        if getattr(a, key) < 1:
-            raise JaxrecError(f"attack.{key} must be >= 1, got {getattr(a, key)}")
-    if a.filler < 0:
-        raise JaxrecError(f"attack.filler must be >= 0 (0: the mean real profile length), got {a.filler}")
-    if a.target_pool not in poison.POOLS:
-        raise JaxrecError(f"attack.target_pool: unknown pool {a.target_pool!r}; choose from {list(poison.POOLS)}")
-    if a.intent not in shilling.INTENTS:
-        raise JaxrecError(f"attack.intent: unknown intent {a.intent!r}; choose from {list(shilling.INTENTS)}")
-    for d in a.detectors:
-        if d not in det.DETECTORS:
-            raise JaxrecError(f"attack.detectors: unknown detector {d!r}; choose from {list(det.DETECTORS)}")
-    if len(set(a.detectors)) != len(a.detectors):
-        raise JaxrecError(f"attack.detectors: a detector repeats in {list(a.detectors)}")
-    if not 0 < a.trusted < 1:
-        raise JaxrecError(f"attack.trusted must be in (0, 1), got {a.trusted}")
-    if not 0 < a.fpr < 1:
-        raise JaxrecError(f"attack.fpr must be in (0, 1), got {a.fpr}")
+    for key in ("kinds", "detectors"):
+        if len(set(getattr(a, key))) != len(getattr(a, key)):
+            raise JaxrecError(f"attack.{key}: a value repeats in {list(getattr(a, key))}")
     if cfg.data.implicit_threshold is not None:
         raise JaxrecError("data.implicit_threshold: the attack thresholds after injection; set attack.threshold instead")
 
@@ -138,9 +123,8 @@ def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     """Train the GAN of ``cfg.gan`` on the untrusted real users' training profiles (0/1):
     returns ``(generate(key, n), suspicion(x [N, n_items]))``."""
     from jaxrec.adversarial.gan_training import generate
-    from jaxrec.experiment.gan import check_config, spec_from_config, suspicion, train_gan
+    from jaxrec.experiment.gan import spec_from_config, suspicion, train_gan
 
-    check_config(cfg.gan)
     users = np.setdiff1d(setup.real_users, setup.trusted)
     matrix = det.rating_matrix(setup.rated.train)[users] > 0
     spec = spec_from_config(cfg.gan, setup.rated.n_items)
@@ -283,6 +267,8 @@ def run_attack(
 
     check(cfg)
     run_victims = victims(cfg, base_dir, "attack")
+    if write:
+        check_writable(cfg)
     say = console.log if console is not None and progress else (lambda *a, **k: None)
     t_all = time.perf_counter()
     rated = load_split(cfg.data, keep_ratings=True) if rated is None else rated
@@ -314,5 +300,5 @@ def run_attack(
     targets = [t.item() if hasattr(t, "item") else t for t in setup.rated.train.item_ids[setup.targets]]
     result = AttackResult(rows, summary, detection, det_summary, roc, targets, timing, None)
     if write:
-        result.run_dir = write_report(cfg, result, setup)
+        result.run_dir = written(cfg, write_report, cfg, result, setup)
     return result

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from jaxrec.config import Config
-from jaxrec.experiment.output import run_dir_of, write_results
+from jaxrec.experiment.output import atomic_write, run_dir_of, write_results
 from jaxrec.robustness import report
 
 
@@ -110,5 +110,5 @@ def write_report(cfg: Config, result, setup) -> Path:
                "fake_users": setup.counts, "n_real_users": setup.n_real, "filler": setup.filler,
                "trusted_users": setup.trusted.size, "plots": [p.name for p in plots]}
     write_results(cfg, result.rows, payload)
-    (run_dir / "report.md").write_text(markdown(cfg, result, setup, plots))
+    atomic_write(run_dir / "report.md", markdown(cfg, result, setup, plots))
     return run_dir

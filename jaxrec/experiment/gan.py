@@ -47,13 +47,13 @@ from jaxrec.adversarial.gan_training import (
     generate,
     user_matrix,
 )
-from jaxrec.config import Config
+from jaxrec.config import Config, validate
 from jaxrec.data import concat
 from jaxrec.data.interactions import Split
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import check_ks, evaluate, split_ranking
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import write_run
+from jaxrec.experiment.output import check_writable, write_run, written
 from jaxrec.experiment.training import checkpointer_for
 from jaxrec.models.gan import CFGAN, cfgan_variables
 from jaxrec.train.engine import init_tracker
@@ -94,21 +94,6 @@ def user_groups(n_users_with_data: np.ndarray, holdout: float, seed: int) -> dic
     }
 
 
-def check_config(g) -> None:
-    """Raise :class:`JaxrecError` naming the ``gan.*`` key of a bad fake-user setting before any
-    training (model settings are checked by :class:`~jaxrec.adversarial.gan_training.GANSpec`)."""
-    if g.report_every < 0:
-        raise JaxrecError(f"gan.report_every must be >= 0, got {g.report_every}")
-    if g.n_fake < 1:
-        raise JaxrecError(f"gan.n_fake must be >= 1, got {g.n_fake}")
-    if g.batch_size < 1:
-        raise JaxrecError(f"gan.batch_size must be >= 1, got {g.batch_size}")
-    if g.profile_length not in profiles.LENGTHS:
-        raise JaxrecError(f"gan.profile_length: unknown mode {g.profile_length!r}; choose one of {profiles.LENGTHS}")
-    if not 0.0 < g.fpr < 1.0:
-        raise JaxrecError(f"gan.fpr must be in (0, 1), got {g.fpr}")
-
-
 def spec_from_config(g, n_items: int) -> GANSpec:
     """:class:`GANSpec` from the ``gan`` section; a bad value names its ``gan.*`` key."""
     try:
@@ -124,10 +109,6 @@ def spec_from_config(g, n_items: int) -> GANSpec:
 
 def state_from_config(g, spec: GANSpec) -> GANState:
     """A fresh :class:`GANState` seeded by ``gan.seed`` with Adam(``g_lr`` / ``d_lr``, ``beta1``)."""
-    if not (g.g_lr > 0 and g.d_lr > 0):
-        raise JaxrecError(f"gan.g_lr and gan.d_lr must be > 0, got {g.g_lr}, {g.d_lr}")
-    if g.epochs < 0:
-        raise JaxrecError(f"gan.epochs must be >= 0, got {g.epochs}")
     return create_gan_state(spec, jax.random.key(g.seed), adam(g.g_lr, g.beta1), adam(g.d_lr, g.beta1))
 
 
@@ -136,8 +117,6 @@ def train_gan(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) 
     checkpoints under ``<output_dir>/<name>/checkpoints`` (every ``checkpoint.every`` epochs and
     at the end) and, with ``resume``, from the latest of them."""
     g = cfg.gan
-    if g.batch_size < 1:
-        raise JaxrecError(f"gan.batch_size must be >= 1, got {g.batch_size}")
     state = state_from_config(g, spec)
     data = gan_data(real)
     p = cfg.parallel
@@ -173,11 +152,13 @@ def run_gan(
     cfg: Config, progress: bool = True, write: bool = True, split=None, console=None, resume: bool = False
 ) -> GANRunResult:
     """Train the GAN of ``cfg.gan`` on ``cfg.data`` and report (see the module docstring)."""
+    validate(cfg)  # every value in its range, before anything loads or trains
+    if write:
+        check_writable(cfg)
     g = cfg.gan
     split = load_split(cfg.data) if split is None else split
     if g.conditional:
         return _run_cfgan(cfg, split, progress, write, console, resume)
-    check_config(g)
     full = concat([split.train, split.valid, split.test], source=split.train.source)
     matrix = user_matrix(full)
     lengths_all = matrix.sum(1)
@@ -248,7 +229,7 @@ def run_gan(
         "target_items": np.asarray(targets, np.int32),
         **{f"users_{k}": v.astype(np.int32) for k, v in groups.items()},
     }
-    run_dir = write_run(cfg, metrics, fit.history, samples) if write else None
+    run_dir = written(cfg, write_run, cfg, metrics, fit.history, samples) if write else None
     return GANRunResult(metrics, fit.history, state, spec, run_dir, samples)
 
 
@@ -322,7 +303,7 @@ def _run_cfgan(cfg: Config, split, progress: bool, write: bool, console, resume:
         "split": dict(split.info),
     }
     spec = spec_from_config(cfg.gan, split.n_items)
-    run_dir = write_run(cfg, metrics, res.fit.history) if write else None
+    run_dir = written(cfg, write_run, cfg, metrics, res.fit.history) if write else None
     return GANRunResult(metrics, res.fit.history, res.fit.state, spec, run_dir, {})
 
 

@@ -13,7 +13,6 @@ import jax.numpy as jnp
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.models import LightGCN, MF, NGCF, NeuMF
-from jaxrec.models.base import INITIALIZERS
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -80,10 +79,4 @@ def build_model(cfg, train: Interactions, capacity: int | None = None):
     different sizes share one shape."""
     if cfg.name not in REGISTRY:
         raise JaxrecError(f"model.name: unknown model {cfg.name!r}; choose one of {sorted(REGISTRY)}")
-    if cfg.dtype not in DTYPES:
-        raise JaxrecError(f"model.dtype: unknown dtype {cfg.dtype!r}; choose one of {sorted(DTYPES)}")
-    if cfg.dim < 1:
-        raise JaxrecError(f"model.dim must be >= 1, got {cfg.dim}")
-    if cfg.init not in INITIALIZERS:
-        raise JaxrecError(f"model.init: unknown initialiser {cfg.init!r}; choose one of {list(INITIALIZERS)}")
     return REGISTRY[cfg.name](cfg, train, capacity)

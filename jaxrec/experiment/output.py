@@ -1,17 +1,32 @@
 """The one run writer: ``<output_dir>/<name>/{config.yaml, metrics.json, history.jsonl[, samples.npz]}``
-for a run, ``{config.yaml, results.csv, results.json}`` for a sweep or a study."""
+for a run, ``{config.yaml, results.csv, results.json}`` for a sweep or a study.
+
+Results are never lost to the file system:
+
+* :func:`check_writable` runs before any training: an ``output_dir`` that is a file, or a
+  directory without write permission, is an error naming it, not a crash after the run;
+* every file is written to a temporary file beside it and renamed into place (atomic: a reader
+  or a crash never sees half a file);
+* :func:`saving` wraps the writing after a run: if it still fails (a full disk), a warning says
+  where nothing could be written and the command goes on to print its results.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
-
 import yaml
 
-from jaxrec.config import Config, save_config
+from jaxrec.config import Config, to_dict
+from jaxrec.errors import JaxrecError
 
 
 def run_dir_of(cfg: Config) -> Path:
@@ -19,18 +34,69 @@ def run_dir_of(cfg: Config) -> Path:
     return Path(cfg.output_dir) / cfg.name
 
 
+def check_writable(cfg: Config) -> Path:
+    """Prove, before any work, that ``<output_dir>/<name>`` can be created and written: a file
+    is created (and removed) in it, or in its nearest existing parent; nothing is left behind.
+    Returns the directory. An unusable place is one :class:`JaxrecError` naming ``output_dir``."""
+    run_dir = run_dir_of(cfg)
+    place = run_dir
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        if not place.is_dir():
+            raise NotADirectoryError(20, f"{place} is not a directory")
+        with tempfile.TemporaryFile(dir=place):
+            pass
+    except OSError as e:
+        raise JaxrecError(
+            f"output_dir: cannot write the results to {run_dir} ({e.strerror or e}); "
+            "give a writable output_dir (or name)"
+        ) from None
+    return run_dir
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def saving(run_dir: Path):
+    """Writing a finished run's outputs: an ``OSError`` becomes a warning on stderr naming
+    ``run_dir`` (the results are still returned and printed)."""
+    try:
+        yield
+    except OSError as e:
+        print(f"warning: could not write the results to {run_dir} ({e.strerror or e}); "
+              "they are only printed below", file=sys.stderr)
+
+
+def _config_text(cfg: Config, extra_config: dict | None = None) -> str:
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    return text + (yaml.safe_dump(extra_config, sort_keys=False) if extra_config else "")
+
+
 def write_run(cfg: Config, metrics: dict, history: list[dict], samples: dict | None = None) -> Path:
     """Write a run's config, final metrics, per-epoch history (one JSON line per epoch) and
     optional arrays (``samples.npz``); returns the directory."""
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    with open(run_dir / "history.jsonl", "w") as f:
-        for rec in history:
-            f.write(json.dumps(rec) + "\n")
+    atomic_write(run_dir / "config.yaml", _config_text(cfg))
+    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write(run_dir / "history.jsonl", "".join(json.dumps(rec) + "\n" for rec in history))
     if samples:
-        np.savez_compressed(run_dir / "samples.npz", **samples)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **samples)
+        atomic_write(run_dir / "samples.npz", buf.getvalue())
     return run_dir
 
 
@@ -40,14 +106,20 @@ def write_results(cfg: Config, rows: list[dict], payload: dict, extra_config: di
     ``payload`` as ``results.json``; returns the directory."""
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    if extra_config:
-        with open(run_dir / "config.yaml", "a") as f:
-            f.write(yaml.safe_dump(extra_config, sort_keys=False))
+    atomic_write(run_dir / "config.yaml", _config_text(cfg, extra_config))
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(run_dir / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    (run_dir / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(run_dir / "results.csv", buf.getvalue())
+    atomic_write(run_dir / "results.json", json.dumps(payload, indent=2) + "\n")
     return run_dir
+
+
+def written(cfg: Config, write, *args) -> Path | None:
+    """``write(*args)`` (a writer returning the run directory) under :func:`saving`: the
+    directory, or None when nothing could be written."""
+    with saving(run_dir_of(cfg)):
+        return write(*args)
+    return None

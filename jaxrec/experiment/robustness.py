@@ -28,16 +28,16 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxrec.config import CheckpointConfig, Config, load_config
+from jaxrec.config import CheckpointConfig, Config, load_config, validate
 from jaxrec.data.interactions import Split
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import METRICS, check_ks, split_ranking
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import run_dir_of, write_results
+from jaxrec.experiment.output import atomic_write, check_writable, run_dir_of, write_results, written
 from jaxrec.experiment.sweep import summarise
 from jaxrec.experiment.training import train_members
 from jaxrec.robustness import PGD, auto_batch, data_noise, report, sweep, sweep_chunk
-from jaxrec.robustness.strengths import METHODS, against_reference
+from jaxrec.robustness.strengths import against_reference
 from jaxrec.train.state import member
 
 
@@ -57,29 +57,16 @@ class RobustnessResult:
 
 
 def check(cfg: Config) -> None:
-    """Every ``robustness.*`` value, before anything loads or trains."""
+    """Every ``robustness.*`` value, before anything loads or trains (single values' ranges are
+    the config's rules; these checks relate several)."""
+    validate(cfg)
     r = cfg.robustness
-    for m in r.methods:
-        if m not in METHODS:
-            raise JaxrecError(f"robustness.methods: unknown method {m!r}; choose from {list(METHODS)}")
     if not r.methods and not r.data_kinds:
         raise JaxrecError("robustness.methods and robustness.data_kinds are both empty: nothing to measure")
-    if r.methods and (not r.eps or any(not math.isfinite(e) or e < 0 for e in r.eps)):
+    if r.methods and (not r.eps or any(not math.isfinite(e) for e in r.eps)):
         raise JaxrecError(f"robustness.eps: give one or more finite strengths >= 0, got {list(r.eps)}")
-    if r.strength_batch < 0:
-        raise JaxrecError(f"robustness.strength_batch must be >= 0 (0: automatic), got {r.strength_batch}")
-    for key in ("seeds", "noise_seeds", "pgd_steps", "data_seeds"):
-        if getattr(r, key) < 1:
-            raise JaxrecError(f"robustness.{key} must be >= 1, got {getattr(r, key)}")
-    if r.pgd_step_size is not None and not r.pgd_step_size > 0:
-        raise JaxrecError(f"robustness.pgd_step_size must be > 0, got {r.pgd_step_size}")
-    for k in r.data_kinds:
-        if k not in data_noise.KINDS:
-            raise JaxrecError(f"robustness.data_kinds: unknown kind {k!r}; choose from {list(data_noise.KINDS)}")
-    if r.data_kinds and (not r.data_rates or any(not 0 <= x < 1 for x in r.data_rates)):
-        raise JaxrecError(f"robustness.data_rates: give rates in [0, 1), got {list(r.data_rates)}")
-    if r.worst_users < 0:
-        raise JaxrecError(f"robustness.worst_users must be >= 0, got {r.worst_users}")
+    if r.data_kinds and not r.data_rates:
+        raise JaxrecError("robustness.data_rates: give one or more rates in [0, 1) for robustness.data_kinds")
     name, _, k = r.plot_metric.partition("@")
     if name not in METRICS or not k.isdigit() or int(k) not in cfg.eval.ks:
         raise JaxrecError(
@@ -147,6 +134,8 @@ def run_robustness(
     check(cfg)
     r = cfg.robustness
     run_victims = victims(cfg, base_dir)
+    if write:
+        check_writable(cfg)
     split = load_split(cfg.data) if split is None else split
     with config_key("eval.ks"):
         ks = check_ks(cfg.eval.ks, split.n_items)
@@ -194,7 +183,7 @@ def run_robustness(
     timing["wall_s"] = time.perf_counter() - t_all
     summary = summarise(rows, ["victim", "method", "eps"])
     data_summary = summarise(data_rows, ["victim", "kind", "rate"]) if data_rows else []
-    run_dir = _write(cfg, rows, summary, data_rows, data_summary, worst, timing) if write else None
+    run_dir = written(cfg, _write, cfg, rows, summary, data_rows, data_summary, worst, timing) if write else None
     return RobustnessResult(rows, summary, data_rows, data_summary, worst, timing, run_dir)
 
 
@@ -233,7 +222,7 @@ def _write(cfg, rows, summary, data_rows, data_summary, worst, timing) -> Path:
     payload = {"rows": rows, "summary": summary, "data_rows": data_rows, "data_summary": data_summary,
                "worst_users": worst, "timing": timing, "plots": [p.name for p in plots]}
     write_results(cfg, rows + data_rows, payload)
-    (run_dir / "report.md").write_text(markdown(cfg, summary, data_summary, worst, timing, plots))
+    atomic_write(run_dir / "report.md", markdown(cfg, summary, data_summary, worst, timing, plots))
     return run_dir
 
 

@@ -27,7 +27,7 @@ import yaml
 from jaxrec.config import CheckpointConfig, Config, from_dict, to_dict
 from jaxrec.errors import JaxrecError
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import write_results
+from jaxrec.experiment.output import check_writable, write_results, written
 from jaxrec.experiment.training import MembersRun, checkpoint_dir, structure, train_members
 
 SEED_KEY = "train.seed"
@@ -128,6 +128,8 @@ def sweep(
     """
     combos = expand(cfg, grid)
     keys = [k for k, _ in (grid.items() if isinstance(grid, dict) else grid)]
+    if write:
+        check_writable(cfg)
     groups: dict = {}
     for i, (_, c) in enumerate(combos):
         groups.setdefault(structure(c), []).append(i)
@@ -160,7 +162,7 @@ def sweep(
     }
     summary = summarise(rows, [k for k in keys if k != SEED_KEY])
     grid_values = {k: list(v) for k, v in (grid.items() if isinstance(grid, dict) else grid)}
-    run_dir = _write(cfg, grid_values, rows, summary, timing) if write else None
+    run_dir = written(cfg, _write, cfg, grid_values, rows, summary, timing) if write else None
     return SweepResult(rows, summary, runs, timing, run_dir)
 
 

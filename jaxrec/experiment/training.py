@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.adversarial.apr import make_apr_loss
-from jaxrec.config import Config, to_dict
+from jaxrec.config import Config, to_dict, validate
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.data.sampling import search_depth
 from jaxrec.errors import JaxrecError, config_key
@@ -32,7 +32,7 @@ from jaxrec.evaluate import (
     split_ranking,
 )
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import run_dir_of, write_run
+from jaxrec.experiment.output import check_writable, run_dir_of, write_run, written
 from jaxrec.experiment.models import build_model
 from jaxrec.train.checkpoint import Checkpointer
 from jaxrec.train.engine import init_tracker, make_engine
@@ -103,17 +103,9 @@ class Training:
     #: ``inputs`` have a leading member axis)
 
 
-def _check_train(t_cfg) -> None:
-    if t_cfg.epochs < 0 or t_cfg.n_negatives < 1 or t_cfg.batch_size < 1:
-        raise JaxrecError("train.epochs must be >= 0, train.n_negatives and train.batch_size >= 1")
-    if t_cfg.negative_sampling not in ("uniform", "popularity"):
-        raise JaxrecError(
-            f"train.negative_sampling: unknown method {t_cfg.negative_sampling!r} (uniform, popularity)"
-        )
-    if not t_cfg.lr > 0:
-        raise JaxrecError(f"train.lr must be > 0, got {t_cfg.lr}")
-    if t_cfg.l2 < 0:
-        raise JaxrecError(f"train.l2 must be >= 0, got {t_cfg.l2}")
+def _check_train(cfg: Config) -> None:
+    validate(cfg)  # every value in its range (configs built in code skip load_config's checks)
+    t_cfg = cfg.train
     name, _, k = t_cfg.monitor.partition("@")
     if name not in METRICS or not k.isdigit():
         raise JaxrecError(f"train.monitor: {t_cfg.monitor!r} is not a ranking metric like 'recall@20'")
@@ -140,9 +132,8 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
             )
     base = cfgs[0]
     for c in cfgs:
-        _check_train(c.train)
+        _check_train(c)
     t_cfg, a_cfg = base.train, base.adv
-    _check_adv(cfgs)
     alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
     batched = trains is not None and len(cfgs) > 1
     if trains is not None and len(trains) != len(cfgs):
@@ -184,19 +175,6 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
     step = make_train_step(loss_fn, skip_empty=batched)  # a variant's padding batches are no steps
     epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
     return Training(model, data.inputs if batched else inputs, state, data, epoch, cfgs, (with_l2,), batched)
-
-
-def _check_adv(cfgs: list[Config]) -> None:
-    a = cfgs[0].adv
-    if a.method not in ADV_METHODS:
-        raise JaxrecError(f"adv.method: unknown method {a.method!r}; choose one of {list(ADV_METHODS)}")
-    if a.perturb not in ("fgm", "fgsm"):
-        raise JaxrecError(f"adv.perturb: unknown perturbation {a.perturb!r}; choose fgm or fgsm")
-    for c in cfgs:
-        if c.adv.eps < 0 or c.adv.reg < 0 or c.adv.start_epoch < 0:
-            raise JaxrecError(
-                f"adv.eps, adv.reg and adv.start_epoch must be >= 0, got {c.adv.eps}, {c.adv.reg}, {c.adv.start_epoch}"
-            )
 
 
 def _warm_start(directory: str, params, n: int):
@@ -242,8 +220,6 @@ def checkpointer_for(cfg: Config, resume: bool = False, always: bool = False) ->
     directory = checkpoint_dir(cfg)
     if resume and not directory.is_dir():
         raise JaxrecError(f"--resume: no checkpoint directory {directory} (checkpoint.dir)")
-    if c.every < 0 or c.keep < 1:
-        raise JaxrecError(f"checkpoint.every must be >= 0 and checkpoint.keep >= 1, got {c.every}, {c.keep}")
     if c.every == 0 and not (resume or always):
         return None
     return Checkpointer(directory, c.every, c.keep, config=to_dict(cfg))
@@ -364,12 +340,14 @@ def run(
     ``resume`` continues from the latest checkpoint (``cfg.checkpoint``) up to ``train.epochs``;
     ``cfg.parallel`` shards the update steps over a device mesh (:mod:`jaxrec.train.parallel`).
     """
+    if write and jax.process_index() == 0:
+        check_writable(cfg)  # before any work: an unwritable output_dir must not cost the run
     split = load_split(cfg.data) if split is None else split
     out = train_members([cfg], split, progress=progress, resume=resume)
     one = out.fit.member(0)
     timing = {k: v for k, v in out.timing.items() if k not in ("members", "traces")}
     metrics = out.metrics[0]
-    run_dir = _write_run(cfg, metrics, one, split, timing) if write and jax.process_index() == 0 else None
+    run_dir = written(cfg, _write_run, cfg, metrics, one, split, timing) if write and jax.process_index() == 0 else None
     return RunResult(cfg, metrics, one, split, out.training.model, out.training.inputs, timing, run_dir)
 
 
