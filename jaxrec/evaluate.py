@@ -5,7 +5,7 @@ items when scoring test) are masked out, ``jax.lax.top_k`` takes the ``max(ks)``
 metrics at all K come from that one ranking. Users are processed in fixed-size chunks
 (``lax.map``) so memory is bounded by ``chunk * n_items`` scores whatever the data-set size.
 
-Definitions (REFERENCE.md, RecBole 1.2.1), ``hit_i`` = 1 when the i-th ranked item is held out:
+Definitions (docs/protocols.md, RecBole 1.2.1), ``hit_i`` = 1 when the i-th ranked item is held out:
   hit@K = 1[any hit], precision@K = sum(hit)/K, recall@K = sum(hit)/|T|,
   mrr@K = 1/rank of the first hit (0 if none),
   ndcg@K = sum_i hit_i/log2(i+1) / sum_{i<=min(|T|,K)} 1/log2(i+1).

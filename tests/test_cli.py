@@ -239,3 +239,24 @@ def test_version_and_help_are_plain_text(capsys):
         main(["gan", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "the unconditional GAN over ml-100k users" in out and "MF on ml-100k" not in out
+
+
+def test_validation_without_a_validation_part_points_at_ratios_and_valid_path(tiny_csv, tmp_path, capsys):
+    args = tiny_args(tiny_csv, tmp_path, "--set", "data.ratios=[0.8, 0.2]", "--set", "train.eval_every=1")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "train.eval_every=1 needs a validation part" in err and "data.valid_path" in err
+
+
+def test_the_quick_start_script_and_ci_run_the_readmes_commands():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in quick.strip().splitlines()]
+    assert commands == ["bash dev.sh demo", "bash dev.sh test"]
+    assert "bash dev.sh test" in (root / ".ci" / "run").read_text()
+    assert "../shared" not in readme and "REFERENCE.md" not in readme and "DESIGN.md" not in readme
+    bad = subprocess.run(["bash", str(root / "dev.sh"), "bogus"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "bash dev.sh demo" in bad.stderr

@@ -267,6 +267,11 @@ def train_members(
     chunk = base.eval.chunk if base.eval.chunk is not None else max(1, model_chunk(model, split.n_items) // n)
     valid, validate = None, None
     if t_cfg.eval_every > 0:
+        if split.valid is None:
+            raise JaxrecError(
+                f"train.eval_every={t_cfg.eval_every} needs a validation part, and this split has none: give "
+                "data.ratios a validation share (e.g. [0.8, 0.1, 0.1]), or data.valid_path for a predefined split"
+            )
         valid = split_ranking(split, "valid", chunk)
         valid_ks = tuple(sorted(set(ks) | {int(t_cfg.monitor.partition("@")[2])}))
         valid_ks = check_ks(valid_ks, split.n_items)

@@ -84,7 +84,7 @@ def batch_l2(params, users: jax.Array, items: jax.Array, mask: jax.Array | None 
       users: ``[B]`` user ids; items: ``[B, M]`` item ids (positive and negatives).
       mask: ``[B]`` 1 for real rows, 0 for padding (default: all real); ``B`` counts real rows.
     Returns a scalar; every ``user*`` table is gathered at ``users``, every ``item*`` at ``items``.
-    (Rendle et al. 2009 / He et al. 2020, REFERENCE.md "BPR".)
+    (Rendle et al. 2009 / He et al. 2020; docs/protocols.md "Losses and models".)
     """
     mask = jnp.ones(users.shape, jnp.float32) if mask is None else mask
     total = 0.0
