@@ -66,7 +66,7 @@ def tiny_split():
 
 @pytest.fixture(scope="session")
 def ml100k_split():
-    """The ml-100k comparison-protocol split (REFERENCE.md): all ratings positive, 8:1:1."""
+    """The ml-100k comparison-protocol split (docs/protocols.md): all ratings positive, 8:1:1."""
     real_data_dir("ml-100k/u.data")
     from jaxrec.config import DataConfig
     from jaxrec.experiment import load_split

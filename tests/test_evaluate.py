@@ -1,4 +1,4 @@
-"""Full-ranking metrics against a hand-written numpy reference (REFERENCE.md definitions)."""
+"""Full-ranking metrics against a hand-written numpy reference (docs/protocols.md definitions)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ CONFIGS = Path(__file__).parent.parent / "configs"
 
 
 def test_ml100k_mf_comparison_protocol(ml100k_split):
-    """REFERENCE.md's ml-100k protocol, MF-BPR, 20 epochs: a well-implemented BPR-MF lands
+    """docs/protocols.md's ml-100k protocol, MF-BPR, 20 epochs: a well-implemented BPR-MF lands
     around Recall@20 0.31 / NDCG@20 0.26."""
     cfg = load_config(CONFIGS / "ml100k-mf.yaml")
     assert cfg.train.epochs == 20 and cfg.train.l2 == 0.0 and cfg.model.init == "xavier_normal"

@@ -123,3 +123,42 @@ def written(cfg: Config, write, *args) -> Path | None:
     with saving(run_dir_of(cfg)):
         return write(*args)
     return None
+
+
+class HistoryLog:
+    """``history.jsonl`` written as epochs finish (one flushed JSON line each), carried across
+    resumes: when a resumed run's first epoch ``e`` arrives, the earlier run's lines for epochs
+    ``< e`` are kept and the later ones (trained past the checkpoint) dropped. ``records`` is the
+    whole story so far. A write that fails (a full disk) warns once and never stops the run."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = Path(path)
+        self.records: list[dict] = []
+        if resume and self.path.is_file():
+            self.records = [json.loads(ln) for ln in self.path.read_text().splitlines() if ln.strip()]
+        self._file = None
+        self._started = False
+
+    def append(self, record: dict) -> None:
+        if not self._started:  # the first new epoch: keep what came before it, start the file
+            self._started = True
+            self.records = [r for r in self.records if r["epoch"] < record["epoch"]]
+            with saving(self.path.parent):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+                self._file = open(self.path, "a")
+        self.records.append(record)
+        if self._file is not None:
+            ok = False
+            with saving(self.path.parent):
+                self._file.write(json.dumps(record) + "\n")
+                self._file.flush()
+                ok = True
+            if not ok:
+                self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None

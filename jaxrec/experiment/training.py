@@ -10,6 +10,7 @@ groups a grid into as few such programs as the shapes allow.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -32,11 +33,11 @@ from jaxrec.evaluate import (
     split_ranking,
 )
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import check_writable, run_dir_of, write_run, written
+from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
 from jaxrec.experiment.models import build_model
 from jaxrec.train.checkpoint import Checkpointer
 from jaxrec.train.engine import init_tracker, make_engine
-from jaxrec.train.loop import FitResult, MembersFit, fit
+from jaxrec.train.loop import FitResult, MembersFit, fit, member_record
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
 from jaxrec.train.state import adam, create_members, learning_rate, member, with_lr
 from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, stack_data, train_data
@@ -239,9 +240,12 @@ class MembersRun:
 
 def train_members(
     cfgs: list[Config], split: Split, progress: bool = True, resume: bool = False, ckpt_cfg: Config | None = None,
-    trains: list[Interactions] | None = None,
+    trains: list[Interactions] | None = None, on_record=None,
 ) -> MembersRun:
     """Train the member configurations ``cfgs`` in one program and test each member.
+
+    ``on_record(record)``: called with each epoch's record of the fit loop as it finishes (the
+    run writer appends it to ``history.jsonl``).
 
     ``trains``: each member's own training set (see :func:`build_training`); the test ranking
     is ``split``'s (its training and validation items masked) for every member.
@@ -299,14 +303,23 @@ def train_members(
         # the config's hyperparameters win over the saved ones (equal in an exact resume)
         state = with_lr(tree["state"].replace(hparams=state.hparams), learning_rate(state))
         tracker = tree["tracker"]
+        if start >= t_cfg.epochs:
+            print(f"nothing to do: the checkpoint in {ckpt.directory} is at epoch {start} of train.epochs={t_cfg.epochs}",
+                  file=sys.stderr)
+        else:
+            print(f"resuming from epoch {start} ({ckpt.directory}) up to epoch {t_cfg.epochs}", file=sys.stderr)
 
     def on_epoch_end(epoch, state, tracker, record):
-        ckpt.maybe_save(epoch, {"state": state, "tracker": tracker}, {"loss": record["loss"]})
+        if ckpt is not None:
+            ckpt.maybe_save(epoch, {"state": state, "tracker": tracker}, {"loss": record["loss"]})
+        if on_record is not None:
+            on_record(record)
 
     try:  # a NaN/inf loss raises before the bad state is saved: the last checkpoint is good
         result = fit(
             engine, state, tdata, max(t_cfg.epochs - start, 0), valid=valid, eval_every=t_cfg.eval_every,
-            tracker=tracker, progress=progress, on_epoch_end=ckpt and on_epoch_end, start_epoch=start,
+            tracker=tracker, progress=progress, on_epoch_end=on_epoch_end if ckpt or on_record else None,
+            start_epoch=start,
         )
         if ckpt is not None:
             last = result.history[-1]["epoch"] if result.history else start
@@ -348,11 +361,21 @@ def run(
     if write and jax.process_index() == 0:
         check_writable(cfg)  # before any work: an unwritable output_dir must not cost the run
     split = load_split(cfg.data) if split is None else split
-    out = train_members([cfg], split, progress=progress, resume=resume)
+    writing = write and jax.process_index() == 0
+    # history.jsonl grows as epochs finish and keeps the epochs before a resume
+    log = HistoryLog(run_dir_of(cfg) / "history.jsonl", resume) if writing else None
+    try:
+        out = train_members([cfg], split, progress=progress, resume=resume,
+                            on_record=log and (lambda rec: log.append(member_record(rec, 0))))
+    finally:
+        if log is not None:
+            log.close()
     one = out.fit.member(0)
+    if log is not None:
+        one = dataclasses.replace(one, history=log.records)
     timing = {k: v for k, v in out.timing.items() if k not in ("members", "traces")}
     metrics = out.metrics[0]
-    run_dir = written(cfg, _write_run, cfg, metrics, one, split, timing) if write and jax.process_index() == 0 else None
+    run_dir = written(cfg, _write_run, cfg, metrics, one, split, timing) if writing else None
     return RunResult(cfg, metrics, one, split, out.training.model, out.training.inputs, timing, run_dir)
 
 

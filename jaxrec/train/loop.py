@@ -79,16 +79,17 @@ class MembersFit:
     def member(self, m: int) -> FitResult:
         """Member ``m`` as a one-run :class:`FitResult` (its epochs only)."""
         t = jax.device_get(self.tracker.replace(best=None))
-        hist = [
-            {k: (v[m] if isinstance(v, list) else v) for k, v in rec.items() if k != "active"}
-            for rec in self.history
-            if rec["active"][m]
-        ]
+        hist = [member_record(rec, m) for rec in self.history if rec["active"][m]]
         return FitResult(
             state=member(self.state, m), best_params=member(self.best, m), history=hist,
             best_epoch=int(t.best_epoch[m]), compile_s=self.compile_s, failed=bool(t.failed[m]),
             failed_epoch=int(t.failed_epoch[m]), stopped=bool(t.stopped[m]), epochs=int(t.epochs[m]),
         )
+
+
+def member_record(record: dict, m: int) -> dict:
+    """Member ``m``'s view of one epoch's record of the fit loop (per-member lists -> values)."""
+    return {k: (v[m] if isinstance(v, list) else v) for k, v in record.items() if k != "active"}
 
 
 def jit_epoch(epoch: Callable, max_traces: int = 1) -> Callable:

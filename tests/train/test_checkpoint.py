@@ -126,3 +126,33 @@ def test_kill_during_save_leaves_the_previous_checkpoint_restorable(tmp_path):
     for leaf in jax.tree.leaves(state.params):
         np.testing.assert_array_equal(np.asarray(leaf), np.full(leaf.shape, latest, leaf.dtype))
     print(f"kill test: latest complete checkpoint {latest}, directory entries {entries}")
+
+
+def test_history_grows_per_epoch_and_keeps_the_whole_story_across_resumes(tmp_path, tiny_split, capsys, monkeypatch):
+    import json
+
+    hist = tmp_path / "ck" / "history.jsonl"
+
+    def epochs_on_disk():
+        return [json.loads(line)["epoch"] for line in hist.read_text().splitlines()]
+
+    real_save = Checkpointer.maybe_save
+
+    def killed_at_3(self, epoch, *a, **k):
+        if epoch == 3:
+            assert epochs_on_disk() == [1, 2]  # written as the epochs finished, not at the end
+            raise KeyboardInterrupt
+        return real_save(self, epoch, *a, **k)
+
+    monkeypatch.setattr(Checkpointer, "maybe_save", killed_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(_cfg(tmp_path, epochs=4, every=1, ck=None), progress=False, split=tiny_split)
+    assert epochs_on_disk() == [1, 2]
+    monkeypatch.setattr(Checkpointer, "maybe_save", real_save)
+    resumed = run(_cfg(tmp_path, epochs=4, every=1, ck=None), progress=False, split=tiny_split, resume=True)
+    assert "resuming from epoch 2" in capsys.readouterr().err
+    assert epochs_on_disk() == [1, 2, 3, 4] and [h["epoch"] for h in resumed.fit.history] == [1, 2, 3, 4]
+    assert json.loads((tmp_path / "ck" / "metrics.json").read_text())["epochs"] == 4
+    again = run(_cfg(tmp_path, epochs=4, every=1, ck=None), progress=False, split=tiny_split, resume=True)
+    assert "nothing to do" in capsys.readouterr().err
+    assert epochs_on_disk() == [1, 2, 3, 4] and len(again.fit.history) == 4

@@ -1,6 +1,6 @@
 """The member engine: many trainings in one program equal the same trainings run separately.
 
-REFERENCE.md "Members": member m of a vmapped run equals the separate run with member m's seed,
+docs/protocols.md "Members": member m of a vmapped run equals the separate run with member m's seed,
 hyperparameters and data (rtol 1e-5 on losses and params, 1e-4 on metrics); padding (pairs,
 users, graph edges) changes nothing but the reduction order.
 """
