@@ -13,6 +13,10 @@ the previous checkpoints restorable (the partial directory is ignored and cleane
 Training that hits a NaN/inf loss raises :class:`~jaxrec.train.loop.NonFiniteLossError` before
 the bad state is adopted, so the last checkpoint written is the last good one.
 
+Resuming checks the saved shapes against the run's state first (a checkpoint of another model is
+one error naming the first differing array, not orbax's tracebacks), and a damaged latest
+checkpoint (unreadable or incomplete files) falls back to the previous one with a warning.
+
 Resuming restores onto the shardings of a template (e.g. a state placed on a mesh by
 :func:`jaxrec.train.parallel.place_members`), so a run resumes on the same device layout; the
 restored arrays are bit-identical to the saved ones.
@@ -20,6 +24,9 @@ restored arrays are bit-identical to the saved ones.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
 from pathlib import Path
 
 import jax
@@ -172,20 +179,80 @@ class Checkpointer:
         bit-identical to the saved ones.
         """
         ocp = self._ocp
-        epoch = self.latest_epoch() if epoch is None else epoch
-        if epoch is None:
-            raise JaxrecError(f"--resume: no complete checkpoint in {self.directory}")
-        if epoch not in self.manager.all_steps():
+        if epoch is not None and epoch not in self.manager.all_steps():
             raise JaxrecError(f"checkpoint: no epoch {epoch} in {self.directory} (have {self.epochs()})")
-        target = _abstract(_to_tree(template))
+        candidates = [epoch] if epoch is not None else self.epochs()[::-1]
+        if not candidates:
+            raise JaxrecError(f"--resume: no complete checkpoint in {self.directory}")
+        target_tree = _to_tree(template)
+        target = _abstract(target_tree)
+        damaged = []
+        for e in candidates:
+            where = self.directory / str(e)
+            saved = self._saved_shapes(e)
+            if saved is not None:
+                diff = _first_difference(saved, target_tree)
+                if diff:
+                    raise JaxrecError(
+                        f"checkpoint {where} does not match this run's state: {diff} (another model, model.dim, "
+                        "optimizer or number of members?)"
+                    )
+                try:
+                    with _quiet_orbax():
+                        out = self.manager.restore(
+                            e, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                       meta=ocp.args.JsonRestore()),
+                        )
+                    if damaged:  # moved aside (kept for inspection), so the run can save those epochs again
+                        for d in damaged:
+                            (self.directory / str(d)).rename(self.directory / f"damaged-{d}")
+                        self.manager.reload()
+                        print(f"warning: checkpoint(s) {damaged} in {self.directory} are damaged (moved to "
+                              f"damaged-<epoch>); resumed from epoch {e}", file=sys.stderr)
+                    return _from_tree(template, out["state"]), dict(out["meta"])
+                except Exception:  # noqa: BLE001 -- any failure to read a complete-looking step
+                    pass
+            damaged.append(e)
+        raise JaxrecError(f"--resume: every checkpoint in {self.directory} is damaged (epochs {damaged})")
+
+    def _saved_shapes(self, epoch: int):
+        """The saved state's array metadata (nested dicts), or None when it cannot be read."""
         try:
-            out = self.manager.restore(
-                epoch,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()),
-            )
-        except (ValueError, KeyError, TypeError) as e:
-            raise JaxrecError(
-                f"checkpoint {self.directory / str(epoch)} does not match this run's state "
-                f"(a different model, optimizer, members or data?): {e}"
-            ) from None
-        return _from_tree(template, out["state"]), dict(out["meta"])
+            with _quiet_orbax():
+                meta = self._ocp.StandardCheckpointer().metadata(self.directory / str(epoch) / "state")
+            return meta.item_metadata.tree
+        except Exception:  # noqa: BLE001 -- unreadable metadata = a damaged checkpoint
+            return None
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+    """orbax / absl log the errors of a failed read from their own threads: a failure here is
+    handled (reported once, or a fallback), so they stay quiet meanwhile."""
+    loggers = [logging.getLogger(n) for n in ("absl", "orbax", "jax")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def _first_difference(saved, target) -> str | None:
+    """The first array whose presence or shape differs between the saved metadata and ``target``
+    (both nested dicts), in words; None when they agree."""
+    def flat(tree):
+        leaves, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))
+        return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(np.shape(x)) for path, x in leaves}
+
+    s, t = flat(saved), flat(target)
+    for name in sorted(set(s) | set(t)):
+        if name not in s:
+            return f"{name} is not in the checkpoint"
+        if name not in t:
+            return f"the checkpoint has {name}, this run does not"
+        if s[name] != t[name]:
+            return f"{name} is saved as {list(s[name])}, this run has {list(t[name])}"
+    return None

@@ -156,3 +156,28 @@ def test_history_grows_per_epoch_and_keeps_the_whole_story_across_resumes(tmp_pa
     again = run(_cfg(tmp_path, epochs=4, every=1, ck=None), progress=False, split=tiny_split, resume=True)
     assert "nothing to do" in capsys.readouterr().err
     assert epochs_on_disk() == [1, 2, 3, 4] and len(again.fit.history) == 4
+
+
+def test_another_models_checkpoint_is_one_clean_error_and_a_damaged_latest_falls_back(tmp_path, tiny_split, capsys):
+    import dataclasses
+    import shutil
+
+    from jaxrec.config import ModelConfig
+
+    run(_cfg(tmp_path, epochs=2, every=1), progress=False, write=False, split=tiny_split)  # epochs 1 and 2
+    capsys.readouterr()
+    other = dataclasses.replace(_cfg(tmp_path, epochs=3), model=ModelConfig(dim=8))
+    with pytest.raises(JaxrecError, match=r"does not match this run's state: .*embeddings/\w+ is saved as "
+                                          r"\[1, \d+, 64\], this run has \[1, \d+, 8\] \(another model"):
+        run(other, progress=False, write=False, split=tiny_split, resume=True)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "asyncio" not in err and "orbax" not in err
+    for part in (tmp_path / "ck" / "2" / "state").iterdir():  # damage the latest checkpoint's arrays
+        if part.is_dir():
+            shutil.rmtree(part)
+    resumed = run(_cfg(tmp_path, epochs=3), progress=False, write=False, split=tiny_split, resume=True)
+    assert [h["epoch"] for h in resumed.fit.history] == [2, 3]  # from epoch 1
+    err = capsys.readouterr().err
+    assert "checkpoint(s) [2]" in err and "resumed from epoch 1" in err and "Traceback" not in err
+    with Checkpointer(tmp_path / "ck", keep=2) as ck:
+        assert (tmp_path / "ck" / "damaged-2").is_dir() and 3 in ck.epochs()
