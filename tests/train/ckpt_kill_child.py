@@ -1,13 +1,16 @@
 """Child process of ``test_checkpoint.py::test_kill_during_save``: saves checkpoints forever.
 
-    python ckpt_kill_child.py DIR
+    python ckpt_kill_child.py DIR HANG_AT
 
 Checkpoint ``i`` holds a train state whose every float leaf equals ``i``. Before each save it
-prints ``saving i``, after it ``saved i`` (flushed), so the parent can SIGKILL it mid-save.
-Saves are synchronous and large (a 40k x 64 MF plus Adam moments, ~30 MB) so they take a while.
+prints ``saving i``, after it ``saved i`` (flushed). The save of checkpoint ``HANG_AT`` stops
+*inside* orbax's commit -- every array already written to the temporary directory, the rename
+into place not yet done -- prints ``inside save HANG_AT`` and waits there to be killed, so the
+parent's SIGKILL lands in the middle of a save every time.
 """
 
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -30,7 +33,25 @@ def filled(state, i: int):
     return state.replace(params=jax.tree.map(fill, state.params), opt_state=jax.tree.map(fill, state.opt_state), step=i)
 
 
-def main(directory: str) -> None:
+def hang_inside_the_commit(epoch: int) -> None:
+    """Make orbax's finalisation (the atomic rename) of checkpoint ``epoch`` wait forever."""
+    from orbax.checkpoint._src.path import atomicity
+
+    for cls in (atomicity.AtomicRenameTemporaryPath, atomicity.CommitFileTemporaryPath):
+        real = cls.finalize
+
+        async def finalize(self, *args, _real=real, **kwargs):
+            if self.get().name.startswith(f"{epoch}.") or self.get().name == str(epoch):
+                print(f"inside save {epoch}", flush=True)
+                while True:
+                    time.sleep(1)
+            return await _real(self, *args, **kwargs)
+
+        cls.finalize = finalize
+
+
+def main(directory: str, hang_at: int) -> None:
+    hang_inside_the_commit(hang_at)
     state = template()
     ck = Checkpointer(directory, every=1, keep=2, async_save=False)
     for i in range(1, 10_000):
@@ -42,4 +63,4 @@ def main(directory: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], int(sys.argv[2]))

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -90,13 +89,14 @@ def test_resume_errors_name_the_problem(tmp_path, tiny_split, capsys):
 
 
 def test_kill_during_save_leaves_the_previous_checkpoint_restorable(tmp_path):
-    """SIGKILL a process in the middle of writing checkpoint 3; checkpoint 2 must restore."""
+    """SIGKILL a process inside the save of checkpoint 3 (arrays written, not yet renamed into
+    place: the child waits there); checkpoint 2 must be the latest and restore exactly."""
     sys.path.insert(0, str(HERE))
     import ckpt_kill_child as child
 
     directory = tmp_path / "kill"
     proc = subprocess.Popen(
-        [sys.executable, "-u", str(HERE / "ckpt_kill_child.py"), str(directory)],
+        [sys.executable, "-u", str(HERE / "ckpt_kill_child.py"), str(directory), "3"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
@@ -104,10 +104,11 @@ def test_kill_during_save_leaves_the_previous_checkpoint_restorable(tmp_path):
         lines = []
         for line in proc.stdout:
             lines.append(line.strip())
-            if line.strip() == "saving 3":
-                time.sleep(0.05)  # a save takes ~0.4 s: this lands inside it
-                proc.send_signal(signal.SIGKILL)
+            if line.strip() in ("inside save 3", "saved 3"):
                 break
+        assert lines[-1] == "inside save 3", (lines, "the child did not stop inside the save")
+        assert any(p.name.startswith("3") for p in directory.iterdir())  # the partial save is on disk
+        proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
@@ -116,16 +117,11 @@ def test_kill_during_save_leaves_the_previous_checkpoint_restorable(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     entries = sorted(p.name for p in directory.iterdir())
     with Checkpointer(directory, async_save=False) as ck:
-        latest = ck.latest_epoch()
-        # killed mid-save: 3 is not a complete checkpoint; if the save won the race, it is
-        assert latest in (2, 3), entries
-        if latest == 2:
-            assert "3" not in entries, entries  # the partial write sits in a temporary directory
+        assert ck.latest_epoch() == 2 and "3" not in entries, entries  # the partial write is not a checkpoint
         state, meta = ck.restore(child.template())
-    assert meta["epoch"] == latest and int(state.step) == latest
+    assert meta["epoch"] == 2 and int(state.step) == 2
     for leaf in jax.tree.leaves(state.params):
-        np.testing.assert_array_equal(np.asarray(leaf), np.full(leaf.shape, latest, leaf.dtype))
-    print(f"kill test: latest complete checkpoint {latest}, directory entries {entries}")
+        np.testing.assert_array_equal(np.asarray(leaf), np.full(leaf.shape, 2, leaf.dtype))
 
 
 def test_history_grows_per_epoch_and_keeps_the_whole_story_across_resumes(tmp_path, tiny_split, capsys, monkeypatch):
