@@ -29,6 +29,8 @@ def _add_config_args(p: argparse.ArgumentParser, defaults: str = "MF on ml-100k"
         help="override a config value, e.g. --set train.epochs=50 (repeatable)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier run of the same name (refused otherwise)")
 
 
 def cmd_train(args) -> int:
@@ -49,7 +51,7 @@ def cmd_train(args) -> int:
     console.print(
         f"[bold]{cfg.name}[/]: {cfg.model.name} on {cfg.data.dataset}, {cfg.train.epochs} epochs"
     )
-    result = run(cfg, progress=not args.quiet, resume=args.resume)
+    result = run(cfg, progress=not args.quiet, resume=args.resume, overwrite=args.overwrite)
     t = result.timing
     console.print(results_table(result.metrics, title=f"{cfg.name}: test (best epoch {result.fit.best_epoch})"))
     console.print(
@@ -75,7 +77,7 @@ def cmd_sweep(args) -> int:
     n = len(expand(cfg, grid))  # every combination checked before anything trains
     console = Console()
     console.print(f"[bold]{cfg.name}[/]: sweep of {n} {cfg.model.name} trainings on {cfg.data.dataset}")
-    result = sweep(cfg, grid, progress=not args.quiet, resume=args.resume)
+    result = sweep(cfg, grid, progress=not args.quiet, resume=args.resume, overwrite=args.overwrite)
     console.print(summary_table(result, f"{cfg.name}: test, mean ± std over seeds"))
     t = result.timing
     console.print(
@@ -97,7 +99,7 @@ def cmd_gan(args) -> int:
     console = Console()
     mode = "CFGAN (conditional)" if cfg.gan.conditional else "GAN (fake users)"
     console.print(f"[bold]{cfg.name}[/]: {mode} on {cfg.data.dataset}, {cfg.gan.epochs} epochs")
-    result = run_gan(cfg, progress=not args.quiet, console=console, resume=args.resume)
+    result = run_gan(cfg, progress=not args.quiet, console=console, resume=args.resume, overwrite=args.overwrite)
     for t in results_tables(result, cfg.name):
         console.print(t)
     console.print(f"wrote {result.run_dir}/metrics.json")
@@ -118,7 +120,7 @@ def cmd_robustness(args) -> int:
     names = [label for label, _ in victims(cfg, base_dir)]  # every victim file read before training
     console = Console()
     console.print(f"[bold]{cfg.name}[/]: robustness of {', '.join(names)} on {cfg.data.dataset}")
-    result = run_robustness(cfg, base_dir, progress=not args.quiet, console=console)
+    result = run_robustness(cfg, base_dir, progress=not args.quiet, console=console, overwrite=args.overwrite)
     from jaxrec.robustness.report import rich_table
 
     for title, header, rows in tables(cfg, result.summary, result.data_summary, result.worst_users):
@@ -148,7 +150,7 @@ def cmd_attack(args) -> int:
     a = cfg.attack
     console.print(f"[bold]{cfg.name}[/]: {', '.join(a.kinds)} attacks at sizes {list(a.sizes)} on "
                   f"{', '.join(names)} ({cfg.data.dataset})")
-    result = run_attack(cfg, base_dir, progress=not args.quiet, console=console)
+    result = run_attack(cfg, base_dir, progress=not args.quiet, console=console, overwrite=args.overwrite)
     for title, header, rows in tables(cfg, result):
         console.print(rich_table(header, rows, title))
     console.print(f"{len(result.rows)} rows in {result.timing['wall_s']:.1f} s")
@@ -224,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from jaxrec.experiment import output
+
+    output.INVOCATION = ["jaxrec", *(sys.argv[1:] if argv is None else argv)]  # recorded in run.json
     try:
         return args.func(args)
     except JaxrecError as e:

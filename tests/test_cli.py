@@ -260,3 +260,23 @@ def test_the_quick_start_script_and_ci_run_the_readmes_commands():
     assert "../shared" not in readme and "REFERENCE.md" not in readme and "DESIGN.md" not in readme
     bad = subprocess.run(["bash", str(root / "dev.sh"), "bogus"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "bash dev.sh demo" in bad.stderr
+
+
+def test_a_run_directory_is_never_silently_overwritten_or_mixed(tiny_csv, tmp_path, capsys):
+    from jaxrec import __version__
+
+    assert main(tiny_args(tiny_csv, tmp_path)) == 0
+    info = json.loads((tmp_path / "tiny" / "run.json").read_text())
+    assert info["command"] == "train" and info["jaxrec"] == __version__ and info["argv"][:3] == ["jaxrec", "train", "--quiet"]
+    capsys.readouterr()
+    assert main(tiny_args(tiny_csv, tmp_path)) == 2  # the same name again
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'tiny'} already holds the results of a `jaxrec train` run" in err and "--overwrite" in err
+    sweep_args = ["sweep", "-q", "--grid", "train.seed=0,1", *tiny_args(tiny_csv, tmp_path)[2:]]
+    assert main(sweep_args) == 2  # another command into the train run's folder
+    assert "already holds the results of a `jaxrec train` run" in capsys.readouterr().err
+    assert main([*sweep_args, "--resume"]) == 2
+    assert "holds a `jaxrec train` run, not a `jaxrec sweep` run" in capsys.readouterr().err
+    (tmp_path / "tiny" / "stale.png").write_text("from the old run")
+    assert main([*tiny_args(tiny_csv, tmp_path), "--overwrite"]) == 0
+    assert not (tmp_path / "tiny" / "stale.png").exists() and (tmp_path / "tiny" / "metrics.json").is_file()

@@ -28,6 +28,7 @@ Outputs under ``<output_dir>/<name>/`` (see :mod:`jaxrec.experiment.attack_repor
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -128,7 +129,9 @@ def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     users = np.setdiff1d(setup.real_users, setup.trusted)
     matrix = det.rating_matrix(setup.rated.train)[users] > 0
     spec = spec_from_config(cfg.gan, setup.rated.n_items)
-    gcfg = dataclasses.replace(cfg, checkpoint=CheckpointConfig(every=0, dir=str(run_dir / "gan-checkpoints")))
+    ck_dir = run_dir / "gan-checkpoints"
+    shutil.rmtree(ck_dir, ignore_errors=True)  # this study's scratch: an interrupted study's is stale
+    gcfg = dataclasses.replace(cfg, checkpoint=CheckpointConfig(every=0, dir=str(ck_dir)))
     say(f"GAN: training G and D on {users.size} real users for {cfg.gan.epochs} epochs")
     fit = train_gan(gcfg, spec, matrix.astype(np.float32), lambda *a: None, resume=False)
     g_params, d_params = fit.state.g.params, fit.state.d.params
@@ -259,7 +262,7 @@ def attack_victim(label: str, vcfg: Config, setup: Setup, variants: list[Variant
 
 def run_attack(
     cfg: Config, base_dir: str | Path = ".", progress: bool = True, write: bool = True, rated: Split | None = None,
-    console=None,
+    console=None, overwrite: bool = False,
 ) -> AttackResult:
     """Run the attack study ``cfg.attack`` (see the module docstring); ``rated``: the split with
     its ratings (default: loaded from ``cfg.data``, ratings kept)."""
@@ -268,7 +271,7 @@ def run_attack(
     check(cfg)
     run_victims = victims(cfg, base_dir, "attack")
     if write:
-        check_writable(cfg)
+        check_writable(cfg, "attack", overwrite)
     say = console.log if console is not None and progress else (lambda *a, **k: None)
     t_all = time.perf_counter()
     rated = load_split(cfg.data, keep_ratings=True) if rated is None else rated

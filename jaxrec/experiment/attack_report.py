@@ -109,6 +109,6 @@ def write_report(cfg: Config, result, setup) -> Path:
     payload = {**{f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name not in ("roc", "run_dir")},
                "fake_users": setup.counts, "n_real_users": setup.n_real, "filler": setup.filler,
                "trusted_users": setup.trusted.size, "plots": [p.name for p in plots]}
-    write_results(cfg, result.rows, payload)
+    write_results(cfg, result.rows, payload, command="attack")
     atomic_write(run_dir / "report.md", markdown(cfg, result, setup, plots))
     return run_dir

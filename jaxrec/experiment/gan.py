@@ -149,12 +149,13 @@ def suspicion(spec, d_params, x) -> np.ndarray:
 
 
 def run_gan(
-    cfg: Config, progress: bool = True, write: bool = True, split=None, console=None, resume: bool = False
+    cfg: Config, progress: bool = True, write: bool = True, split=None, console=None, resume: bool = False,
+    overwrite: bool = False,
 ) -> GANRunResult:
     """Train the GAN of ``cfg.gan`` on ``cfg.data`` and report (see the module docstring)."""
     validate(cfg)  # every value in its range, before anything loads or trains
     if write:
-        check_writable(cfg)
+        check_writable(cfg, "gan", overwrite, resume)
     g = cfg.gan
     split = load_split(cfg.data) if split is None else split
     if g.conditional:
@@ -229,7 +230,7 @@ def run_gan(
         "target_items": np.asarray(targets, np.int32),
         **{f"users_{k}": v.astype(np.int32) for k, v in groups.items()},
     }
-    run_dir = written(cfg, write_run, cfg, metrics, fit.history, samples) if write else None
+    run_dir = written(cfg, write_run, cfg, metrics, fit.history, samples, "gan") if write else None
     return GANRunResult(metrics, fit.history, state, spec, run_dir, samples)
 
 
@@ -303,7 +304,7 @@ def _run_cfgan(cfg: Config, split, progress: bool, write: bool, console, resume:
         "split": dict(split.info),
     }
     spec = spec_from_config(cfg.gan, split.n_items)
-    run_dir = written(cfg, write_run, cfg, metrics, res.fit.history) if write else None
+    run_dir = written(cfg, write_run, cfg, metrics, res.fit.history, None, "gan") if write else None
     return GANRunResult(metrics, res.fit.history, res.fit.state, spec, run_dir, {})
 
 

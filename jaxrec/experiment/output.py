@@ -4,7 +4,10 @@ for a run, ``{config.yaml, results.csv, results.json}`` for a sweep or a study.
 Results are never lost to the file system:
 
 * :func:`check_writable` runs before any training: an ``output_dir`` that is a file, or a
-  directory without write permission, is an error naming it, not a crash after the run;
+  directory without write permission, is an error naming it, not a crash after the run; so is a
+  run directory that already holds another run's results (``overwrite`` replaces it,
+  ``resume`` continues it when it is the same command's);
+* every run directory records the command, its arguments and the jaxrec version (``run.json``);
 * every file is written to a temporary file beside it and renamed into place (atomic: a reader
   or a crash never sees half a file);
 * :func:`saving` wraps the writing after a run: if it still fails (a full disk), a warning says
@@ -18,8 +21,10 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +39,37 @@ def run_dir_of(cfg: Config) -> Path:
     return Path(cfg.output_dir) / cfg.name
 
 
-def check_writable(cfg: Config) -> Path:
+RUN_MARKERS = ("run.json", "config.yaml")  #: files that make a directory a jaxrec run's
+
+
+def _recorded_command(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("command")
+    except (OSError, ValueError):
+        return None
+
+
+def check_writable(cfg: Config, command: str | None = None, overwrite: bool = False, resume: bool = False) -> Path:
     """Prove, before any work, that ``<output_dir>/<name>`` can be created and written: a file
     is created (and removed) in it, or in its nearest existing parent; nothing is left behind.
-    Returns the directory. An unusable place is one :class:`JaxrecError` naming ``output_dir``."""
+    Returns the directory. An unusable place is one :class:`JaxrecError` naming ``output_dir``.
+
+    ``command`` (``train``, ``sweep``, ...): a directory holding a run already is refused, unless
+    ``resume`` (continue it: it must be a run of ``command``) or ``overwrite`` (remove it first)."""
     run_dir = run_dir_of(cfg)
+    if command is not None and run_dir.is_dir() and any((run_dir / m).exists() for m in RUN_MARKERS):
+        held = _recorded_command(run_dir)
+        what = f"a `jaxrec {held}` run" if held else "a run"
+        if resume:
+            if held is not None and held != command:
+                raise JaxrecError(f"--resume: {run_dir} holds {what}, not a `jaxrec {command}` run; give this run's name")
+        elif overwrite:
+            shutil.rmtree(run_dir)
+        else:
+            raise JaxrecError(
+                f"{run_dir} already holds the results of {what}; give this run another name (--set name=...), "
+                "or --overwrite to replace them (--resume to continue it)"
+            )
     place = run_dir
     while not place.exists() and place != place.parent:
         place = place.parent
@@ -85,11 +116,28 @@ def _config_text(cfg: Config, extra_config: dict | None = None) -> str:
     return text + (yaml.safe_dump(extra_config, sort_keys=False) if extra_config else "")
 
 
-def write_run(cfg: Config, metrics: dict, history: list[dict], samples: dict | None = None) -> Path:
+INVOCATION: list[str] | None = None  #: the command line, as the CLI received it (None: sys.argv)
+
+
+def _stamp(run_dir: Path, command: str | None) -> None:
+    """``run.json``: which command wrote the directory, with which arguments and jaxrec."""
+    from jaxrec import __version__
+
+    if command is not None:
+        argv = INVOCATION if INVOCATION is not None else sys.argv
+        info = {"command": command, "argv": list(argv), "jaxrec": __version__,
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        atomic_write(run_dir / "run.json", json.dumps(info, indent=2) + "\n")
+
+
+def write_run(cfg: Config, metrics: dict, history: list[dict], samples: dict | None = None,
+              command: str | None = None) -> Path:
     """Write a run's config, final metrics, per-epoch history (one JSON line per epoch) and
-    optional arrays (``samples.npz``); returns the directory."""
+    optional arrays (``samples.npz``), and ``run.json`` when ``command`` is given; returns the
+    directory."""
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _stamp(run_dir, command)
     atomic_write(run_dir / "config.yaml", _config_text(cfg))
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write(run_dir / "history.jsonl", "".join(json.dumps(rec) + "\n" for rec in history))
@@ -100,12 +148,14 @@ def write_run(cfg: Config, metrics: dict, history: list[dict], samples: dict | N
     return run_dir
 
 
-def write_results(cfg: Config, rows: list[dict], payload: dict, extra_config: dict | None = None) -> Path:
+def write_results(cfg: Config, rows: list[dict], payload: dict, extra_config: dict | None = None,
+                  command: str | None = None) -> Path:
     """Write a sweep's or a study's config (plus ``extra_config``, e.g. the grid), every row as
-    ``results.csv`` (the rows' keys in first-seen order; a key a row lacks is left empty) and
-    ``payload`` as ``results.json``; returns the directory."""
+    ``results.csv`` (the rows' keys in first-seen order; a key a row lacks is left empty),
+    ``payload`` as ``results.json`` and ``run.json``; returns the directory."""
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _stamp(run_dir, command)
     atomic_write(run_dir / "config.yaml", _config_text(cfg, extra_config))
     fields = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()

@@ -128,14 +128,14 @@ def _worst(label, method, eps: list, res_list, split: Split, k: int, n: int) -> 
 
 def run_robustness(
     cfg: Config, base_dir: str | Path = ".", progress: bool = True, write: bool = True, split: Split | None = None,
-    console=None,
+    console=None, overwrite: bool = False,
 ) -> RobustnessResult:
     """Run the robustness study ``cfg.robustness`` (see the module docstring)."""
     check(cfg)
     r = cfg.robustness
     run_victims = victims(cfg, base_dir)
     if write:
-        check_writable(cfg)
+        check_writable(cfg, "robustness", overwrite)
     split = load_split(cfg.data) if split is None else split
     with config_key("eval.ks"):
         ks = check_ks(cfg.eval.ks, split.n_items)
@@ -221,7 +221,7 @@ def _write(cfg, rows, summary, data_rows, data_summary, worst, timing) -> Path:
     plots = plot_all(cfg, summary, data_summary, run_dir)
     payload = {"rows": rows, "summary": summary, "data_rows": data_rows, "data_summary": data_summary,
                "worst_users": worst, "timing": timing, "plots": [p.name for p in plots]}
-    write_results(cfg, rows + data_rows, payload)
+    write_results(cfg, rows + data_rows, payload, command="robustness")
     atomic_write(run_dir / "report.md", markdown(cfg, summary, data_summary, worst, timing, plots))
     return run_dir
 

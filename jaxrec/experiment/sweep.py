@@ -120,7 +120,8 @@ class SweepResult:
 
 
 def sweep(
-    cfg: Config, grid, progress: bool = True, write: bool = True, split=None, resume: bool = False
+    cfg: Config, grid, progress: bool = True, write: bool = True, split=None, resume: bool = False,
+    overwrite: bool = False,
 ) -> SweepResult:
     """Train every combination of ``grid`` (``[(key, values)]`` or ``{key: values}``) over ``cfg``.
 
@@ -129,7 +130,7 @@ def sweep(
     combos = expand(cfg, grid)
     keys = [k for k, _ in (grid.items() if isinstance(grid, dict) else grid)]
     if write:
-        check_writable(cfg)
+        check_writable(cfg, "sweep", overwrite, resume)
     groups: dict = {}
     for i, (_, c) in enumerate(combos):
         groups.setdefault(structure(c), []).append(i)
@@ -191,7 +192,7 @@ def summarise(rows: list[dict], setting_keys: list[str], extra: Sequence[str] = 
 
 def _write(cfg, grid: dict, rows, summary, timing) -> Path:
     payload = {"grid": grid, "rows": rows, "summary": summary, "timing": timing}
-    return write_results(cfg, rows, payload, {"grid": grid})
+    return write_results(cfg, rows, payload, {"grid": grid}, command="sweep")
 
 
 def summary_table(result: SweepResult, title: str, metrics: tuple[str, ...] | None = None):

@@ -351,15 +351,17 @@ def train_members(
 
 
 def run(
-    cfg: Config, progress: bool = True, write: bool = True, split: Split | None = None, resume: bool = False
+    cfg: Config, progress: bool = True, write: bool = True, split: Split | None = None, resume: bool = False,
+    overwrite: bool = False,
 ) -> RunResult:
-    """Train and test one configuration; writes ``<output_dir>/<name>/`` when ``write``.
+    """Train and test one configuration; writes ``<output_dir>/<name>/`` when ``write`` (a
+    directory holding another run is refused unless ``overwrite`` replaces it).
 
     ``resume`` continues from the latest checkpoint (``cfg.checkpoint``) up to ``train.epochs``;
     ``cfg.parallel`` shards the update steps over a device mesh (:mod:`jaxrec.train.parallel`).
     """
     if write and jax.process_index() == 0:
-        check_writable(cfg)  # before any work: an unwritable output_dir must not cost the run
+        check_writable(cfg, "train", overwrite, resume)  # before any work: a bad output_dir must not cost the run
     split = load_split(cfg.data) if split is None else split
     writing = write and jax.process_index() == 0
     # history.jsonl grows as epochs finish and keeps the epochs before a resume
@@ -389,7 +391,7 @@ def _write_run(cfg: Config, metrics: dict, result: FitResult, split: Split, timi
         "n_items": split.n_items,
         "split": dict(split.info),
     }
-    return write_run(cfg, out, result.history)
+    return write_run(cfg, out, result.history, command="train")
 
 
 def results_table(metrics: dict, title: str = "test"):
