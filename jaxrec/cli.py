@@ -166,6 +166,10 @@ def cmd_data_info(args) -> int:
     from jaxrec.data import describe, load_dataset
 
     kwargs = {"data_dir": args.data_dir} if args.data_dir else {}
+    table_options = {"user_col": args.user_col, "item_col": args.item_col, "rating_col": args.rating_col,
+                     "time_col": args.time_col, "delimiter": args.delimiter,
+                     "columns": tuple(args.columns.split(",")) if args.columns else None}
+    kwargs.update({k: v for k, v in table_options.items() if v is not None})
     info = describe(load_dataset(args.name, **kwargs))
     table = Table(title=args.name, show_header=False)
     for k, v in info.items():
@@ -220,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("info", help="users, items, interactions, density of a data set")
     p.add_argument("name", help="a data set name (ml-100k, gowalla, ...) or a path")
     p.add_argument("--data-dir", help="look here before $JAXREC_DATA_DIR and the cache")
+    p.add_argument("--columns", metavar="A,B,..", help="a header-less file's column names in order "
+                   "(e.g. user_id,item_id,rating,timestamp for MovieLens' u1.base), as data.columns")
+    for role in ("user", "item", "rating", "time"):
+        p.add_argument(f"--{role}-col", help=f"the {role} column's name (as data.{role}_col)")
+    p.add_argument("--delimiter", help="the field separator (default: from the file extension), as data.delimiter")
     p.set_defaults(func=cmd_data_info)
     return parser
 

@@ -70,6 +70,7 @@ class DataConfig:
     rating_col: Optional[str] = None
     time_col: Optional[str] = None
     delimiter: Optional[str] = None  #: None: from the file extension
+    columns: tuple[str, ...] = ()  #: a header-less file's column names in order, e.g. [user_id, item_id, rating, timestamp]
     test_path: Optional[str] = None
     valid_path: Optional[str] = None
     implicit_threshold: Optional[float] = None  #: None: every rating is a positive

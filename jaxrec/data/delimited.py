@@ -106,7 +106,7 @@ def _column_index(path: Path, names: list[str], fields: dict[str, str]) -> dict[
         if col not in names:
             raise JaxrecError(
                 f"{_where(path, 1, col)}: missing {role} column {col!r} in the header; "
-                f"the columns are {names}"
+                f"the columns are {names} (a file without a header row? give the column names in order)"
             )
         index[role] = names.index(col)
     return index
@@ -265,10 +265,13 @@ def _parse_delimited(
     fields: dict[str, str],
     id_dtype: str | None,
     quoted: bool,
+    id_range: tuple[int, int] | None = None,
 ) -> dict[str, np.ndarray]:
     """Parse ``path`` into ``{role: [N] array}`` for the roles in ``fields`` (role -> column name).
 
     ``header=True``: the first non-blank line names the columns. Otherwise ``names`` does.
+    ``id_range=(lo, hi)``: integer user / item ids must lie in ``[lo, hi)`` (a format whose ids
+    are positive integers, e.g. MovieLens); another id is a malformed line, named.
     """
     path = Path(path)
     _check_file(path)
@@ -286,12 +289,35 @@ def _parse_delimited(
                 lines = (line.replace(delimiter, "\t") for line in f)
                 fast = _parse_fast(lines, delimiter="\t", skip=skip, n_fields=n_fields, index=index)
         if fast is not None:
-            return fast
+            return _check_id_range(path, fast, id_range, delimiter, quoted, skip, index, names)
     text = _read_text(path)
-    return _parse_slow(
+    out = _parse_slow(
         path, text, delimiter=delimiter, quoted=quoted, skip=skip, n_fields=n_fields,
         index=index, names=names, id_dtype=id_dtype,
     )
+    return _check_id_range(path, out, id_range, delimiter, quoted, skip, index, names, text)
+
+
+def _check_id_range(path, cols, id_range, delimiter, quoted, skip, index, names, text=None) -> dict:
+    """``cols`` when every user / item id lies in ``id_range``; else an error naming the first
+    bad line (found by reading the file again: errors only)."""
+    if id_range is None:
+        return cols
+    lo, hi = id_range
+    for role in ("user", "item"):
+        ids = cols[role]
+        if ids.dtype.kind not in "iu":
+            continue
+        bad = np.flatnonzero((ids < lo) | (ids >= hi))
+        if bad.size:
+            text = _read_text(path) if text is None else text
+            rows = _iter_rows(path, text, delimiter, quoted, skip)
+            line_no = next(n for i, (n, _) in enumerate(rows) if i == bad[0])
+            raise JaxrecError(
+                f"{_where(path, line_no, names[index[role]])}: {_ROLE_WORD[role]} {int(ids[bad[0]])} is outside "
+                f"[{lo}, {hi}) (ids in this format are positive integers)"
+            )
+    return cols
 
 
 def _interactions(cols: dict[str, np.ndarray], source: str) -> Interactions:

@@ -51,6 +51,9 @@ _ML_FIELDS = {"user": "user", "item": "item", "rating": "rating", "time": "times
 _ML_NAMES = ["user", "item", "rating", "timestamp"]
 
 
+ML_ID_RANGE = (1, 2**31)  #: MovieLens ids are positive integers: 0, negative or larger ids are malformed
+
+
 def _in_dir(path: PathLike, filename: str) -> Path:
     path = Path(path)
     return path / filename if path.is_dir() else path
@@ -66,7 +69,7 @@ def read_ml100k(path: PathLike) -> Interactions:
     path = _in_dir(path, "u.data")
     cols = _parse_delimited(
         path, delimiter="\t", header=False, names=_ML_NAMES, fields=_ML_FIELDS,
-        id_dtype="int", quoted=False,
+        id_dtype="int", quoted=False, id_range=ML_ID_RANGE,
     )
     return _interactions(cols, str(path))
 
@@ -77,7 +80,7 @@ def read_movielens_dat(path: PathLike) -> Interactions:
     path = _in_dir(path, "ratings.dat")
     cols = _parse_delimited(
         path, delimiter="::", header=False, names=_ML_NAMES, fields=_ML_FIELDS,
-        id_dtype="int", quoted=False,
+        id_dtype="int", quoted=False, id_range=ML_ID_RANGE,
     )
     return _interactions(cols, str(path))
 
@@ -89,7 +92,7 @@ def read_movielens_csv(path: PathLike) -> Interactions:
     cols = _parse_delimited(
         path, delimiter=",", header=True,
         fields={"user": "userId", "item": "movieId", "rating": "rating", "time": "timestamp"},
-        id_dtype="int", quoted=True,
+        id_dtype="int", quoted=True, id_range=ML_ID_RANGE,
     )
     return _interactions(cols, str(path))
 
@@ -196,6 +199,17 @@ def read_lightgcn(path: PathLike, train: str = "train.txt", test: str = "test.tx
 _DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t", ".dat": "::"}
 
 
+def _sniff_delimiter(path: Path) -> str:
+    """A file of unknown extension (e.g. MovieLens' ``u1.base``): tab when its first line has
+    a tab, else ``::`` or ``,`` likewise, else ``,``."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            first = next((line for line in f if line.strip()), "")
+    except (OSError, UnicodeDecodeError):
+        return ","
+    return next((d for d in ("\t", "::", ",") if d in first), ",")
+
+
 def _fields(user_col, item_col, rating_col, time_col) -> dict[str, str]:
     fields = {"user": user_col, "item": item_col}
     if rating_col is not None:
@@ -215,19 +229,24 @@ def _check_id_dtype(id_dtype):
 
 
 def _read_columns(
-    path: PathLike, fields: dict[str, str], delimiter: str | None, id_dtype: str | None
+    path: PathLike, fields: dict[str, str], delimiter: str | None, id_dtype: str | None,
+    columns: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
+        if columns:
+            raise JaxrecError(f"{path}: a Parquet file names its columns itself; give no column order")
         return _parquet_columns(path, fields, id_dtype)
     if delimiter is None:
-        delimiter = _DELIMITERS.get(suffix, ",")
+        delimiter = _DELIMITERS.get(suffix) or _sniff_delimiter(path)
     if not delimiter:
         raise JaxrecError(f"{path}: the delimiter must not be empty")
+    if columns and len(set(columns)) != len(columns):
+        raise JaxrecError(f"{path}: the column order names a column twice: {list(columns)}")
     return _parse_delimited(
-        path, delimiter=delimiter, header=True, fields=fields, id_dtype=id_dtype,
-        quoted=len(delimiter) == 1,
+        path, delimiter=delimiter, header=not columns, names=list(columns) or None, fields=fields,
+        id_dtype=id_dtype, quoted=len(delimiter) == 1,
     )
 
 
@@ -240,8 +259,10 @@ def read_table(
     time_col: str | None = None,
     delimiter: str | None = None,
     id_dtype: str | None = None,
+    columns: Sequence[str] = (),
 ) -> Interactions:
-    """A CSV / TSV file with a header row, or a Parquet file (``.parquet`` / ``.pq``, needs pyarrow).
+    """A CSV / TSV file with a header row (or without one: ``columns``), or a Parquet file
+    (``.parquet`` / ``.pq``, needs pyarrow).
 
     Args:
       path: the file. Its extension picks the delimiter unless ``delimiter`` is given:
@@ -254,13 +275,16 @@ def read_table(
       id_dtype: ``None`` (a column whose every value is an integer becomes int64 ids, otherwise
         the ids stay strings, e.g. ``"007"`` becomes 7), ``"int"`` (non-integers are errors) or
         ``"str"`` (ids kept exactly as written).
+      columns: for a file without a header, the names of its columns in order (e.g.
+        ``["user_id", "item_id", "rating", "timestamp"]`` for MovieLens' ``u1.base``); the
+        ``*_col`` arguments pick among them.
 
     Returns Interactions with ids remapped to sorted raw-id order (``user_ids`` / ``item_ids`` hold
     the raw ids). Other columns are ignored but every line must have as many fields as the header.
     """
     _check_id_dtype(id_dtype)
     fields = _fields(user_col, item_col, rating_col, time_col)
-    return _interactions(_read_columns(path, fields, delimiter, id_dtype), str(path))
+    return _interactions(_read_columns(path, fields, delimiter, id_dtype, columns), str(path))
 
 
 read_csv = read_table
@@ -351,6 +375,7 @@ def read_split_files(
     time_col: str | None = None,
     delimiter: str | None = None,
     id_dtype: str | None = None,
+    columns: Sequence[str] = (),
 ) -> Split:
     """A predefined split given as files (CSV / TSV / Parquet, as :func:`read_table`).
 
@@ -365,10 +390,10 @@ def read_split_files(
     fields = _fields(user_col, item_col, rating_col, time_col)
     paths = {"train": train, "valid": valid, "test": test}
     paths = {k: Path(p) for k, p in paths.items() if p is not None}
-    cols = {k: _read_columns(p, fields, delimiter, id_dtype) for k, p in paths.items()}
+    cols = {k: _read_columns(p, fields, delimiter, id_dtype, columns) for k, p in paths.items()}
     for role in ("user", "item"):
         if len({c[role].dtype.kind for c in cols.values()}) > 1:
-            cols = {k: _read_columns(p, fields, delimiter, "str") for k, p in paths.items()}
+            cols = {k: _read_columns(p, fields, delimiter, "str", columns) for k, p in paths.items()}
             break
     maps = {}
     for role in ("user", "item"):

@@ -40,7 +40,7 @@ def load_split(cfg: DataConfig, keep_ratings: bool = False) -> Split:
         raise JaxrecError(f"data.split: unknown split {cfg.split!r}; choose one of {SPLITS}")
     table = dict(
         user_col=cfg.user_col, item_col=cfg.item_col, rating_col=cfg.rating_col,
-        time_col=cfg.time_col, delimiter=cfg.delimiter,
+        time_col=cfg.time_col, delimiter=cfg.delimiter, columns=cfg.columns,
     )
     if cfg.test_path is not None:
         loaded = D.read_split_files(cfg.dataset, cfg.test_path, cfg.valid_path, **table)

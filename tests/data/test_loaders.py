@@ -346,3 +346,41 @@ def test_not_utf8(tmp_path):
 def test_empty_id(tmp_path):
     p = write(tmp_path / "x.csv", "user_id,item_id\n1,2\n,3\n")
     raises_at(lambda: read_table(p), p, line=3, column="user_id", match="empty")
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("u.data", "1\t5\t3\t881250949\n\n0\t5\t4\t881250950\n", r"u.data, line 3, column 'user': user id 0 is outside \[1, "),
+        ("ratings.dat", "1::5::3::1\n2::-4::4::2\n", r"ratings.dat, line 2, column 'item': item id -4 is outside \[1, "),
+        ("ratings.csv", "userId,movieId,rating,timestamp\n1,5,3,1\n2,99999999999,4,2\n",
+         r"ratings.csv, line 3, column 'movieId': item id 99999999999 is outside \[1, 2147483648\)"),
+    ],
+)
+def test_movielens_ids_that_are_not_positive_integers_are_malformed_lines(tmp_path, name, text, message):
+    from jaxrec.data import load_dataset
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(JaxrecError, match=message):
+        load_dataset(tmp_path / name)
+
+
+def test_header_less_files_read_with_the_column_order(tmp_path):
+    """GroupLens' own u1.base / u1.test: tab-separated, no header."""
+    from jaxrec.config import DataConfig
+    from jaxrec.experiment.data import load_split
+
+    base, test = tmp_path / "u1.base", tmp_path / "u1.test"
+    base.write_text("1\t10\t4\t5\n1\t11\t3\t6\n2\t10\t5\t7\n2\t12\t1\t8\n")
+    test.write_text("1\t12\t2\t9\n2\t11\t4\t10\n")
+    with pytest.raises(JaxrecError, match=r"missing user column 'user_id' in the header; the columns are \['1', '10', "
+                                          r"'4', '5'\] \(a file without a header row\? give the column names in order\)"):
+        read_table(base)
+    inter = read_table(base, columns=["user_id", "item_id", "rating", "timestamp"], rating_col="rating")
+    assert (inter.n_users, inter.n_items, len(inter)) == (2, 3, 4)
+    np.testing.assert_array_equal(inter.ratings, [4, 3, 5, 1])
+    assert inter.item_ids.tolist() == [10, 11, 12]
+    cfg = DataConfig(dataset=str(base), test_path=str(test), split="predefined", rating_col="rating",
+                     columns=("user_id", "item_id", "rating", "timestamp"))
+    split = load_split(cfg)
+    assert (len(split.train), len(split.test)) == (4, 2) and split.test.item_ids[split.test.items].tolist() == [12, 11]
