@@ -280,3 +280,9 @@ def test_a_run_directory_is_never_silently_overwritten_or_mixed(tiny_csv, tmp_pa
     (tmp_path / "tiny" / "stale.png").write_text("from the old run")
     assert main([*tiny_args(tiny_csv, tmp_path), "--overwrite"]) == 0
     assert not (tmp_path / "tiny" / "stale.png").exists() and (tmp_path / "tiny" / "metrics.json").is_file()
+
+
+def test_a_batch_larger_than_the_data_is_clamped_aloud(tiny_csv, tmp_path, capsys):
+    assert main(tiny_args(tiny_csv, tmp_path, "--set", "train.batch_size=100000000")) == 0
+    out, err = capsys.readouterr()
+    assert "train.batch_size=100000000 is more than the" in err and "one batch per epoch" in err and "recall" in out

@@ -102,6 +102,7 @@ class Training:
     static: tuple = ()  #: structural choices derived from the members' values (L2 on/off)
     data_batched: bool = False  #: members train on their own data variants (``data`` and
     #: ``inputs`` have a leading member axis)
+    batch_size: int = 0  #: pairs per step (train.batch_size, or all the pairs when it is larger)
 
 
 def _check_train(cfg: Config) -> None:
@@ -139,10 +140,16 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
     batched = trains is not None and len(cfgs) > 1
     if trains is not None and len(trains) != len(cfgs):
         raise JaxrecError(f"{len(trains)} training sets for {len(cfgs)} members: give one per member")
+    batch = t_cfg.batch_size
+    n_pairs = max(len(t) for t in (trains or [split.train]))
+    if batch > n_pairs:  # a batch is padded to its size: 1e8 would allocate gigabytes for nothing
+        print(f"note: train.batch_size={batch} is more than the {n_pairs} training pairs; using {n_pairs} "
+              "(one batch per epoch)", file=sys.stderr)
+        batch = n_pairs
     if not batched:
         train = split.train if trains is None else trains[0]
         model, inputs = build_model(base.model, train)
-        data = train_data(train, t_cfg.batch_size, inputs, alpha)
+        data = train_data(train, batch, inputs, alpha)
     else:
         for t in trains:
             if (t.n_users, t.n_items) != (split.n_users, split.n_items):
@@ -151,7 +158,7 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
         steps = max(search_depth(t) for t in trains)
         built = [build_model(base.model, t, capacity=cap) for t in trains]
         model, inputs = built[0]
-        data = stack_data([train_data(t, t_cfg.batch_size, i, alpha, capacity=cap, search_steps=steps)
+        data = stack_data([train_data(t, batch, i, alpha, capacity=cap, search_steps=steps)
                            for t, (_, i) in zip(trains, built)])
     model = _MODELS.setdefault(model, model)  # equal modules -> one instance (its apply is static state)
     seeds = jnp.asarray([c.train.seed for c in cfgs], jnp.uint32)
@@ -164,7 +171,7 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
     if a_cfg.method == "apr":
         # optimizer steps per epoch: whole batches of each member's real pairs (empty ones are skipped)
         sizes = [len(t) for t in trains] if batched else [data.n_pairs] * len(cfgs)
-        per_epoch = [-(-n // t_cfg.batch_size) for n in sizes]
+        per_epoch = [-(-n // batch) for n in sizes]
         hparams.update(
             eps=[c.adv.eps for c in cfgs], reg=[c.adv.reg for c in cfgs],
             start_step=[c.adv.start_epoch * s for c, s in zip(cfgs, per_epoch)],
@@ -174,8 +181,8 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
     if t_cfg.init_from:
         state = state.replace(params=_warm_start(t_cfg.init_from, state.params, len(cfgs)))
     step = make_train_step(loss_fn, skip_empty=batched)  # a variant's padding batches are no steps
-    epoch = make_epoch(step, t_cfg.batch_size, t_cfg.n_negatives, t_cfg.negative_sampling)
-    return Training(model, data.inputs if batched else inputs, state, data, epoch, cfgs, (with_l2,), batched)
+    epoch = make_epoch(step, batch, t_cfg.n_negatives, t_cfg.negative_sampling)
+    return Training(model, data.inputs if batched else inputs, state, data, epoch, cfgs, (with_l2,), batched, batch)
 
 
 def _warm_start(directory: str, params, n: int):
@@ -266,7 +273,7 @@ def train_members(
         mesh = mesh_from_config(p.data, p.model, p.member)
     if mesh is not None:
         with config_key("train.batch_size"):
-            check_batch_size(t_cfg.batch_size, mesh)
+            check_batch_size(training.batch_size, mesh)
         state = place_members(state, mesh)  # the resume template's layout
     chunk = base.eval.chunk if base.eval.chunk is not None else max(1, model_chunk(model, split.n_items) // n)
     valid, validate = None, None
