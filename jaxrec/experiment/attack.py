@@ -186,7 +186,7 @@ def make_variants(cfg: Config, setup: Setup, fakes: dict, d_suspicion=None) -> t
                 for name in a.detectors:
                     scores = np.zeros(rated.n_users)
                     with config_key(f"attack.detectors: {name}"):
-                        scores[present] = (d_suspicion(r[present] > 0) if name == "d" else
+                        scores[present] = (d_suspicion((r[present] > 0).astype(np.float32)) if name == "d" else
                                            det.suspicion(name, r[present], a.pca_components, a.degsim_k))
                     flagged = det.flag(scores, present, setup.trusted, a.fpr)
                     figures = det.judge(scores, fake, setup.real_users, setup.trusted, a.fpr)
