@@ -65,12 +65,13 @@ def plot_curves(
         if f"{metric}_mean" in r:
             curves.setdefault(tuple(r[g] for g in groups), []).append(r)
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
-    for key, rs in sorted(curves.items()):
+    for i, (key, rs) in enumerate(sorted(curves.items())):
         rs = sorted(rs, key=lambda r: r[x])
         xs = [r[x] for r in rs]
         mean = [r[f"{metric}_mean"] for r in rs]
         std = [r[f"{metric}_std"] for r in rs]
-        line = ax.plot(xs, mean, marker="o", label=" / ".join(map(str, key)))[0]
+        style = ("-", "--", ":", "-.")[(i // 10) % 4]  # the colour cycle has 10 colours
+        line = ax.plot(xs, mean, marker="o", linestyle=style, label=" / ".join(map(str, key)))[0]
         ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                         color=line.get_color(), alpha=0.2)
     ax.set_xlabel(xlabel or x)
