@@ -248,7 +248,8 @@ def _first_difference(saved, target) -> str | None:
         return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(np.shape(x)) for path, x in leaves}
 
     s, t = flat(saved), flat(target)
-    for name in sorted(set(s) | set(t)):
+    # the parameters first: "params/.../user is saved as [.., 64]" says more than an optimizer moment
+    for name in sorted(set(s) | set(t), key=lambda n: ("opt_state" in n, "tracker" in n, n)):
         if name not in s:
             return f"{name} is not in the checkpoint"
         if name not in t:

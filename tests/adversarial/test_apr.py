@@ -150,9 +150,9 @@ def test_warm_start_from_an_earlier_run_and_config_errors(tmp_path, tiny_split):
         for x, y in zip(jax.tree.leaves(started.fit.member(m).state.params), jax.tree.leaves(first.fit.member(0).state.params)):
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     for bad, message in [
-        (AdvConfig(method="amf"), "adv.method: unknown method 'amf'"),
-        (AdvConfig(method="apr", eps=-1.0), "adv.eps, adv.reg and adv.start_epoch must be >= 0"),
-        (AdvConfig(method="apr", perturb="pgd"), "adv.perturb: unknown perturbation 'pgd'"),
+        (AdvConfig(method="amf"), r"adv.method must be one of \['none', 'apr'\], got 'amf'"),
+        (AdvConfig(method="apr", eps=-1.0), r"adv.eps must be >= 0, got -1.0"),
+        (AdvConfig(method="apr", perturb="pgd"), r"adv.perturb must be one of \['fgm', 'fgsm'\], got 'pgd'"),
     ]:
         with pytest.raises(JaxrecError, match=message):
             train_members([dataclasses.replace(_cfg(), adv=bad)], tiny_split, progress=False)
