@@ -154,11 +154,11 @@ def run_gan(
 ) -> GANRunResult:
     """Train the GAN of ``cfg.gan`` on ``cfg.data`` and report (see the module docstring)."""
     validate(cfg)  # every value in its range, before anything loads or trains
-    if write:
-        check_writable(cfg, "gan", overwrite, resume)
     g = cfg.gan
     split = load_split(cfg.data) if split is None else split
     if g.conditional:
+        if write:
+            check_writable(cfg, "gan", overwrite, resume)
         return _run_cfgan(cfg, split, progress, write, console, resume)
     full = concat([split.train, split.valid, split.test], source=split.train.source)
     matrix = user_matrix(full)
@@ -187,6 +187,8 @@ def run_gan(
         if progress and console is not None:
             console.print(_epoch_line(record))
 
+    if write:  # after the settings' checks (a mistake is named first), before any training
+        check_writable(cfg, "gan", overwrite, resume)
     fit = train_gan(cfg, spec, train_m, hook, resume)
     state = fit.state
 

@@ -15,7 +15,9 @@ the bad state is adopted, so the last checkpoint written is the last good one.
 
 Resuming checks the saved shapes against the run's state first (a checkpoint of another model is
 one error naming the first differing array, not orbax's tracebacks), and a damaged latest
-checkpoint (unreadable or incomplete files) falls back to the previous one with a warning.
+checkpoint (unreadable or missing files) falls back to the previous one with a warning. (Files
+that are present but corrupt are found only by reading them; orbax's threads then print
+tracebacks of their own before the fallback.)
 
 Resuming restores onto the shardings of a template (e.g. a state placed on a mesh by
 :func:`jaxrec.train.parallel.place_members`), so a run resumes on the same device layout; the
@@ -189,7 +191,7 @@ class Checkpointer:
         damaged = []
         for e in candidates:
             where = self.directory / str(e)
-            saved = self._saved_shapes(e)
+            saved = self._saved_shapes(e) if _looks_complete(where / "state") else None
             if saved is not None:
                 diff = _first_difference(saved, target_tree)
                 if diff:
@@ -223,6 +225,16 @@ class Checkpointer:
             return meta.item_metadata.tree
         except Exception:  # noqa: BLE001 -- unreadable metadata = a damaged checkpoint
             return None
+
+
+def _looks_complete(state_dir: Path) -> bool:
+    """The files an orbax OCDBT array checkpoint cannot be read without: its metadata and
+    manifest, and non-empty data directories (checked before a read, since a failed read leaves
+    orbax's background threads printing tracebacks)."""
+    if not all((state_dir / f).is_file() for f in ("_METADATA", "manifest.ocdbt")):
+        return False
+    data = [p for p in state_dir.iterdir() if p.is_dir() and (p.name == "d" or p.name.startswith("ocdbt.process_"))]
+    return bool(data) and all(any(p.iterdir()) for p in data)
 
 
 @contextlib.contextmanager
