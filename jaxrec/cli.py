@@ -106,57 +106,45 @@ def cmd_gan(args) -> int:
     return 0
 
 
-def cmd_robustness(args) -> int:
+def _study(args, section: str, check, run, tables, what) -> int:
+    """``jaxrec robustness`` / ``attack``: check the config and read every victim file before
+    any training, run the study, print its tables, say where the report is."""
     from pathlib import Path
 
     from rich.console import Console
 
     from jaxrec.config import load_config
-    from jaxrec.experiment.robustness import check, run_robustness, tables, victims
-
-    cfg = load_config(args.config, args.overrides)
-    base_dir = Path(args.config).parent if args.config else Path(".")
-    check(cfg)
-    names = [label for label, _ in victims(cfg, base_dir)]  # every victim file read before training
-    console = Console()
-    console.print(f"[bold]{cfg.name}[/]: robustness of {', '.join(names)} on {cfg.data.dataset}")
-    result = run_robustness(cfg, base_dir, progress=not args.quiet, console=console, overwrite=args.overwrite)
-    from jaxrec.robustness.report import rich_table
-
-    for title, header, rows in tables(cfg, result.summary, result.data_summary, result.worst_users):
-        console.print(rich_table(header, rows, title))
-    console.print(f"{len(result.rows) + len(result.data_rows)} rows in {result.timing['wall_s']:.1f} s")
-    if result.run_dir is not None:
-        console.print(f"wrote {result.run_dir}/report.md")
-    return 0
-
-
-def cmd_attack(args) -> int:
-    from pathlib import Path
-
-    from rich.console import Console
-
-    from jaxrec.config import load_config
-    from jaxrec.experiment.attack import check, run_attack
-    from jaxrec.experiment.attack_report import tables
     from jaxrec.experiment.robustness import victims
     from jaxrec.robustness.report import rich_table
 
     cfg = load_config(args.config, args.overrides)
     base_dir = Path(args.config).parent if args.config else Path(".")
     check(cfg)
-    names = [label for label, _ in victims(cfg, base_dir, "attack")]  # every victim file read before training
+    names = [label for label, _ in victims(cfg, base_dir, section)]
     console = Console()
-    a = cfg.attack
-    console.print(f"[bold]{cfg.name}[/]: {', '.join(a.kinds)} attacks at sizes {list(a.sizes)} on "
-                  f"{', '.join(names)} ({cfg.data.dataset})")
-    result = run_attack(cfg, base_dir, progress=not args.quiet, console=console, overwrite=args.overwrite)
+    console.print(f"[bold]{cfg.name}[/]: {what(cfg)} on {', '.join(names)} ({cfg.data.dataset})")
+    result = run(cfg, base_dir, progress=not args.quiet, console=console, overwrite=args.overwrite)
     for title, header, rows in tables(cfg, result):
         console.print(rich_table(header, rows, title))
-    console.print(f"{len(result.rows)} rows in {result.timing['wall_s']:.1f} s")
+    console.print(f"{len(result.rows) + len(getattr(result, 'data_rows', []))} rows in {result.timing['wall_s']:.1f} s")
     if result.run_dir is not None:
         console.print(f"wrote {result.run_dir}/report.md")
     return 0
+
+
+def cmd_robustness(args) -> int:
+    from jaxrec.experiment.robustness import check, run_robustness, tables
+
+    return _study(args, "robustness", check, run_robustness,
+                  lambda cfg, r: tables(cfg, r.summary, r.data_summary, r.worst_users), lambda cfg: "robustness")
+
+
+def cmd_attack(args) -> int:
+    from jaxrec.experiment.attack import check, run_attack
+    from jaxrec.experiment.attack_report import tables
+
+    return _study(args, "attack", check, run_attack, tables,
+                  lambda cfg: f"{', '.join(cfg.attack.kinds)} attacks at sizes {list(cfg.attack.sizes)}")
 
 
 def cmd_data_info(args) -> int:

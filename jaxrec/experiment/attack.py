@@ -44,7 +44,7 @@ from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import check_ks
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import check_writable, written
-from jaxrec.experiment.robustness import victims
+from jaxrec.experiment.robustness import victims, with_drops
 from jaxrec.experiment.sweep import summarise
 from jaxrec.experiment.training import train_members
 from jaxrec.robustness.strengths import sweep_chunk
@@ -203,14 +203,6 @@ def _seed_cfg(cfg: Config, s: int) -> Config:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + s))
 
 
-def _drops(row: dict, clean: dict, ks) -> dict:
-    for k in ks:
-        for m in ("recall", "ndcg"):
-            c = clean[f"{m}@{k}"]
-            row[f"drop_{m}@{k}"] = 1.0 - row[f"{m}@{k}"] / c if c > 0 else float("nan")
-    return row
-
-
 def attack_victim(label: str, vcfg: Config, setup: Setup, variants: list[Variant], ks, progress: bool, say) -> tuple[list, dict]:
     """Rows of one victim: its clean members, then one program per attack (see the module
     docstring); and its timings."""
@@ -239,7 +231,7 @@ def attack_victim(label: str, vcfg: Config, setup: Setup, variants: list[Variant
     for s in range(a.seeds):
         one = {k: v[s] for k, v in clean_out.items()}
         rows.append({**base, "defense": "apr" if apr else "none", "attack": "clean", "size": 0, "share": 0.0,
-                     "seed": s, **_drops(dict(clean.metrics[s]), clean.metrics[s], ks),
+                     "seed": s, **with_drops(dict(clean.metrics[s]), clean.metrics[s], ks),
                      **target_metrics(one, ranking, clean_scores[s]), "failed": clean.fit.member(s).failed})
     for kind in a.kinds:
         mine = [v for v in variants if v.kind == kind and (v.defense == "none" or not apr)]
@@ -252,7 +244,7 @@ def attack_victim(label: str, vcfg: Config, setup: Setup, variants: list[Variant
             one = {k: x[m] for k, x in out.items()}
             defense = "apr" if apr else v.defense
             rows.append({**base, "defense": defense, "attack": kind, "size": v.count, "share": v.count / setup.n_real,
-                         "seed": v.seed, **_drops(dict(run.metrics[m]), clean.metrics[v.seed], ks),
+                         "seed": v.seed, **with_drops(dict(run.metrics[m]), clean.metrics[v.seed], ks),
                          **target_metrics(one, ranking, clean_scores[v.seed]),
                          **({f"detect_{k}": x for k, x in v.detection.items()} if v.detection and not apr else {}),
                          "failed": run.fit.member(m).failed})

@@ -103,7 +103,7 @@ def _seeds(cfg: Config, n: int) -> list[Config]:
     return [dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + s)) for s in range(n)]
 
 
-def _with_drops(row: dict, clean: dict, ks) -> dict:
+def with_drops(row: dict, clean: dict, ks) -> dict:
     """``row`` plus ``drop_<metric>@K = 1 - metric / clean metric`` for recall and NDCG."""
     for k in ks:
         for m in ("recall", "ndcg"):
@@ -159,7 +159,7 @@ def run_robustness(
         for m, mcfg in enumerate(clean_run.configs):  # the clean model: eps 0, its own ranking
             stable = {f"{n}@{k}": float(n == "jaccard") for k in ks for n in ("jaccard", "score_shift")}
             rows.append({**base, "train_seed": mcfg.train.seed, "method": "none", "eps": 0.0, "noise_seed": 0,
-                         **_with_drops({**clean_run.metrics[m], **stable}, clean_run.metrics[m], ks),
+                         **with_drops({**clean_run.metrics[m], **stable}, clean_run.metrics[m], ks),
                          "failed": clean_run.fit.member(m).failed})
         for method in r.methods:
             say(f"{label}: {method} at {len(r.eps)} strength(s) x {r.noise_seeds} noise seed(s), one program per member")
@@ -173,7 +173,7 @@ def run_robustness(
                 results.append(res)
                 for row in res.rows:
                     row["noise_seed"] = row.pop("seed")
-                    rows.append({**base, "train_seed": mcfg.train.seed, **_with_drops(row, clean_run.metrics[m], ks),
+                    rows.append({**base, "train_seed": mcfg.train.seed, **with_drops(row, clean_run.metrics[m], ks),
                                  "failed": False})
             t[f"{method}_s"] = time.perf_counter() - t0
             if results and r.worst_users:
@@ -211,7 +211,7 @@ def _data_noise(label, base, vcfg, clean_run, split, ks, t, progress, say) -> li
     for m, (kind, rate, s) in enumerate(combos):
         row = {**base, "kind": kind, "rate": float(rate), "data_seed": s, "n_train": len(trains[m]), **stats[m],
                "failed": noisy.fit.member(m).failed}
-        out.append(_with_drops(row, clean_run.metrics[0], ks))
+        out.append(with_drops(row, clean_run.metrics[0], ks))
     return out
 
 
