@@ -2,7 +2,7 @@
 
 Unknown keys, duplicate keys, values of the wrong type and values outside a field's range are
 errors that name the key and the value (and the file, or the ``--set`` that gave it). Each
-field's range is written once, next to the field (``_f(default, rule)``).
+field's range is written once, next to the field (``ranged(default, rule)``).
 Command-line overrides use dotted paths, ``--set train.epochs=50 eval.ks=[10,20]``; the value is
 parsed as YAML. A small hand-written loader rather than a config library: it gives exactly these
 messages, and the dataclasses stay plain (importable, picklable, hashable for ``jit``).
@@ -18,41 +18,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from jaxrec.config_rules import NAME, above, at_least, between, one_of, ranged
 from jaxrec.errors import JaxrecError
-
-
-@dataclasses.dataclass(frozen=True)
-class Rule:
-    """The values a config field allows: ``ok(value)``, and ``says`` in words."""
-
-    says: str
-    ok: typing.Callable[[Any], bool]
-
-
-def at_least(lo) -> Rule:
-    return Rule(f">= {lo}", lambda v: v >= lo)
-
-
-def above(lo) -> Rule:
-    return Rule(f"> {lo}", lambda v: v > lo)
-
-
-def between(lo, hi, low_open: bool = False, high_open: bool = False) -> Rule:
-    says = f"in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
-    return Rule(says, lambda v: (v > lo if low_open else v >= lo) and (v < hi if high_open else v <= hi))
-
-
-def one_of(*options) -> Rule:
-    return Rule(f"one of {list(options)}", lambda v: v in options)
-
-
-NAME = Rule("a single path component (not empty, no '/' or '\\', not '.' or '..')",
-            lambda v: bool(v) and "/" not in v and "\\" not in v and v not in (".", ".."))
-
-
-def _f(default, rule: Rule):
-    """A field with a default and its allowed values (tuples: every element; None always passes)."""
-    return dataclasses.field(default=default, metadata={"rule": rule})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +42,10 @@ class DataConfig:
     valid_path: Optional[str] = None
     implicit_threshold: Optional[float] = None  #: None: every rating is a positive
     deduplicate: bool = True
-    user_core: int = _f(0, at_least(0))  #: k-core filter (0: off)
-    item_core: int = _f(0, at_least(0))
-    split: str = _f("random", one_of("random", "temporal", "leave_one_out", "predefined"))  #: random | temporal | leave_one_out | predefined
-    ratios: tuple[float, ...] = _f((0.8, 0.1, 0.1), between(0, 1))
+    user_core: int = ranged(0, at_least(0))  #: k-core filter (0: off)
+    item_core: int = ranged(0, at_least(0))
+    split: str = ranged("random", one_of("random", "temporal", "leave_one_out", "predefined"))  #: random | temporal | leave_one_out | predefined
+    ratios: tuple[float, ...] = ranged((0.8, 0.1, 0.1), between(0, 1))
     seed: int = 2020
 
 
@@ -87,45 +54,45 @@ class ModelConfig:
     """The recommender and its hyper-parameters (fields unused by a model are ignored by it)."""
 
     name: str = "mf"  #: a key of jaxrec.experiment.models.REGISTRY: mf | neumf | lightgcn | ngcf
-    dim: int = _f(64, at_least(1))
-    init: str = _f("xavier_normal", one_of("xavier_normal", "xavier_uniform", "normal"))  #: xavier_normal | xavier_uniform | normal
-    init_std: float = _f(0.1, above(0))  #: for init: normal
-    layers: int = _f(2, at_least(0))  #: LightGCN / NGCF propagation layers
-    mlp_layers: tuple[int, ...] = _f((128, 64), at_least(1))  #: NeuMF MLP tower
-    dropout: float = _f(0.1, between(0, 1, high_open=True))  #: NeuMF (MLP) / NGCF (message dropout)
-    dtype: str = _f("float32", one_of("float32", "bfloat16"))  #: compute dtype: float32 | bfloat16
+    dim: int = ranged(64, at_least(1))
+    init: str = ranged("xavier_normal", one_of("xavier_normal", "xavier_uniform", "normal"))  #: xavier_normal | xavier_uniform | normal
+    init_std: float = ranged(0.1, above(0))  #: for init: normal
+    layers: int = ranged(2, at_least(0))  #: LightGCN / NGCF propagation layers
+    mlp_layers: tuple[int, ...] = ranged((128, 64), at_least(1))  #: NeuMF MLP tower
+    dropout: float = ranged(0.1, between(0, 1, high_open=True))  #: NeuMF (MLP) / NGCF (message dropout)
+    dtype: str = ranged("float32", one_of("float32", "bfloat16"))  #: compute dtype: float32 | bfloat16
     propagation: str = "auto"  #: LightGCN / NGCF kernel: auto | dense | segment_sum | segment_sum_vjp | bcoo | bcsr | bcsr_vjp
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = _f(20, at_least(0))
-    batch_size: int = _f(2048, at_least(1))
-    lr: float = _f(1e-3, above(0))
-    loss: str = _f("bpr", one_of("bpr", "bce"))  #: bpr | bce
-    l2: float = _f(0.0, at_least(0))  #: weight of the L2 term on the batch's layer-0 embeddings
-    n_negatives: int = _f(1, at_least(1))
-    negative_sampling: str = _f("uniform", one_of("uniform", "popularity"))  #: uniform | popularity
-    popularity_alpha: float = _f(0.75, at_least(0))
+    epochs: int = ranged(20, at_least(0))
+    batch_size: int = ranged(2048, at_least(1))
+    lr: float = ranged(1e-3, above(0))
+    loss: str = ranged("bpr", one_of("bpr", "bce"))  #: bpr | bce
+    l2: float = ranged(0.0, at_least(0))  #: weight of the L2 term on the batch's layer-0 embeddings
+    n_negatives: int = ranged(1, at_least(1))
+    negative_sampling: str = ranged("uniform", one_of("uniform", "popularity"))  #: uniform | popularity
+    popularity_alpha: float = ranged(0.75, at_least(0))
     seed: int = 0
     init_from: Optional[str] = None  #: warm start: params of the latest checkpoint in this directory
-    eval_every: int = _f(0, at_least(0))  #: validate every N epochs (0: never)
-    patience: Optional[int] = _f(None, at_least(1))  #: early stopping, in evaluations without improvement
+    eval_every: int = ranged(0, at_least(0))  #: validate every N epochs (0: never)
+    patience: Optional[int] = ranged(None, at_least(1))  #: early stopping, in evaluations without improvement
     monitor: str = "recall@20"
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    ks: tuple[int, ...] = _f((10, 20, 50), at_least(1))
-    chunk: Optional[int] = _f(None, at_least(1))  #: users per ranking chunk (None: automatic)
+    ks: tuple[int, ...] = ranged((10, 20, 50), at_least(1))
+    chunk: Optional[int] = ranged(None, at_least(1))  #: users per ranking chunk (None: automatic)
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
     """orbax checkpoints of the train state (see :mod:`jaxrec.train.checkpoint`)."""
 
-    every: int = _f(0, at_least(0))  #: save every N epochs and at the end (0: no checkpoints)
-    keep: int = _f(3, at_least(1))  #: keep the last K checkpoints
+    every: int = ranged(0, at_least(0))  #: save every N epochs and at the end (0: no checkpoints)
+    keep: int = ranged(3, at_least(1))  #: keep the last K checkpoints
     dir: Optional[str] = None  #: None: <output_dir>/<name>/checkpoints
 
 
@@ -133,9 +100,9 @@ class CheckpointConfig:
 class ParallelConfig:
     """Device mesh for the update steps (see :mod:`jaxrec.train.parallel`); 1 x 1 = no mesh."""
 
-    data: int = _f(1, at_least(0))  #: devices on the 'data' axis, batches split over them (0: all devices / model)
-    model: int = _f(1, at_least(1))  #: devices on the 'model' axis, embedding rows split over them
-    member: int = _f(1, at_least(1))  #: devices on the 'member' axis, a sweep's members split over them
+    data: int = ranged(1, at_least(0))  #: devices on the 'data' axis, batches split over them (0: all devices / model)
+    model: int = ranged(1, at_least(1))  #: devices on the 'model' axis, embedding rows split over them
+    member: int = ranged(1, at_least(1))  #: devices on the 'member' axis, a sweep's members split over them
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,29 +112,29 @@ class GANConfig:
     See :mod:`jaxrec.adversarial.gan_training` for the losses and masks.
     """
 
-    g_hidden: tuple[int, ...] = _f((256, 512, 1024), at_least(1))
-    d_hidden: tuple[int, ...] = _f((1024, 512, 256), at_least(1))
-    noise_dim: int = _f(128, at_least(0))  #: 0 allowed with conditional (CFGAN without noise)
-    dropout: float = _f(0.3, between(0, 1, high_open=True))  #: in D
-    g_lr: float = _f(2e-4, above(0))
-    d_lr: float = _f(2e-4, above(0))
-    beta1: float = _f(0.5, between(0, 1, high_open=True))  #: Adam beta1 of both optimisers
-    d_steps: int = _f(1, at_least(1))  #: D steps per G step
+    g_hidden: tuple[int, ...] = ranged((256, 512, 1024), at_least(1))
+    d_hidden: tuple[int, ...] = ranged((1024, 512, 256), at_least(1))
+    noise_dim: int = ranged(128, at_least(0))  #: 0 allowed with conditional (CFGAN without noise)
+    dropout: float = ranged(0.3, between(0, 1, high_open=True))  #: in D
+    g_lr: float = ranged(2e-4, above(0))
+    d_lr: float = ranged(2e-4, above(0))
+    beta1: float = ranged(0.5, between(0, 1, high_open=True))  #: Adam beta1 of both optimisers
+    d_steps: int = ranged(1, at_least(1))  #: D steps per G step
     non_saturating: bool = False  #: G minimises -log D(G(z)) instead of log(1 - D(G(z)))
     conditional: bool = False  #: CFGAN: condition on the user's training vector
     zr: bool = True  #: CFGAN zero reconstruction
-    zr_ratio: float = _f(0.7, between(0, 1))
-    zr_alpha: float = _f(0.1, at_least(0))
+    zr_ratio: float = ranged(0.7, between(0, 1))
+    zr_alpha: float = ranged(0.1, at_least(0))
     pm: bool = True  #: CFGAN partial masking
-    pm_ratio: float = _f(0.7, between(0, 1))
-    epochs: int = _f(100, at_least(0))
-    batch_size: int = _f(128, at_least(1))
-    holdout: float = _f(0.2, between(0, 1, low_open=True, high_open=True))  #: share of users kept out of GAN training (realism, detector)
-    n_fake: int = _f(50, at_least(1))  #: fake users sampled at the end
-    profile_length: str = _f("empirical", one_of("empirical", "mean"))  #: empirical | mean (of the real profile lengths)
-    target_items: tuple[int, ...] = _f((), at_least(0))  #: item indices forced into every fake profile
-    fpr: float = _f(0.05, between(0, 1, low_open=True, high_open=True))  #: detector threshold: this false-positive rate on held-out clean users
-    report_every: int = _f(1, at_least(0))  #: realism / validation figures every N epochs (0: only at the end)
+    pm_ratio: float = ranged(0.7, between(0, 1))
+    epochs: int = ranged(100, at_least(0))
+    batch_size: int = ranged(128, at_least(1))
+    holdout: float = ranged(0.2, between(0, 1, low_open=True, high_open=True))  #: share of users kept out of GAN training (realism, detector)
+    n_fake: int = ranged(50, at_least(1))  #: fake users sampled at the end
+    profile_length: str = ranged("empirical", one_of("empirical", "mean"))  #: empirical | mean (of the real profile lengths)
+    target_items: tuple[int, ...] = ranged((), at_least(0))  #: item indices forced into every fake profile
+    fpr: float = ranged(0.05, between(0, 1, low_open=True, high_open=True))  #: detector threshold: this false-positive rate on held-out clean users
+    report_every: int = ranged(1, at_least(0))  #: realism / validation figures every N epochs (0: only at the end)
     seed: int = 0
 
 
@@ -175,12 +142,12 @@ class GANConfig:
 class AdvConfig:
     """Adversarial training (see :mod:`jaxrec.adversarial.apr`): APR, He et al., SIGIR 2018."""
 
-    method: str = _f("none", one_of("none", "apr"))  #: none | apr
-    eps: float = _f(0.5, at_least(0))  #: perturbation strength (per-row L2 norm for fgm)
-    reg: float = _f(1.0, at_least(0))  #: lambda, the weight of the adversarial term
+    method: str = ranged("none", one_of("none", "apr"))  #: none | apr
+    eps: float = ranged(0.5, at_least(0))  #: perturbation strength (per-row L2 norm for fgm)
+    reg: float = ranged(1.0, at_least(0))  #: lambda, the weight of the adversarial term
     relative: bool = False  #: eps x each table's mean row norm
-    start_epoch: int = _f(0, at_least(0))  #: the adversarial term is off before this epoch (plain pretraining)
-    perturb: str = _f("fgm", one_of("fgm", "fgsm"))  #: fgm (APR) | fgsm
+    start_epoch: int = ranged(0, at_least(0))  #: the adversarial term is off before this epoch (plain pretraining)
+    perturb: str = ranged("fgm", one_of("fgm", "fgsm"))  #: fgm (APR) | fgsm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,19 +156,19 @@ class RobustnessConfig:
     perturbations of their parameters and of their training data, at which strengths."""
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
-    seeds: int = _f(1, at_least(1))  #: training seeds per victim (train.seed, +1, ...; members of one program)
-    methods: tuple[str, ...] = _f(("random", "fgm", "pgd"), one_of("random", "gaussian", "fgm", "fgsm", "pgd"))  #: random | gaussian | fgm | fgsm | pgd
-    eps: tuple[float, ...] = _f((0.1, 0.25, 0.5, 1.0, 2.0), at_least(0))  #: strengths (per-row L2 norm; fgsm: L-inf)
+    seeds: int = ranged(1, at_least(1))  #: training seeds per victim (train.seed, +1, ...; members of one program)
+    methods: tuple[str, ...] = ranged(("random", "fgm", "pgd"), one_of("random", "gaussian", "fgm", "fgsm", "pgd"))  #: random | gaussian | fgm | fgsm | pgd
+    eps: tuple[float, ...] = ranged((0.1, 0.25, 0.5, 1.0, 2.0), at_least(0))  #: strengths (per-row L2 norm; fgsm: L-inf)
     relative: bool = True  #: eps x each table's mean row norm (compares models)
-    noise_seeds: int = _f(1, at_least(1))  #: noise draws / adversary negatives per trained model (vmapped)
-    strength_batch: int = _f(0, at_least(0))  #: strengths vmapped together (0: auto, all unless chunks get narrow)
-    pgd_steps: int = _f(10, at_least(1))
-    pgd_step_size: Optional[float] = _f(None, above(0))  #: per step, as a fraction of eps (None: 2.5 / pgd_steps)
+    noise_seeds: int = ranged(1, at_least(1))  #: noise draws / adversary negatives per trained model (vmapped)
+    strength_batch: int = ranged(0, at_least(0))  #: strengths vmapped together (0: auto, all unless chunks get narrow)
+    pgd_steps: int = ranged(10, at_least(1))
+    pgd_step_size: Optional[float] = ranged(None, above(0))  #: per step, as a fraction of eps (None: 2.5 / pgd_steps)
     pgd_random_start: bool = False
-    data_kinds: tuple[str, ...] = _f((), one_of("drop", "add"))  #: drop | add: retrain every victim on noisy training data
-    data_rates: tuple[float, ...] = _f((0.05, 0.1, 0.2), between(0, 1, high_open=True))  #: share of the training interactions
-    data_seeds: int = _f(2, at_least(1))  #: noisy data sets per (kind, rate)
-    worst_users: int = _f(10, at_least(0))  #: rows of the worst-users table
+    data_kinds: tuple[str, ...] = ranged((), one_of("drop", "add"))  #: drop | add: retrain every victim on noisy training data
+    data_rates: tuple[float, ...] = ranged((0.05, 0.1, 0.2), between(0, 1, high_open=True))  #: share of the training interactions
+    data_seeds: int = ranged(2, at_least(1))  #: noisy data sets per (kind, rate)
+    worst_users: int = ranged(10, at_least(0))  #: rows of the worst-users table
     plot_metric: str = "ndcg@20"  #: the metric plotted against eps
 
 
@@ -211,27 +178,27 @@ class AttackConfig:
     training data, every victim retrained on every (attack, size, seed, defense) as members."""
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
-    kinds: tuple[str, ...] = _f(("random", "average", "bandwagon", "gan"), one_of("random", "average", "bandwagon", "gan"))
-    sizes: tuple[float, ...] = _f((0.01, 0.03, 0.05), above(0))  #: fake users: a share of the real users (< 1) or a count (>= 1)
-    seeds: int = _f(2, at_least(1))  #: per size: profile draw and victim training seed (train.seed + s)
-    filler: int = _f(0, at_least(0))  #: items per profile besides the targets (0: the mean real profile length)
-    selected: int = _f(10, at_least(1))  #: bandwagon: the most popular items rated at the maximum
+    kinds: tuple[str, ...] = ranged(("random", "average", "bandwagon", "gan"), one_of("random", "average", "bandwagon", "gan"))
+    sizes: tuple[float, ...] = ranged((0.01, 0.03, 0.05), above(0))  #: fake users: a share of the real users (< 1) or a count (>= 1)
+    seeds: int = ranged(2, at_least(1))  #: per size: profile draw and victim training seed (train.seed + s)
+    filler: int = ranged(0, at_least(0))  #: items per profile besides the targets (0: the mean real profile length)
+    selected: int = ranged(10, at_least(1))  #: bandwagon: the most popular items rated at the maximum
     targets: tuple[str, ...] = ()  #: raw item ids (as in the data file); empty: drawn
-    n_targets: int = _f(5, at_least(1))  #: drawn targets, attacked jointly
-    target_pool: str = _f("unpopular", one_of("unpopular", "popular", "all"))  #: unpopular | popular | all (items with >= 1 training positive)
-    intent: str = _f("push", one_of("push", "nuke"))  #: push (targets at the maximum rating) | nuke (at the minimum)
+    n_targets: int = ranged(5, at_least(1))  #: drawn targets, attacked jointly
+    target_pool: str = ranged("unpopular", one_of("unpopular", "popular", "all"))  #: unpopular | popular | all (items with >= 1 training positive)
+    intent: str = ranged("push", one_of("push", "nuke"))  #: push (targets at the maximum rating) | nuke (at the minimum)
     threshold: Optional[float] = 4.0  #: ratings >= this become positives after injection (None: all)
-    detectors: tuple[str, ...] = _f(("d", "pca", "rdma", "degsim"), one_of("d", "pca", "rdma", "degsim"))  #: defenses by filtering (d: the GAN's D)
-    trusted: float = _f(0.1, between(0, 1, low_open=True, high_open=True))  #: share of real users trusted (held out of the GAN; set detector thresholds)
-    fpr: float = _f(0.05, between(0, 1, low_open=True, high_open=True))  #: detector threshold: this false-positive rate on the trusted users
-    pca_components: int = _f(3, at_least(1))
-    degsim_k: int = _f(25, at_least(1))
+    detectors: tuple[str, ...] = ranged(("d", "pca", "rdma", "degsim"), one_of("d", "pca", "rdma", "degsim"))  #: defenses by filtering (d: the GAN's D)
+    trusted: float = ranged(0.1, between(0, 1, low_open=True, high_open=True))  #: share of real users trusted (held out of the GAN; set detector thresholds)
+    fpr: float = ranged(0.05, between(0, 1, low_open=True, high_open=True))  #: detector threshold: this false-positive rate on the trusted users
+    pca_components: int = ranged(3, at_least(1))
+    degsim_k: int = ranged(25, at_least(1))
     seed: int = 0  #: targets, trusted users
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    name: str = _f("run", NAME)
+    name: str = ranged("run", NAME)
     output_dir: str = "runs"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
