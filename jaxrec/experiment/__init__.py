@@ -8,6 +8,7 @@ retrains victims with their defenses (``jaxrec attack``).
 """
 
 from jaxrec.experiment.attack import AttackResult, run_attack
+from jaxrec.experiment.checkpoints import checkpointer_for
 from jaxrec.experiment.data import SPLITS, load_split
 from jaxrec.experiment.models import build_model
 from jaxrec.experiment.robustness import RobustnessResult, run_robustness
@@ -18,7 +19,6 @@ from jaxrec.experiment.training import (
     RunResult,
     Training,
     build_training,
-    checkpointer_for,
     results_table,
     run,
     train_members,

@@ -54,7 +54,7 @@ from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import check_ks, evaluate, split_ranking
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import check_writable, write_run, written
-from jaxrec.experiment.training import checkpointer_for
+from jaxrec.experiment.checkpoints import checkpointer_for
 from jaxrec.models.gan import CFGAN, cfgan_variables
 from jaxrec.train.engine import init_tracker
 from jaxrec.train.parallel import mesh_from_config

@@ -28,7 +28,8 @@ from jaxrec.config import CheckpointConfig, Config, from_dict, to_dict
 from jaxrec.errors import JaxrecError
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import check_writable, write_results, written
-from jaxrec.experiment.training import MembersRun, checkpoint_dir, structure, train_members
+from jaxrec.experiment.checkpoints import checkpoint_dir
+from jaxrec.experiment.training import MembersRun, structure, train_members
 
 SEED_KEY = "train.seed"
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.adversarial.apr import make_apr_loss
-from jaxrec.config import Config, to_dict, validate
+from jaxrec.config import Config, validate
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.data.sampling import search_depth
 from jaxrec.errors import JaxrecError, config_key
@@ -32,10 +32,10 @@ from jaxrec.evaluate import (
     model_chunk,
     split_ranking,
 )
+from jaxrec.experiment.checkpoints import checkpointer_for, warm_start
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
 from jaxrec.experiment.models import build_model
-from jaxrec.train.checkpoint import Checkpointer
 from jaxrec.train.engine import init_tracker, make_engine
 from jaxrec.train.loop import FitResult, MembersFit, fit, member_record
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
@@ -179,58 +179,10 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
         loss_fn = make_apr_loss(model, t_cfg.loss, with_l2, relative=a_cfg.relative, method=a_cfg.perturb)
     state = create_members(model, keys, adam(), inputs, hparams, [c.train.lr for c in cfgs])
     if t_cfg.init_from:
-        state = state.replace(params=_warm_start(t_cfg.init_from, state.params, len(cfgs)))
+        state = state.replace(params=warm_start(t_cfg.init_from, state.params, len(cfgs)))
     step = make_train_step(loss_fn, skip_empty=batched)  # a variant's padding batches are no steps
     epoch = make_epoch(step, batch, t_cfg.n_negatives, t_cfg.negative_sampling)
     return Training(model, data.inputs if batched else inputs, state, data, epoch, cfgs, (with_l2,), batched, batch)
-
-
-def _warm_start(directory: str, params, n: int):
-    """The stacked params of ``n`` members from the latest checkpoint of an earlier run in
-    ``directory`` (``train.init_from``): member m gets that run's member m, or its only member.
-    The optimizer state stays fresh (APR starts from BPR's parameters)."""
-    from flax import serialization
-
-    path = Path(directory)
-    if not path.is_dir():
-        raise JaxrecError(f"train.init_from: no checkpoint directory {path}")
-    with config_key("train.init_from"), Checkpointer(path, every=0, keep=1) as ck:
-        tree, _ = ck.restore_raw()
-    saved = tree.get("state", {}).get("params")
-    if saved is None:
-        raise JaxrecError(f"train.init_from: {path} holds no member params (a jaxrec train/sweep checkpoint?)")
-    template = serialization.to_state_dict(params)
-    if jax.tree.structure(saved) != jax.tree.structure(template):
-        raise JaxrecError(f"train.init_from: the params in {path} are of another model")
-    got = [np.shape(x) for x in jax.tree.leaves(saved)]
-    want = [np.shape(x) for x in jax.tree.leaves(template)]
-    m = got[0][0]
-    if m not in (1, n) or any(g[1:] != w[1:] for g, w in zip(got, want)):
-        raise JaxrecError(f"train.init_from: {path} holds {m} members of other shapes than this run's {n}")
-    leaves = [jnp.broadcast_to(jnp.asarray(x), w) for x, w in zip(jax.tree.leaves(saved), want)]
-    restored = jax.tree.unflatten(jax.tree.structure(template), leaves)
-    return serialization.from_state_dict(params, jax.tree.map(jnp.copy, restored))
-
-
-def checkpoint_dir(cfg: Config) -> Path:
-    """``checkpoint.dir``, by default ``<output_dir>/<name>/checkpoints``."""
-    return Path(cfg.checkpoint.dir) if cfg.checkpoint.dir else run_dir_of(cfg) / "checkpoints"
-
-
-def checkpointer_for(cfg: Config, resume: bool = False, always: bool = False) -> Checkpointer | None:
-    """The :class:`Checkpointer` ``cfg.checkpoint`` asks for (None: checkpoints off, unless
-    ``always``, for runs that always save their end, as ``jaxrec gan``).
-
-    ``resume`` needs a directory (:func:`checkpoint_dir`) holding a checkpoint even when
-    ``checkpoint.every`` is 0.
-    """
-    c = cfg.checkpoint
-    directory = checkpoint_dir(cfg)
-    if resume and not directory.is_dir():
-        raise JaxrecError(f"--resume: no checkpoint directory {directory} (checkpoint.dir)")
-    if c.every == 0 and not (resume or always):
-        return None
-    return Checkpointer(directory, c.every, c.keep, config=to_dict(cfg))
 
 
 @dataclasses.dataclass
