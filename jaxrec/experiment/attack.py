@@ -44,7 +44,7 @@ from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import check_ks
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import check_writable, written
-from jaxrec.experiment.robustness import victims, with_drops
+from jaxrec.experiment.robustness import seed_configs, victims, with_drops
 from jaxrec.experiment.sweep import summarise
 from jaxrec.experiment.training import train_members
 from jaxrec.robustness.strengths import sweep_chunk
@@ -199,10 +199,6 @@ def make_variants(cfg: Config, setup: Setup, fakes: dict, d_suspicion=None) -> t
     return out, roc
 
 
-def _seed_cfg(cfg: Config, s: int) -> Config:
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + s))
-
-
 def attack_victim(label: str, vcfg: Config, setup: Setup, variants: list[Variant], ks, progress: bool, say) -> tuple[list, dict]:
     """Rows of one victim: its clean members, then one program per attack (see the module
     docstring); and its timings."""
@@ -210,7 +206,7 @@ def attack_victim(label: str, vcfg: Config, setup: Setup, variants: list[Variant
     apr = vcfg.adv.method != "none"
     base = {"victim": label, "model": vcfg.model.name}
     timing: dict = {}
-    seeds = [_seed_cfg(vcfg, s) for s in range(a.seeds)]
+    seeds = seed_configs(vcfg, a.seeds)
     say(f"{label}: training {a.seeds} clean seed(s) as members of one program")
     t0 = time.perf_counter()
     clean = train_members(seeds, setup.split, progress=progress)

@@ -99,7 +99,8 @@ def victims(cfg: Config, base_dir: str | Path = ".", section: str = "robustness"
     return out
 
 
-def _seeds(cfg: Config, n: int) -> list[Config]:
+def seed_configs(cfg: Config, n: int) -> list[Config]:
+    """``cfg`` with ``train.seed``, ``+1``, ... ``+ n - 1``: the members of one program."""
     return [dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + s)) for s in range(n)]
 
 
@@ -148,7 +149,7 @@ def run_robustness(
         t = timing["victims"][label] = {}
         say(f"{label}: training {r.seeds} seed(s) as members of one program")
         t0 = time.perf_counter()
-        clean_run = train_members(_seeds(vcfg, r.seeds), split, progress=progress)
+        clean_run = train_members(seed_configs(vcfg, r.seeds), split, progress=progress)
         t["train_s"] = time.perf_counter() - t0
         tr = clean_run.training
         batch = min(r.strength_batch, len(r.eps)) or auto_batch(tr.model, split.n_items, len(r.eps), r.noise_seeds)
