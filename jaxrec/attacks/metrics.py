@@ -67,7 +67,7 @@ def target_ranking(
     for part in interacted:
         keep = (part.users < n_real) & np.isin(part.items, targets)
         seen[part.users[keep], [col[int(i)] for i in part.items[keep]]] = True
-    pair_user, pair_target = np.nonzero(~seen.T)[1], np.nonzero(~seen.T)[0]  # target-major order
+    pair_target, pair_user = np.nonzero(~seen.T)  # target-major order
     if pair_user.size == 0:
         raise JaxrecError("every real user has interacted with every target: no user to measure")
     n_pairs = pair_user.size
