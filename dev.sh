@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quick start, self-contained: a virtual environment on first use, then the command.
 #   bash dev.sh demo   # install jaxrec into .venv, train MF-BPR on MovieLens-100K, print test metrics
+#                      (into runs/quickstart, replaced on every demo)
 #   bash dev.sh test   # install jaxrec with its test extra into .venv, run the test suite
 # VENV=path chooses the environment (default .venv); PYTHON=python3.11 the interpreter (>= 3.11).
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")"
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 
-usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; }
 
 setup() {
   if [ ! -x "$VENV/bin/python" ]; then
@@ -28,7 +29,7 @@ setup() {
 }
 
 case "${1:-}" in
-  demo) setup; shift; exec "$VENV/bin/jaxrec" train --config configs/ml100k-mf.yaml "$@" ;;
+  demo) setup; shift; exec "$VENV/bin/jaxrec" train --config configs/ml100k-mf.yaml --set name=quickstart --overwrite "$@" ;;
   test) setup; shift; exec "$VENV/bin/python" -m pytest "$@" ;;
   -h|--help|help) usage ;;
   *) usage >&2; exit 2 ;;
