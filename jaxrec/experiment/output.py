@@ -57,19 +57,6 @@ def check_writable(cfg: Config, command: str | None = None, overwrite: bool = Fa
     ``command`` (``train``, ``sweep``, ...): a directory holding a run already is refused, unless
     ``resume`` (continue it: it must be a run of ``command``) or ``overwrite`` (remove it first)."""
     run_dir = run_dir_of(cfg)
-    if command is not None and run_dir.is_dir() and any((run_dir / m).exists() for m in RUN_MARKERS):
-        held = _recorded_command(run_dir)
-        what = f"a `jaxrec {held}` run" if held else "a run"
-        if resume:
-            if held is not None and held != command:
-                raise JaxrecError(f"--resume: {run_dir} holds {what}, not a `jaxrec {command}` run; give this run's name")
-        elif overwrite:
-            shutil.rmtree(run_dir)
-        else:
-            raise JaxrecError(
-                f"{run_dir} already holds the results of {what}; give this run another name (--set name=...), "
-                "or --overwrite to replace them (--resume to continue it)"
-            )
     place = run_dir
     while not place.exists() and place != place.parent:
         place = place.parent
@@ -83,6 +70,22 @@ def check_writable(cfg: Config, command: str | None = None, overwrite: bool = Fa
             f"output_dir: cannot write the results to {run_dir} ({e.strerror or e}); "
             "give a writable output_dir (or name)"
         ) from None
+    if command is not None and run_dir.is_dir() and any((run_dir / m).exists() for m in RUN_MARKERS):
+        held = _recorded_command(run_dir)
+        what = f"a `jaxrec {held}` run" if held else "a run"
+        if resume:
+            if held is not None and held != command:
+                raise JaxrecError(f"--resume: {run_dir} holds {what}, not a `jaxrec {command}` run; give this run's name")
+        elif overwrite:
+            try:
+                shutil.rmtree(run_dir)
+            except OSError as e:
+                raise JaxrecError(f"--overwrite: cannot remove {run_dir} ({e.strerror or e})") from None
+        else:
+            raise JaxrecError(
+                f"{run_dir} already holds the results of {what}; give this run another name (--set name=...), "
+                "or --overwrite to replace them (--resume to continue it)"
+            )
     return run_dir
 
 
