@@ -288,7 +288,12 @@ def score_function(model, params):
 
 def evaluate_params(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> dict:
     """Mean metrics of a Recommender under ``params`` (jit-compatible, returns device scalars)."""
-    sums, n = metric_sums(score_function(model, params), data, ks)
+    return mean_metrics(score_function(model, params), data, ks)
+
+
+def mean_metrics(score_all, data: RankingData, ks: Sequence[int]) -> dict:
+    """Mean per-user metrics (:func:`metric_sums` divided by the user count); pure."""
+    sums, n = metric_sums(score_all, data, ks)
     return {k: v / n for k, v in sums.items()}
 
 
@@ -320,9 +325,21 @@ def evaluate(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> 
     return {k: float(v) for k, v in jax.device_get(out).items()}
 
 
-def _members_metrics(model, params, inputs, data: RankingData, ks: tuple[int, ...], inputs_batched: bool) -> dict:
-    one = lambda p, i: evaluate_params(model, {**p, **i}, data, ks)  # noqa: E731
+def over_members(model, fn, params, inputs: dict, inputs_batched: bool = False):
+    """``fn(score_all)`` for each of ``M`` stacked parameter sets in one vmap (traceable), where
+    ``score_all`` is member m's :func:`score_function`. The one way every members' ranking
+    (test metrics, rank stability, target items) is vmapped.
+
+    Args:
+      params: ``[M, ...]`` leaves; inputs: the model's non-trainable collections, shared or (when
+        ``inputs_batched``) with a leading ``[M]`` axis.
+    """
+    one = lambda p, i: fn(score_function(model, {**p, **i}))  # noqa: E731
     return jax.vmap(one, in_axes=(0, 0 if inputs_batched else None))(params, inputs)
+
+
+def _members_metrics(model, params, inputs, data: RankingData, ks: tuple[int, ...], inputs_batched: bool) -> dict:
+    return over_members(model, lambda score_all: mean_metrics(score_all, data, ks), params, inputs, inputs_batched)
 
 
 _members_jit = jax.jit(_members_metrics, static_argnums=(0, 4, 5))

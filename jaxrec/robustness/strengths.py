@@ -34,7 +34,7 @@ import numpy as np
 
 from jaxrec.data.sampling import sample_negatives
 from jaxrec.errors import JaxrecError
-from jaxrec.evaluate import RankingData, check_ks, model_chunk, rank_users, score_function
+from jaxrec.evaluate import RankingData, check_ks, model_chunk, over_members, rank_users, score_function
 from jaxrec.models.base import embedding_tables, replace_embedding_tables
 from jaxrec.robustness import perturb
 from jaxrec.train.losses import bpr_loss
@@ -216,11 +216,8 @@ def sweep(
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _against(model, ks, inputs_batched, params, inputs, ref_params, ref_inputs, ranking):
     ref = rank_users(score_function(model, {**ref_params, **ref_inputs}), ranking, ks)
-
-    def one(p, i):
-        return _user_mean(rank_users(score_function(model, {**p, **i}), ranking, ks, ref).metrics, ranking.mask)
-
-    return jax.vmap(one, in_axes=(0, 0 if inputs_batched else None))(params, inputs)
+    stability = lambda score_all: _user_mean(rank_users(score_all, ranking, ks, ref).metrics, ranking.mask)  # noqa: E731
+    return over_members(model, stability, params, inputs, inputs_batched)
 
 
 def against_reference(
