@@ -125,21 +125,38 @@ def test_robustness_writes_rows_report_and_real_plots(tiny_csv, tmp_path, capsys
         assert pixels.shape[:2] == (450, 700) and pixels.std() > 0.05  # drawn, not blank
 
 
+#: each study's minimal valid command line (its mistakes are added to it)
+STUDY_ARGS = {
+    "robustness": ["--set", "eval.ks=[5,10]", "--set", "robustness.plot_metric=ndcg@10"],
+    "attack": ["--set", "data.rating_col=rating", "--set", "attack.kinds=[random]", "--set", "attack.sizes=[3]"],
+}
+
+
 @pytest.mark.parametrize(
-    "extra, message",
+    "command, setting, message",
     [
-        (["--set", "robustness.methods=[fgm,cw]"], "robustness.methods must be one of ['random', 'gaussian', 'fgm', 'fgsm', 'pgd'], got ['fgm', 'cw']"),
-        (["--set", "robustness.eps=[-1]"], "robustness.eps must be >= 0, got [-1.0]"),
-        (["--set", "robustness.eps=[.inf]"], "robustness.eps: give one or more finite strengths >= 0, got [inf]"),
-        (["--set", "robustness.data_kinds=[swap]"], "robustness.data_kinds must be one of ['drop', 'add'], got ['swap']"),
-        (["--set", "robustness.plot_metric=ndcg@50"], "robustness.plot_metric: 'ndcg@50' is not a metric at one"),
-        (["--set", "robustness.victims=[nowhere.yaml]"], "robustness.victims[0]: nowhere.yaml: config file not found"),
-        (["--set", "robustness.seeds=0"], "robustness.seeds must be >= 1"),
+        ("robustness", "robustness.methods=[fgm,cw]", "robustness.methods must be one of ['random', 'gaussian', 'fgm', 'fgsm', 'pgd'], got ['fgm', 'cw']"),
+        ("robustness", "robustness.eps=[-1]", "robustness.eps must be >= 0, got [-1.0]"),
+        ("robustness", "robustness.eps=[.inf]", "robustness.eps: give one or more finite strengths >= 0, got [inf]"),
+        ("robustness", "robustness.data_kinds=[swap]", "robustness.data_kinds must be one of ['drop', 'add'], got ['swap']"),
+        ("robustness", "robustness.plot_metric=ndcg@50", "robustness.plot_metric: 'ndcg@50' is not a metric at one"),
+        ("robustness", "robustness.victims=[nowhere.yaml]", "robustness.victims[0]: nowhere.yaml: config file not found"),
+        ("robustness", "robustness.seeds=0", "robustness.seeds must be >= 1"),
+        ("attack", "attack.kinds=[sybil]", "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan'], got ['sybil']"),
+        ("attack", "attack.sizes=[1.5]", "attack.sizes: give shares in (0, 1) or whole counts >= 1"),
+        ("attack", "attack.sizes=[0.01]", "attack.sizes: [0.01] of 25 users gives an attack without fake users"),
+        ("attack", "attack.detectors=[pca,lof]", "attack.detectors must be one of ['d', 'pca', 'rdma', 'degsim'], got ['pca', 'lof']"),
+        ("attack", "attack.detectors=[pca,pca]", "attack.detectors: a value repeats in ['pca', 'pca']"),
+        ("attack", "attack.target_pool=cold", "attack.target_pool must be one of ['unpopular', 'popular', 'all'], got 'cold'"),
+        ("attack", "attack.fpr=0", "attack.fpr must be in (0, 1), got 0.0"),
+        ("attack", "attack.targets=[i999]", "attack.targets: target item 'i999' is not an item"),
+        ("attack", "data.implicit_threshold=4", "data.implicit_threshold: the attack thresholds after injection"),
+        ("attack", "attack.victims=[nowhere.yaml]", "attack.victims[0]: nowhere.yaml: config file not found"),
     ],
 )
-def test_robustness_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, capsys, extra, message):
-    args = ["robustness", "-q", "--set", f"data.dataset={tiny_csv}", "--set", "eval.ks=[5,10]",
-            "--set", "robustness.plot_metric=ndcg@10", "--set", f"output_dir={tmp_path}", *extra]
+def test_study_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, capsys, command, setting, message):
+    args = [command, "-q", "--set", f"data.dataset={tiny_csv}", *STUDY_ARGS[command], "--set", f"output_dir={tmp_path}",
+            "--set", setting]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and not (tmp_path / "run").exists()
@@ -161,27 +178,6 @@ def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_
     assert (tmp_path / "att" / "roc_average.png").is_file()
 
 
-@pytest.mark.parametrize(
-    "extra, message",
-    [
-        (["--set", "attack.kinds=[sybil]"], "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan'], got ['sybil']"),
-        (["--set", "attack.sizes=[1.5]"], "attack.sizes: give shares in (0, 1) or whole counts >= 1"),
-        (["--set", "attack.sizes=[0.01]"], "attack.sizes: [0.01] of 25 users gives an attack without fake users"),
-        (["--set", "attack.detectors=[pca,lof]"], "attack.detectors must be one of ['d', 'pca', 'rdma', 'degsim'], got ['pca', 'lof']"),
-        (["--set", "attack.detectors=[pca,pca]"], "attack.detectors: a value repeats in ['pca', 'pca']"),
-        (["--set", "attack.target_pool=cold"], "attack.target_pool must be one of ['unpopular', 'popular', 'all'], got 'cold'"),
-        (["--set", "attack.fpr=0"], "attack.fpr must be in (0, 1), got 0.0"),
-        (["--set", "attack.targets=[i999]"], "attack.targets: target item 'i999' is not an item"),
-        (["--set", "data.implicit_threshold=4"], "data.implicit_threshold: the attack thresholds after injection"),
-        (["--set", "attack.victims=[nowhere.yaml]"], "attack.victims[0]: nowhere.yaml: config file not found"),
-    ],
-)
-def test_attack_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, capsys, extra, message):
-    args = ["attack", "-q", "--set", f"data.dataset={tiny_csv}", "--set", "data.rating_col=rating",
-            "--set", "attack.kinds=[random]", "--set", "attack.sizes=[3]", "--set", f"output_dir={tmp_path}", *extra]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and not (tmp_path / "run").exists()
 
 
 def test_an_unwritable_output_dir_is_an_error_before_training(tiny_csv, tmp_path, capsys):
