@@ -178,8 +178,6 @@ def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_
     assert (tmp_path / "att" / "roc_average.png").is_file()
 
 
-
-
 def test_an_unwritable_output_dir_is_an_error_before_training(tiny_csv, tmp_path, capsys):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the output directory should be\n")
