@@ -3,8 +3,8 @@
 Shilling profiles (Lam & Riedl, WWW 2004; Mobasher et al., TOIT 2007) = target items + filler.
 Two generators here, both with profile lengths matching the real users':
 
-* :func:`gan_profiles` -- G's output for ``z ~ N(0, I)`` binarised by keeping each fake user's
-  top-L items, L drawn from the real users' empirical profile-length distribution (or fixed at
+* :func:`gan_profiles` -- G's users for ``z ~ N(0, I)`` binarised by keeping each fake user's
+  top-L items (the cut the GAN trains through, :mod:`jaxrec.adversarial.discrete`), L drawn from the real users' empirical profile-length distribution (or fixed at
   the mean), with target items forced in (as AUSH / Leg-UP write GAN filler, Lin et al. 2020/2022);
 * :func:`random_profiles` -- the random-attack baseline: L filler items drawn uniformly.
 
@@ -16,13 +16,13 @@ of the L filler items (a profile has ``L + |targets \\ filler|`` items).
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrec.adversarial.discrete import top_l_mask
 from jaxrec.errors import JaxrecError
 
 LENGTHS = ("empirical", "mean")
@@ -49,29 +49,22 @@ def _targets_array(targets: Sequence[int], n_items: int) -> jax.Array:
     return jnp.asarray(t, jnp.int32)
 
 
-def top_l(scores: jax.Array, lengths: jax.Array, max_length: int, targets: Sequence[int] = ()) -> jax.Array:
+def top_l(scores: jax.Array, lengths: jax.Array, max_length: int | None = None, targets: Sequence[int] = ()) -> jax.Array:
     """Binarise: each row keeps its ``lengths[r]`` highest-scored non-target items, plus ``targets``.
 
     Args:
-      scores: ``[N, n_items]``; lengths: ``[N]`` int (clipped to ``max_length``);
-      max_length: static upper bound of the lengths (``<= n_items``).
-    Returns ``[N, n_items]`` float32 in {0, 1}.
+      scores: ``[N, n_items]``; lengths: ``[N]`` int (clipped to ``max_length`` when given).
+    Returns ``[N, n_items]`` float32 in {0, 1} (:func:`jaxrec.adversarial.discrete.top_l_mask`, the
+    discretiser the GAN trains through).
     """
     _targets_array(targets, scores.shape[1])
-    return _top_l(scores, lengths, int(max_length), tuple(int(t) for t in targets))
+    lengths = jnp.asarray(lengths)
+    if max_length is not None:
+        lengths = jnp.minimum(lengths, int(max_length))
+    return _top_l(jnp.asarray(scores), lengths, tuple(int(t) for t in targets))
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _top_l(scores: jax.Array, lengths: jax.Array, max_length: int, targets: tuple[int, ...]) -> jax.Array:
-    n, n_items = scores.shape
-    t = jnp.asarray(targets, jnp.int32)
-    scores = scores.at[:, t].set(-jnp.inf) if t.size else scores
-    k = int(min(max_length, n_items - t.size))
-    _, idx = jax.lax.top_k(scores, k)  # [N, k]
-    keep = jnp.arange(k)[None, :] < jnp.minimum(lengths, k)[:, None]
-    rows = jnp.broadcast_to(jnp.arange(n)[:, None], idx.shape)
-    out = jnp.zeros((n, n_items), jnp.float32).at[rows, idx].max(keep.astype(jnp.float32))
-    return out.at[:, t].set(1.0) if t.size else out
+_top_l = jax.jit(top_l_mask, static_argnums=2)
 
 
 def gan_profiles(
@@ -81,21 +74,22 @@ def gan_profiles(
     real_lengths: np.ndarray,
     targets: Sequence[int] = (),
     length_mode: str = "empirical",
-) -> tuple[jax.Array, jax.Array]:
+):
     """``n`` fake users from a generator, binarised as injected.
 
     Args:
-      generate_fn: ``(key, n) -> [n, n_items]`` G's output in [0, 1] (e.g.
-        ``partial(gan_training.generate, spec, g_params)``).
+      generate_fn: ``(key, n) -> sample`` with ``sample.scores [n, n_items]``, the scores whose
+        top-L is a profile (e.g. ``partial(gan_training.sample, spec, g_params)``, a
+        :class:`~jaxrec.adversarial.gan_steps.GANSample` that may also carry G's ratings).
       real_lengths: ``[U]`` the real users' profile lengths.
-    Returns ``(profiles [n, n_items] in {0, 1}, scores [n, n_items])`` (G's raw output).
+    Returns ``(profiles [n, n_items] in {0, 1}, sample)``.
     """
     if n < 1:
         raise JaxrecError(f"the number of fake users must be >= 1, got {n}")
     k_gen, k_len = jax.random.split(key)
-    scores = generate_fn(k_gen, n)
+    out = generate_fn(k_gen, n)
     lengths = sample_lengths(k_len, real_lengths, n, length_mode)
-    return top_l(scores, lengths, int(np.max(real_lengths)), targets), scores
+    return top_l(out.scores, lengths, int(np.max(real_lengths)), targets), out
 
 
 def random_profiles(

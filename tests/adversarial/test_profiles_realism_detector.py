@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxrec.adversarial import detector, realism
+from jaxrec.adversarial.gan_steps import GANSample
 from jaxrec.attacks import profiles
 from jaxrec.errors import JaxrecError
 
@@ -32,8 +33,9 @@ def test_random_and_gan_profiles_follow_the_length_distribution():
     assert np.all(np.asarray(rnd[:, 4]) == 1)
     fixed = profiles.random_profiles(key, 40, 20, real_lengths, length_mode="mean")
     np.testing.assert_array_equal(fixed.sum(1), np.full(40, 5))  # round(mean(3, 3, 5, 8))
-    gen = lambda k, n: jax.random.uniform(k, (n, 20))  # noqa: E731
-    p, s = profiles.gan_profiles(gen, key, 40, real_lengths)
+    gen = lambda k, n: GANSample(None, jax.random.uniform(k, (n, 20)), None)  # noqa: E731
+    p, out = profiles.gan_profiles(gen, key, 40, real_lengths)
+    s = out.scores
     assert p.shape == s.shape == (40, 20)
     # each GAN profile is the top-L of its own scores
     for row, sc in zip(np.asarray(p), np.asarray(s)):
