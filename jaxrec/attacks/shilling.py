@@ -10,9 +10,14 @@ ACM TOIT 2007). Ratings are integers in the real data's rating range:
   ``random``;
 * ``gan``       -- filler chosen by the GAN's generator (``filler_items``, see
   :func:`jaxrec.attacks.profiles.gan_profiles`, as AUSH / Leg-UP write GAN filler, Lin et al.
-  CIKM 2020 / TKDE 2022), rated as ``average``.
+  CIKM 2020 / TKDE 2022), rated as ``average`` -- or, given ``filler_ratings``, with the
+  generator's own ratings of its chosen items (rounded, clipped to the range).
 
-Targets are rated at the maximum (``push``) or the minimum (``nuke``). Ratings are clipped to the
+The filler size is one number for all profiles or one per profile (e.g. following the real users'
+empirical profile lengths); bandwagon's ``selected`` items count in each profile's filler.
+
+Targets are rated at the maximum (``push``) or the minimum (``nuke``); with no targets, no item is
+forced (e.g. to compare the attacks' realism without a target). Ratings are clipped to the
 range and rounded. Everything here is numpy and seeded: the same seed gives the same profiles.
 """
 
@@ -68,9 +73,17 @@ def rating_stats(train: Interactions) -> RatingStats:
                        float(users[users > 0].mean()))
 
 
-def _uniform_items(rng: np.random.Generator, n: int, candidates: np.ndarray, k: int) -> np.ndarray:
-    """``[n, k]`` items, each row ``k`` distinct ``candidates`` drawn uniformly."""
-    return candidates[np.argsort(rng.random((n, candidates.size)), axis=1)[:, :k]]
+def _uniform_items(
+    rng: np.random.Generator, n: int, candidates: np.ndarray, k: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row ``i`` gets ``k[i]`` distinct ``candidates`` drawn uniformly; returns ``(rows, items)``
+    flat, row by row and within a row in draw order (with one ``k`` for all rows: the first ``k``
+    columns of one uniform permutation per row, as always)."""
+    if k.max() == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(rng.random((n, candidates.size)), axis=1)
+    r, rank = np.nonzero(np.arange(candidates.size) < k[:, None])
+    return r, candidates[order[r, rank]]
 
 
 def fake_profiles(
@@ -78,20 +91,27 @@ def fake_profiles(
     n: int,
     stats: RatingStats,
     targets: Sequence[int],
-    filler: int,
+    filler: int | np.ndarray,
     seed: int,
     intent: str = "push",
     selected: int = 10,
     filler_items: np.ndarray | None = None,
+    filler_ratings: np.ndarray | None = None,
 ) -> np.ndarray:
     """``n`` rated fake profiles of an attack ``kind`` (see the module docstring).
 
     Args:
-      targets: item indices every profile rates at the maximum (push) or the minimum (nuke).
-      filler: items per profile besides the targets (bandwagon: selected + filler = ``filler``).
+      targets: item indices every profile rates at the maximum (push) or the minimum (nuke); may be
+        empty (no forced item).
+      filler: items per profile besides the targets (bandwagon: selected + filler = ``filler``):
+        one int for all profiles, or an int array ``[n]`` of per-profile sizes, each in
+        ``[1, non-target items]`` (bandwagon: each ``>= selected``).
       selected: bandwagon's popular items.
       filler_items: ``[n, n_items]`` 0/1 filler chosen by the GAN (``kind="gan"`` only); target
         items in it are ignored.
+      filler_ratings: ``[n, n_items]`` the GAN generator's ratings (``kind="gan"`` only, optional):
+        the chosen filler items take these, rounded and clipped to the rating range, instead of
+        the ``average`` draw; ``None``: as ``average``.
     Returns ``[n, n_items]`` float32 ratings, 0 where a profile rates nothing.
     """
     if kind not in KINDS:
@@ -100,23 +120,44 @@ def fake_profiles(
         raise JaxrecError(f"unknown attack intent {intent!r}; choose one of {list(INTENTS)}")
     n_items = stats.item_mean.size
     t = np.unique(np.asarray(list(targets), np.int64))
-    if t.size == 0 or t.min() < 0 or t.max() >= n_items:
-        raise JaxrecError(f"target items must be one or more indices in [0, {n_items}), got {list(targets)}")
-    if n < 1 or filler < 1:
-        raise JaxrecError(f"an attack needs >= 1 fake user and >= 1 filler item, got {n} and {filler}")
-    if filler > n_items - t.size:
-        raise JaxrecError(f"filler size {filler} exceeds the {n_items - t.size} non-target items")
+    if t.size and (t.min() < 0 or t.max() >= n_items):
+        raise JaxrecError(f"target items must be indices in [0, {n_items}), got {list(targets)}")
+    per_row = np.ndim(filler) != 0
+    if per_row:
+        sizes = np.asarray(filler)
+        if sizes.shape != (n,) or not np.issubdtype(sizes.dtype, np.integer):
+            raise JaxrecError(f"per-profile filler sizes must be an int array of shape ({n},), "
+                              f"got {sizes.dtype} of shape {sizes.shape}")
+        if n < 1 or sizes.min() < 1:
+            raise JaxrecError(f"an attack needs >= 1 fake user and >= 1 filler item, got {n} and "
+                              f"filler sizes {sizes.tolist()}")
+        if sizes.max() > n_items - t.size:
+            raise JaxrecError(f"filler sizes up to {int(sizes.max())} exceed the {n_items - t.size} non-target items")
+        sizes = sizes.astype(np.int64)
+        least = int(sizes.min())
+    else:
+        if n < 1 or filler < 1:
+            raise JaxrecError(f"an attack needs >= 1 fake user and >= 1 filler item, got {n} and {filler}")
+        if filler > n_items - t.size:
+            raise JaxrecError(f"filler size {filler} exceeds the {n_items - t.size} non-target items")
+        sizes = np.full(n, filler, np.int64)
+        least = filler
+    if filler_ratings is not None:
+        if kind != "gan":
+            raise JaxrecError(f"filler_ratings are for the gan attack only, not {kind!r}")
+        if np.shape(filler_ratings) != (n, n_items):
+            raise JaxrecError(f"gan: filler_ratings must have shape ({n}, {n_items}), got {np.shape(filler_ratings)}")
     rng = np.random.default_rng(seed)
     out = np.zeros((n, n_items), np.float32)
-    rows = np.arange(n)[:, None]
     free = np.setdiff1d(np.arange(n_items), t)
     if kind == "bandwagon":
-        if not 0 < selected <= filler:
-            raise JaxrecError(f"bandwagon: selected items must be in [1, filler={filler}], got {selected}")
+        if not 0 < selected <= least:
+            raise JaxrecError(f"bandwagon: selected items must be in [1, filler={least}], got {selected}"
+                              + (" (the smallest per-profile filler size)" if per_row else ""))
         by_pop = free[np.argsort(-stats.popularity[free], kind="stable")]
         popular, free = by_pop[:selected], by_pop[selected:]
         out[:, popular] = stats.high
-        filler -= selected
+        sizes = sizes - selected
     if kind == "gan":
         if filler_items is None or np.shape(filler_items) != (n, n_items):
             raise JaxrecError(f"the gan attack needs filler_items of shape ({n}, {n_items})")
@@ -124,9 +165,12 @@ def fake_profiles(
         chosen[:, t] = False
         r, items = np.nonzero(chosen)
     else:
-        items = _uniform_items(rng, n, free, filler) if filler else np.zeros((n, 0), np.int64)
-        r, items = np.broadcast_to(rows, items.shape).ravel(), items.ravel()
-    if kind in ("average", "gan"):
+        r, items = _uniform_items(rng, n, free, sizes)
+    if filler_ratings is not None:
+        values = np.asarray(filler_ratings, np.float64)[r, items]
+        if not np.all(np.isfinite(values)):
+            raise JaxrecError("gan: filler_ratings must be finite on the chosen filler items")
+    elif kind in ("average", "gan"):
         values = rng.normal(stats.item_mean[items], stats.item_std[items])
     else:
         values = rng.normal(stats.mean, stats.std, items.size)
