@@ -109,11 +109,12 @@ class ParallelConfig:
 class GANConfig:
     """G/D over user vectors (Goodfellow et al. 2014) and CFGAN (Chae et al. 2018); ``jaxrec gan``.
 
-    See :mod:`jaxrec.adversarial.gan_training` for the losses and masks.
+    See :mod:`jaxrec.adversarial.gan_steps` for the losses, masks and stabilisers (each a switch,
+    off by default) and ``docs/gan.md`` for what was measured with them.
     """
 
-    g_hidden: tuple[int, ...] = ranged((256, 512, 1024), at_least(1))
-    d_hidden: tuple[int, ...] = ranged((1024, 512, 256), at_least(1))
+    g_hidden: tuple[int, ...] = ranged((256, 512, 1024), at_least(1))  #: the seed's: noise -> 256 -> 512 -> 1024 -> items
+    d_hidden: tuple[int, ...] = ranged((256, 512, 1024), at_least(1))  #: the seed's: items -> 256 -> 512 -> 1024 -> 1
     noise_dim: int = ranged(128, at_least(0))  #: 0 allowed with conditional (CFGAN without noise)
     dropout: float = ranged(0.3, between(0, 1, high_open=True))  #: in D
     g_lr: float = ranged(2e-4, above(0))
@@ -127,6 +128,17 @@ class GANConfig:
     zr_alpha: float = ranged(0.1, at_least(0))
     pm: bool = True  #: CFGAN partial masking
     pm_ratio: float = ranged(0.7, between(0, 1))
+    loss: str = ranged("bce", one_of("bce", "hinge", "wgan-gp"))  #: bce (the seed's minimax) | hinge | wgan-gp
+    gp_weight: float = ranged(10.0, at_least(0))  #: wgan-gp's gradient-penalty weight
+    label_smoothing: float = ranged(0.0, between(0, 1, high_open=True))  #: one-sided: D's real target 1 - this (bce)
+    instance_noise: float = ranged(0.0, at_least(0))  #: std of Gaussian noise added to D's inputs
+    feature_matching: float = ranged(0.0, at_least(0))  #: weight of G's feature-matching term (D's last hidden layer)
+    minibatch_std: bool = False  #: D sees the minibatch standard deviation feature
+    relax: str = ranged("none", one_of("none", "straight_through", "gumbel"))  #: D judges G's discrete top-L profiles (unconditional)
+    tau: float = ranged(1.0, above(0))  #: temperature of the relaxation's gradient
+    rated: bool = False  #: G also writes ratings 1..K (needs integer-rated data); D judges rated users
+    select: str = ranged("none", one_of("none", "realism"))  #: keep the epoch whose fakes are most realistic vs the calibration users
+    fresh_folds: int = ranged(5, at_least(2))  #: folds of the fresh detector (real reference users vs new fakes)
     epochs: int = ranged(100, at_least(0))
     batch_size: int = ranged(128, at_least(1))
     holdout: float = ranged(0.2, between(0, 1, low_open=True, high_open=True))  #: share of users kept out of GAN training (realism, detector)
@@ -134,7 +146,7 @@ class GANConfig:
     profile_length: str = ranged("empirical", one_of("empirical", "mean"))  #: empirical | mean (of the real profile lengths)
     target_items: tuple[int, ...] = ranged((), at_least(0))  #: item indices forced into every fake profile
     fpr: float = ranged(0.05, between(0, 1, low_open=True, high_open=True))  #: detector threshold: this false-positive rate on held-out clean users
-    report_every: int = ranged(1, at_least(0))  #: realism / validation figures every N epochs (0: only at the end)
+    report_every: int = ranged(1, at_least(0))  #: realism / validation figures (and model selection) every N epochs (0: only at the end)
     seed: int = 0
 
 

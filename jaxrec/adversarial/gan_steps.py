@@ -23,6 +23,23 @@ vector ``c_u = e_u``; D sees the real pair ``(e_u, c_u)`` and the fake pair
 ``ratio * |non-purchased|`` in expectation rather than exactly; the original code draws a
 fixed-size sample once per epoch.)
 
+Options, each a switch of :class:`GANSpec` that is off by default (off, the seed's game above):
+
+* ``relax``: D judges the discrete profile that would be injected -- each fake user's top-L items,
+  L copied from the batch's real user in the same row (so fake lengths follow the real ones) --
+  through a straight-through or Gumbel top-L relaxation (:mod:`jaxrec.adversarial.discrete`);
+* ``rating_levels = K``: rated users; a real row holds ``rating / K`` (0 = not rated), G's second
+  head writes ratings rounded to ``1..K`` (straight-through) on the chosen items;
+* ``loss``: ``bce`` (above), ``hinge`` (D: ``relu(1 - l_real) + relu(1 + l_fake)``, G: ``-l_fake``;
+  Lim & Ye 2017, Miyato et al. ICLR 2018) or ``wgan-gp`` (D: ``l_fake - l_real + gp_weight (||grad
+  D(x_hat)|| - 1)^2`` on random interpolates ``x_hat``, G: ``-l_fake``; Gulrajani et al., NeurIPS 2017);
+* ``label_smoothing = s``: one-sided, D's real target is ``1 - s`` (Salimans et al., NeurIPS 2016);
+* ``instance_noise = sigma``: ``N(0, sigma^2)`` added to every input of D (Sønderby et al., ICLR 2017);
+* ``feature_matching = w``: G's loss adds ``w ||mean f(real) - mean f(fake)||^2`` over D's last
+  hidden layer (Salimans et al. 2016);
+* ``minibatch_std``: D sees the minibatch standard deviation feature (Karras et al., ICLR 2018);
+* two time-scale learning rates (Heusel et al., NeurIPS 2017) are G's and D's optimisers.
+
 State and steps. :class:`GANState` is a small pytree holding G's and D's
 :class:`~jaxrec.train.state.TrainState` and a typed key. Every step is pure,
 ``step(state, batch) -> (state, metrics)``, and all randomness is ``fold_in(key, step)``: a D step
@@ -46,40 +63,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxrec.adversarial.discrete import RELAXATIONS, relaxed_top_l, selection_scores, st_round
+from jaxrec.adversarial.gan_losses import (  # noqa: F401  (re-exported)
+    LOSSES,
+    d_loss_terms,
+    feature_matching_loss,
+    g_adversarial_loss,
+    gradient_penalty,
+)
 from jaxrec.errors import JaxrecError
 from jaxrec.models.gan import Discriminator, Generator, init_discriminator, init_generator
 from jaxrec.train.state import TrainState
 
 # fold_in tags separating the random streams inside one step
-_NOISE, _MASK_PM, _MASK_ZR, _DROP_REAL, _DROP_FAKE, _SHUFFLE = range(6)
-
-
-# ------------------------------------------------------------------------------------------------
-# losses (on D's logits)
-def d_loss_terms(real_logits: jax.Array, fake_logits: jax.Array, mask: jax.Array) -> tuple:
-    """The seed's ``L(G, D) = -E[log D(x)] - E[log(1 - D(G(z)))]`` as its two terms.
-
-    Args:
-      real_logits, fake_logits: ``[B]`` D's logits on real and generated users.
-      mask: ``[B]`` 1 for real rows of the batch, 0 for padding.
-    Returns ``(loss_real, loss_fake)``, masked means of ``softplus(-l_real)`` and
-    ``softplus(l_fake)``; ``L = loss_real + loss_fake``.
-    """
-    n = jnp.maximum(jnp.sum(mask), 1.0)
-    real = jnp.sum(jax.nn.softplus(-real_logits) * mask) / n
-    fake = jnp.sum(jax.nn.softplus(fake_logits) * mask) / n
-    return real, fake
-
-
-def g_adversarial_loss(fake_logits: jax.Array, mask: jax.Array, non_saturating: bool) -> jax.Array:
-    """G's adversarial loss from D's logits on its samples ``[B]`` (masked mean).
-
-    ``minimax``: ``E[log(1 - D(G(z)))] = -E[softplus(l)]`` (the seed's game);
-    ``non_saturating``: ``-E[log D(G(z))] = E[softplus(-l)]``.
-    """
-    n = jnp.maximum(jnp.sum(mask), 1.0)
-    per = jax.nn.softplus(-fake_logits) if non_saturating else -jax.nn.softplus(fake_logits)
-    return jnp.sum(per * mask) / n
+_NOISE, _MASK_PM, _MASK_ZR, _DROP_REAL, _DROP_FAKE, _SHUFFLE, _GUMBEL, _INST_REAL, _INST_FAKE, _GP = range(10)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -95,12 +92,14 @@ class GANSpec:
       d_steps: D steps per G step (k).
       pm, pm_ratio: partial masking and the share of non-purchased items sampled into ``k_u``.
       zr, zr_ratio, zr_alpha: zero reconstruction, its sample share and weight α.
+      loss, gp_weight, label_smoothing, instance_noise, feature_matching, minibatch_std, relax,
+        tau, rating_levels: the options of the module docstring (all off by default).
     """
 
     n_items: int
     noise_dim: int = 128
     g_hidden: tuple[int, ...] = (256, 512, 1024)
-    d_hidden: tuple[int, ...] = (1024, 512, 256)
+    d_hidden: tuple[int, ...] = (256, 512, 1024)
     dropout: float = 0.3
     conditional: bool = False
     non_saturating: bool = False
@@ -110,6 +109,15 @@ class GANSpec:
     zr: bool = True
     zr_ratio: float = 0.7
     zr_alpha: float = 0.1
+    loss: str = "bce"
+    gp_weight: float = 10.0
+    label_smoothing: float = 0.0
+    instance_noise: float = 0.0
+    feature_matching: float = 0.0
+    minibatch_std: bool = False
+    relax: str = "none"
+    tau: float = 1.0
+    rating_levels: int = 0
 
     def __post_init__(self):
         # messages name the field; the experiment layer prefixes the config section
@@ -131,6 +139,24 @@ class GANSpec:
         for name in ("g_hidden", "d_hidden"):
             if any(h < 1 for h in getattr(self, name)):
                 raise JaxrecError(f"{name}: hidden sizes must be >= 1, got {getattr(self, name)}")
+        if self.loss not in LOSSES:
+            raise JaxrecError(f"loss: unknown GAN loss {self.loss!r}; choose one of {list(LOSSES)}")
+        if self.relax not in RELAXATIONS:
+            raise JaxrecError(f"relax: unknown relaxation {self.relax!r}; choose one of {list(RELAXATIONS)}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise JaxrecError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and self.loss != "bce":
+            raise JaxrecError(f"label_smoothing: applies to loss 'bce' only, got loss {self.loss!r}")
+        for name in ("gp_weight", "instance_noise", "feature_matching"):
+            if getattr(self, name) < 0:
+                raise JaxrecError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.tau > 0:
+            raise JaxrecError(f"tau must be > 0, got {self.tau}")
+        if self.rating_levels < 0 or self.rating_levels == 1:
+            raise JaxrecError(f"rating_levels must be 0 (unrated) or >= 2, got {self.rating_levels}")
+        if self.conditional and (self.relax != "none" or self.rating_levels):
+            raise JaxrecError("relax: the discrete relaxation and rated profiles are for the unconditional GAN "
+                              "(CFGAN ranks G's continuous output)")
 
     @property
     def generator(self) -> Generator:
@@ -146,8 +172,8 @@ def _modules(spec: GANSpec) -> tuple[Generator, Discriminator]:
     """One G and one D instance per (equal) spec: their bound ``apply`` is the static
     ``apply_fn`` of the train states, and equal states must hash equal or ``jit`` retraces."""
     return (
-        Generator(spec.n_items, tuple(spec.g_hidden), spec.conditional),
-        Discriminator(tuple(spec.d_hidden), spec.dropout, spec.conditional),
+        Generator(spec.n_items, tuple(spec.g_hidden), spec.conditional, spec.rating_levels),
+        Discriminator(tuple(spec.d_hidden), spec.dropout, spec.conditional, spec.minibatch_std),
     )
 
 
@@ -221,22 +247,61 @@ def nonpurchased_sample(key: jax.Array, real: jax.Array, ratio: float) -> jax.Ar
     return jnp.where(real > 0, 0.0, draw.astype(jnp.float32))
 
 
+class GANSample(NamedTuple):
+    """G's users before they are cut to profiles (``[N, n_items]`` each).
+
+    Attributes:
+      prob: ``sigmoid`` of G's item logits (G's raw output, in [0, 1]).
+      scores: the scores whose top-L is the profile (:func:`jaxrec.attacks.profiles.top_l`): ``prob``
+        without a relaxation (as before it), the logits with ``straight_through``, the logits plus
+        the step's Gumbel noise with ``gumbel``.
+      ratings: G's ratings rounded to ``1..K`` (None for unrated GANs).
+    """
+
+    prob: jax.Array
+    scores: jax.Array
+    ratings: jax.Array | None
+
+
+def users_from_noise(spec: GANSpec, g_params, z: jax.Array, gumbel_key: jax.Array, lengths: jax.Array):
+    """Unconditional G's users for noise ``z [B, noise_dim]``: ``(shown [B, n], sample)``.
+
+    ``shown`` is what D judges: ``prob`` without a relaxation; with one, exactly the discrete
+    profile :func:`~jaxrec.adversarial.discrete.top_l_mask` cuts from ``sample.scores`` at
+    ``lengths [B]`` (straight-through gradients); rated GANs multiply by ``rating / K``. The Gumbel
+    relaxation draws its noise from ``gumbel_key``.
+    """
+    logits, ratings = spec.generator.apply(g_params, z, None, method=Generator.heads)
+    prob = jax.nn.sigmoid(logits)
+    if spec.relax == "none":
+        shown, scores = prob, prob
+    else:
+        noise_key = gumbel_key if spec.relax == "gumbel" else None
+        shown = relaxed_top_l(logits, lengths, noise_key, spec.tau)
+        scores = jax.lax.stop_gradient(selection_scores(logits, noise_key))
+    if ratings is not None:
+        ratings = st_round(ratings)
+        shown = shown * ratings / spec.rating_levels
+    return shown, GANSample(prob, scores, None if ratings is None else jax.lax.stop_gradient(ratings))
+
+
 def fake_users(spec: GANSpec, g_params, key: jax.Array, real: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """G's users for a batch and what D sees of them.
 
     Args:
-      real: ``[B, n_items]`` the batch's real users (CFGAN's condition; only its shape is used
-        unconditionally).
+      real: ``[B, n_items]`` the batch's real users (CFGAN's condition; unconditionally the fake in
+        row r gets the length of real row r).
     Returns ``(generated [B, n], shown_to_d [B, n], zr_mask [B, n])``: unconditionally
-    ``shown_to_d = generated``; for CFGAN ``generated ⊙ (e_u [+ k_u])`` and the ZR sample (zeros
-    when ZR is off).
+    ``generated = G's probabilities``, ``shown_to_d`` as :func:`users_from_noise`; for CFGAN
+    ``generated ⊙ (e_u [+ k_u])`` and the ZR sample (zeros when ZR is off).
     """
     b = real.shape[0]
     z = sample_noise(jax.random.fold_in(key, _NOISE), b, spec.noise_dim)
-    cond = real if spec.conditional else None
-    generated = spec.generator.apply(g_params, z, cond)
     if not spec.conditional:
-        return generated, generated, jnp.zeros_like(generated)
+        gumbel_key = jax.random.fold_in(key, _GUMBEL)
+        shown, sample = users_from_noise(spec, g_params, z, gumbel_key, jnp.sum(real > 0, axis=-1))
+        return sample.prob, shown, jnp.zeros_like(shown)
+    generated = spec.generator.apply(g_params, z, real)
     mask = real
     if spec.pm:
         mask = mask + nonpurchased_sample(jax.random.fold_in(key, _MASK_PM), real, spec.pm_ratio)
@@ -248,37 +313,53 @@ def fake_users(spec: GANSpec, g_params, key: jax.Array, real: jax.Array) -> tupl
     return generated, generated * mask, zr_mask
 
 
+def judge(spec: GANSpec, d_params, x: jax.Array, cond, key: jax.Array, tags: tuple[int, int], mask: jax.Array,
+          train: bool = True) -> jax.Array:
+    """D's outputs ``[B]`` on ``x [B, n]`` in training: instance noise (stream ``tags[1]``) on the
+    input when ``spec.instance_noise > 0``, dropout from stream ``tags[0]``, ``mask`` for the
+    minibatch statistics."""
+    if spec.instance_noise:
+        x = x + spec.instance_noise * jax.random.normal(jax.random.fold_in(key, tags[1]), x.shape)
+    return spec.discriminator.apply(d_params, x, cond, train=train, mask=mask,
+                                    rngs={"dropout": jax.random.fold_in(key, tags[0])})
+
+
 def make_d_step(spec: GANSpec) -> Callable:
-    """``d_step(state, batch) -> (state, metrics)``: one update of D on the seed's loss.
+    """``d_step(state, batch) -> (state, metrics)``: one update of D (:func:`d_loss_terms` of
+    ``spec.loss``, plus the gradient penalty for ``wgan-gp``).
 
     G's samples are drawn with ``fold_in(state.d.key, state.d.step)`` and held fixed
-    (``stop_gradient``); D's dropout uses separate streams for the real and fake passes.
-    Metrics: ``d_loss`` (= L(G, D)), ``d_real``, ``d_fake`` (mean D probabilities, from the
-    training pass, dropout on).
+    (``stop_gradient``); D's dropout and instance noise use separate streams for the real and
+    fake passes. Metrics: ``d_loss``, ``d_real``, ``d_fake`` (mean ``sigmoid`` of D's outputs,
+    from the training pass, dropout on; probabilities for ``bce``), and ``d_gp`` for ``wgan-gp``.
     """
-    disc = spec.discriminator
+    cond_of = lambda batch: batch.real if spec.conditional else None  # noqa: E731
 
     def d_step(state: GANState, batch: GANBatch):
         key = jax.random.fold_in(state.d.key, state.d.step)
         _, shown, _ = fake_users(spec, state.g.params, key, batch.real)
         shown = jax.lax.stop_gradient(shown)
-        cond = batch.real if spec.conditional else None
+        cond = cond_of(batch)
 
         def loss_fn(d_params):
-            lr = disc.apply(d_params, batch.real, cond, train=True,
-                            rngs={"dropout": jax.random.fold_in(key, _DROP_REAL)})
-            lf = disc.apply(d_params, shown, cond, train=True,
-                            rngs={"dropout": jax.random.fold_in(key, _DROP_FAKE)})
-            real, fake = d_loss_terms(lr, lf, batch.mask)
-            return real + fake, (lr, lf)
+            lr = judge(spec, d_params, batch.real, cond, key, (_DROP_REAL, _INST_REAL), batch.mask)
+            lf = judge(spec, d_params, shown, cond, key, (_DROP_FAKE, _INST_FAKE), batch.mask)
+            real, fake = d_loss_terms(lr, lf, batch.mask, spec.loss, spec.label_smoothing)
+            gp = jnp.zeros(())
+            if spec.loss == "wgan-gp":
+                critic = lambda x: judge(spec, d_params, x, cond, key, (_GP, _GP), batch.mask)  # noqa: E731
+                gp = gradient_penalty(critic, batch.real, shown, jax.random.fold_in(key, _GP), batch.mask)
+            return real + fake + spec.gp_weight * gp, (lr, lf, gp)
 
-        (loss, (lr, lf)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d.params)
+        (loss, (lr, lf, gp)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d.params)
         n = jnp.maximum(jnp.sum(batch.mask), 1.0)
         metrics = {
             "d_loss": loss,
             "d_real": jnp.sum(jax.nn.sigmoid(lr) * batch.mask) / n,
             "d_fake": jnp.sum(jax.nn.sigmoid(lf) * batch.mask) / n,
         }
+        if spec.loss == "wgan-gp":
+            metrics["d_gp"] = gp
         return state.replace(d=state.d.apply_gradients(grads=grads)), metrics
 
     return d_step
@@ -287,10 +368,12 @@ def make_d_step(spec: GANSpec) -> Callable:
 def make_g_step(spec: GANSpec) -> Callable:
     """``g_step(state, batch) -> (state, metrics)``: one update of G against the current D.
 
-    Noise, masks and D's dropout come from ``fold_in(state.g.key, state.g.step)``. G's loss is
-    :func:`g_adversarial_loss` plus, for CFGAN with ZR, ``zr_alpha * mean_u sum_{j in ZR_u}
-    r̂_uj^2``. Metrics: ``g_loss`` (the minimised objective), ``g_adv``, ``g_zr``,
-    ``d_fake_for_g`` (mean D(G(z)) seen by this step).
+    Noise, masks, D's dropout and instance noise come from ``fold_in(state.g.key, state.g.step)``.
+    G's loss is :func:`g_adversarial_loss` plus, for CFGAN with ZR, ``zr_alpha * mean_u sum_{j in
+    ZR_u} r̂_uj^2``, plus ``feature_matching *`` :func:`feature_matching_loss` on D's last hidden
+    layer (dropout and instance noise off). Metrics: ``g_loss`` (the minimised objective),
+    ``g_adv``, ``g_zr``, ``d_fake_for_g`` (mean ``sigmoid`` of D on G's users in this step), and
+    ``g_fm`` with feature matching.
     """
     disc = spec.discriminator
 
@@ -301,20 +384,26 @@ def make_g_step(spec: GANSpec) -> Callable:
 
         def loss_fn(g_params):
             generated, shown, zr_mask = fake_users(spec, g_params, key, batch.real)
-            lf = disc.apply(state.d.params, shown, cond, train=True,
-                            rngs={"dropout": jax.random.fold_in(key, _DROP_FAKE)})
-            adv = g_adversarial_loss(lf, batch.mask, spec.non_saturating)
+            lf = judge(spec, state.d.params, shown, cond, key, (_DROP_FAKE, _INST_FAKE), batch.mask)
+            adv = g_adversarial_loss(lf, batch.mask, spec.non_saturating, spec.loss)
             zr = jnp.sum(jnp.sum(jnp.square(generated) * zr_mask, axis=-1) * batch.mask) / n
             total = adv + spec.zr_alpha * zr if spec.conditional and spec.zr else adv
-            return total, (adv, zr, lf)
+            fm = jnp.zeros(())
+            if spec.feature_matching:
+                feats = lambda x: disc.apply(state.d.params, x, cond, method=Discriminator.features)  # noqa: E731
+                fm = feature_matching_loss(feats(batch.real), feats(shown), batch.mask)
+                total = total + spec.feature_matching * fm
+            return total, (adv, zr, fm, lf)
 
-        (loss, (adv, zr, lf)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g.params)
+        (loss, (adv, zr, fm, lf)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g.params)
         metrics = {
             "g_loss": loss,
             "g_adv": adv,
             "g_zr": zr,
             "d_fake_for_g": jnp.sum(jax.nn.sigmoid(lf) * batch.mask) / n,
         }
+        if spec.feature_matching:
+            metrics["g_fm"] = fm
         return state.replace(g=state.g.apply_gradients(grads=grads)), metrics
 
     return g_step

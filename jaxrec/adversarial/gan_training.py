@@ -21,7 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.adversarial.gan_steps import (  # noqa: F401  (re-exported: the GAN's public names)
+    _GUMBEL,
     _SHUFFLE,
+    GANSample,
     GANBatch,
     GANSpec,
     GANState,
@@ -35,11 +37,14 @@ from jaxrec.adversarial.gan_steps import (  # noqa: F401  (re-exported: the GAN'
     make_gan_step,
     nonpurchased_sample,
     sample_noise,
+    users_from_noise,
 )
+from jaxrec.adversarial import realism
+from jaxrec.adversarial.discrete import top_l_mask
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.train.engine import make_engine
-from jaxrec.train.loop import fit
+from jaxrec.train.loop import fit, member_record
 from jaxrec.train.parallel import constrain_batches
 from jaxrec.train.state import member, stack
 from jaxrec.train.steps import shuffled_rows
@@ -51,8 +56,8 @@ class GANData:
     """The real users the GAN trains on, as an array pytree.
 
     Attributes:
-      real: ``[n_users, n_items]`` float32 0/1 user vectors (the rows D learns to call real; for
-        CFGAN also the conditions).
+      real: ``[n_users, n_items]`` float32 user vectors (the rows D learns to call real; for
+        CFGAN also the conditions): 0/1, or ``rating / K`` for a rated GAN (0 = not rated).
     """
 
     real: jax.Array
@@ -62,23 +67,37 @@ class GANData:
         return self.real.shape[0]
 
 
-def user_matrix(inter: Interactions, users: np.ndarray | None = None) -> np.ndarray:
-    """Dense ``[len(users), n_items]`` float32 0/1 matrix of ``inter``'s (deduplicated) rows.
+def rating_levels(inter: Interactions) -> int:
+    """``K`` of integer ratings ``1..K`` (what a rated GAN writes); a clear error otherwise."""
+    r = inter.ratings
+    if r is None or len(r) == 0:
+        raise JaxrecError(f"{inter.source}: a rated GAN (gan.rated) needs rated interactions")
+    if not (np.all(r == np.round(r)) and r.min() >= 1):
+        raise JaxrecError(f"{inter.source}: a rated GAN needs integer ratings 1..K, got values in [{r.min()}, {r.max()}]")
+    return int(r.max())
+
+
+def user_matrix(inter: Interactions, users: np.ndarray | None = None, levels: int = 0) -> np.ndarray:
+    """Dense ``[len(users), n_items]`` float32 matrix of ``inter``'s (deduplicated) rows: 0/1, or
+    with ``levels = K`` each rating divided by ``K`` (what a rated GAN's D sees).
 
     ``users`` selects and orders rows (default: every user of the id space).
     """
     m = np.zeros((inter.n_users, inter.n_items), np.float32)
-    m[inter.users, inter.items] = 1.0
+    m[inter.users, inter.items] = inter.ratings / levels if levels else 1.0
     return m if users is None else m[np.asarray(users)]
 
 
-def gan_data(real: np.ndarray | jax.Array) -> GANData:
-    """:class:`GANData` from a ``[n_users, n_items]`` 0/1 matrix (validated)."""
+def gan_data(real: np.ndarray | jax.Array, levels: int = 0) -> GANData:
+    """:class:`GANData` from a ``[n_users, n_items]`` matrix (validated): 0/1, or ratings ``/ K``
+    (``levels = K``)."""
     real = np.asarray(real, np.float32)
     if real.ndim != 2 or real.shape[0] < 1:
         raise JaxrecError(f"gan: real users must be a non-empty [n_users, n_items] matrix, got {real.shape}")
-    if not np.all((real == 0) | (real == 1)):
+    if not levels and not np.all((real == 0) | (real == 1)):
         raise JaxrecError("gan: real user vectors must be 0/1 interaction vectors")
+    if levels and not np.allclose(real * levels, np.round(real * levels), atol=1e-4):
+        raise JaxrecError(f"gan: rated user vectors must hold rating / {levels} (ratings 1..{levels}) or 0")
     return GANData(real=jnp.asarray(real))
 
 
@@ -111,10 +130,14 @@ def make_gan_epoch(spec: GANSpec, batch_size: int, step: Callable | None = None)
 
 # ------------------------------------------------------------------------------------------------
 @functools.partial(jax.jit, static_argnums=(0, 3))
-def generate(spec: GANSpec, g_params, key: jax.Array, n: int, cond: jax.Array | None = None) -> jax.Array:
-    """``[n, n_items]`` of G's output for ``z ~ N(0, I)`` (conditioned on ``cond [n, n_items]``)."""
+def sample(spec: GANSpec, g_params, key: jax.Array, n: int) -> GANSample:
+    """``n`` of the unconditional G's users (:class:`GANSample`, ``[n, n_items]`` each) for
+    ``z ~ N(0, I)`` drawn from ``key`` (Gumbel noise from ``fold_in(key, _GUMBEL)``): cut with
+    :func:`jaxrec.attacks.profiles.top_l` at lengths ``L``, ``scores`` give exactly the profiles
+    that D judged in training for the same ``z``, Gumbel noise and ``L``."""
     z = sample_noise(key, n, spec.noise_dim)
-    return spec.generator.apply(g_params, z, cond)
+    _, out = users_from_noise(spec, g_params, z, jax.random.fold_in(key, _GUMBEL), jnp.zeros((n,), jnp.int32))
+    return out
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -132,35 +155,76 @@ def gan_loss_eval(spec: GANSpec, state: GANState, key: jax.Array, real: jax.Arra
     lr = spec.discriminator.apply(state.d.params, real, cond, train=False)
     lf = spec.discriminator.apply(state.d.params, shown, cond, train=False)
     w = jnp.ones(real.shape[0])
-    lreal, lfake = d_loss_terms(lr, lf, w)
+    lreal, lfake = d_loss_terms(lr, lf, w, spec.loss, spec.label_smoothing)
     return {
         "d_loss": lreal + lfake,
-        "g_loss": g_adversarial_loss(lf, w, spec.non_saturating),
+        "g_loss": g_adversarial_loss(lf, w, spec.non_saturating, spec.loss),
         "d_real": jnp.mean(jax.nn.sigmoid(lr)),
         "d_fake": jnp.mean(jax.nn.sigmoid(lf)),
     }
 
 
 # ------------------------------------------------------------------------------------------------
+def kept(state: GANState) -> dict:
+    """What the engine keeps of a GAN epoch (the best one under model selection): ``{"g", "d"}``
+    params."""
+    return {"g": state.g.params, "d": state.d.params}
+
+
+def realism_valid(real: np.ndarray, lengths: np.ndarray, key: jax.Array) -> dict:
+    """Validation data of :func:`realism_validate`: held-out real users ``real [V, n_items]`` (never
+    the users a report tests on), the fake profiles' lengths ``[N]`` and a typed key for their
+    noise (the same fakes' noise every epoch), with the real users' own figures."""
+    r = jnp.asarray(np.asarray(real) > 0, jnp.float32)
+    return {
+        "real": r,
+        "lengths": jnp.asarray(lengths, jnp.int32),
+        "key": key,
+        "nn_cosine_real": jnp.mean(realism.nearest_cosine(r, r, exclude_self=True)),
+        "diversity_real": realism.pairwise_jaccard(r),
+    }
+
+
+def realism_validate(spec: GANSpec) -> Callable:
+    """``validate(kept, data, valid) -> {realism, popularity_jsd, nn_cosine, diversity}``: the
+    kept G's fake profiles (:func:`sample`, cut by :func:`~jaxrec.adversarial.discrete.top_l_mask`
+    at ``valid["lengths"]``) against the held-out real users of :func:`realism_valid`;
+    ``realism = -`` :func:`~jaxrec.adversarial.realism.realism_gap` (the engine maximises it)."""
+
+    def validate(kept_params, data, valid):
+        lengths = valid["lengths"]
+        fakes = top_l_mask(sample(spec, kept_params["g"], valid["key"], lengths.shape[0]).scores, lengths)
+        fig = realism.realism_gap(fakes, valid["real"], valid["nn_cosine_real"], valid["diversity_real"])
+        return {"realism": -fig.pop("gap"), **fig}
+
+    return validate
+
+
 @dataclasses.dataclass
 class GANFit:
     """What :func:`fit_gan` returns: the final state, one record per epoch (mean step metrics,
-    ``epoch``, ``seconds`` and whatever ``on_epoch_end`` added) and the engine's tracker."""
+    ``epoch``, ``seconds`` and whatever ``on_epoch_end`` added), the engine's tracker, and the
+    selected epoch's G and D (``selected``: the final state's own without model selection)."""
 
     state: GANState
     history: list[dict]
     tracker: object = None
+    selected: GANState | None = None
+    selected_epoch: int = 0
 
 
 @functools.lru_cache(maxsize=16)
-def gan_engine(spec: GANSpec, batch_size: int, n_users: int, mesh=None):
+def gan_engine(spec: GANSpec, batch_size: int, n_users: int, mesh=None, select: bool = False):
     """The member engine (:func:`jaxrec.train.engine.make_engine`) of one GAN: its epoch is
-    :func:`make_gan_epoch`, the kept pytree G's params, divergence checked on every metric.
-    One per (spec, batch size, user count, mesh), so repeated runs (seeds, tests, a resumed run)
+    :func:`make_gan_epoch`, the kept pytree G's and D's params, divergence checked on every metric;
+    ``select``: validated by :func:`realism_validate`, the most realistic epoch kept. One per
+    (spec, batch size, user count, mesh, select), so repeated runs (seeds, tests, a resumed run)
     compile once."""
     if batch_size < 1:
         raise JaxrecError(f"GAN batch size must be >= 1, got {batch_size}")
-    return make_engine(make_gan_epoch(spec, batch_size), 1, keep=lambda s: s.g.params, loss_key="d_loss", mesh=mesh)
+    validate = realism_validate(spec) if select else None
+    return make_engine(make_gan_epoch(spec, batch_size), 1, keep=kept, loss_key="d_loss", mesh=mesh,
+                       validate=validate, monitor="realism")
 
 
 def fit_gan(
@@ -174,6 +238,8 @@ def fit_gan(
     start_epoch: int = 0,
     tracker=None,
     save: Callable | None = None,
+    valid: dict | None = None,
+    eval_every: int = 1,
 ) -> GANFit:
     """Train the GAN ``epochs`` epochs through the shared fit loop (:func:`jaxrec.train.loop.fit`).
 
@@ -181,13 +247,15 @@ def fit_gan(
     ``save(epoch, tree)`` (a checkpointer's ``maybe_save``) gets ``{"state", "tracker"}`` after
     it. ``mesh`` splits the user batches over its ``data`` axis. A NaN/inf loss raises
     :class:`~jaxrec.train.loop.NonFiniteLossError` before the bad state is adopted. ``tracker``
-    and ``start_epoch`` resume a checkpoint (``state`` then is its restored state).
+    and ``start_epoch`` resume a checkpoint (``state`` then is its restored state). ``valid``
+    (:func:`realism_valid`) selects the most realistic of the epochs validated every
+    ``eval_every`` (and the last), on device; records gain ``valid/realism`` ...
     """
-    engine = gan_engine(spec, min(batch_size, data.n_users), data.n_users, mesh)
+    engine = gan_engine(spec, min(batch_size, data.n_users), data.n_users, mesh, valid is not None)
 
     def hook(epoch, states, tr, record):
         one = member(states, 0)
-        view = {k: (v[0] if isinstance(v, list) else v) for k, v in record.items() if k != "active"}
+        view = member_record(record, 0)
         before = set(view)
         if on_epoch_end is not None:
             on_epoch_end(epoch, one, view)
@@ -196,7 +264,9 @@ def fit_gan(
             save(epoch, {"state": states, "tracker": tr})
 
     stacked = stack([state])
-    result = fit(engine, stacked, data, epochs, tracker=tracker, progress=False, on_epoch_end=hook,
-                 start_epoch=start_epoch)
+    result = fit(engine, stacked, data, epochs, valid=valid, eval_every=eval_every, tracker=tracker,
+                 progress=False, on_epoch_end=hook, start_epoch=start_epoch)
     one = result.member(0)
-    return GANFit(one.state, one.history, result.tracker)
+    best = one.best_params
+    selected = one.state.replace(g=one.state.g.replace(params=best["g"]), d=one.state.d.replace(params=best["d"]))
+    return GANFit(one.state, one.history, result.tracker, selected, one.best_epoch)

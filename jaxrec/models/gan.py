@@ -7,9 +7,14 @@ The seed's GAN (Goodfellow et al., NeurIPS 2014) over users: a user is an intera
 *logit* of "this user is real", ``[B]`` (``sigmoid`` of it is the probability; losses use the
 logit for numerically stable binary cross-entropy).
 
-Default architecture (the seed's): G is an MLP with hidden sizes 256, 512, 1024, LeakyReLU(0.2)
-and a sigmoid output; D mirrors it (1024, 512, 256) with LeakyReLU(0.2) and Dropout(0.3) after
-every hidden layer, one output logit. Both are configurable.
+Default architecture (the seed's): G is an MLP noise -> 256 -> 512 -> 1024 -> items with
+LeakyReLU(0.2) and a sigmoid output; D is items -> 256 -> 512 -> 1024 -> 1 with LeakyReLU(0.2)
+and Dropout(0.3) after every hidden layer, one output logit. Both are configurable. Options:
+G's second head writes a rating per item (``rating_levels = K``: values in ``[1, K]``, as AUSH's
+generator rates its filler, Lin et al. CIKM 2020); D's minibatch standard deviation feature
+(Karras et al., ICLR 2018) appends the batch's mean feature std to the last hidden layer, so D can
+see a batch of too-similar users (mode collapse); :meth:`Discriminator.features` is that layer
+(G's feature-matching target, Salimans et al., NeurIPS 2016).
 
 CFGAN (Chae et al., CIKM 2018) is the conditional mode: the condition ``c_u`` is user u's real
 purchase vector, G(z, c_u) is a vector of purchase probabilities ``r̂_u``, and D judges
@@ -32,7 +37,7 @@ import jax.numpy as jnp
 from jaxrec.errors import JaxrecError
 
 G_HIDDEN = (256, 512, 1024)  #: the seed's generator hidden sizes
-D_HIDDEN = (1024, 512, 256)  #: the seed's discriminator hidden sizes (G's, mirrored)
+D_HIDDEN = (256, 512, 1024)  #: the seed's discriminator hidden sizes
 LEAK = 0.2  #: LeakyReLU negative slope
 
 
@@ -43,6 +48,8 @@ class Generator(nn.Module):
       n_items: output size (the catalogue).
       hidden: hidden layer sizes, LeakyReLU(0.2) after each.
       conditional: when True the input is ``concat(c, z)`` (CFGAN), else ``z`` alone.
+      rating_levels: ``K > 0`` adds a rating head: :meth:`heads` also returns ``[B, n_items]``
+        ratings in ``[1, K]`` (``1 + (K - 1) sigmoid``); 0: no ratings.
 
     ``noise_dim`` is not an attribute: it is ``z.shape[-1]`` and may be 0 in conditional mode.
     """
@@ -50,17 +57,30 @@ class Generator(nn.Module):
     n_items: int
     hidden: tuple[int, ...] = G_HIDDEN
     conditional: bool = False
+    rating_levels: int = 0
 
     def setup(self):
         self.layers = [nn.Dense(w, name=f"hidden_{i}") for i, w in enumerate(self.hidden)]
         self.out = nn.Dense(self.n_items, name="out")
+        if self.rating_levels:
+            self.rating_out = nn.Dense(self.n_items, name="ratings")
 
-    def logits(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
-        """Pre-sigmoid output ``[B, n_items]``."""
+    def _trunk(self, z, c):
         h = _with_condition(z, c, self.conditional, "generator")
         for layer in self.layers:
             h = nn.leaky_relu(layer(h), LEAK)
-        return self.out(h)
+        return h
+
+    def logits(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
+        """Pre-sigmoid output ``[B, n_items]``."""
+        return self.out(self._trunk(z, c))
+
+    def heads(self, z: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None]:
+        """``(logits [B, n_items], ratings [B, n_items] in [1, K] or None)`` from one trunk pass."""
+        h = self._trunk(z, c)
+        if not self.rating_levels:
+            return self.out(h), None
+        return self.out(h), 1.0 + (self.rating_levels - 1) * jax.nn.sigmoid(self.rating_out(h))
 
     def __call__(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         return jax.nn.sigmoid(self.logits(z, c))
@@ -73,23 +93,48 @@ class Discriminator(nn.Module):
       hidden: hidden layer sizes, each followed by LeakyReLU(0.2) and Dropout(``dropout``).
       dropout: dropout rate (active when ``train=True``; needs an rng stream ``"dropout"``).
       conditional: when True the input is ``concat(x, c)`` (CFGAN), else ``x`` alone.
+      minibatch_std: append the minibatch standard deviation feature (Karras et al. 2018) to the
+        last hidden layer: the mean over features of their std over the batch's rows (``mask``
+        ``[B]`` leaves padding rows out).
     """
 
     hidden: tuple[int, ...] = D_HIDDEN
     dropout: float = 0.3
     conditional: bool = False
+    minibatch_std: bool = False
 
-    @nn.compact
-    def __call__(self, x: jax.Array, c: jax.Array | None = None, train: bool = False) -> jax.Array:
+    def setup(self):
+        self.layers = [nn.Dense(w, name=f"hidden_{i}") for i, w in enumerate(self.hidden)]
+        # one dropout module per layer, named as @nn.compact names them (their rngs follow the names)
+        self.drops = [nn.Dropout(self.dropout, name=f"Dropout_{i}") for i in range(len(self.hidden))]
+        self.out = nn.Dense(1, name="out")
+
+    def features(self, x: jax.Array, c: jax.Array | None = None, train: bool = False) -> jax.Array:
+        """The last hidden layer ``[B, hidden[-1]]`` (after LeakyReLU and dropout)."""
         h = _with_condition(x, c, self.conditional, "discriminator")
-        for i, width in enumerate(self.hidden):
-            h = nn.leaky_relu(nn.Dense(width, name=f"hidden_{i}")(h), LEAK)
-            h = nn.Dropout(self.dropout, deterministic=not train)(h)
-        return nn.Dense(1, name="out")(h)[..., 0]
+        for layer, drop in zip(self.layers, self.drops):
+            h = drop(nn.leaky_relu(layer(h), LEAK), deterministic=not train)
+        return h
+
+    def __call__(self, x: jax.Array, c: jax.Array | None = None, train: bool = False,
+                 mask: jax.Array | None = None) -> jax.Array:
+        h = self.features(x, c, train)
+        if self.minibatch_std:
+            h = jnp.concatenate([h, jnp.broadcast_to(minibatch_std(h, mask), h.shape[:1])[:, None]], axis=-1)
+        return self.out(h)[..., 0]
 
     def prob(self, x: jax.Array, c: jax.Array | None = None) -> jax.Array:
         """``sigmoid(D(x, c))`` ``[B]``: the probability of being real (no dropout)."""
         return jax.nn.sigmoid(self(x, c, train=False))
+
+
+def minibatch_std(h: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """``[]`` the mean over features of the (masked) standard deviation over rows of ``h [B, F]``."""
+    w = jnp.ones(h.shape[:1], h.dtype) if mask is None else mask.astype(h.dtype)
+    n = jnp.maximum(jnp.sum(w), 1.0)
+    mean = jnp.sum(h * w[:, None], axis=0) / n
+    var = jnp.sum(jnp.square(h - mean) * w[:, None], axis=0) / n
+    return jnp.mean(jnp.sqrt(var + 1e-8))
 
 
 def _with_condition(x, c, conditional: bool, who: str):
@@ -104,7 +149,7 @@ def init_generator(g: Generator, key: jax.Array, noise_dim: int) -> dict:
     """``{"params": ...}`` of ``g`` for inputs ``z [1, noise_dim]`` (and ``c [1, n_items]``)."""
     z = jnp.zeros((1, noise_dim), jnp.float32)
     c = jnp.zeros((1, g.n_items), jnp.float32) if g.conditional else None
-    return {"params": g.init(key, z, c)["params"]}
+    return {"params": g.init(key, z, c, method=Generator.heads)["params"]}
 
 
 def init_discriminator(d: Discriminator, key: jax.Array, n_items: int) -> dict:
