@@ -93,7 +93,8 @@ def cmd_gan(args) -> int:
     from rich.console import Console
 
     from jaxrec.config import load_config
-    from jaxrec.experiment.gan import results_tables, run_gan
+    from jaxrec.experiment.gan import run_gan
+    from jaxrec.experiment.gan_report import results_tables
 
     cfg = load_config(args.config, args.overrides)
     console = Console()

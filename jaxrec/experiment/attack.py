@@ -121,25 +121,35 @@ def prepare(cfg: Config, rated: Split) -> Setup:
 
 
 def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
-    """Train the GAN of ``cfg.gan`` on the untrusted real users' training profiles (0/1):
-    returns ``(generate(key, n), suspicion(x [N, n_items]))``."""
-    from jaxrec.adversarial.gan_training import generate
+    """Train the GAN of ``cfg.gan`` on the untrusted real users' training profiles (0/1, or
+    ``rating / K`` with ``gan.rated``; ``gan.select: realism`` selects the epoch against the trusted
+    users): returns ``(sample(key, n), suspicion(ratings [N, n_items]))``."""
+    from jaxrec.adversarial.gan_training import kept, rating_levels, realism_valid, sample
     from jaxrec.experiment.gan import spec_from_config, suspicion, train_gan
 
     users = np.setdiff1d(setup.real_users, setup.trusted)
-    matrix = det.rating_matrix(setup.rated.train)[users] > 0
-    spec = spec_from_config(cfg.gan, setup.rated.n_items)
+    with config_key("gan.rated"):
+        levels = rating_levels(setup.rated.train) if cfg.gan.rated else 0
+    ratings = det.rating_matrix(setup.rated.train)
+    view = lambda r: (r / levels if levels else r > 0).astype(np.float32)  # noqa: E731  (what D sees)
+    spec = spec_from_config(cfg.gan, setup.rated.n_items, levels)
+    valid = None
+    if cfg.gan.select == "realism":
+        key = jax.random.key(cfg.gan.seed)
+        lengths = np.full(max(setup.counts), setup.filler)
+        valid = realism_valid(ratings[setup.trusted] > 0, lengths, key)
     ck_dir = run_dir / "gan-checkpoints"
     shutil.rmtree(ck_dir, ignore_errors=True)  # this study's scratch: an interrupted study's is stale
     gcfg = dataclasses.replace(cfg, checkpoint=CheckpointConfig(every=0, dir=str(ck_dir)))
     say(f"GAN: training G and D on {users.size} real users for {cfg.gan.epochs} epochs")
-    fit = train_gan(gcfg, spec, matrix.astype(np.float32), lambda *a: None, resume=False)
-    g_params, d_params = fit.state.g.params, fit.state.d.params
-    return (lambda key, n: generate(spec, g_params, key, n)), (lambda x: suspicion(spec, d_params, x))
+    fit = train_gan(gcfg, spec, view(ratings[users]), lambda *a: None, False, valid)
+    params = kept(fit.selected)
+    return (lambda key, n: sample(spec, params["g"], key, n)), (lambda r: suspicion(spec, params["d"], view(r)))
 
 
 def make_profiles(cfg: Config, setup: Setup, generate=None) -> dict:
-    """``{(kind, seed): ratings [max size, n_items]}`` for every attack and seed."""
+    """``{(kind, seed): ratings [max size, n_items]}`` for every attack and seed (``generate``: the
+    GAN's ``sample(key, n)``; a rated GAN's profiles carry G's own ratings)."""
     a = cfg.attack
     n = max(setup.counts)
     lengths = np.full(setup.real_users.size, setup.filler)
@@ -147,13 +157,15 @@ def make_profiles(cfg: Config, setup: Setup, generate=None) -> dict:
     for s in range(a.seeds):
         for kind in a.kinds:
             seed = 7919 * (a.seed + s) + shilling.KINDS.index(kind)
-            filler_items = None
+            filler_items = filler_ratings = None
             if kind == "gan":
-                filler_items, _ = profiles.gan_profiles(generate, jax.random.key(seed), n, lengths, tuple(setup.targets), "mean")
+                filler_items, drawn = profiles.gan_profiles(generate, jax.random.key(seed), n, lengths,
+                                                            tuple(setup.targets), "mean")
                 filler_items = np.asarray(filler_items)
+                filler_ratings = None if drawn.ratings is None else np.asarray(drawn.ratings)
             with config_key("attack"):
                 out[kind, s] = shilling.fake_profiles(kind, n, setup.stats, setup.targets, setup.filler, seed, a.intent,
-                                                      min(a.selected, setup.filler), filler_items)
+                                                      min(a.selected, setup.filler), filler_items, filler_ratings)
     return out
 
 
@@ -186,7 +198,7 @@ def make_variants(cfg: Config, setup: Setup, fakes: dict, d_suspicion=None) -> t
                 for name in a.detectors:
                     scores = np.zeros(rated.n_users)
                     with config_key(f"attack.detectors: {name}"):
-                        scores[present] = (d_suspicion((r[present] > 0).astype(np.float32)) if name == "d" else
+                        scores[present] = (d_suspicion(r[present]) if name == "d" else
                                            det.suspicion(name, r[present], a.pca_components, a.degsim_k))
                     flagged = det.flag(scores, present, setup.trusted, a.fpr)
                     figures = det.judge(scores, fake, setup.real_users, setup.trusted, a.fpr)

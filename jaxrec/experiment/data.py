@@ -15,10 +15,10 @@ SPLITS = ("random", "temporal", "leave_one_out", "predefined")
 def _clean(inter: Interactions, cfg: DataConfig, compact: bool, keep_ratings: bool) -> Interactions:
     if cfg.deduplicate:
         inter = D.deduplicate(inter)
-    if keep_ratings:
-        if inter.ratings is None:
-            raise JaxrecError(f"data.dataset: {inter.source} has no ratings (the attack protocol needs rated data)")
+    if keep_ratings and inter.ratings is not None:
         return inter
+    if keep_ratings and keep_ratings != "if_rated":
+        raise JaxrecError(f"data.dataset: {inter.source} has no ratings (the attack protocol needs rated data)")
     if inter.ratings is not None:
         inter = D.to_implicit(inter, cfg.implicit_threshold, compact=compact)
     elif cfg.implicit_threshold is not None:
@@ -26,7 +26,7 @@ def _clean(inter: Interactions, cfg: DataConfig, compact: bool, keep_ratings: bo
     return inter
 
 
-def load_split(cfg: DataConfig, keep_ratings: bool = False) -> Split:
+def load_split(cfg: DataConfig, keep_ratings: bool | str = False) -> Split:
     """Load, clean and split the data the config names.
 
     Order: read -> deduplicate -> implicit feedback (every rating a positive, or rating >=
@@ -34,7 +34,8 @@ def load_split(cfg: DataConfig, keep_ratings: bool = False) -> Split:
     ``test_path``) keep their id space; k-core filtering is refused for them.
 
     ``keep_ratings``: skip the implicit-feedback step (every rated row stays, with its rating;
-    the attack protocol thresholds after injecting fake users).
+    the attack protocol thresholds after injecting fake users); ``"if_rated"``: the same when the
+    data has ratings, else the plain path.
     """
     if cfg.split not in SPLITS:
         raise JaxrecError(f"data.split: unknown split {cfg.split!r}; choose one of {SPLITS}")

@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.adversarial import detector, realism
-from jaxrec.attacks import profiles
+from jaxrec.adversarial import realism
+from jaxrec.attacks import profiles, shilling
 from jaxrec.adversarial.gan_training import (
     GANFit,
     GANSpec,
@@ -44,7 +44,10 @@ from jaxrec.adversarial.gan_training import (
     fit_gan,
     gan_data,
     gan_loss_eval,
-    generate,
+    kept,
+    rating_levels,
+    realism_valid,
+    sample,
     user_matrix,
 )
 from jaxrec.config import Config, validate
@@ -55,12 +58,14 @@ from jaxrec.evaluate import check_ks, evaluate, split_ranking
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import check_writable, write_run, written
 from jaxrec.experiment.checkpoints import checkpointer_for
+from jaxrec.experiment.gan_report import epoch_line
+from jaxrec.experiment.gan_fakes import classic_fakes, compare_fakes, gan_fakes, integer_levels
 from jaxrec.models.gan import CFGAN, cfgan_variables
 from jaxrec.train.engine import init_tracker
 from jaxrec.train.parallel import mesh_from_config
 from jaxrec.train.state import member, stack
 
-_REPORT_KEY, _FINAL_GAN, _FINAL_RANDOM = 101, 102, 103  # fold_in tags of the evaluation keys
+_REPORT_KEY, _FINAL_GAN, _FINAL_RANDOM, _SELECT = 101, 102, 103, 104  # fold_in tags of the evaluation keys
 
 
 @dataclasses.dataclass
@@ -94,14 +99,19 @@ def user_groups(n_users_with_data: np.ndarray, holdout: float, seed: int) -> dic
     }
 
 
-def spec_from_config(g, n_items: int) -> GANSpec:
-    """:class:`GANSpec` from the ``gan`` section; a bad value names its ``gan.*`` key."""
+def spec_from_config(g, n_items: int, levels: int = 0) -> GANSpec:
+    """:class:`GANSpec` from the ``gan`` section (``levels``: the data's rating levels ``K``, used
+    when ``gan.rated``); a bad value names its ``gan.*`` key."""
+    if g.rated and not levels:
+        raise JaxrecError("gan.rated: true needs the data's rating levels (integer ratings 1..K)")
     try:
         return GANSpec(
             n_items=n_items, noise_dim=g.noise_dim, g_hidden=tuple(g.g_hidden), d_hidden=tuple(g.d_hidden),
             dropout=g.dropout, conditional=g.conditional, non_saturating=g.non_saturating,
             d_steps=g.d_steps, pm=g.pm, pm_ratio=g.pm_ratio, zr=g.zr, zr_ratio=g.zr_ratio,
-            zr_alpha=g.zr_alpha,
+            zr_alpha=g.zr_alpha, loss=g.loss, gp_weight=g.gp_weight, label_smoothing=g.label_smoothing,
+            instance_noise=g.instance_noise, feature_matching=g.feature_matching, minibatch_std=g.minibatch_std,
+            relax=g.relax, tau=g.tau, rating_levels=levels if g.rated else 0,
         )
     except JaxrecError as e:
         raise JaxrecError(f"gan.{e}") from None
@@ -112,13 +122,15 @@ def state_from_config(g, spec: GANSpec) -> GANState:
     return create_gan_state(spec, jax.random.key(g.seed), adam(g.g_lr, g.beta1), adam(g.d_lr, g.beta1))
 
 
-def train_gan(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) -> GANFit:
+def train_gan(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool, valid: dict | None = None) -> GANFit:
     """Train the GAN of ``cfg`` on the ``real`` user matrix through the shared engine, with
     checkpoints under ``<output_dir>/<name>/checkpoints`` (every ``checkpoint.every`` epochs and
-    at the end) and, with ``resume``, from the latest of them."""
+    at the end) and, with ``resume``, from the latest of them. ``valid``
+    (:func:`~jaxrec.adversarial.gan_training.realism_valid`) selects the most realistic epoch,
+    validated every ``gan.report_every`` epochs (and the last)."""
     g = cfg.gan
     state = state_from_config(g, spec)
-    data = gan_data(real)
+    data = gan_data(real, spec.rating_levels)
     p = cfg.parallel
     with config_key("parallel"):
         mesh = mesh_from_config(p.data, p.model, p.member)
@@ -132,10 +144,12 @@ def train_gan(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool) 
     try:
         if resume:
             stacked = stack([state])
-            tree, start = ckpt.resume({"state": stacked, "tracker": init_tracker(stacked.g.params, 1, False)})
+            template = init_tracker(kept(stacked), 1, valid is not None)
+            tree, start = ckpt.resume({"state": stacked, "tracker": template})
             state, tracker = member(tree["state"], 0), tree["tracker"]
         fit = fit_gan(spec, state, data, max(g.epochs - start, 0), g.batch_size, hook, mesh=mesh,
-                      start_epoch=start, tracker=tracker, save=ckpt.maybe_save)
+                      start_epoch=start, tracker=tracker, save=ckpt.maybe_save, valid=valid,
+                      eval_every=max(g.report_every, 1))
         last = fit.history[-1]["epoch"] if fit.history else start
         if last not in ckpt.epochs():
             ckpt.save(last, {"state": stack([fit.state]), "tracker": fit.tracker})
@@ -155,65 +169,78 @@ def run_gan(
     """Train the GAN of ``cfg.gan`` on ``cfg.data`` and report (see the module docstring)."""
     validate(cfg)  # every value in its range, before anything loads or trains
     g = cfg.gan
-    split = load_split(cfg.data) if split is None else split
+    if split is None:  # the fake-user study keeps ratings (every rating still an interaction) to rate fakes
+        keep = "if_rated" if not g.conditional and cfg.data.implicit_threshold is None else False
+        split = load_split(cfg.data, keep_ratings=keep)
     if g.conditional:
         if write:
             check_writable(cfg, "gan", overwrite, resume)
         return _run_cfgan(cfg, split, progress, write, console, resume)
     full = concat([split.train, split.valid, split.test], source=split.train.source)
-    matrix = user_matrix(full)
-    lengths_all = matrix.sum(1)
-    groups = user_groups(np.flatnonzero(lengths_all > 0), g.holdout, g.seed)
+    with config_key("gan.rated"):
+        levels = rating_levels(full) if g.rated else 0
+    presence = user_matrix(full)
+    matrix = user_matrix(full, levels=levels)  # what D sees: 0/1, or rating / K
+    groups = user_groups(np.flatnonzero(presence.sum(1) > 0), g.holdout, g.seed)
     train_m, ref_m, cal_m = (matrix[groups[k]] for k in ("train", "reference", "calibration"))
-    train_lengths = train_m.sum(1)
-    spec = spec_from_config(g, split.n_items)
+    train_lengths = presence[groups["train"]].sum(1)
+    if min(len(ref_m), g.n_fake) < g.fresh_folds:
+        raise JaxrecError(f"gan.fresh_folds={g.fresh_folds}: the fresh detector needs as many reference users and fake "
+                          f"users (gan.n_fake={g.n_fake}); gan.holdout={g.holdout} leaves {len(ref_m)} reference users")
+    spec = spec_from_config(g, split.n_items, levels)
     key = jax.random.key(g.seed)
-    gen = lambda params: functools.partial(generate, spec, params)  # noqa: E731
+    gen = lambda params: functools.partial(sample, spec, params)  # noqa: E731
     targets = tuple(g.target_items)
     with config_key("gan.target_items"):
         profiles._targets_array(targets, split.n_items)  # validate before training
+    shown = lambda p, out: p * out.ratings / levels if levels else p  # noqa: E731  (D's view of a profile)
 
     def report(state: GANState, record: dict) -> None:
         k = jax.random.fold_in(key, _REPORT_KEY)
-        fakes, scores = profiles.gan_profiles(gen(state.g.params), k, g.n_fake, train_lengths, (), g.profile_length)
+        fakes, out = profiles.gan_profiles(gen(state.g.params), k, g.n_fake, train_lengths, (), g.profile_length)
         ev = gan_loss_eval(spec, state, k, jnp.asarray(ref_m))
         record.update({f"eval/{n}": float(v) for n, v in ev.items()})
-        record["eval/d_fake_binarised"] = float(jnp.mean(d_prob(spec, state.d.params, fakes)))
+        record["eval/d_fake_binarised"] = float(jnp.mean(d_prob(spec, state.d.params, shown(fakes, out))))
         record.update({f"realism/{n}": v for n, v in realism.realism_report(np.asarray(fakes), ref_m).items()})
 
     def hook(epoch, state, record):
         if (g.report_every and epoch % g.report_every == 0) or epoch == g.epochs:
             report(state, record)
         if progress and console is not None:
-            console.print(_epoch_line(record))
+            console.print(epoch_line(record))
 
+    valid = None
+    if g.select == "realism":  # model selection on the calibration users, never the reference users
+        k = jax.random.fold_in(key, _SELECT)
+        valid = realism_valid(cal_m, profiles.sample_lengths(k, train_lengths, g.n_fake, g.profile_length), k)
     if write:  # after the settings' checks (a mistake is named first), before any training
         check_writable(cfg, "gan", overwrite, resume)
-    fit = train_gan(cfg, spec, train_m, hook, resume)
-    state = fit.state
+    fit = train_gan(cfg, spec, train_m, hook, resume, valid)
+    state = fit.selected
 
-    # final samples: GAN and random-attack profiles, as injected
-    gan_p, gan_s = profiles.gan_profiles(
+    # final samples: GAN profiles and the classic attacks' (as injected: rated when the data is)
+    gan_p, out = profiles.gan_profiles(
         gen(state.g.params), jax.random.fold_in(key, _FINAL_GAN), g.n_fake, train_lengths, targets, g.profile_length
     )
-    rnd_p = profiles.random_profiles(
-        jax.random.fold_in(key, _FINAL_RANDOM), g.n_fake, split.n_items, train_lengths, targets, g.profile_length
-    )
-    parts = [np.asarray(gan_p), np.asarray(rnd_p), ref_m, cal_m, np.asarray(gan_s)]
-    scores = suspicion(spec, state.d.params, np.concatenate(parts))  # one D pass
-    s_gan, s_rnd, s_ref, s_cal, s_raw = np.split(scores, np.cumsum([len(p) for p in parts])[:-1])
+    data_levels = integer_levels(full)
+    stats = shilling.rating_stats(full.select(np.isin(full.users, groups["train"]))) if data_levels else None
+    fakes = {"gan": gan_fakes(np.asarray(gan_p), None if out.ratings is None else np.asarray(out.ratings),
+                              stats, targets, g.seed)}
+    fakes.update(classic_fakes(stats, jax.random.fold_in(key, _FINAL_RANDOM), g.n_fake, split.n_items,
+                               train_lengths, targets, g.profile_length, g.seed))
+    to_d = lambda x: np.asarray(x, np.float32) / levels if levels else (np.asarray(x) > 0).astype(np.float32)  # noqa: E731
+    d_input = {**{k: to_d(v) for k, v in fakes.items()}, "reference": ref_m, "calibration": cal_m,
+               "raw": np.asarray(out.prob)}
+    cuts = np.cumsum([len(v) for v in d_input.values()])[:-1]
+    d_real = dict(zip(d_input, np.split(1.0 - suspicion(spec, state.d.params, np.concatenate(list(d_input.values()))), cuts)))
+    real_of = lambda k: user_matrix(full, groups[k], levels=1 if data_levels else 0)  # noqa: E731  (as injected)
     metrics = {
-        "d_real_reference": float(np.mean(1 - s_ref)),
-        "d_real_calibration": float(np.mean(1 - s_cal)),
-        "d_gan_raw": float(np.mean(1 - s_raw)),
-        "d_gan_profiles": float(np.mean(1 - s_gan)),
-        "d_random_profiles": float(np.mean(1 - s_rnd)),
+        **compare_fakes(fakes, real_of("reference"), real_of("calibration"), d_real, data_levels, g.fpr,
+                        g.fresh_folds, g.seed),
+        "d_gan_raw": float(np.mean(d_real["raw"])),
         **({f"final/{k}": v for k, v in fit.history[-1].items() if k != "epoch"} if fit.history else {}),
-        "realism_gan": realism.realism_report(np.asarray(gan_p), ref_m),
-        "realism_random": realism.realism_report(np.asarray(rnd_p), ref_m),
-        "realism_real": realism.realism_report(cal_m, ref_m),  # real users' own figures: the target
-        "detector_gan": detector.detection_report(s_gan, s_ref, s_cal, g.fpr),
-        "detector_random": detector.detection_report(s_rnd, s_ref, s_cal, g.fpr),
+        "selection": {"criterion": "realism gap vs the calibration users" if valid is not None else "none: the last epoch",
+                      "epoch": int(fit.selected_epoch)},
         "n_train_users": int(train_m.shape[0]),
         "n_reference_users": int(ref_m.shape[0]),
         "n_calibration_users": int(cal_m.shape[0]),
@@ -222,13 +249,9 @@ def run_gan(
         "epochs": g.epochs,
     }
     samples = {
-        "gan_profiles": np.asarray(gan_p, np.uint8),
-        "gan_scores": np.asarray(gan_s, np.float32),
-        "random_profiles": np.asarray(rnd_p, np.uint8),
-        "d_gan": 1 - s_gan,
-        "d_random": 1 - s_rnd,
-        "d_reference": 1 - s_ref,
-        "d_calibration": 1 - s_cal,
+        **{f"{k}_profiles": np.asarray(v, np.float32 if data_levels else np.uint8) for k, v in fakes.items()},
+        "gan_scores": np.asarray(out.scores, np.float32),
+        **{f"d_{k}": v for k, v in d_real.items() if k != "raw"},
         "target_items": np.asarray(targets, np.int32),
         **{f"users_{k}": v.astype(np.int32) for k, v in groups.items()},
     }
@@ -290,7 +313,7 @@ def train_cfgan(
 def _run_cfgan(cfg: Config, split, progress: bool, write: bool, console, resume: bool) -> GANRunResult:
     def hook(epoch, state, record):
         if progress and console is not None:
-            console.print(_epoch_line(record))
+            console.print(epoch_line(record))
 
     res = train_cfgan(cfg, split, on_epoch_end=hook, resume=resume)
     last = res.fit.history[-1] if res.fit.history else {}
@@ -308,49 +331,3 @@ def _run_cfgan(cfg: Config, split, progress: bool, write: bool, console, resume:
     spec = spec_from_config(cfg.gan, split.n_items)
     run_dir = written(cfg, write_run, cfg, metrics, res.fit.history, None, "gan") if write else None
     return GANRunResult(metrics, res.fit.history, res.fit.state, spec, run_dir, {})
-
-
-def _epoch_line(r: dict) -> str:
-    parts = [f"epoch {r['epoch']}", f"D(real) {r['d_real']:.3f}", f"D(fake) {r['d_fake']:.3f}",
-             f"d_loss {r['d_loss']:.4f}", f"g_loss {r['g_loss']:.4f}"]
-    if "realism/popularity_jsd" in r:
-        parts += [f"JSD {r['realism/popularity_jsd']:.3f}", f"nn-cos {r['realism/nn_cosine']:.3f}"]
-    if "valid/recall@20" in r:
-        parts.append(f"valid recall@20 {r['valid/recall@20']:.4f}")
-    return " | ".join(parts)
-
-
-def results_tables(result: GANRunResult, title: str) -> list:
-    """rich Tables: D's scores, realism (GAN vs random profiles), detector; or CFGAN's ranking."""
-    from rich.table import Table
-
-    m = result.metrics
-    if result.spec.conditional:
-        from jaxrec.experiment.training import results_table
-
-        d = Table(title=f"{title}: D on G's users (last epoch, training batches)")
-        for c in ("D(real)", "D(fake)", "d_loss", "g_loss"):
-            d.add_column(c, justify="right")
-        d.add_row(*(f"{m[k]:.4f}" for k in ("d_real", "d_fake", "d_loss", "g_loss")))
-        return [results_table({k: v for k, v in m.items() if "@" in k}, title=f"{title}: test"), d]
-    d = Table(title=f"{title}: D's probability of 'real' (mean)")
-    d.add_column("users")
-    d.add_column("D(x)", justify="right")
-    for name, key in (("held-out real (reference)", "d_real_reference"), ("held-out real (calibration)", "d_real_calibration"),
-                      ("G(z), raw [0,1]", "d_gan_raw"), ("GAN profiles (binarised)", "d_gan_profiles"),
-                      ("random-attack profiles", "d_random_profiles")):
-        d.add_row(name, f"{m[key]:.4f}")
-    r = Table(title=f"{title}: realism vs {m['n_reference_users']} held-out real users")
-    r.add_column("figure")
-    r.add_column("GAN", justify="right")
-    r.add_column("random", justify="right")
-    r.add_column("real (calibration)", justify="right")
-    for k in ("popularity_jsd", "length_ks", "length_mean_diff", "nn_cosine"):
-        r.add_row(k, *(f"{m[side][k]:.4f}" for side in ("realism_gan", "realism_random", "realism_real")))
-    det = Table(title=f"{title}: D as a detector (threshold: {m['fpr_target']:.0%} FPR on calibration users)")
-    det.add_column("figure")
-    det.add_column("GAN fakes", justify="right")
-    det.add_column("random fakes", justify="right")
-    for k in ("auc", "precision", "recall", "fpr"):
-        det.add_row(k, f"{m['detector_gan'][k]:.4f}", f"{m['detector_random'][k]:.4f}")
-    return [d, r, det]

@@ -14,7 +14,7 @@ from jaxrec.cli import main
 # so the CFGAN programs compiled there are reused here
 TINY_GAN = [
     "gan.noise_dim=4", "gan.g_hidden=[8]", "gan.d_hidden=[8]", "gan.epochs=2", "gan.batch_size=16",
-    "gan.n_fake=6", "gan.report_every=1", "gan.holdout=0.3", "eval.ks=[5,10]",
+    "gan.n_fake=6", "gan.report_every=1", "gan.holdout=0.3", "gan.fresh_folds=2", "eval.ks=[5,10]",
 ]
 
 
@@ -104,6 +104,8 @@ def test_gan_cli_cfgan_and_errors(tmp_path, tiny_csv, capsys):
     assert "gan.noise_dim" in capsys.readouterr().err
     for bad, key in (("gan.holdout=1.5", "gan.holdout"), ("gan.profile_length=median", "gan.profile_length"),
                      ("gan.fpr=0", "gan.fpr"), ("gan.target_items=[99]", "gan.target_items"),
+                     ("gan.fresh_folds=5", "gan.fresh_folds"), ("gan.rated=true", "gan.rated"),
+                     ("gan.relax=soft", "gan.relax"), ("gan.label_smoothing=0.1 gan.loss=hinge", "gan.label_smoothing"),
                      ("gan.unknown=1", "gan.unknown")):
-        assert main(_args(tmp_path, tiny_csv, [bad])) == 2
+        assert main(_args(tmp_path, tiny_csv, bad.split())) == 2
         assert key in capsys.readouterr().err

@@ -1,0 +1,82 @@
+"""``jaxrec gan``'s comparison: the GAN's fake users against the classic attacks' and real users.
+
+Every kind of fake user is made as the attack study injects it (ratings when the data has them)
+with the same profile-length distribution, then judged against held-out *reference* users:
+
+* realism figures (:func:`jaxrec.adversarial.realism.realism_report`: popularity JSD, length KS,
+  nearest-real cosine, diversity, rating JSD);
+* the GAN's own D (mean probability of "real", and as a detector with its threshold set on the
+  *calibration* users);
+* a fresh detector trained after the fact on reference users vs the fakes
+  (:func:`jaxrec.adversarial.fresh_detector.fresh_detector`, cross-validated ROC-AUC; 0.5 =
+  indistinguishable).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from jaxrec.adversarial import detector, realism
+from jaxrec.adversarial.fresh_detector import fresh_detector
+from jaxrec.attacks import profiles, shilling
+from jaxrec.data.interactions import Interactions
+
+CLASSIC = ("random", "average", "bandwagon")
+
+
+def integer_levels(inter: Interactions) -> int:
+    """``K`` when ``inter`` has integer ratings ``1..K``, else 0 (no rating figures)."""
+    r = inter.ratings
+    if r is None or len(r) == 0 or r.min() < 1 or not np.all(r == np.round(r)):
+        return 0
+    return int(r.max())
+
+
+def gan_fakes(binary: np.ndarray, ratings: np.ndarray | None, stats: shilling.RatingStats | None,
+              targets, seed: int) -> np.ndarray:
+    """The GAN's profiles as injected: ``binary [N, n_items]`` (targets in) when the data has no
+    ratings; else rated by :func:`jaxrec.attacks.shilling.fake_profiles` -- with G's own
+    ``ratings`` (a rated GAN) or the average attack's draw -- and targets at the maximum."""
+    if stats is None:
+        return binary
+    filler = np.asarray(binary.sum(1) - len(targets), np.int64)
+    return shilling.fake_profiles("gan", len(binary), stats, targets, np.maximum(filler, 1), seed,
+                                  filler_items=binary, filler_ratings=ratings)
+
+
+def classic_fakes(stats: shilling.RatingStats | None, key: jax.Array, n: int, n_items: int,
+                  real_lengths: np.ndarray, targets, length_mode: str, seed: int) -> dict[str, np.ndarray]:
+    """``{kind: [n, n_items]}`` of the random, average and bandwagon attacks (only random, 0/1,
+    without ratings), profile lengths drawn like the GAN's (``length_mode`` of ``real_lengths``)."""
+    if stats is None:
+        return {"random": np.asarray(profiles.random_profiles(key, n, n_items, real_lengths, targets, length_mode))}
+    out = {}
+    for i, kind in enumerate(CLASSIC):
+        lengths = np.asarray(profiles.sample_lengths(jax.random.fold_in(key, i), real_lengths, n, length_mode))
+        out[kind] = shilling.fake_profiles(kind, n, stats, targets, lengths.astype(np.int64), 7919 * seed + i,
+                                           selected=int(min(10, lengths.min())))
+    return out
+
+
+def compare_fakes(fakes: dict, reference: np.ndarray, calibration: np.ndarray, d_real: dict, levels: int,
+                  fpr: float, folds: int, seed: int) -> dict:
+    """Figures of every kind of ``fakes`` (``{kind: [N, n_items]}`` as injected) against the
+    ``reference`` users (same form); ``d_real`` holds D's probabilities of "real" ``[N]`` for every
+    kind and for ``"reference"`` / ``"calibration"``; ``levels`` the data's rating levels (0:
+    none). Keys per kind: ``realism_<kind>``, ``detector_<kind>`` (D), ``d_<kind>_profiles``,
+    ``fresh_<kind>``; and the real users' own ``realism_real`` (calibration vs reference)."""
+    view = lambda x: np.asarray(x, np.float32) / levels if levels else (np.asarray(x) > 0).astype(np.float32)  # noqa: E731
+    out = {
+        "d_real_reference": float(np.mean(d_real["reference"])),
+        "d_real_calibration": float(np.mean(d_real["calibration"])),
+        "realism_real": realism.realism_report(calibration, reference, levels),
+    }
+    for kind, x in fakes.items():
+        out[f"realism_{kind}"] = realism.realism_report(x, reference, levels)
+        out[f"d_{kind}_profiles"] = float(np.mean(d_real[kind]))
+        out[f"detector_{kind}"] = detector.detection_report(
+            1 - d_real[kind], 1 - d_real["reference"], 1 - d_real["calibration"], fpr)
+        fresh = fresh_detector(view(reference), view(x), folds=folds, seed=seed)
+        out[f"fresh_{kind}"] = {"auc": fresh["auc"], "auc_folds": [float(a) for a in fresh["auc_folds"]]}
+    return out
