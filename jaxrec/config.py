@@ -136,7 +136,10 @@ class GANConfig:
     minibatch_std: bool = False  #: D sees the minibatch standard deviation feature
     relax: str = ranged("none", one_of("none", "straight_through", "gumbel"))  #: D judges G's discrete top-L profiles (unconditional)
     tau: float = ranged(1.0, above(0))  #: temperature of the relaxation's gradient
+    temperature: float = ranged(1.0, above(0))  #: gumbel: items sampled from softmax(logits / temperature)
+    length_input: bool = False  #: G reads the length L of the profile it writes (unconditional)
     rated: bool = False  #: G also writes ratings 1..K (needs integer-rated data); D judges rated users
+    rating_head: str = ranged("mean", one_of("mean", "categorical"))  #: G's ratings: a rounded mean | a level drawn from per-level logits
     select: str = ranged("none", one_of("none", "realism"))  #: keep the epoch whose fakes are most realistic vs the calibration users
     fresh_folds: int = ranged(5, at_least(2))  #: folds of the fresh detector (real reference users vs new fakes)
     epochs: int = ranged(100, at_least(0))

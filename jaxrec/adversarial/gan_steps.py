@@ -28,8 +28,11 @@ Options, each a switch of :class:`GANSpec` that is off by default (off, the seed
 * ``relax``: D judges the discrete profile that would be injected -- each fake user's top-L items,
   L copied from the batch's real user in the same row (so fake lengths follow the real ones) --
   through a straight-through or Gumbel top-L relaxation (:mod:`jaxrec.adversarial.discrete`);
+* ``temperature``: the Gumbel sample is drawn from ``softmax(logits / temperature)`` (lower: closer
+  to G's own top-L);
 * ``rating_levels = K``: rated users; a real row holds ``rating / K`` (0 = not rated), G's second
-  head writes ratings rounded to ``1..K`` (straight-through) on the chosen items;
+  head writes a rating ``1..K`` on each chosen item: its mean rounded (``rating_head="mean"``) or a
+  level drawn from per-level logits (``"categorical"``), both straight-through;
 * ``loss``: ``bce`` (above), ``hinge`` (D: ``relu(1 - l_real) + relu(1 + l_fake)``, G: ``-l_fake``;
   Lim & Ye 2017, Miyato et al. ICLR 2018) or ``wgan-gp`` (D: ``l_fake - l_real + gp_weight (||grad
   D(x_hat)|| - 1)^2`` on random interpolates ``x_hat``, G: ``-l_fake``; Gulrajani et al., NeurIPS 2017);
@@ -38,6 +41,8 @@ Options, each a switch of :class:`GANSpec` that is off by default (off, the seed
 * ``feature_matching = w``: G's loss adds ``w ||mean f(real) - mean f(fake)||^2`` over D's last
   hidden layer (Salimans et al. 2016);
 * ``minibatch_std``: D sees the minibatch standard deviation feature (Karras et al., ICLR 2018);
+* ``length_input``: G reads the profile length L it will be cut to (short real profiles hold
+  popular items, long ones reach into the tail; without L one score vector must serve both);
 * two time-scale learning rates (Heusel et al., NeurIPS 2017) are G's and D's optimisers.
 
 State and steps. :class:`GANState` is a small pytree holding G's and D's
@@ -54,7 +59,6 @@ are in :mod:`jaxrec.adversarial.gan_training`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Callable, NamedTuple
 
@@ -63,120 +67,24 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrec.adversarial.discrete import RELAXATIONS, relaxed_top_l, selection_scores, st_round
+from jaxrec.adversarial.discrete import relaxed_top_l, selection_scores, st_categorical, st_round
 from jaxrec.adversarial.gan_losses import (  # noqa: F401  (re-exported)
-    LOSSES,
     d_loss_terms,
     feature_matching_loss,
     g_adversarial_loss,
     gradient_penalty,
 )
+from jaxrec.adversarial.gan_spec import GANSpec  # noqa: F401  (re-exported)
 from jaxrec.errors import JaxrecError
 from jaxrec.models.gan import Discriminator, Generator, init_discriminator, init_generator
 from jaxrec.train.state import TrainState
 
 # fold_in tags separating the random streams inside one step
-_NOISE, _MASK_PM, _MASK_ZR, _DROP_REAL, _DROP_FAKE, _SHUFFLE, _GUMBEL, _INST_REAL, _INST_FAKE, _GP = range(10)
+(_NOISE, _MASK_PM, _MASK_ZR, _DROP_REAL, _DROP_FAKE, _SHUFFLE, _GUMBEL, _INST_REAL, _INST_FAKE, _GP, _DROP_GP,
+ _INST_GP) = range(12)
 
 
 # ------------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class GANSpec:
-    """Static description of a GAN run (hashable; closed over by the jitted steps).
-
-    Attributes:
-      n_items: size of a user vector.
-      noise_dim: size of z (may be 0 when ``conditional``).
-      conditional: CFGAN mode (condition = the user's purchase vector, masks below).
-      non_saturating: G minimises ``-log D(G(z))`` instead of ``log(1 - D(G(z)))``.
-      d_steps: D steps per G step (k).
-      pm, pm_ratio: partial masking and the share of non-purchased items sampled into ``k_u``.
-      zr, zr_ratio, zr_alpha: zero reconstruction, its sample share and weight α.
-      loss, gp_weight, label_smoothing, instance_noise, feature_matching, minibatch_std, relax,
-        tau, rating_levels: the options of the module docstring (all off by default).
-    """
-
-    n_items: int
-    noise_dim: int = 128
-    g_hidden: tuple[int, ...] = (256, 512, 1024)
-    d_hidden: tuple[int, ...] = (256, 512, 1024)
-    dropout: float = 0.3
-    conditional: bool = False
-    non_saturating: bool = False
-    d_steps: int = 1
-    pm: bool = True
-    pm_ratio: float = 0.7
-    zr: bool = True
-    zr_ratio: float = 0.7
-    zr_alpha: float = 0.1
-    loss: str = "bce"
-    gp_weight: float = 10.0
-    label_smoothing: float = 0.0
-    instance_noise: float = 0.0
-    feature_matching: float = 0.0
-    minibatch_std: bool = False
-    relax: str = "none"
-    tau: float = 1.0
-    rating_levels: int = 0
-
-    def __post_init__(self):
-        # messages name the field; the experiment layer prefixes the config section
-        if self.n_items < 1:
-            raise JaxrecError(f"n_items must be >= 1, got {self.n_items}")
-        if self.noise_dim < 0 or (self.noise_dim == 0 and not self.conditional):
-            raise JaxrecError(
-                f"noise_dim: must be >= 1 (0 is allowed only when conditional), got {self.noise_dim}"
-            )
-        if self.d_steps < 1:
-            raise JaxrecError(f"d_steps must be >= 1, got {self.d_steps}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise JaxrecError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("pm_ratio", "zr_ratio"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise JaxrecError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.zr_alpha < 0:
-            raise JaxrecError(f"zr_alpha must be >= 0, got {self.zr_alpha}")
-        for name in ("g_hidden", "d_hidden"):
-            if any(h < 1 for h in getattr(self, name)):
-                raise JaxrecError(f"{name}: hidden sizes must be >= 1, got {getattr(self, name)}")
-        if self.loss not in LOSSES:
-            raise JaxrecError(f"loss: unknown GAN loss {self.loss!r}; choose one of {list(LOSSES)}")
-        if self.relax not in RELAXATIONS:
-            raise JaxrecError(f"relax: unknown relaxation {self.relax!r}; choose one of {list(RELAXATIONS)}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise JaxrecError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.label_smoothing and self.loss != "bce":
-            raise JaxrecError(f"label_smoothing: applies to loss 'bce' only, got loss {self.loss!r}")
-        for name in ("gp_weight", "instance_noise", "feature_matching"):
-            if getattr(self, name) < 0:
-                raise JaxrecError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not self.tau > 0:
-            raise JaxrecError(f"tau must be > 0, got {self.tau}")
-        if self.rating_levels < 0 or self.rating_levels == 1:
-            raise JaxrecError(f"rating_levels must be 0 (unrated) or >= 2, got {self.rating_levels}")
-        if self.conditional and (self.relax != "none" or self.rating_levels):
-            raise JaxrecError("relax: the discrete relaxation and rated profiles are for the unconditional GAN "
-                              "(CFGAN ranks G's continuous output)")
-
-    @property
-    def generator(self) -> Generator:
-        return _modules(self)[0]
-
-    @property
-    def discriminator(self) -> Discriminator:
-        return _modules(self)[1]
-
-
-@functools.lru_cache(maxsize=None)
-def _modules(spec: GANSpec) -> tuple[Generator, Discriminator]:
-    """One G and one D instance per (equal) spec: their bound ``apply`` is the static
-    ``apply_fn`` of the train states, and equal states must hash equal or ``jit`` retraces."""
-    return (
-        Generator(spec.n_items, tuple(spec.g_hidden), spec.conditional, spec.rating_levels),
-        Discriminator(tuple(spec.d_hidden), spec.dropout, spec.conditional, spec.minibatch_std),
-    )
-
-
 class GANState(flax.struct.PyTreeNode):
     """G's and D's train states plus the key for epoch-level randomness (a pytree).
 
@@ -205,7 +113,7 @@ def create_gan_state(
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _create_gan_state(spec: GANSpec, g_tx, d_tx, key: jax.Array) -> GANState:
     kg, kd, kgs, kds, ke = jax.random.split(key, 5)
-    g_params = init_generator(spec.generator, kg, spec.noise_dim)
+    g_params = init_generator(spec.generator, kg, spec.noise_dim + int(spec.length_input))
     d_params = init_discriminator(spec.discriminator, kd, spec.n_items)
     # steps as int32 arrays, as after a step (one jit signature); two buffers (both are donated)
     g = TrainState.create(apply_fn=spec.generator.apply, params=g_params, tx=g_tx, key=kgs)
@@ -269,18 +177,25 @@ def users_from_noise(spec: GANSpec, g_params, z: jax.Array, gumbel_key: jax.Arra
     ``shown`` is what D judges: ``prob`` without a relaxation; with one, exactly the discrete
     profile :func:`~jaxrec.adversarial.discrete.top_l_mask` cuts from ``sample.scores`` at
     ``lengths [B]`` (straight-through gradients); rated GANs multiply by ``rating / K``. The Gumbel
-    relaxation draws its noise from ``gumbel_key``.
+    relaxation draws its noise from ``gumbel_key``. With ``length_input`` G also reads each
+    profile's length, ``log(1 + L) / log(1 + n_items)``, next to ``z``.
     """
+    if spec.length_input:
+        scaled = jnp.log1p(lengths.astype(jnp.float32)) / jnp.log1p(float(spec.n_items))
+        z = jnp.concatenate([z, scaled[:, None]], axis=-1)
     logits, ratings = spec.generator.apply(g_params, z, None, method=Generator.heads)
     prob = jax.nn.sigmoid(logits)
     if spec.relax == "none":
         shown, scores = prob, prob
     else:
         noise_key = gumbel_key if spec.relax == "gumbel" else None
-        shown = relaxed_top_l(logits, lengths, noise_key, spec.tau)
-        scores = jax.lax.stop_gradient(selection_scores(logits, noise_key))
+        shown = relaxed_top_l(logits, lengths, noise_key, spec.tau, spec.temperature)
+        scores = jax.lax.stop_gradient(selection_scores(logits, noise_key, spec.temperature))
     if ratings is not None:
-        ratings = st_round(ratings)
+        if spec.rating_head == "categorical":
+            ratings = st_categorical(ratings, jax.random.fold_in(gumbel_key, 1), spec.tau)
+        else:
+            ratings = st_round(ratings)
         shown = shown * ratings / spec.rating_levels
     return shown, GANSample(prob, scores, None if ratings is None else jax.lax.stop_gradient(ratings))
 
@@ -347,7 +262,7 @@ def make_d_step(spec: GANSpec) -> Callable:
             real, fake = d_loss_terms(lr, lf, batch.mask, spec.loss, spec.label_smoothing)
             gp = jnp.zeros(())
             if spec.loss == "wgan-gp":
-                critic = lambda x: judge(spec, d_params, x, cond, key, (_GP, _GP), batch.mask)  # noqa: E731
+                critic = lambda x: judge(spec, d_params, x, cond, key, (_DROP_GP, _INST_GP), batch.mask)  # noqa: E731
                 gp = gradient_penalty(critic, batch.real, shown, jax.random.fold_in(key, _GP), batch.mask)
             return real + fake + spec.gp_weight * gp, (lr, lf, gp)
 

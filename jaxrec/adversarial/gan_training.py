@@ -129,14 +129,15 @@ def make_gan_epoch(spec: GANSpec, batch_size: int, step: Callable | None = None)
 
 
 # ------------------------------------------------------------------------------------------------
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def sample(spec: GANSpec, g_params, key: jax.Array, n: int) -> GANSample:
-    """``n`` of the unconditional G's users (:class:`GANSample`, ``[n, n_items]`` each) for
+@functools.partial(jax.jit, static_argnums=0)
+def sample(spec: GANSpec, g_params, key: jax.Array, lengths: jax.Array) -> GANSample:
+    """G's users for profiles of ``lengths [n]`` (:class:`GANSample`, ``[n, n_items]`` each) for
     ``z ~ N(0, I)`` drawn from ``key`` (Gumbel noise from ``fold_in(key, _GUMBEL)``): cut with
-    :func:`jaxrec.attacks.profiles.top_l` at lengths ``L``, ``scores`` give exactly the profiles
-    that D judged in training for the same ``z``, Gumbel noise and ``L``."""
-    z = sample_noise(key, n, spec.noise_dim)
-    _, out = users_from_noise(spec, g_params, z, jax.random.fold_in(key, _GUMBEL), jnp.zeros((n,), jnp.int32))
+    :func:`jaxrec.attacks.profiles.top_l` at ``lengths``, ``scores`` give exactly the profiles that
+    D judged in training for the same ``z``, Gumbel noise and lengths."""
+    lengths = jnp.asarray(lengths, jnp.int32)
+    z = sample_noise(key, lengths.shape[0], spec.noise_dim)
+    _, out = users_from_noise(spec, g_params, z, jax.random.fold_in(key, _GUMBEL), lengths)
     return out
 
 
@@ -171,30 +172,40 @@ def kept(state: GANState) -> dict:
     return {"g": state.g.params, "d": state.d.params}
 
 
-def realism_valid(real: np.ndarray, lengths: np.ndarray, key: jax.Array) -> dict:
+def realism_valid(real: np.ndarray, lengths: np.ndarray, key: jax.Array, levels: int = 0) -> dict:
     """Validation data of :func:`realism_validate`: held-out real users ``real [V, n_items]`` (never
-    the users a report tests on), the fake profiles' lengths ``[N]`` and a typed key for their
-    noise (the same fakes' noise every epoch), with the real users' own figures."""
-    r = jnp.asarray(np.asarray(real) > 0, jnp.float32)
-    return {
+    the users a report tests on; ``rating / K`` for a rated GAN, ``levels = K``), the fake
+    profiles' lengths ``[N]`` and a typed key for their noise (the same fakes' noise every
+    epoch), with the real users' own figures."""
+    real = np.asarray(real, np.float32)
+    r = jnp.asarray(real > 0, jnp.float32)
+    out = {
         "real": r,
         "lengths": jnp.asarray(lengths, jnp.int32),
         "key": key,
         "nn_cosine_real": jnp.mean(realism.nearest_cosine(r, r, exclude_self=True)),
         "diversity_real": realism.pairwise_jaccard(r),
     }
+    if levels:
+        out["rating_counts"] = realism.rating_counts(np.round(real * levels), levels)
+    return out
 
 
 def realism_validate(spec: GANSpec) -> Callable:
-    """``validate(kept, data, valid) -> {realism, popularity_jsd, nn_cosine, diversity}``: the
+    """``validate(kept, data, valid) -> {realism, popularity_jsd, nn_cosine, diversity[, rating_jsd]}``: the
     kept G's fake profiles (:func:`sample`, cut by :func:`~jaxrec.adversarial.discrete.top_l_mask`
     at ``valid["lengths"]``) against the held-out real users of :func:`realism_valid`;
     ``realism = -`` :func:`~jaxrec.adversarial.realism.realism_gap` (the engine maximises it)."""
 
     def validate(kept_params, data, valid):
         lengths = valid["lengths"]
-        fakes = top_l_mask(sample(spec, kept_params["g"], valid["key"], lengths.shape[0]).scores, lengths)
-        fig = realism.realism_gap(fakes, valid["real"], valid["nn_cosine_real"], valid["diversity_real"])
+        drawn = sample(spec, kept_params["g"], valid["key"], lengths)
+        fakes = top_l_mask(drawn.scores, lengths)
+        counts = None
+        if spec.rating_levels:
+            counts = realism.rating_counts(fakes * drawn.ratings, spec.rating_levels)
+        fig = realism.realism_gap(fakes, valid["real"], valid["nn_cosine_real"], valid["diversity_real"], counts,
+                                  valid.get("rating_counts"))
         return {"realism": -fig.pop("gap"), **fig}
 
     return validate

@@ -79,27 +79,31 @@ def pairwise_jaccard(x) -> jnp.ndarray:
     return jnp.sum(jac * off) / jnp.maximum(n * (n - 1), 1)
 
 
-def realism_gap(fake, real, nn_cosine_real, diversity_real) -> dict:
+def realism_gap(fake, real, nn_cosine_real, diversity_real, rating_counts=None, real_rating_counts=None) -> dict:
     """The model-selection criterion (smaller = more realistic), as jax scalars.
 
     ``gap = popularity_jsd + |nn_cosine - nn_cosine_real| + |diversity - diversity_real|`` of
     ``fake [N, n]`` against ``real [M, n]``; the two reference values are the real users' own
-    figures. (Lengths are not in it: the GAN copies them from real users.)
+    figures. Rated users add ``rating_jsd``, the JS divergence of the rating histograms
+    ``rating_counts [K]`` (the fakes') and ``real_rating_counts [K]``. (Lengths are not in it:
+    the GAN copies them from real users.)
     """
     f, r = _presence(fake), _presence(real)
     jsd = jensen_shannon(f.sum(0), r.sum(0))
     nn = jnp.mean(nearest_cosine(f, r))
     div = pairwise_jaccard(f)
     gap = jsd + jnp.abs(nn - nn_cosine_real) + jnp.abs(div - diversity_real)
-    return {"gap": gap, "popularity_jsd": jsd, "nn_cosine": nn, "diversity": div}
+    out = {"popularity_jsd": jsd, "nn_cosine": nn, "diversity": div}
+    if rating_counts is not None:
+        out["rating_jsd"] = jensen_shannon(rating_counts, real_rating_counts)
+        gap = gap + out["rating_jsd"]
+    return {"gap": gap, **out}
 
 
-def rating_histogram(x, levels: int) -> np.ndarray:
-    """``[levels]`` counts of the rating values ``1..levels`` among the nonzero entries of the
-    ratings matrix ``x``."""
-    x = np.asarray(x, np.float64)
-    v = x[x > 0]
-    return np.bincount(np.clip(np.round(v).astype(np.int64), 1, levels) - 1, minlength=levels)
+def rating_counts(x, levels: int) -> jnp.ndarray:
+    """``[levels]`` how often each rating ``1..levels`` occurs in the ratings matrix ``x`` (0 = none)."""
+    x = jnp.asarray(x)
+    return jnp.stack([jnp.sum(x == k) for k in range(1, levels + 1)]).astype(jnp.float32)
 
 
 def realism_report(fake, real, levels: int = 0) -> dict[str, float]:
@@ -120,5 +124,5 @@ def realism_report(fake, real, levels: int = 0) -> dict[str, float]:
         "diversity_real": float(pairwise_jaccard(pr)),
     }
     if levels:
-        out["rating_jsd"] = float(jensen_shannon(rating_histogram(fake, levels), rating_histogram(real, levels)))
+        out["rating_jsd"] = float(jensen_shannon(rating_counts(fake, levels), rating_counts(real, levels)))
     return out

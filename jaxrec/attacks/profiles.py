@@ -78,8 +78,8 @@ def gan_profiles(
     """``n`` fake users from a generator, binarised as injected.
 
     Args:
-      generate_fn: ``(key, n) -> sample`` with ``sample.scores [n, n_items]``, the scores whose
-        top-L is a profile (e.g. ``partial(gan_training.sample, spec, g_params)``, a
+      generate_fn: ``(key, lengths [n]) -> sample`` with ``sample.scores [n, n_items]``, the scores
+        whose top-L is a profile (e.g. ``partial(gan_training.sample, spec, g_params)``, a
         :class:`~jaxrec.adversarial.gan_steps.GANSample` that may also carry G's ratings).
       real_lengths: ``[U]`` the real users' profile lengths.
     Returns ``(profiles [n, n_items] in {0, 1}, sample)``.
@@ -87,8 +87,8 @@ def gan_profiles(
     if n < 1:
         raise JaxrecError(f"the number of fake users must be >= 1, got {n}")
     k_gen, k_len = jax.random.split(key)
-    out = generate_fn(k_gen, n)
     lengths = sample_lengths(k_len, real_lengths, n, length_mode)
+    out = generate_fn(k_gen, lengths)
     return top_l(out.scores, lengths, int(np.max(real_lengths)), targets), out
 
 

@@ -123,7 +123,7 @@ def prepare(cfg: Config, rated: Split) -> Setup:
 def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     """Train the GAN of ``cfg.gan`` on the untrusted real users' training profiles (0/1, or
     ``rating / K`` with ``gan.rated``; ``gan.select: realism`` selects the epoch against the trusted
-    users): returns ``(sample(key, n), suspicion(ratings [N, n_items]))``."""
+    users): returns ``(sample(key, lengths [n]), suspicion(ratings [N, n_items]))``."""
     from jaxrec.adversarial.gan_training import kept, rating_levels, realism_valid, sample
     from jaxrec.experiment.gan import spec_from_config, suspicion, train_gan
 
@@ -137,19 +137,19 @@ def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     if cfg.gan.select == "realism":
         key = jax.random.key(cfg.gan.seed)
         lengths = np.full(max(setup.counts), setup.filler)
-        valid = realism_valid(ratings[setup.trusted] > 0, lengths, key)
+        valid = realism_valid(view(ratings[setup.trusted]), lengths, key, levels)
     ck_dir = run_dir / "gan-checkpoints"
     shutil.rmtree(ck_dir, ignore_errors=True)  # this study's scratch: an interrupted study's is stale
     gcfg = dataclasses.replace(cfg, checkpoint=CheckpointConfig(every=0, dir=str(ck_dir)))
     say(f"GAN: training G and D on {users.size} real users for {cfg.gan.epochs} epochs")
     fit = train_gan(gcfg, spec, view(ratings[users]), lambda *a: None, False, valid)
     params = kept(fit.selected)
-    return (lambda key, n: sample(spec, params["g"], key, n)), (lambda r: suspicion(spec, params["d"], view(r)))
+    return (lambda key, lengths: sample(spec, params["g"], key, lengths)), (lambda r: suspicion(spec, params["d"], view(r)))
 
 
 def make_profiles(cfg: Config, setup: Setup, generate=None) -> dict:
     """``{(kind, seed): ratings [max size, n_items]}`` for every attack and seed (``generate``: the
-    GAN's ``sample(key, n)``; a rated GAN's profiles carry G's own ratings)."""
+    GAN's ``sample(key, lengths)``; a rated GAN's profiles carry G's own ratings)."""
     a = cfg.attack
     n = max(setup.counts)
     lengths = np.full(setup.real_users.size, setup.filler)

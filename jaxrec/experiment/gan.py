@@ -1,13 +1,16 @@
 """``jaxrec gan``: train G and D over user behaviour and report what D thinks of G's users.
 
-Unconditional mode (the seed's GAN, Goodfellow et al. 2014): the data set's users (all of a
-user's interactions, every split part together) are divided, seeded, into GAN-training users and
-two held-out groups: *reference* users (the real side of the realism figures and of the detector
-mix) and *calibration* users (clean users whose D scores set the detector's threshold). After
-every ``report_every`` epochs the report has D(real), D(fake), both losses and the realism of
-``n_fake`` binarised GAN profiles; at the end GAN profiles (with the target items) and
-random-attack profiles are sampled, compared with the reference users, and D is tested as a
-detector of each.
+Unconditional mode (the seed's GAN, Goodfellow et al. 2014; the switches of ``docs/gan.md``): the
+data set's users (all of a user's interactions, every split part together, with their ratings
+when the data has them) are divided, seeded, into GAN-training users and two held-out groups:
+*reference* users (the real side of every final figure) and *calibration* users (model selection
+with ``gan.select: realism``, and the threshold of D as a detector). After every
+``report_every`` epochs the history has D(real), D(fake), both losses and the realism of
+``n_fake`` GAN profiles against the reference users (reported, never used to select). At the end
+the kept G and D (the selected epoch's, else the last) write GAN profiles (with the target
+items), the random / average / bandwagon attacks get profiles of the same lengths, and every
+kind is compared with the reference users (:mod:`jaxrec.experiment.gan_fakes`: realism, D, a
+fresh detector).
 
 Conditional mode is CFGAN (Chae et al., CIKM 2018) as a recommender
 (:mod:`jaxrec.adversarial.cfgan`): trained on the split's training part, tested with the shared
@@ -16,8 +19,9 @@ evaluator.
 Training runs on the shared engine (:func:`jaxrec.adversarial.gan_training.fit_gan`: one fit
 loop, one batching, one checkpointer). Outputs under ``<output_dir>/<name>/`` (the one run
 writer, :func:`jaxrec.experiment.output.write_run`): ``config.yaml``, ``metrics.json``,
-``history.jsonl``, ``samples.npz`` (unconditional: ``gan_profiles``, ``gan_scores``,
-``random_profiles``, ``d_gan``, ``d_random``, ``d_reference`` and the user groups) and
+``history.jsonl``, ``samples.npz`` (unconditional: ``<kind>_profiles`` as injected -- ratings when
+the data has them --, ``gan_scores``, D's probabilities ``d_<kind>``, ``d_reference``,
+``d_calibration`` and the user groups) and
 ``checkpoints/<epoch>/`` (every ``checkpoint.every`` epochs and always at the end: G's and D's
 params, optimiser states, steps and keys; ``jaxrec gan --resume`` continues bit-exactly).
 """
@@ -111,7 +115,8 @@ def spec_from_config(g, n_items: int, levels: int = 0) -> GANSpec:
             d_steps=g.d_steps, pm=g.pm, pm_ratio=g.pm_ratio, zr=g.zr, zr_ratio=g.zr_ratio,
             zr_alpha=g.zr_alpha, loss=g.loss, gp_weight=g.gp_weight, label_smoothing=g.label_smoothing,
             instance_noise=g.instance_noise, feature_matching=g.feature_matching, minibatch_std=g.minibatch_std,
-            relax=g.relax, tau=g.tau, rating_levels=levels if g.rated else 0,
+            relax=g.relax, tau=g.tau, temperature=g.temperature, rating_levels=levels if g.rated else 0,
+            rating_head=g.rating_head, length_input=g.length_input,
         )
     except JaxrecError as e:
         raise JaxrecError(f"gan.{e}") from None
@@ -212,7 +217,7 @@ def run_gan(
     valid = None
     if g.select == "realism":  # model selection on the calibration users, never the reference users
         k = jax.random.fold_in(key, _SELECT)
-        valid = realism_valid(cal_m, profiles.sample_lengths(k, train_lengths, g.n_fake, g.profile_length), k)
+        valid = realism_valid(cal_m, profiles.sample_lengths(k, train_lengths, g.n_fake, g.profile_length), k, levels)
     if write:  # after the settings' checks (a mistake is named first), before any training
         check_writable(cfg, "gan", overwrite, resume)
     fit = train_gan(cfg, spec, train_m, hook, resume, valid)
@@ -226,8 +231,8 @@ def run_gan(
     stats = shilling.rating_stats(full.select(np.isin(full.users, groups["train"]))) if data_levels else None
     fakes = {"gan": gan_fakes(np.asarray(gan_p), None if out.ratings is None else np.asarray(out.ratings),
                               stats, targets, g.seed)}
-    fakes.update(classic_fakes(stats, jax.random.fold_in(key, _FINAL_RANDOM), g.n_fake, split.n_items,
-                               train_lengths, targets, g.profile_length, g.seed))
+    filler = (np.asarray(gan_p) > 0).sum(1) - len(targets)  # the GAN's lengths, for every kind
+    fakes.update(classic_fakes(stats, jax.random.fold_in(key, _FINAL_RANDOM), filler, split.n_items, targets, g.seed))
     to_d = lambda x: np.asarray(x, np.float32) / levels if levels else (np.asarray(x) > 0).astype(np.float32)  # noqa: E731
     d_input = {**{k: to_d(v) for k, v in fakes.items()}, "reference": ref_m, "calibration": cal_m,
                "raw": np.asarray(out.prob)}

@@ -45,18 +45,18 @@ def gan_fakes(binary: np.ndarray, ratings: np.ndarray | None, stats: shilling.Ra
                                   filler_items=binary, filler_ratings=ratings)
 
 
-def classic_fakes(stats: shilling.RatingStats | None, key: jax.Array, n: int, n_items: int,
-                  real_lengths: np.ndarray, targets, length_mode: str, seed: int) -> dict[str, np.ndarray]:
+def classic_fakes(stats: shilling.RatingStats | None, key: jax.Array, lengths: np.ndarray, n_items: int,
+                  targets, seed: int) -> dict[str, np.ndarray]:
     """``{kind: [n, n_items]}`` of the random, average and bandwagon attacks (only random, 0/1,
-    without ratings), profile lengths drawn like the GAN's (``length_mode`` of ``real_lengths``)."""
+    without ratings) with the filler sizes ``lengths [n]`` (the GAN's, so that every kind has the
+    same profile lengths)."""
+    lengths = np.asarray(lengths, np.int64)
     if stats is None:
-        return {"random": np.asarray(profiles.random_profiles(key, n, n_items, real_lengths, targets, length_mode))}
-    out = {}
-    for i, kind in enumerate(CLASSIC):
-        lengths = np.asarray(profiles.sample_lengths(jax.random.fold_in(key, i), real_lengths, n, length_mode))
-        out[kind] = shilling.fake_profiles(kind, n, stats, targets, lengths.astype(np.int64), 7919 * seed + i,
-                                           selected=int(min(10, lengths.min())))
-    return out
+        scores = jax.random.uniform(key, (lengths.size, n_items))
+        return {"random": np.asarray(profiles.top_l(scores, lengths, None, targets))}
+    return {kind: shilling.fake_profiles(kind, lengths.size, stats, targets, lengths, 7919 * seed + i,
+                                         selected=int(min(10, lengths.min())))
+            for i, kind in enumerate(CLASSIC)}
 
 
 def compare_fakes(fakes: dict, reference: np.ndarray, calibration: np.ndarray, d_real: dict, levels: int,

@@ -48,8 +48,9 @@ class Generator(nn.Module):
       n_items: output size (the catalogue).
       hidden: hidden layer sizes, LeakyReLU(0.2) after each.
       conditional: when True the input is ``concat(c, z)`` (CFGAN), else ``z`` alone.
-      rating_levels: ``K > 0`` adds a rating head: :meth:`heads` also returns ``[B, n_items]``
-        ratings in ``[1, K]`` (``1 + (K - 1) sigmoid``); 0: no ratings.
+      rating_levels: ``K > 0`` adds a rating head (0: no ratings); :meth:`heads` also returns
+        ``[B, n_items]`` ratings in ``[1, K]`` (``1 + (K - 1) sigmoid``; ``rating_head="mean"``) or
+        ``[B, n_items, K]`` logits over the levels (``"categorical"``).
 
     ``noise_dim`` is not an attribute: it is ``z.shape[-1]`` and may be 0 in conditional mode.
     """
@@ -58,12 +59,14 @@ class Generator(nn.Module):
     hidden: tuple[int, ...] = G_HIDDEN
     conditional: bool = False
     rating_levels: int = 0
+    rating_head: str = "mean"
 
     def setup(self):
         self.layers = [nn.Dense(w, name=f"hidden_{i}") for i, w in enumerate(self.hidden)]
         self.out = nn.Dense(self.n_items, name="out")
         if self.rating_levels:
-            self.rating_out = nn.Dense(self.n_items, name="ratings")
+            width = self.n_items * (self.rating_levels if self.rating_head == "categorical" else 1)
+            self.rating_out = nn.Dense(width, name="ratings")
 
     def _trunk(self, z, c):
         h = _with_condition(z, c, self.conditional, "generator")
@@ -76,11 +79,15 @@ class Generator(nn.Module):
         return self.out(self._trunk(z, c))
 
     def heads(self, z: jax.Array, c: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None]:
-        """``(logits [B, n_items], ratings [B, n_items] in [1, K] or None)`` from one trunk pass."""
+        """``(logits [B, n_items], ratings)`` from one trunk pass: ratings ``[B, n_items]`` in
+        ``[1, K]``, ``[B, n_items, K]`` level logits (categorical), or None."""
         h = self._trunk(z, c)
         if not self.rating_levels:
             return self.out(h), None
-        return self.out(h), 1.0 + (self.rating_levels - 1) * jax.nn.sigmoid(self.rating_out(h))
+        r = self.rating_out(h)
+        if self.rating_head == "categorical":
+            return self.out(h), r.reshape(r.shape[:-1] + (self.n_items, self.rating_levels))
+        return self.out(h), 1.0 + (self.rating_levels - 1) * jax.nn.sigmoid(r)
 
     def __call__(self, z: jax.Array, c: jax.Array | None = None) -> jax.Array:
         return jax.nn.sigmoid(self.logits(z, c))

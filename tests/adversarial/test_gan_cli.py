@@ -31,6 +31,18 @@ def tiny_csv(tmp_path):
     return path
 
 
+@pytest.fixture
+def rated_csv(tmp_path):
+    rng = np.random.default_rng(1)
+    lines = ["user_id,item_id,rating"]
+    for u in range(40):
+        for i in dict.fromkeys([u % 40, (u + 7) % 40, *(int(i) for i in rng.choice(40, size=10, replace=False))]):
+            lines.append(f"u{u},i{i},{int(rng.integers(1, 6))}")
+    path = tmp_path / "rated.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def _args(tmp_path, data, extra):
     sets = [f"data.dataset={data}", f"output_dir={tmp_path / 'runs'}", "name=tiny", *TINY_GAN, *extra]
     return ["gan", "--quiet", *sum((["--set", s] for s in sets), [])]
@@ -109,3 +121,30 @@ def test_gan_cli_cfgan_and_errors(tmp_path, tiny_csv, capsys):
                      ("gan.unknown=1", "gan.unknown")):
         assert main(_args(tmp_path, tiny_csv, bad.split())) == 2
         assert key in capsys.readouterr().err
+
+
+STABLE = ["data.rating_col=rating", "gan.rated=true", "gan.relax=gumbel", "gan.rating_head=categorical", "gan.loss=wgan-gp",
+          "gan.d_steps=2", "gan.length_input=true", "gan.select=realism", "gan.dropout=0",
+          "gan.epochs=3", "gan.holdout=0.5", "gan.n_fake=8", "gan.target_items=[3]"]
+
+
+def test_gan_cli_stabilised_rated_fakes_against_every_attack(tmp_path, rated_csv, capsys):
+    """The stabilised switches end to end on rated data: G's rated fakes and the classic attacks'
+    with the same lengths, the selected epoch, the fresh detector."""
+    assert main(_args(tmp_path, rated_csv, STABLE)) == 0
+    out = capsys.readouterr().out
+    assert "fresh" in out and "bandwagon" in out
+    run = tmp_path / "runs" / "tiny"
+    metrics = json.loads((run / "metrics.json").read_text())
+    hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    gaps = [h["valid/realism"] for h in hist]
+    assert len(gaps) == 3 and metrics["selection"]["epoch"] == 1 + int(np.argmax(gaps))
+    samples = np.load(run / "samples.npz")
+    kinds = ("gan", "random", "average", "bandwagon")
+    lengths = [(samples[f"{k}_profiles"] > 0).sum(1) for k in kinds]
+    for k, n in zip(kinds, lengths):
+        np.testing.assert_array_equal(n, lengths[0])  # every kind has the GAN's lengths
+        x = samples[f"{k}_profiles"]
+        assert set(np.unique(x)) <= {0, 1, 2, 3, 4, 5} and np.all(x[:, 3] == 5)  # rated, target pushed
+        assert {"realism_" + k, "fresh_" + k, "detector_" + k} <= set(metrics)
+        assert "rating_jsd" in metrics["realism_" + k]

@@ -85,18 +85,31 @@ def test_straight_through_and_round_forward_exact_gradient_soft():
     r = jnp.array([1.2, 2.5001, 4.49, 3.0])
     np.testing.assert_array_equal(discrete.st_round(r), [1.0, 3.0, 4.0, 3.0])
     np.testing.assert_array_equal(jax.grad(lambda x: jnp.sum(w * discrete.st_round(x)))(r), w)
+    # categorical: forward the Gumbel-max level, backward the softmax's expected level
+    logits = jnp.log(jnp.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]))
+    key = jax.random.key(0)
+    scores = logits + discrete.gumbel(key, logits.shape)
+    level = discrete.st_categorical(logits, key)
+    np.testing.assert_array_equal(level, jnp.argmax(scores, -1) + 1.0)
+    expected = lambda lg: jnp.sum(jax.nn.softmax(lg + discrete.gumbel(key, lg.shape), -1) @ jnp.arange(1.0, 4.0))  # noqa: E731
+    np.testing.assert_allclose(jax.grad(lambda lg: jnp.sum(discrete.st_categorical(lg, key)))(logits),
+                               jax.grad(expected)(logits), rtol=1e-5)
+    draws = jax.vmap(lambda k: discrete.st_categorical(logits[0], k))(jax.random.split(key, 4000))
+    np.testing.assert_allclose(np.bincount(np.asarray(draws, int) - 1, minlength=3) / 4000, [0.1, 0.2, 0.7], atol=0.03)
 
 
-@pytest.mark.parametrize("relax, levels", [("straight_through", 0), ("gumbel", 0), ("gumbel", 5)])
-def test_relaxation_forward_is_the_injected_profile_and_gradients_reach_g(relax, levels):
-    spec = _spec(relax=relax, rating_levels=levels)
+@pytest.mark.parametrize("relax, levels, head, length_input", [
+    ("straight_through", 0, "mean", False), ("gumbel", 0, "mean", True), ("gumbel", 5, "mean", False),
+    ("straight_through", 5, "categorical", True)])
+def test_relaxation_forward_is_the_injected_profile_and_gradients_reach_g(relax, levels, head, length_input):
+    spec = _spec(relax=relax, rating_levels=levels, rating_head=head, length_input=length_input)
     state = create_gan_state(spec, jax.random.key(0), adam(1e-3), adam(1e-3))
     key, n = jax.random.key(7), 12
     lengths = jnp.asarray(np.random.default_rng(1).integers(1, 20, n))
     z = sample_noise(key, n, spec.noise_dim)
     shown, out = users_from_noise(spec, state.g.params, z, jax.random.fold_in(key, _GUMBEL), lengths)
     # what `jaxrec gan` / `jaxrec attack` inject for the same key and lengths
-    drawn = sample(spec, state.g.params, key, n)
+    drawn = sample(spec, state.g.params, key, lengths)
     injected = np.asarray(profiles.top_l(drawn.scores, lengths))
     np.testing.assert_array_equal(injected.sum(1), np.asarray(lengths))
     if levels:
@@ -116,8 +129,11 @@ def test_relaxation_forward_is_the_injected_profile_and_gradients_reach_g(relax,
     assert float(jnp.abs(grads["out"]["kernel"]).sum()) > 0
     if levels:
         assert float(jnp.abs(grads["ratings"]["kernel"]).sum()) > 0
-    # gumbel draws differ by key; straight-through is deterministic in z
-    other = sample(spec, state.g.params, jax.random.key(8), n).scores
+    if length_input:  # G reads the lengths it writes for
+        moved = sample(spec, state.g.params, key, lengths + 3).scores
+        assert not np.allclose(np.asarray(moved), np.asarray(drawn.scores))
+    # another key: other noise (and other Gumbel draws)
+    other = sample(spec, state.g.params, jax.random.key(8), lengths).scores
     assert not np.array_equal(np.asarray(other), np.asarray(drawn.scores))
 
 
@@ -263,6 +279,10 @@ def test_realism_gap_and_jaccard_by_hand():
     np.testing.assert_allclose(fig["popularity_jsd"], 0.0, atol=1e-7)
     np.testing.assert_allclose(fig["nn_cosine"], 1.0, rtol=1e-6)
     np.testing.assert_allclose(fig["gap"], 0.5 + (5 / 9 - 0.25), rtol=1e-5)
+    np.testing.assert_array_equal(realism.rating_counts(np.array([[5, 0, 3], [3, 3, 0]]), 5), [0, 0, 3, 0, 1])
+    rated = realism.realism_gap(x, x, 0.5, 0.25, jnp.array([1.0, 0, 0, 0, 0]), jnp.array([0.0, 0, 0, 0, 2]))
+    np.testing.assert_allclose(rated["rating_jsd"], 1.0, rtol=1e-6)  # disjoint rating histograms
+    np.testing.assert_allclose(rated["gap"], fig["gap"] + 1.0, rtol=1e-5)
     hist = realism.realism_report(np.array([[5, 0, 3]]), np.array([[1, 5, 0]]), levels=5)
     assert hist["rating_jsd"] == pytest.approx(float(realism.jensen_shannon([0, 0, 1, 0, 1], [1, 0, 0, 0, 1])))
 

@@ -33,7 +33,7 @@ def test_random_and_gan_profiles_follow_the_length_distribution():
     assert np.all(np.asarray(rnd[:, 4]) == 1)
     fixed = profiles.random_profiles(key, 40, 20, real_lengths, length_mode="mean")
     np.testing.assert_array_equal(fixed.sum(1), np.full(40, 5))  # round(mean(3, 3, 5, 8))
-    gen = lambda k, n: GANSample(None, jax.random.uniform(k, (n, 20)), None)  # noqa: E731
+    gen = lambda k, lengths: GANSample(None, jax.random.uniform(k, (lengths.shape[0], 20)), None)  # noqa: E731
     p, out = profiles.gan_profiles(gen, key, 40, real_lengths)
     s = out.scores
     assert p.shape == s.shape == (40, 20)
