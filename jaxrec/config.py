@@ -140,7 +140,7 @@ class GANConfig:
     length_input: bool = False  #: G reads the length L of the profile it writes (unconditional)
     rated: bool = False  #: G also writes ratings 1..K (needs integer-rated data); D judges rated users
     rating_head: str = ranged("mean", one_of("mean", "categorical"))  #: G's ratings: a rounded mean | a level drawn from per-level logits
-    select: str = ranged("none", one_of("none", "realism"))  #: keep the epoch whose fakes are most realistic vs the calibration users
+    select: str = ranged("none", one_of("none", "realism", "detector"))  #: keep the epoch whose fakes are most realistic (realism gap) or least detectable (fresh detector) vs the calibration users
     fresh_folds: int = ranged(5, at_least(2))  #: folds of the fresh detector (real reference users vs new fakes)
     epochs: int = ranged(100, at_least(0))
     batch_size: int = ranged(128, at_least(1))

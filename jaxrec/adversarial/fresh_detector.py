@@ -28,30 +28,30 @@ from jaxrec.errors import JaxrecError
 FEATURE_NAMES = ("log_length", "pop_mean", "pop_std", "value_mean", "value_std")
 
 
-def profile_features(x: np.ndarray, popularity: np.ndarray) -> np.ndarray:
-    """``[N, 5]`` summary features (:data:`FEATURE_NAMES`) of profiles ``x [N, n_items]``.
+def profile_features(x, popularity):
+    """``[N, 5]`` summary features (:data:`FEATURE_NAMES`) of profiles ``x [N, n_items]`` (jax).
 
     ``x``: 0 = not rated; values 0/1 or ratings scaled to (0, 1]. ``popularity [n_items]``: item
     counts. Per row: ``log1p(length)``; mean and (population) std of ``log1p(popularity)`` over
     the row's items; mean and std of its nonzero values (1 and 0 for a 0/1 row). An empty row
     gives zeros, never NaN.
     """
-    x = np.asarray(x, np.float64)
-    pop = np.log1p(np.asarray(popularity, np.float64))
+    x = jnp.asarray(x, jnp.float32)
+    pop = jnp.log1p(jnp.asarray(popularity, jnp.float32))
     if x.ndim != 2 or pop.shape != (x.shape[1],):
         raise JaxrecError(f"profile_features needs x [N, n_items] and popularity [n_items], got {x.shape} and {pop.shape}")
-    rated = (x != 0).astype(np.float64)
+    rated = (x != 0).astype(jnp.float32)
     n = rated.sum(1)
-    d = np.maximum(n, 1.0)  # empty rows: every sum below is 0, so the features are 0
+    d = jnp.maximum(n, 1.0)  # empty rows: every sum below is 0, so the features are 0
 
-    def mean_std(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def mean_std(v):
         m = (rated * v).sum(1) / d
         var = (rated * (v - m[:, None]) ** 2).sum(1) / d
-        return m, np.sqrt(np.maximum(var, 0.0))
+        return m, jnp.sqrt(jnp.maximum(var, 0.0))
 
-    pm, ps = mean_std(np.broadcast_to(pop, x.shape))
+    pm, ps = mean_std(jnp.broadcast_to(pop, x.shape))
     vm, vs = mean_std(x)
-    return np.stack([np.log1p(n), pm, ps, vm, vs], axis=1)
+    return jnp.stack([jnp.log1p(n), pm, ps, vm, vs], axis=1)
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "lr"))
@@ -88,6 +88,36 @@ def _fit_scores(x: jax.Array, y: jax.Array, train: jax.Array, l2: float, steps: 
     return jax.vmap(one)(train)
 
 
+def fold_masks(n_real: int, n_fake: int, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified folds of ``n_real`` real rows then ``n_fake`` fake rows, drawn from ``seed``:
+    ``(fold [M + N] int, train [folds, M + N] 0/1)`` (fold k trains on the rows outside it)."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(n_real + n_fake, np.int64)
+    for idx in (np.arange(n_real), n_real + np.arange(n_fake)):  # stratified: per class
+        fold[rng.permutation(idx)] = np.arange(len(idx)) % folds
+    return fold, (fold[None, :] != np.arange(folds)[:, None]).astype(np.float32)
+
+
+def out_of_fold_scores(real, fake, fold, train, popularity=None, l2: float = 1e-2, steps: int = 300,
+                       lr: float = 0.05):
+    """``[M + N]`` each row's score from the fold model that did not train on it: the logistic
+    regression of :func:`fresh_detector` on the rows of ``real [M, n]`` and ``fake [N, n]``, all
+    folds at once (``fold`` and ``train`` from :func:`fold_masks`). Jax, jittable (``steps`` and
+    ``lr`` static); the GAN's model selection calls it on device."""
+    x = jnp.concatenate([jnp.asarray(real, jnp.float32), jnp.asarray(fake, jnp.float32)])
+    y = jnp.concatenate([jnp.zeros(real.shape[0]), jnp.ones(fake.shape[0])])
+    pop = (x != 0).sum(0) if popularity is None else popularity
+    feats = jnp.concatenate([x, profile_features(x, pop)], axis=1)
+    scores = _fit_scores(feats, y, jnp.asarray(train), l2, steps=steps, lr=lr)
+    return scores[jnp.asarray(fold), jnp.arange(x.shape[0])]
+
+
+def mann_whitney_auc(fake_scores, real_scores):
+    """ROC-AUC of ``fake_scores [N]`` above ``real_scores [M]`` (ties 1/2), in jax."""
+    diff = fake_scores[:, None] - real_scores[None, :]
+    return jnp.mean((diff > 0).astype(jnp.float32) + 0.5 * (diff == 0).astype(jnp.float32))
+
+
 def fresh_detector(
     real: np.ndarray,
     fake: np.ndarray,
@@ -120,20 +150,9 @@ def fresh_detector(
         raise JaxrecError(f"{folds}-fold cross-validation needs at least {folds} rows per class, got {len(real)} real and {len(fake)} fake")
     if steps < 1 or lr <= 0 or l2 < 0:
         raise JaxrecError(f"fresh_detector needs steps >= 1, lr > 0 and l2 >= 0, got {steps}, {lr}, {l2}")
-    x = np.concatenate([real, fake])
     y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
-    pop = (x != 0).sum(0) if popularity is None else popularity
-    feats = np.concatenate([x, profile_features(x, pop)], axis=1).astype(np.float32)
-
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(x), np.int64)
-    for idx in (np.arange(len(real)), len(real) + np.arange(len(fake))):  # stratified: per class
-        fold[rng.permutation(idx)] = np.arange(len(idx)) % folds
-    train = (fold[None, :] != np.arange(folds)[:, None]).astype(np.float32)  # [K, N]
-
-    scores = np.asarray(_fit_scores(jnp.asarray(feats), jnp.asarray(y, jnp.float32), jnp.asarray(train),
-                                    float(l2), steps=int(steps), lr=float(lr)), np.float64)
-    oof = scores[fold, np.arange(len(x))]  # each row scored by the fold that did not train on it
+    fold, train = fold_masks(len(real), len(fake), folds, seed)
+    oof = np.asarray(out_of_fold_scores(real, fake, fold, train, popularity, float(l2), int(steps), float(lr)), np.float64)
     return {
         "auc": roc_auc(oof, y),
         "auc_folds": [roc_auc(oof[fold == k], y[fold == k]) for k in range(folds)],

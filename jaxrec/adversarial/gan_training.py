@@ -41,6 +41,7 @@ from jaxrec.adversarial.gan_steps import (  # noqa: F401  (re-exported: the GAN'
 )
 from jaxrec.adversarial import realism
 from jaxrec.adversarial.discrete import top_l_mask
+from jaxrec.adversarial.fresh_detector import fold_masks, mann_whitney_auc, out_of_fold_scores
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.train.engine import make_engine
@@ -172,11 +173,13 @@ def kept(state: GANState) -> dict:
     return {"g": state.g.params, "d": state.d.params}
 
 
-def realism_valid(real: np.ndarray, lengths: np.ndarray, key: jax.Array, levels: int = 0) -> dict:
+def realism_valid(real: np.ndarray, lengths: np.ndarray, key: jax.Array, levels: int = 0, folds: int = 0,
+                  seed: int = 0) -> dict:
     """Validation data of :func:`realism_validate`: held-out real users ``real [V, n_items]`` (never
     the users a report tests on; ``rating / K`` for a rated GAN, ``levels = K``), the fake
     profiles' lengths ``[N]`` and a typed key for their noise (the same fakes' noise every
-    epoch), with the real users' own figures."""
+    epoch), with the real users' own figures; ``folds > 0`` adds the fresh detector's stratified
+    folds (drawn from ``seed``) for ``select: detector``."""
     real = np.asarray(real, np.float32)
     r = jnp.asarray(real > 0, jnp.float32)
     out = {
@@ -188,14 +191,20 @@ def realism_valid(real: np.ndarray, lengths: np.ndarray, key: jax.Array, levels:
     }
     if levels:
         out["rating_counts"] = realism.rating_counts(np.round(real * levels), levels)
+    if folds:
+        fold, train = fold_masks(len(real), len(lengths), folds, seed)
+        out.update(view=jnp.asarray(real), fold=jnp.asarray(fold), train=jnp.asarray(train))
     return out
 
 
 def realism_validate(spec: GANSpec) -> Callable:
-    """``validate(kept, data, valid) -> {realism, popularity_jsd, nn_cosine, diversity[, rating_jsd]}``: the
-    kept G's fake profiles (:func:`sample`, cut by :func:`~jaxrec.adversarial.discrete.top_l_mask`
-    at ``valid["lengths"]``) against the held-out real users of :func:`realism_valid`;
-    ``realism = -`` :func:`~jaxrec.adversarial.realism.realism_gap` (the engine maximises it)."""
+    """``validate(kept, data, valid) -> {realism, popularity_jsd, nn_cosine, diversity[, rating_jsd,
+    detector, fresh_auc]}``: the kept G's fake profiles (:func:`sample`, cut by
+    :func:`~jaxrec.adversarial.discrete.top_l_mask` at ``valid["lengths"]``) against the held-out
+    real users of :func:`realism_valid`; ``realism = -`` :func:`~jaxrec.adversarial.realism.realism_gap`;
+    with folds, ``detector = -fresh_auc``, the out-of-fold ROC-AUC of a fresh logistic regression
+    (:mod:`jaxrec.adversarial.fresh_detector`) telling the fakes from those users (the engine
+    maximises the monitored one)."""
 
     def validate(kept_params, data, valid):
         lengths = valid["lengths"]
@@ -206,7 +215,14 @@ def realism_validate(spec: GANSpec) -> Callable:
             counts = realism.rating_counts(fakes * drawn.ratings, spec.rating_levels)
         fig = realism.realism_gap(fakes, valid["real"], valid["nn_cosine_real"], valid["diversity_real"], counts,
                                   valid.get("rating_counts"))
-        return {"realism": -fig.pop("gap"), **fig}
+        out = {"realism": -fig.pop("gap"), **fig}
+        if "fold" in valid:
+            shown = fakes * drawn.ratings / spec.rating_levels if spec.rating_levels else fakes
+            oof = out_of_fold_scores(valid["view"], shown, valid["fold"], valid["train"])
+            m = valid["view"].shape[0]  # real rows first
+            auc = mann_whitney_auc(oof[m:], oof[:m])
+            out.update(fresh_auc=auc, detector=-auc)
+        return out
 
     return validate
 
@@ -225,17 +241,18 @@ class GANFit:
 
 
 @functools.lru_cache(maxsize=16)
-def gan_engine(spec: GANSpec, batch_size: int, n_users: int, mesh=None, select: bool = False):
+def gan_engine(spec: GANSpec, batch_size: int, n_users: int, mesh=None, select: str | None = None):
     """The member engine (:func:`jaxrec.train.engine.make_engine`) of one GAN: its epoch is
     :func:`make_gan_epoch`, the kept pytree G's and D's params, divergence checked on every metric;
-    ``select``: validated by :func:`realism_validate`, the most realistic epoch kept. One per
+    ``select`` (``"realism"`` or ``"detector"``): validated by :func:`realism_validate`, the epoch of
+    the best monitored figure kept. One per
     (spec, batch size, user count, mesh, select), so repeated runs (seeds, tests, a resumed run)
     compile once."""
     if batch_size < 1:
         raise JaxrecError(f"GAN batch size must be >= 1, got {batch_size}")
     validate = realism_validate(spec) if select else None
     return make_engine(make_gan_epoch(spec, batch_size), 1, keep=kept, loss_key="d_loss", mesh=mesh,
-                       validate=validate, monitor="realism")
+                       validate=validate, monitor=select or "realism")
 
 
 def fit_gan(
@@ -251,6 +268,7 @@ def fit_gan(
     save: Callable | None = None,
     valid: dict | None = None,
     eval_every: int = 1,
+    select: str = "realism",
 ) -> GANFit:
     """Train the GAN ``epochs`` epochs through the shared fit loop (:func:`jaxrec.train.loop.fit`).
 
@@ -259,10 +277,12 @@ def fit_gan(
     it. ``mesh`` splits the user batches over its ``data`` axis. A NaN/inf loss raises
     :class:`~jaxrec.train.loop.NonFiniteLossError` before the bad state is adopted. ``tracker``
     and ``start_epoch`` resume a checkpoint (``state`` then is its restored state). ``valid``
-    (:func:`realism_valid`) selects the most realistic of the epochs validated every
-    ``eval_every`` (and the last), on device; records gain ``valid/realism`` ...
+    (:func:`realism_valid`) selects, on device, the epoch of the best ``select`` figure (``realism``:
+    the smallest realism gap; ``detector``: the lowest fresh-detector AUC, ``valid`` then needs
+    folds) among those validated every ``eval_every`` (and the last); records gain
+    ``valid/realism`` ...
     """
-    engine = gan_engine(spec, min(batch_size, data.n_users), data.n_users, mesh, valid is not None)
+    engine = gan_engine(spec, min(batch_size, data.n_users), data.n_users, mesh, select if valid is not None else None)
 
     def hook(epoch, states, tr, record):
         one = member(states, 0)

@@ -123,7 +123,7 @@ def prepare(cfg: Config, rated: Split) -> Setup:
 def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     """Train the GAN of ``cfg.gan`` on the untrusted real users' training profiles (0/1, or
     ``rating / K`` with ``gan.rated``; ``gan.select: realism`` selects the epoch against the trusted
-    users): returns ``(sample(key, lengths [n]), suspicion(ratings [N, n_items]))``."""
+    users, by ``gan.select``): returns ``(sample(key, lengths [n]), suspicion(ratings [N, n_items]))``."""
     from jaxrec.adversarial.gan_training import kept, rating_levels, realism_valid, sample
     from jaxrec.experiment.gan import spec_from_config, suspicion, train_gan
 
@@ -134,10 +134,14 @@ def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     view = lambda r: (r / levels if levels else r > 0).astype(np.float32)  # noqa: E731  (what D sees)
     spec = spec_from_config(cfg.gan, setup.rated.n_items, levels)
     valid = None
-    if cfg.gan.select == "realism":
+    if cfg.gan.select != "none":
         key = jax.random.key(cfg.gan.seed)
         lengths = np.full(max(setup.counts), setup.filler)
-        valid = realism_valid(view(ratings[setup.trusted]), lengths, key, levels)
+        folds = min(cfg.gan.fresh_folds, setup.trusted.size, lengths.size) if cfg.gan.select == "detector" else 0
+        if cfg.gan.select == "detector" and folds < 2:
+            raise JaxrecError(f"gan.select: detector needs >= 2 trusted users and fakes, got {setup.trusted.size} "
+                              f"and {lengths.size}")
+        valid = realism_valid(view(ratings[setup.trusted]), lengths, key, levels, folds, cfg.gan.seed)
     ck_dir = run_dir / "gan-checkpoints"
     shutil.rmtree(ck_dir, ignore_errors=True)  # this study's scratch: an interrupted study's is stale
     gcfg = dataclasses.replace(cfg, checkpoint=CheckpointConfig(every=0, dir=str(ck_dir)))

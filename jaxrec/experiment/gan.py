@@ -70,6 +70,8 @@ from jaxrec.train.parallel import mesh_from_config
 from jaxrec.train.state import member, stack
 
 _REPORT_KEY, _FINAL_GAN, _FINAL_RANDOM, _SELECT = 101, 102, 103, 104  # fold_in tags of the evaluation keys
+SELECTIONS = {"none": "none: the last epoch", "realism": "realism gap vs the calibration users",
+              "detector": "fresh-detector AUC vs the calibration users"}
 
 
 @dataclasses.dataclass
@@ -154,7 +156,7 @@ def train_gan(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool, 
             state, tracker = member(tree["state"], 0), tree["tracker"]
         fit = fit_gan(spec, state, data, max(g.epochs - start, 0), g.batch_size, hook, mesh=mesh,
                       start_epoch=start, tracker=tracker, save=ckpt.maybe_save, valid=valid,
-                      eval_every=max(g.report_every, 1))
+                      eval_every=max(g.report_every, 1), select=g.select)
         last = fit.history[-1]["epoch"] if fit.history else start
         if last not in ckpt.epochs():
             ckpt.save(last, {"state": stack([fit.state]), "tracker": fit.tracker})
@@ -189,9 +191,10 @@ def run_gan(
     groups = user_groups(np.flatnonzero(presence.sum(1) > 0), g.holdout, g.seed)
     train_m, ref_m, cal_m = (matrix[groups[k]] for k in ("train", "reference", "calibration"))
     train_lengths = presence[groups["train"]].sum(1)
-    if min(len(ref_m), g.n_fake) < g.fresh_folds:
-        raise JaxrecError(f"gan.fresh_folds={g.fresh_folds}: the fresh detector needs as many reference users and fake "
-                          f"users (gan.n_fake={g.n_fake}); gan.holdout={g.holdout} leaves {len(ref_m)} reference users")
+    if min(len(ref_m), len(cal_m), g.n_fake) < g.fresh_folds:
+        raise JaxrecError(f"gan.fresh_folds={g.fresh_folds}: the fresh detector needs as many reference and calibration "
+                          f"users and fake users (gan.n_fake={g.n_fake}); gan.holdout={g.holdout} leaves "
+                          f"{len(ref_m)} and {len(cal_m)}")
     spec = spec_from_config(g, split.n_items, levels)
     key = jax.random.key(g.seed)
     gen = lambda params: functools.partial(sample, spec, params)  # noqa: E731
@@ -215,9 +218,10 @@ def run_gan(
             console.print(epoch_line(record))
 
     valid = None
-    if g.select == "realism":  # model selection on the calibration users, never the reference users
+    if g.select != "none":  # model selection on the calibration users, never the reference users
         k = jax.random.fold_in(key, _SELECT)
-        valid = realism_valid(cal_m, profiles.sample_lengths(k, train_lengths, g.n_fake, g.profile_length), k, levels)
+        valid = realism_valid(cal_m, profiles.sample_lengths(k, train_lengths, g.n_fake, g.profile_length), k, levels,
+                              g.fresh_folds if g.select == "detector" else 0, g.seed)
     if write:  # after the settings' checks (a mistake is named first), before any training
         check_writable(cfg, "gan", overwrite, resume)
     fit = train_gan(cfg, spec, train_m, hook, resume, valid)
@@ -244,8 +248,7 @@ def run_gan(
                         g.fresh_folds, g.seed),
         "d_gan_raw": float(np.mean(d_real["raw"])),
         **({f"final/{k}": v for k, v in fit.history[-1].items() if k != "epoch"} if fit.history else {}),
-        "selection": {"criterion": "realism gap vs the calibration users" if valid is not None else "none: the last epoch",
-                      "epoch": int(fit.selected_epoch)},
+        "selection": {"criterion": SELECTIONS[g.select], "epoch": int(fit.selected_epoch)},
         "n_train_users": int(train_m.shape[0]),
         "n_reference_users": int(ref_m.shape[0]),
         "n_calibration_users": int(cal_m.shape[0]),

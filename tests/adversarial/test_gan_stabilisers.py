@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jaxrec.adversarial import discrete, realism
+from jaxrec.adversarial.fresh_detector import fresh_detector
 from jaxrec.adversarial.gan_training import (
     _GUMBEL,
     GANBatch,
@@ -287,17 +288,22 @@ def test_realism_gap_and_jaccard_by_hand():
     assert hist["rating_jsd"] == pytest.approx(float(realism.jensen_shannon([0, 0, 1, 0, 1], [1, 0, 0, 0, 1])))
 
 
-def test_model_selection_keeps_the_most_realistic_epoch():
+@pytest.mark.parametrize("select", ["realism", "detector"])
+def test_model_selection_keeps_the_best_epoch(select):
     spec = _spec(relax="straight_through")
     real = _real(32)
     data = gan_data(real)
     key = jax.random.key(9)
-    valid = realism_valid(_real(16, seed=1), np.full(8, 9), key)
+    valid = realism_valid(_real(16, seed=1), np.full(8, 9), key, folds=2 if select == "detector" else 0)
     state = create_gan_state(spec, jax.random.key(0), adam(3e-3), adam(3e-3))
-    fit = fit_gan(spec, state, data, epochs=4, batch_size=16, valid=valid)
-    scores = [h["valid/realism"] for h in fit.history]
+    fit = fit_gan(spec, state, data, epochs=4, batch_size=16, valid=valid, select=select)
+    scores = [h[f"valid/{select}"] for h in fit.history]
     assert fit.selected_epoch == 1 + int(np.argmax(scores))
     again = realism_validate(spec)({"g": fit.selected.g.params}, data, valid)
-    np.testing.assert_allclose(float(again["realism"]), max(scores), rtol=1e-6)
+    np.testing.assert_allclose(float(again[select]), max(scores), rtol=1e-6)
     if fit.selected_epoch != 4:  # the kept G is not the last one
         assert not np.allclose(fit.selected.g.params["params"]["out"]["kernel"], fit.state.g.params["params"]["out"]["kernel"])
+    if select == "detector":  # the on-device figure is the fresh detector's out-of-fold AUC
+        fakes = profiles.top_l(sample(spec, fit.selected.g.params, key, valid["lengths"]).scores, valid["lengths"])
+        want = fresh_detector(np.asarray(valid["view"]), np.asarray(fakes), folds=2, seed=0)["auc"]
+        np.testing.assert_allclose(float(again["fresh_auc"]), want, rtol=1e-5)
