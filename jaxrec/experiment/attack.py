@@ -122,8 +122,8 @@ def prepare(cfg: Config, rated: Split) -> Setup:
 
 def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     """Train the GAN of ``cfg.gan`` on the untrusted real users' training profiles (0/1, or
-    ``rating / K`` with ``gan.rated``; ``gan.select: realism`` selects the epoch against the trusted
-    users, by ``gan.select``): returns ``(sample(key, lengths [n]), suspicion(ratings [N, n_items]))``."""
+    ``rating / K`` with ``gan.rated``; with ``gan.select`` the epoch is selected against the trusted
+    users): returns ``(sample(key, lengths [n]), suspicion(ratings [N, n_items]))``."""
     from jaxrec.adversarial.gan_training import kept, rating_levels, realism_valid, sample
     from jaxrec.experiment.gan import spec_from_config, suspicion, train_gan
 
@@ -135,7 +135,7 @@ def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     spec = spec_from_config(cfg.gan, setup.rated.n_items, levels)
     valid = None
     if cfg.gan.select != "none":
-        key = jax.random.key(cfg.gan.seed)
+        key = jax.random.fold_in(jax.random.key(cfg.gan.seed), 104)  # the validation fakes' noise
         lengths = np.full(max(setup.counts), setup.filler)
         folds = min(cfg.gan.fresh_folds, setup.trusted.size, lengths.size) if cfg.gan.select == "detector" else 0
         if cfg.gan.select == "detector" and folds < 2:
