@@ -170,6 +170,17 @@ class GANSample(NamedTuple):
     scores: jax.Array
     ratings: jax.Array | None
 
+    def rate(self, profiles):
+        """``profiles [N, n_items]`` (0/1, cut from these scores) with G's ratings on the chosen
+        items; unchanged for an unrated G."""
+        return profiles if self.ratings is None else profiles * self.ratings
+
+
+def d_view(x, levels: int):
+    """What D sees of users ``x [N, n_items]`` (ratings or 0/1, 0 = none): ``x / K`` for a rated GAN
+    (``levels = K``), else which items each user has (0/1). numpy or jax in, float32 out."""
+    return (x / levels if levels else x > 0).astype(jnp.float32)
+
 
 def users_from_noise(spec: GANSpec, g_params, z: jax.Array, gumbel_key: jax.Array, lengths: jax.Array):
     """Unconditional G's users for noise ``z [B, noise_dim]``: ``(shown [B, n], sample)``.

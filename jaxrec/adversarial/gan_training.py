@@ -27,6 +27,7 @@ from jaxrec.adversarial.gan_steps import (  # noqa: F401  (re-exported: the GAN'
     GANBatch,
     GANSpec,
     GANState,
+    d_view,
     adam,
     create_gan_state,
     d_loss_terms,
@@ -68,24 +69,29 @@ class GANData:
         return self.real.shape[0]
 
 
-def rating_levels(inter: Interactions) -> int:
-    """``K`` of integer ratings ``1..K`` (what a rated GAN writes); a clear error otherwise."""
+def rating_levels(inter: Interactions, required: bool = True) -> int:
+    """``K`` of integer ratings ``1..K`` (what a rated GAN writes). Other data: a clear error when
+    ``required``, else 0 (no rating figures)."""
     r = inter.ratings
     if r is None or len(r) == 0:
+        if not required:
+            return 0
         raise JaxrecError(f"{inter.source}: a rated GAN (gan.rated) needs rated interactions")
     if not (np.all(r == np.round(r)) and r.min() >= 1):
+        if not required:
+            return 0
         raise JaxrecError(f"{inter.source}: a rated GAN needs integer ratings 1..K, got values in [{r.min()}, {r.max()}]")
     return int(r.max())
 
 
-def user_matrix(inter: Interactions, users: np.ndarray | None = None, levels: int = 0) -> np.ndarray:
+def user_matrix(inter: Interactions, users: np.ndarray | None = None, rated: bool = False) -> np.ndarray:
     """Dense ``[len(users), n_items]`` float32 matrix of ``inter``'s (deduplicated) rows: 0/1, or
-    with ``levels = K`` each rating divided by ``K`` (what a rated GAN's D sees).
+    the ratings with ``rated`` (0 = none; :func:`d_view` gives what D sees of it).
 
     ``users`` selects and orders rows (default: every user of the id space).
     """
     m = np.zeros((inter.n_users, inter.n_items), np.float32)
-    m[inter.users, inter.items] = inter.ratings / levels if levels else 1.0
+    m[inter.users, inter.items] = inter.ratings if rated else 1.0
     return m if users is None else m[np.asarray(users)]
 
 
@@ -212,13 +218,13 @@ def realism_validate(spec: GANSpec) -> Callable:
         fakes = top_l_mask(drawn.scores, lengths)
         counts = None
         if spec.rating_levels:
-            counts = realism.rating_counts(fakes * drawn.ratings, spec.rating_levels)
+            counts = realism.rating_counts(drawn.rate(fakes), spec.rating_levels)
         fig = realism.realism_gap(fakes, valid["real"], valid["nn_cosine_real"], valid["diversity_real"], counts,
                                   valid.get("rating_counts"))
         out = {"realism": -fig.pop("gap"), **fig}
         if "fold" in valid:
-            shown = fakes * drawn.ratings / spec.rating_levels if spec.rating_levels else fakes
-            oof = out_of_fold_scores(valid["view"], shown, valid["fold"], valid["train"])
+            oof = out_of_fold_scores(valid["view"], d_view(drawn.rate(fakes), spec.rating_levels), valid["fold"],
+                                     valid["train"])
             m = valid["view"].shape[0]  # real rows first
             auc = mann_whitney_auc(oof[m:], oof[:m])
             out.update(fresh_auc=auc, detector=-auc)

@@ -92,6 +92,13 @@ def gan_profiles(
     return top_l(out.scores, lengths, int(np.max(real_lengths)), targets), out
 
 
+def uniform_profiles(key: jax.Array, lengths, n_items: int, targets: Sequence[int] = ()) -> jax.Array:
+    """``[len(lengths), n_items]`` in {0, 1}: row r holds ``lengths[r]`` filler items drawn
+    uniformly (+ targets), the random attack's items."""
+    lengths = jnp.asarray(lengths)
+    return top_l(jax.random.uniform(key, (lengths.shape[0], n_items)), lengths, None, targets)
+
+
 def random_profiles(
     key: jax.Array,
     n: int,
@@ -105,6 +112,4 @@ def random_profiles(
     if n < 1:
         raise JaxrecError(f"the number of fake users must be >= 1, got {n}")
     k_items, k_len = jax.random.split(key)
-    scores = jax.random.uniform(k_items, (n, n_items))
-    lengths = sample_lengths(k_len, real_lengths, n, length_mode)
-    return top_l(scores, lengths, int(np.max(real_lengths)), targets)
+    return uniform_profiles(k_items, sample_lengths(k_len, real_lengths, n, length_mode), n_items, targets)

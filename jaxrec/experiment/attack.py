@@ -124,14 +124,14 @@ def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     """Train the GAN of ``cfg.gan`` on the untrusted real users' training profiles (0/1, or
     ``rating / K`` with ``gan.rated``; with ``gan.select`` the epoch is selected against the trusted
     users): returns ``(sample(key, lengths [n]), suspicion(ratings [N, n_items]))``."""
-    from jaxrec.adversarial.gan_training import kept, rating_levels, realism_valid, sample
+    from jaxrec.adversarial.gan_training import d_view, kept, rating_levels, realism_valid, sample
     from jaxrec.experiment.gan import spec_from_config, suspicion, train_gan
 
     users = np.setdiff1d(setup.real_users, setup.trusted)
     with config_key("gan.rated"):
         levels = rating_levels(setup.rated.train) if cfg.gan.rated else 0
     ratings = det.rating_matrix(setup.rated.train)
-    view = lambda r: (r / levels if levels else r > 0).astype(np.float32)  # noqa: E731  (what D sees)
+    view = lambda r: d_view(r, levels)  # noqa: E731  (what D sees)
     spec = spec_from_config(cfg.gan, setup.rated.n_items, levels)
     valid = None
     if cfg.gan.select != "none":

@@ -45,6 +45,7 @@ from jaxrec.adversarial.gan_training import (
     adam,
     create_gan_state,
     d_prob,
+    d_view,
     fit_gan,
     gan_data,
     gan_loss_eval,
@@ -63,7 +64,7 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import check_writable, write_run, written
 from jaxrec.experiment.checkpoints import checkpointer_for
 from jaxrec.experiment.gan_report import epoch_line
-from jaxrec.experiment.gan_fakes import classic_fakes, compare_fakes, gan_fakes, integer_levels
+from jaxrec.experiment.gan_fakes import classic_fakes, compare_fakes, gan_fakes
 from jaxrec.models.gan import CFGAN, cfgan_variables
 from jaxrec.train.engine import init_tracker
 from jaxrec.train.parallel import mesh_from_config
@@ -186,11 +187,13 @@ def run_gan(
     full = concat([split.train, split.valid, split.test], source=split.train.source)
     with config_key("gan.rated"):
         levels = rating_levels(full) if g.rated else 0
-    presence = user_matrix(full)
-    matrix = user_matrix(full, levels=levels)  # what D sees: 0/1, or rating / K
-    groups = user_groups(np.flatnonzero(presence.sum(1) > 0), g.holdout, g.seed)
-    train_m, ref_m, cal_m = (matrix[groups[k]] for k in ("train", "reference", "calibration"))
-    train_lengths = presence[groups["train"]].sum(1)
+    data_levels = levels or rating_levels(full, required=False)  # rating figures when the data allows
+    users = user_matrix(full, rated=data_levels > 0)  # as injected: ratings, or 0/1
+    lengths_all = (users > 0).sum(1)
+    groups = user_groups(np.flatnonzero(lengths_all > 0), g.holdout, g.seed)
+    real = {k: users[v] for k, v in groups.items()}
+    train_m, ref_m, cal_m = (d_view(real[k], levels) for k in ("train", "reference", "calibration"))
+    train_lengths = lengths_all[groups["train"]]
     if min(len(ref_m), len(cal_m), g.n_fake) < g.fresh_folds:
         raise JaxrecError(f"gan.fresh_folds={g.fresh_folds}: the fresh detector needs as many reference and calibration "
                           f"users and fake users (gan.n_fake={g.n_fake}); gan.holdout={g.holdout} leaves "
@@ -201,14 +204,13 @@ def run_gan(
     targets = tuple(g.target_items)
     with config_key("gan.target_items"):
         profiles._targets_array(targets, split.n_items)  # validate before training
-    shown = lambda p, out: p * out.ratings / levels if levels else p  # noqa: E731  (D's view of a profile)
 
     def report(state: GANState, record: dict) -> None:
         k = jax.random.fold_in(key, _REPORT_KEY)
         fakes, out = profiles.gan_profiles(gen(state.g.params), k, g.n_fake, train_lengths, (), g.profile_length)
         ev = gan_loss_eval(spec, state, k, jnp.asarray(ref_m))
         record.update({f"eval/{n}": float(v) for n, v in ev.items()})
-        record["eval/d_fake_binarised"] = float(jnp.mean(d_prob(spec, state.d.params, shown(fakes, out))))
+        record["eval/d_fake_binarised"] = float(jnp.mean(d_prob(spec, state.d.params, d_view(out.rate(fakes), levels))))
         record.update({f"realism/{n}": v for n, v in realism.realism_report(np.asarray(fakes), ref_m).items()})
 
     def hook(epoch, state, record):
@@ -231,21 +233,17 @@ def run_gan(
     gan_p, out = profiles.gan_profiles(
         gen(state.g.params), jax.random.fold_in(key, _FINAL_GAN), g.n_fake, train_lengths, targets, g.profile_length
     )
-    data_levels = integer_levels(full)
     stats = shilling.rating_stats(full.select(np.isin(full.users, groups["train"]))) if data_levels else None
     fakes = {"gan": gan_fakes(np.asarray(gan_p), None if out.ratings is None else np.asarray(out.ratings),
                               stats, targets, g.seed)}
     filler = (np.asarray(gan_p) > 0).sum(1) - len(targets)  # the GAN's lengths, for every kind
     fakes.update(classic_fakes(stats, jax.random.fold_in(key, _FINAL_RANDOM), filler, split.n_items, targets, g.seed))
-    to_d = lambda x: np.asarray(x, np.float32) / levels if levels else (np.asarray(x) > 0).astype(np.float32)  # noqa: E731
-    d_input = {**{k: to_d(v) for k, v in fakes.items()}, "reference": ref_m, "calibration": cal_m,
+    d_input = {**{k: d_view(np.asarray(v), levels) for k, v in fakes.items()}, "reference": ref_m, "calibration": cal_m,
                "raw": np.asarray(out.prob)}
     cuts = np.cumsum([len(v) for v in d_input.values()])[:-1]
     d_real = dict(zip(d_input, np.split(1.0 - suspicion(spec, state.d.params, np.concatenate(list(d_input.values()))), cuts)))
-    real_of = lambda k: user_matrix(full, groups[k], levels=1 if data_levels else 0)  # noqa: E731  (as injected)
     metrics = {
-        **compare_fakes(fakes, real_of("reference"), real_of("calibration"), d_real, data_levels, g.fpr,
-                        g.fresh_folds, g.seed),
+        **compare_fakes(fakes, real["reference"], real["calibration"], d_real, data_levels, g.fpr, g.fresh_folds, g.seed),
         "d_gan_raw": float(np.mean(d_real["raw"])),
         **({f"final/{k}": v for k, v in fit.history[-1].items() if k != "epoch"} if fit.history else {}),
         "selection": {"criterion": SELECTIONS[g.select], "epoch": int(fit.selected_epoch)},

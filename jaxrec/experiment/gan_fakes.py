@@ -19,18 +19,10 @@ import numpy as np
 
 from jaxrec.adversarial import detector, realism
 from jaxrec.adversarial.fresh_detector import fresh_detector
+from jaxrec.adversarial.gan_steps import d_view
 from jaxrec.attacks import profiles, shilling
-from jaxrec.data.interactions import Interactions
 
 CLASSIC = ("random", "average", "bandwagon")
-
-
-def integer_levels(inter: Interactions) -> int:
-    """``K`` when ``inter`` has integer ratings ``1..K``, else 0 (no rating figures)."""
-    r = inter.ratings
-    if r is None or len(r) == 0 or r.min() < 1 or not np.all(r == np.round(r)):
-        return 0
-    return int(r.max())
 
 
 def gan_fakes(binary: np.ndarray, ratings: np.ndarray | None, stats: shilling.RatingStats | None,
@@ -52,8 +44,7 @@ def classic_fakes(stats: shilling.RatingStats | None, key: jax.Array, lengths: n
     same profile lengths)."""
     lengths = np.asarray(lengths, np.int64)
     if stats is None:
-        scores = jax.random.uniform(key, (lengths.size, n_items))
-        return {"random": np.asarray(profiles.top_l(scores, lengths, None, targets))}
+        return {"random": np.asarray(profiles.uniform_profiles(key, lengths, n_items, targets))}
     return {kind: shilling.fake_profiles(kind, lengths.size, stats, targets, lengths, 7919 * seed + i,
                                          selected=int(min(10, lengths.min())))
             for i, kind in enumerate(CLASSIC)}
@@ -66,7 +57,6 @@ def compare_fakes(fakes: dict, reference: np.ndarray, calibration: np.ndarray, d
     kind and for ``"reference"`` / ``"calibration"``; ``levels`` the data's rating levels (0:
     none). Keys per kind: ``realism_<kind>``, ``detector_<kind>`` (D), ``d_<kind>_profiles``,
     ``fresh_<kind>``; and the real users' own ``realism_real`` (calibration vs reference)."""
-    view = lambda x: np.asarray(x, np.float32) / levels if levels else (np.asarray(x) > 0).astype(np.float32)  # noqa: E731
     out = {
         "d_real_reference": float(np.mean(d_real["reference"])),
         "d_real_calibration": float(np.mean(d_real["calibration"])),
@@ -77,6 +67,6 @@ def compare_fakes(fakes: dict, reference: np.ndarray, calibration: np.ndarray, d
         out[f"d_{kind}_profiles"] = float(np.mean(d_real[kind]))
         out[f"detector_{kind}"] = detector.detection_report(
             1 - d_real[kind], 1 - d_real["reference"], 1 - d_real["calibration"], fpr)
-        fresh = fresh_detector(view(reference), view(x), folds=folds, seed=seed)
+        fresh = fresh_detector(d_view(reference, levels), d_view(np.asarray(x), levels), folds=folds, seed=seed)
         out[f"fresh_{kind}"] = {"auc": fresh["auc"], "auc_folds": [float(a) for a in fresh["auc_folds"]]}
     return out
