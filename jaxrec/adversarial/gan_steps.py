@@ -239,14 +239,13 @@ def fake_users(spec: GANSpec, g_params, key: jax.Array, real: jax.Array) -> tupl
     return generated, generated * mask, zr_mask
 
 
-def judge(spec: GANSpec, d_params, x: jax.Array, cond, key: jax.Array, tags: tuple[int, int], mask: jax.Array,
-          train: bool = True) -> jax.Array:
+def judge(spec: GANSpec, d_params, x: jax.Array, cond, key: jax.Array, tags: tuple[int, int], mask: jax.Array) -> jax.Array:
     """D's outputs ``[B]`` on ``x [B, n]`` in training: instance noise (stream ``tags[1]``) on the
     input when ``spec.instance_noise > 0``, dropout from stream ``tags[0]``, ``mask`` for the
     minibatch statistics."""
     if spec.instance_noise:
         x = x + spec.instance_noise * jax.random.normal(jax.random.fold_in(key, tags[1]), x.shape)
-    return spec.discriminator.apply(d_params, x, cond, train=train, mask=mask,
+    return spec.discriminator.apply(d_params, x, cond, train=True, mask=mask,
                                     rngs={"dropout": jax.random.fold_in(key, tags[0])})
 
 

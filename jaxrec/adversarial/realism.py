@@ -108,21 +108,21 @@ def rating_counts(x, levels: int) -> jnp.ndarray:
 
 def realism_report(fake, real, levels: int = 0) -> dict[str, float]:
     """Realism figures of ``fake [N, n_items]`` against held-out ``real [M, n_items]`` (the module
-    docstring); ``levels = K`` adds ``rating_jsd`` (both matrices then hold ratings ``1..K``)."""
+    docstring), :func:`realism_gap` (``gap``) among them; ``levels = K`` adds ``rating_jsd``
+    (both matrices then hold ratings ``1..K``)."""
     fake = np.asarray(fake, np.float32)
     real = np.asarray(real, np.float32)
-    pf, pr = fake > 0, real > 0
-    lf, lr = pf.sum(1), pr.sum(1)
-    out = {
-        "popularity_jsd": float(jensen_shannon(pf.sum(0), pr.sum(0))),
+    lf, lr = (fake > 0).sum(1), (real > 0).sum(1)
+    pr = _presence(real)
+    nn_real = jnp.mean(nearest_cosine(pr, pr, exclude_self=True)) if len(real) > 1 else jnp.nan
+    div_real = pairwise_jaccard(pr)
+    counts = (rating_counts(fake, levels), rating_counts(real, levels)) if levels else (None, None)
+    gap = realism_gap(fake, real, nn_real, div_real, *counts)
+    return {
+        **{k: float(v) for k, v in gap.items()},
         "length_ks": ks_statistic(lf, lr),
         "length_mean_diff": float(abs(lf.mean() - lr.mean())),
         "fake_length_mean": float(lf.mean()),
-        "nn_cosine": float(nearest_cosine(pf, pr).mean()),
-        "nn_cosine_real": float(nearest_cosine(pr, pr, exclude_self=True).mean()) if len(real) > 1 else float("nan"),
-        "diversity": float(pairwise_jaccard(pf)),
-        "diversity_real": float(pairwise_jaccard(pr)),
+        "nn_cosine_real": float(nn_real),
+        "diversity_real": float(div_real),
     }
-    if levels:
-        out["rating_jsd"] = float(jensen_shannon(rating_counts(fake, levels), rating_counts(real, levels)))
-    return out
