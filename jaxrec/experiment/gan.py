@@ -241,7 +241,8 @@ def run_gan(
     d_input = {**{k: d_view(np.asarray(v), levels) for k, v in fakes.items()}, "reference": ref_m, "calibration": cal_m,
                "raw": np.asarray(out.prob)}
     cuts = np.cumsum([len(v) for v in d_input.values()])[:-1]
-    d_real = dict(zip(d_input, np.split(1.0 - suspicion(spec, state.d.params, np.concatenate(list(d_input.values()))), cuts)))
+    probs = np.asarray(d_prob(spec, state.d.params, jnp.asarray(np.concatenate(list(d_input.values())))))  # one D pass
+    d_real = dict(zip(d_input, np.split(probs, cuts)))
     metrics = {
         **compare_fakes(fakes, real["reference"], real["calibration"], d_real, data_levels, g.fpr, g.fresh_folds, g.seed),
         "d_gan_raw": float(np.mean(d_real["raw"])),
