@@ -30,8 +30,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = {"mf": ("ml100k-mf", "ml100k-amf"), "lightgcn": ("ml100k-lightgcn", "ml100k-apr-lightgcn"),
-           "neumf": ("ml100k-neumf", "ml100k-apr-neumf")}
+CONFIGS = {
+    "mf": ("ml100k-mf", "ml100k-amf"),
+    "lightgcn": ("ml100k-lightgcn", "ml100k-apr-lightgcn"),
+    "neumf": ("ml100k-neumf", "ml100k-apr-neumf"),
+}
 
 
 def _ms(xs):
@@ -62,26 +65,52 @@ def main(argv=None) -> int:
         epochs = base.train.epochs
         # 1. grid on validation (final parameters: one evaluation, at the last epoch)
         grid = list(itertools.product(args.grid_eps, args.grid_reg))
-        gcfgs = [load_config(apr_cfg, [f"adv.eps={e}", f"adv.reg={r}", f"train.eval_every={epochs}",
-                                       "train.monitor=ndcg@20"]) for e, r in grid]
+        gcfgs = [
+            load_config(
+                apr_cfg, [f"adv.eps={e}", f"adv.reg={r}", f"train.eval_every={epochs}", "train.monitor=ndcg@20"]
+            )
+            for e, r in grid
+        ]
         t0 = time.perf_counter()
         g = train_members(gcfgs, split, progress=False)
         valid = [float(x) for x in jax.device_get(g.fit.tracker.best_score)]
         eps, reg = grid[max(range(len(grid)), key=lambda i: valid[i])]
-        print(json.dumps({"bench": "apr-grid", "model": name, "grid": grid, "valid_ndcg@20": [round(v, 4) for v in valid],
-                          "picked": {"eps": eps, "reg": reg}, "wall_s": round(time.perf_counter() - t0, 1)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "apr-grid",
+                    "model": name,
+                    "grid": grid,
+                    "valid_ndcg@20": [round(v, 4) for v in valid],
+                    "picked": {"eps": eps, "reg": reg},
+                    "wall_s": round(time.perf_counter() - t0, 1),
+                }
+            ),
+            flush=True,
+        )
         # 2. plain vs APR, seeds as members
         seeds = range(args.seeds)
         runs = {
             "plain": [load_config(plain_cfg, [f"train.epochs={epochs}", f"train.seed={s}"]) for s in seeds],
             "apr": [load_config(apr_cfg, [f"adv.eps={eps}", f"adv.reg={reg}", f"train.seed={s}"]) for s in seeds],
-            "apr_only": [load_config(apr_cfg, [f"adv.eps={eps}", f"adv.reg={reg}", "adv.start_epoch=0",
-                                               "train.epochs=3", "train.seed=0"])],
+            "apr_only": [
+                load_config(
+                    apr_cfg, [f"adv.eps={eps}", f"adv.reg={reg}", "adv.start_epoch=0", "train.epochs=3", "train.seed=0"]
+                )
+            ],
         }
         test = split_ranking(split, "test", 100)
-        row = {"bench": "apr", "model": name, "epochs": epochs, "start_epoch": base.adv.start_epoch,
-               "eps": eps, "reg": reg, "relative": base.adv.relative, "seeds": args.seeds,
-               "attack_eps": args.attack_eps}
+        row = {
+            "bench": "apr",
+            "model": name,
+            "epochs": epochs,
+            "start_epoch": base.adv.start_epoch,
+            "eps": eps,
+            "reg": reg,
+            "relative": base.adv.relative,
+            "seeds": args.seeds,
+            "attack_eps": args.attack_eps,
+        }
         for kind, cfgs in runs.items():
             out = train_members(cfgs, split, progress=False)
             row[f"{kind}_member_epoch_s"] = round(out.timing["train_s_per_epoch_median"] / len(cfgs), 4)
@@ -92,13 +121,23 @@ def main(argv=None) -> int:
             attacked = []
             for m in range(len(cfgs)):
                 params = out.fit.member(m).best_params
-                res = sweep(out.training.model, params, out.training.inputs, out.training.data,
-                            test, args.attack_eps, "fgm", (20,), key=jax.random.key(m))
+                res = sweep(
+                    out.training.model,
+                    params,
+                    out.training.inputs,
+                    out.training.data,
+                    test,
+                    args.attack_eps,
+                    "fgm",
+                    (20,),
+                    key=jax.random.key(m),
+                )
                 attacked.append([r["ndcg@20"] for r in res.rows])
             clean = [mm["ndcg@20"] for mm in out.metrics]
             row[f"{kind}_fgm_ndcg@20"] = [_ms([a[i] for a in attacked]) for i in range(len(args.attack_eps))]
-            row[f"{kind}_fgm_drop"] = [_ms([1 - a[i] / c for a, c in zip(attacked, clean)])
-                                       for i in range(len(args.attack_eps))]
+            row[f"{kind}_fgm_drop"] = [
+                _ms([1 - a[i] / c for a, c in zip(attacked, clean)]) for i in range(len(args.attack_eps))
+            ]
         row["apr_vs_plain_epoch"] = round(row["apr_only_member_epoch_s"] / row["plain_member_epoch_s"], 2)
         row.update({"cpus": os.cpu_count(), "machine": platform.machine(), "backend": jax.default_backend()})
         print(json.dumps(row), flush=True)

@@ -49,7 +49,7 @@ def retrain(args) -> dict:
     if not args.filters:
         overrides.append("attack.detectors=[]")
     cfg = load_config(args.config, overrides)
-    (label, vcfg), = victims(cfg, ".", "attack")
+    ((label, vcfg),) = victims(cfg, ".", "attack")
     setup = prepare(cfg, load_split(cfg.data, keep_ratings=True))
     generate = d_suspicion = None
     if args.kind == "gan" or "d" in cfg.attack.detectors:
@@ -57,8 +57,10 @@ def retrain(args) -> dict:
 
         generate, d_suspicion = _gan(cfg, setup, Path("/tmp/jaxrec-bench-attack"), False, lambda *a: None)
     variants, _ = make_variants(cfg, setup, make_profiles(cfg, setup, generate), d_suspicion)
-    cfgs = [dataclasses.replace(vcfg, train=dataclasses.replace(vcfg.train, seed=vcfg.train.seed + v.seed))
-            for v in variants]
+    cfgs = [
+        dataclasses.replace(vcfg, train=dataclasses.replace(vcfg.train, seed=vcfg.train.seed + v.seed))
+        for v in variants
+    ]
     t0 = time.perf_counter()
     together = train_members(cfgs, setup.split, progress=False, trains=[v.train for v in variants])
     members_s = time.perf_counter() - t0
@@ -71,13 +73,24 @@ def retrain(args) -> dict:
         seq_train_s += sum(secs[1:]) + float(np.median(secs[1:] or secs))
         diffs.append(max(abs(alone.metrics[0][k] - together.metrics[m][k]) for k in alone.metrics[0]))
     secs = [h["seconds"] for h in together.fit.history]
-    return {"bench": "attack-retrain", "victim": label, "model": vcfg.model.name, "adv": vcfg.adv.method,
-            "kind": args.kind, "filters": list(cfg.attack.detectors), "members": len(variants),
-            "epochs": vcfg.train.epochs, "members_s": members_s,
-            "members_train_s": sum(secs[1:]) + float(np.median(secs[1:] or secs)),
-            "sequential_s": seq_s, "sequential_train_s": seq_train_s, "speedup": seq_s / members_s,
-            "speedup_train": seq_train_s / (sum(secs[1:]) + float(np.median(secs[1:] or secs))),
-            "max_metric_diff": float(max(diffs)), **_machine()}
+    return {
+        "bench": "attack-retrain",
+        "victim": label,
+        "model": vcfg.model.name,
+        "adv": vcfg.adv.method,
+        "kind": args.kind,
+        "filters": list(cfg.attack.detectors),
+        "members": len(variants),
+        "epochs": vcfg.train.epochs,
+        "members_s": members_s,
+        "members_train_s": sum(secs[1:]) + float(np.median(secs[1:] or secs)),
+        "sequential_s": seq_s,
+        "sequential_train_s": seq_train_s,
+        "speedup": seq_s / members_s,
+        "speedup_train": seq_train_s / (sum(secs[1:]) + float(np.median(secs[1:] or secs))),
+        "max_metric_diff": float(max(diffs)),
+        **_machine(),
+    }
 
 
 def table(args) -> list[dict]:
@@ -101,8 +114,11 @@ def main() -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("retrain")
     p.add_argument("--config", default=str(ROOT / "configs" / "ml100k-attack.yaml"))
-    p.add_argument("--victim", default=f"{ROOT / 'configs' / 'ml100k-mf.yaml'} train.epochs=40",
-                   help="a victim config, optionally followed by KEY=VALUE overrides (as attack.victims)")
+    p.add_argument(
+        "--victim",
+        default=f"{ROOT / 'configs' / 'ml100k-mf.yaml'} train.epochs=40",
+        help="a victim config, optionally followed by KEY=VALUE overrides (as attack.victims)",
+    )
     p.add_argument("--kind", default="average")
     p.add_argument("--filters", action="store_true", help="also every detector's filtered training set")
     p.add_argument("--out", default=str(HERE / "results" / "attack.jsonl"))

@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval-repeats", type=int, default=5)
     p.add_argument("--set", dest="overrides", action="append", default=[])
     args = p.parse_args(argv)
-    for (model, dataset) in CASES:
+    for model, dataset in CASES:
         if args.models and model not in args.models or args.datasets and dataset not in args.datasets:
             continue
         print(json.dumps(bench_case(model, dataset, args.epochs, args.eval_repeats, args.overrides)), flush=True)

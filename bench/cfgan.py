@@ -24,10 +24,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxrec.adversarial.cfgan import most_popular_scores
-from jaxrec.experiment.gan import train_cfgan
 from jaxrec.config import load_config
 from jaxrec.evaluate import check_ks, metric_sums, split_ranking
 from jaxrec.experiment import load_split, run
+from jaxrec.experiment.gan import train_cfgan
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(HERE, "..", "configs")
@@ -58,7 +58,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--variants", nargs="*", default=["zr+pm", "zr", "pm", "none"])
     ap.add_argument(
-        "--report-every", type=int, default=0,
+        "--report-every",
+        type=int,
+        default=0,
         help="also validate every N epochs and print the validation curve (to choose epochs on "
         "validation, never on test); 0: no validation",
     )
@@ -89,15 +91,28 @@ def main() -> None:
         secs = [h["seconds"] for h in res.fit.history]
         last = res.fit.history[-1]
         _line(
-            model="cfgan", dataset="ml-100k", zr=zr, pm=pm, epochs=cfg.gan.epochs, seed=cfg.gan.seed,
+            model="cfgan",
+            dataset="ml-100k",
+            zr=zr,
+            pm=pm,
+            epochs=cfg.gan.epochs,
+            seed=cfg.gan.seed,
             **_pick(res.metrics),
-            d_real=round(last["d_real"], 4), d_fake=round(last["d_fake"], 4),
+            d_real=round(last["d_real"], 4),
+            d_fake=round(last["d_fake"], 4),
             train_s_per_epoch_median=round(sorted(secs)[len(secs) // 2], 4),
             total_s=round(time.perf_counter() - t0, 1),
-            **({"valid_curve": [
-                [h["epoch"], round(h["valid/recall@20"], 5), round(h["valid/ndcg@20"], 5)]
-                for h in res.fit.history if "valid/recall@20" in h
-            ]} if args.report_every else {}),
+            **(
+                {
+                    "valid_curve": [
+                        [h["epoch"], round(h["valid/recall@20"], 5), round(h["valid/ndcg@20"], 5)]
+                        for h in res.fit.history
+                        if "valid/recall@20" in h
+                    ]
+                }
+                if args.report_every
+                else {}
+            ),
         )
 
 

@@ -35,13 +35,13 @@ def _json_lines(cmd: list[str]) -> list[dict]:
 
 
 def peer_run(peer_py: str, model: str, epochs: int, seed: int = 2020) -> dict:
-    return _json_lines([peer_py, f"{HERE}/peer_recbole.py", "run", model, "--epochs", str(epochs),
-                        "--seed", str(seed)])[-1]
+    return _json_lines(
+        [peer_py, f"{HERE}/peer_recbole.py", "run", model, "--epochs", str(epochs), "--seed", str(seed)]
+    )[-1]
 
 
 def jaxrec_run(model: str, overrides: list[str] = ()) -> dict:
-    cmd = [PY, f"{HERE}/bench.py", "--models", MODELS[model][0], "--datasets", "ml-100k",
-           "--eval-repeats", "3"]
+    cmd = [PY, f"{HERE}/bench.py", "--models", MODELS[model][0], "--datasets", "ml-100k", "--eval-repeats", "3"]
     for o in overrides:
         cmd += ["--set", o]
     return _json_lines(cmd)[-1]
@@ -76,44 +76,77 @@ def main(argv=None) -> int:
             emit({"side": "jaxrec", **ours[-1]}, out)
         p_s = statistics.median(r["train_s_per_epoch_median"] for r in peer)
         o_s = statistics.median(r["train_s_per_epoch_median"] for r in ours)
-        emit({
-            "summary": model, "epochs": epochs, "peer_s_per_epoch": p_s, "jaxrec_s_per_epoch": o_s,
-            "speedup": round(p_s / o_s, 2),
-            "peer_eval_s": statistics.median(r["eval_s"] for r in peer),
-            "jaxrec_eval_s": statistics.median(r["eval_s"] for r in ours),
-            "peer_recall@20": peer[0]["recall@20"], "peer_ndcg@20": peer[0]["ndcg@20"],
-            "jaxrec_recall@20": ours[0]["recall@20"], "jaxrec_ndcg@20": ours[0]["ndcg@20"],
-        }, out)
+        emit(
+            {
+                "summary": model,
+                "epochs": epochs,
+                "peer_s_per_epoch": p_s,
+                "jaxrec_s_per_epoch": o_s,
+                "speedup": round(p_s / o_s, 2),
+                "peer_eval_s": statistics.median(r["eval_s"] for r in peer),
+                "jaxrec_eval_s": statistics.median(r["eval_s"] for r in ours),
+                "peer_recall@20": peer[0]["recall@20"],
+                "peer_ndcg@20": peer[0]["ndcg@20"],
+                "jaxrec_recall@20": ours[0]["recall@20"],
+                "jaxrec_ndcg@20": ours[0]["ndcg@20"],
+            },
+            out,
+        )
 
     if args.same_split:
         tmp = tempfile.mkdtemp(prefix="recbole-split-")
         _json_lines([args.peer_python, f"{HERE}/peer_recbole.py", "split", "--seed", "2020", "--out", tmp])
-        split = [f"data.dataset={tmp}/train.tsv", f"data.valid_path={tmp}/valid.tsv",
-                 f"data.test_path={tmp}/test.tsv", "data.split=predefined", "data.user_col=user",
-                 "data.item_col=item"]
+        split = [
+            f"data.dataset={tmp}/train.tsv",
+            f"data.valid_path={tmp}/valid.tsv",
+            f"data.test_path={tmp}/test.tsv",
+            "data.split=predefined",
+            "data.user_col=user",
+            "data.item_col=item",
+        ]
         for model in args.models:
             rows = [jaxrec_run(model, [*split, f"train.seed={s}"]) for s in range(args.seeds)]
             rec = [r["recall@20"] for r in rows]
             ndcg = [r["ndcg@20"] for r in rows]
-            emit({
-                "same_split": model, "split": "recbole-1.2.1 RS 8:1:1 seed 2020", "seeds": args.seeds,
-                "jaxrec_recall@20_mean": round(statistics.mean(rec), 4),
-                "jaxrec_recall@20_std": round(statistics.pstdev(rec), 4),
-                "jaxrec_ndcg@20_mean": round(statistics.mean(ndcg), 4),
-                "jaxrec_ndcg@20_std": round(statistics.pstdev(ndcg), 4),
-                "jaxrec_runs": [[r["recall@20"], r["ndcg@20"]] for r in rows],
-            }, out)
+            emit(
+                {
+                    "same_split": model,
+                    "split": "recbole-1.2.1 RS 8:1:1 seed 2020",
+                    "seeds": args.seeds,
+                    "jaxrec_recall@20_mean": round(statistics.mean(rec), 4),
+                    "jaxrec_recall@20_std": round(statistics.pstdev(rec), 4),
+                    "jaxrec_ndcg@20_mean": round(statistics.mean(ndcg), 4),
+                    "jaxrec_ndcg@20_std": round(statistics.pstdev(ndcg), 4),
+                    "jaxrec_runs": [[r["recall@20"], r["ndcg@20"]] for r in rows],
+                },
+                out,
+            )
 
     if args.gowalla:
         peer = _json_lines([args.peer_python, f"{HERE}/peer_recbole.py", "gowalla", "--batches", "40"])[-1]
         emit({"side": "peer", **peer}, out)
         curve = _json_lines([PY, f"{HERE}/gowalla_curve.py", "--budget-s", "1e9", "--max-epochs", "2"])
         ours_s = curve[-1]["seconds"] - curve[0]["seconds"]  # epoch 2 alone: no compilation
-        emit({"side": "jaxrec", "dataset": "gowalla", "model": "lightgcn", "epoch2_s": round(ours_s, 2),
-              "recall@20": curve[-1]["recall@20"], "ndcg@20": curve[-1]["ndcg@20"]}, out)
-        emit({"summary": "LightGCN-gowalla", "peer_s_per_epoch_extrapolated": peer["s_per_epoch_extrapolated"],
-              "jaxrec_s_per_epoch": round(ours_s, 2),
-              "speedup": round(peer["s_per_epoch_extrapolated"] / ours_s, 2)}, out)
+        emit(
+            {
+                "side": "jaxrec",
+                "dataset": "gowalla",
+                "model": "lightgcn",
+                "epoch2_s": round(ours_s, 2),
+                "recall@20": curve[-1]["recall@20"],
+                "ndcg@20": curve[-1]["ndcg@20"],
+            },
+            out,
+        )
+        emit(
+            {
+                "summary": "LightGCN-gowalla",
+                "peer_s_per_epoch_extrapolated": peer["s_per_epoch_extrapolated"],
+                "jaxrec_s_per_epoch": round(ours_s, 2),
+                "speedup": round(peer["s_per_epoch_extrapolated"] / ours_s, 2),
+            },
+            out,
+        )
     return 0
 
 

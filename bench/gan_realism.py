@@ -36,7 +36,7 @@ FIGURES = ("popularity_jsd", "length_ks", "nn_cosine", "diversity", "rating_jsd"
 
 def rows_of(name: str, seed: int, res, seconds: float) -> list[dict]:
     m = res.metrics
-    kinds = [k[len("realism_"):] for k in m if k.startswith("realism_") and k != "realism_real"]
+    kinds = [k[len("realism_") :] for k in m if k.startswith("realism_") and k != "realism_real"]
     out = []
     for kind in kinds:
         label = f"{name}:gan" if kind == "gan" else kind
@@ -46,14 +46,26 @@ def rows_of(name: str, seed: int, res, seconds: float) -> list[dict]:
         out.append(row)
     real = {"bench": "gan-realism", "config": name, "kind": "real", "seed": seed}
     real.update({f: round(m["realism_real"][f], 4) for f in FIGURES if f in m["realism_real"]})
-    real.update(nn_cosine=round(m["realism_real"]["nn_cosine"], 4), diversity=round(m["realism_real"]["diversity_real"], 4),
-                d_real=round(m["d_real_reference"], 4))
+    real.update(
+        nn_cosine=round(m["realism_real"]["nn_cosine"], 4),
+        diversity=round(m["realism_real"]["diversity_real"], 4),
+        d_real=round(m["d_real_reference"], 4),
+    )
     out.append(real)
     train_s = sum(h["seconds"] for h in res.history)
-    out.append({"bench": "gan-time", "config": name, "seed": seed, "epochs": len(res.history),
-                "train_s": round(train_s, 2), "epoch_s": round(float(np.median([h["seconds"] for h in res.history])), 4),
-                "wall_s": round(seconds, 2), "selected_epoch": m["selection"]["epoch"],
-                "criterion": m["selection"]["criterion"]})
+    out.append(
+        {
+            "bench": "gan-time",
+            "config": name,
+            "seed": seed,
+            "epochs": len(res.history),
+            "train_s": round(train_s, 2),
+            "epoch_s": round(float(np.median([h["seconds"] for h in res.history])), 4),
+            "wall_s": round(seconds, 2),
+            "selected_epoch": m["selection"]["epoch"],
+            "criterion": m["selection"]["criterion"],
+        }
+    )
     return out
 
 
@@ -70,9 +82,11 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     for name in dict.fromkeys(r["config"] for r in rows if r["bench"] == "gan-time"):
         t = [r for r in rows if r["bench"] == "gan-time" and r["config"] == name]
-        lines.append(f"\n{name}: training {np.mean([r['train_s'] for r in t]):.1f} s "
-                     f"(median epoch {np.mean([r['epoch_s'] for r in t]):.3f} s), selected epochs "
-                     f"{[r['selected_epoch'] for r in t]}")
+        lines.append(
+            f"\n{name}: training {np.mean([r['train_s'] for r in t]):.1f} s "
+            f"(median epoch {np.mean([r['epoch_s'] for r in t]):.3f} s), selected epochs "
+            f"{[r['selected_epoch'] for r in t]}"
+        )
     return "\n".join(lines)
 
 

@@ -6,7 +6,8 @@ Trains with ``configs/gowalla-lightgcn.yaml`` through :func:`jaxrec.train.loop.f
 epochs per call, and evaluates the **test** split after each call: Gowalla has no validation
 split, and this is a learning *curve* -- nothing is selected or stopped on it (the run ends on
 the time budget or ``--max-epochs`` only). A new block of epochs starts only when the median
-epoch time so far (plus the last evaluation) says it fits in the budget. One JSON object per line (stdout and ``--out``):
+epoch time so far (plus the last evaluation) says it fits in the budget. One JSON object per line
+(stdout and ``--out``):
 ``epoch``, ``seconds`` (cumulative training seconds, compilation included), ``epoch_s`` (median
 seconds per epoch so far, first epoch excluded when there are others), ``wall_s`` (including
 evaluations), ``loss``, ``recall@20``, ``ndcg@20``.

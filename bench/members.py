@@ -54,28 +54,65 @@ def sweep_vs_train(config: str, seeds: int, rounds: int, extra: list[str]) -> No
             seq = 0.0
             per_epoch = []
             for seed in range(seeds):
-                seq += _timed([*jaxrec, "train", "-q", "-c", config, *sets, "--set", f"name=s{seed}",
-                               "--set", f"train.seed={seed}"])
-                per_epoch.append(json.loads((Path(out) / f"s{seed}" / "metrics.json").read_text())["train_s_per_epoch_median"])
-            wall = _timed([*jaxrec, "sweep", "-q", "-c", config, *sets, "--set", "name=sweep",
-                           "--grid", "train.seed=" + ",".join(map(str, range(seeds)))])
+                seq += _timed(
+                    [
+                        *jaxrec,
+                        "train",
+                        "-q",
+                        "-c",
+                        config,
+                        *sets,
+                        "--set",
+                        f"name=s{seed}",
+                        "--set",
+                        f"train.seed={seed}",
+                    ]
+                )
+                per_epoch.append(
+                    json.loads((Path(out) / f"s{seed}" / "metrics.json").read_text())["train_s_per_epoch_median"]
+                )
+            wall = _timed(
+                [
+                    *jaxrec,
+                    "sweep",
+                    "-q",
+                    "-c",
+                    config,
+                    *sets,
+                    "--set",
+                    "name=sweep",
+                    "--grid",
+                    "train.seed=" + ",".join(map(str, range(seeds))),
+                ]
+            )
             res = json.loads((Path(out) / "sweep" / "results.json").read_text())
             summary = res["summary"][0]
             sweep_epoch = res["timing"]["train_s_per_epoch_median"][0]
             import statistics
 
             one = statistics.median(per_epoch)
-            print(json.dumps({
-                "bench": "sweep-vs-train", "config": config, "overrides": extra, "members": seeds, "round": r,
-                "sequential_wall_s": round(seq, 2), "sweep_wall_s": round(wall, 2),
-                "wall_ratio": round(seq / wall, 2),
-                "one_run_epoch_s": round(one, 4), "sweep_epoch_s": round(sweep_epoch, 4),
-                "sweep_member_epoch_s": round(sweep_epoch / seeds, 4),
-                "member_epoch_vs_one_run": round(sweep_epoch / seeds / one, 3),
-                "sweep_compile_s": round(res["timing"]["compile_s"][0], 2),
-                **{k: round(v, 4) for k, v in summary.items() if k.startswith(("recall@20", "ndcg@20"))},
-                **_machine(),
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "bench": "sweep-vs-train",
+                        "config": config,
+                        "overrides": extra,
+                        "members": seeds,
+                        "round": r,
+                        "sequential_wall_s": round(seq, 2),
+                        "sweep_wall_s": round(wall, 2),
+                        "wall_ratio": round(seq / wall, 2),
+                        "one_run_epoch_s": round(one, 4),
+                        "sweep_epoch_s": round(sweep_epoch, 4),
+                        "sweep_member_epoch_s": round(sweep_epoch / seeds, 4),
+                        "member_epoch_vs_one_run": round(sweep_epoch / seeds / one, 3),
+                        "sweep_compile_s": round(res["timing"]["compile_s"][0], 2),
+                        **{k: round(v, 4) for k, v in summary.items() if k.startswith(("recall@20", "ndcg@20"))},
+                        **_machine(),
+                    }
+                ),
+                flush=True,
+            )
 
 
 def scaling_point(config: str, members: int, epochs: int, extra: list[str]) -> None:
@@ -92,13 +129,26 @@ def scaling_point(config: str, members: int, epochs: int, extra: list[str]) -> N
     out = train_members(cfgs, split, progress=False)
     wall = time.perf_counter() - t0
     epoch = out.timing["train_s_per_epoch_median"]
-    print(json.dumps({
-        "bench": "scaling", "config": config, "model": cfg.model.name, "members": members, "epochs": epochs,
-        "wall_s": round(wall, 2), "epoch_s": round(epoch, 4), "member_epoch_s": round(epoch / members, 5),
-        "compile_s": round(out.timing["compile_s"], 2), "eval_s": round(out.timing["eval_s"], 3),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "backend": jax.default_backend(), **_machine(),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "scaling",
+                "config": config,
+                "model": cfg.model.name,
+                "members": members,
+                "epochs": epochs,
+                "wall_s": round(wall, 2),
+                "epoch_s": round(epoch, 4),
+                "member_epoch_s": round(epoch / members, 5),
+                "compile_s": round(out.timing["compile_s"], 2),
+                "eval_s": round(out.timing["eval_s"], 3),
+                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "backend": jax.default_backend(),
+                **_machine(),
+            }
+        ),
+        flush=True,
+    )
 
 
 def breakdown(members: list[int], steps: int = 40, batch: int = 2048, dim: int = 64) -> None:
@@ -145,12 +195,24 @@ def breakdown(members: list[int], steps: int = 40, batch: int = 2048, dim: int =
                 jax.block_until_ready(fn(*args))
                 times.append(time.perf_counter() - t0)
             out[name] = sorted(times)[2] / m
-        print(json.dumps({
-            "bench": "breakdown", "members": m, "steps": steps, "batch": batch, "rows": rows, "dim": dim,
-            "member_gather_scatter_grad_s": round(out["grads_s"], 5), "member_adam_update_s": round(out["adam_s"], 5),
-            "table_and_moments_mib_all_members": round(3 * m * rows * dim * 4 / 2**20, 1),
-            "backend": jax.default_backend(), **_machine(),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "bench": "breakdown",
+                    "members": m,
+                    "steps": steps,
+                    "batch": batch,
+                    "rows": rows,
+                    "dim": dim,
+                    "member_gather_scatter_grad_s": round(out["grads_s"], 5),
+                    "member_adam_update_s": round(out["adam_s"], 5),
+                    "table_and_moments_mib_all_members": round(3 * m * rows * dim * 4 / 2**20, 1),
+                    "backend": jax.default_backend(),
+                    **_machine(),
+                }
+            ),
+            flush=True,
+        )
 
 
 def main(argv=None) -> int:
@@ -176,8 +238,19 @@ def main(argv=None) -> int:
         scaling_point(args.config, args.members[0], args.epochs, args.overrides)
     elif args.what == "scaling":
         for m in args.members:
-            cmd = [sys.executable, __file__, "scaling", "--point", "--config", args.config, "--members", str(m),
-                   "--epochs", str(args.epochs), *[s for o in args.overrides for s in ("--set", o)]]
+            cmd = [
+                sys.executable,
+                __file__,
+                "scaling",
+                "--point",
+                "--config",
+                args.config,
+                "--members",
+                str(m),
+                "--epochs",
+                str(args.epochs),
+                *[s for o in args.overrides for s in ("--set", o)],
+            ]
             subprocess.run(cmd, check=True, env=_env())
     else:
         breakdown(args.members)

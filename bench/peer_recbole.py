@@ -52,14 +52,28 @@ def prepare(out: str) -> None:
 def _ml100k_config(model: str, seed: int, epochs: int = 1):
     from recbole.config import Config
 
-    return Config(model=model, dataset="ml-100k", config_dict={
-        "data_path": DATA, "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]},
-        "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "full"},
-        "metrics": ["Recall", "NDCG"], "topk": [20], "valid_metric": "Recall@20",
-        "epochs": epochs, "train_batch_size": 2048, "learning_rate": 1e-3, "eval_step": 10**6,
-        "seed": seed, "reproducibility": True, "show_progress": False, "device": "cpu",
-        "use_gpu": False, "checkpoint_dir": f"{WORK}/saved",
-    })
+    return Config(
+        model=model,
+        dataset="ml-100k",
+        config_dict={
+            "data_path": DATA,
+            "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]},
+            "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "full"},
+            "metrics": ["Recall", "NDCG"],
+            "topk": [20],
+            "valid_metric": "Recall@20",
+            "epochs": epochs,
+            "train_batch_size": 2048,
+            "learning_rate": 1e-3,
+            "eval_step": 10**6,
+            "seed": seed,
+            "reproducibility": True,
+            "show_progress": False,
+            "device": "cpu",
+            "use_gpu": False,
+            "checkpoint_dir": f"{WORK}/saved",
+        },
+    )
 
 
 def run(model_name: str, epochs: int, seed: int) -> dict:
@@ -82,10 +96,16 @@ def run(model_name: str, epochs: int, seed: int) -> dict:
     t = time.perf_counter()
     res = trainer.evaluate(test, load_best_model=False, show_progress=False)
     return {
-        "peer": "recbole-1.2.1", "model": model_name, "dataset": "ml-100k", "epochs": epochs,
-        "seed": seed, "train_s_per_epoch_median": round(statistics.median(secs[1:] or secs), 4),
-        "eval_s": round(time.perf_counter() - t, 3), "recall@20": round(float(res["recall@20"]), 4),
-        "ndcg@20": round(float(res["ndcg@20"]), 4), "torch": torch.__version__,
+        "peer": "recbole-1.2.1",
+        "model": model_name,
+        "dataset": "ml-100k",
+        "epochs": epochs,
+        "seed": seed,
+        "train_s_per_epoch_median": round(statistics.median(secs[1:] or secs), 4),
+        "eval_s": round(time.perf_counter() - t, 3),
+        "recall@20": round(float(res["recall@20"]), 4),
+        "ndcg@20": round(float(res["ndcg@20"]), 4),
+        "torch": torch.__version__,
     }
 
 
@@ -116,14 +136,26 @@ def gowalla(n_batches: int) -> dict:
     from recbole.utils import get_model, init_seed
 
     torch.set_num_threads(os.cpu_count() or 1)
-    config = Config(model="LightGCN", dataset="gowalla-lgcn", config_dict={
-        "data_path": DATA, "load_col": {"inter": ["user_id", "item_id"]},
-        "benchmark_filename": ["train", "valid", "test"],
-        "eval_args": {"split": None, "order": "RO", "group_by": "user", "mode": "full"},
-        "n_layers": 3, "reg_weight": 1e-4, "embedding_size": 64, "train_batch_size": 2048,
-        "learning_rate": 1e-3, "seed": 2020, "reproducibility": True, "show_progress": False,
-        "device": "cpu", "use_gpu": False,
-    })
+    config = Config(
+        model="LightGCN",
+        dataset="gowalla-lgcn",
+        config_dict={
+            "data_path": DATA,
+            "load_col": {"inter": ["user_id", "item_id"]},
+            "benchmark_filename": ["train", "valid", "test"],
+            "eval_args": {"split": None, "order": "RO", "group_by": "user", "mode": "full"},
+            "n_layers": 3,
+            "reg_weight": 1e-4,
+            "embedding_size": 64,
+            "train_batch_size": 2048,
+            "learning_rate": 1e-3,
+            "seed": 2020,
+            "reproducibility": True,
+            "show_progress": False,
+            "device": "cpu",
+            "use_gpu": False,
+        },
+    )
     init_seed(2020, True)
     train, _valid, _test = data_preparation(config, create_dataset(config))
     model = get_model("LightGCN")(config, train.dataset)
@@ -139,9 +171,14 @@ def gowalla(n_batches: int) -> dict:
             break
     per = statistics.median(secs[2:])  # the first two steps warm up
     return {
-        "peer": "recbole-1.2.1", "model": "LightGCN", "dataset": "gowalla", "batches_timed": len(secs) - 2,
-        "s_per_batch_median": round(per, 4), "batches_per_epoch": len(train),
-        "s_per_epoch_extrapolated": round(per * len(train), 1), "torch": torch.__version__,
+        "peer": "recbole-1.2.1",
+        "model": "LightGCN",
+        "dataset": "gowalla",
+        "batches_timed": len(secs) - 2,
+        "s_per_batch_median": round(per, 4),
+        "batches_per_epoch": len(train),
+        "s_per_epoch_extrapolated": round(per * len(train), 1),
+        "torch": torch.__version__,
     }
 
 

@@ -26,8 +26,8 @@ import numpy as np
 from jaxrec.config import load_config
 from jaxrec.evaluate import evaluate, split_ranking
 from jaxrec.experiment import build_training, load_split
-from jaxrec.train.state import member
 from jaxrec.train.loop import jit_epoch
+from jaxrec.train.state import member
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -43,8 +43,12 @@ def main(argv=None) -> int:
     for dtype in ("float32", "bfloat16"):
         tr = build_training(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype=dtype)), split)
         runs[dtype] = {
-            "model": tr.model, "state": member(tr.state, 0), "data": tr.data, "epoch": jit_epoch(tr.epoch),
-            "times": [], "losses": [],
+            "model": tr.model,
+            "state": member(tr.state, 0),
+            "data": tr.data,
+            "epoch": jit_epoch(tr.epoch),
+            "times": [],
+            "losses": [],
         }
     for _ in range(args.epochs):
         for r in runs.values():
@@ -57,15 +61,29 @@ def main(argv=None) -> int:
     for dtype, r in runs.items():
         metrics = evaluate(r["model"], {**r["state"].params, **r["data"].inputs}, test, (20,))
         param_dtypes = sorted({str(x.dtype) for x in jax.tree.leaves(r["state"].params)})
-        opt_dtypes = sorted({str(x.dtype) for x in jax.tree.leaves(r["state"].opt_state) if np.issubdtype(x.dtype, np.floating)})
+        opt_dtypes = sorted(
+            {str(x.dtype) for x in jax.tree.leaves(r["state"].opt_state) if np.issubdtype(x.dtype, np.floating)}
+        )
         medians[dtype] = float(np.median(r["times"][1:]))
-        print(json.dumps({
-            "dtype": dtype, "dataset": cfg.data.dataset, "epochs": args.epochs,
-            "recall@20": round(metrics["recall@20"], 5), "ndcg@20": round(metrics["ndcg@20"], 5),
-            "final_loss": round(r["losses"][-1], 5), "train_s_per_epoch_median": round(medians[dtype], 5),
-            "param_dtypes": param_dtypes, "opt_state_dtypes": opt_dtypes,
-            "backend": jax.default_backend(), "cpus": os.cpu_count(), "machine": platform.machine(),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "dtype": dtype,
+                    "dataset": cfg.data.dataset,
+                    "epochs": args.epochs,
+                    "recall@20": round(metrics["recall@20"], 5),
+                    "ndcg@20": round(metrics["ndcg@20"], 5),
+                    "final_loss": round(r["losses"][-1], 5),
+                    "train_s_per_epoch_median": round(medians[dtype], 5),
+                    "param_dtypes": param_dtypes,
+                    "opt_state_dtypes": opt_dtypes,
+                    "backend": jax.default_backend(),
+                    "cpus": os.cpu_count(),
+                    "machine": platform.machine(),
+                }
+            ),
+            flush=True,
+        )
     print(json.dumps({"bf16_over_f32_epoch_time": round(medians["bfloat16"] / medians["float32"], 3)}))
     return 0
 

@@ -53,8 +53,13 @@ def bench_dataset(dataset: str, kernels, repeats: int, dense_max: int, dim: int 
     rows, timed = [], []
     for kernel in kernels:
         row = {
-            "dataset": dataset, "kernel": kernel, "layers": layers, "dim": dim,
-            "n_users": train.n_users, "n_items": train.n_items, "n_edges": n_edges,
+            "dataset": dataset,
+            "kernel": kernel,
+            "layers": layers,
+            "dim": dim,
+            "n_users": train.n_users,
+            "n_items": train.n_items,
+            "n_edges": n_edges,
         }
         rows.append(row)
         if kernel == "dense" and train.n_users * train.n_items > dense_max:
@@ -74,7 +79,7 @@ def bench_dataset(dataset: str, kernels, repeats: int, dense_max: int, dim: int 
         timed.append((row, fwd, fwd_bwd, graph, [], []))
     # interleave the kernels' repeats so that load changes on a shared machine hit all alike
     for _ in range(repeats):
-        for row, fwd, fwd_bwd, graph, t_f, t_fb in timed:
+        for _row, fwd, fwd_bwd, graph, t_f, t_fb in timed:
             t_f.append(_time_once(fwd, (graph, eu, ei)))
             t_fb.append(_time_once(fwd_bwd, (eu, ei, graph)))
     for row, _, _, _, t_f, t_fb in timed:

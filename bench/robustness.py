@@ -10,10 +10,11 @@ peak before the sweep started): ``one`` = one strength; ``vmap`` = ``n`` strengt
 program, all vmapped together (ranking chunk sized by ``sweep_chunk`` for the vmapped width);
 ``auto`` = the same program with ``auto_batch``'s group size (what ``jaxrec robustness`` runs);
 ``loop`` = a Python loop over the same ``n`` strengths calling the compiled one-strength program
-(each call also ranks the clean model, for the Jaccard reference, and takes the gradient). FGM, relative eps
-spread over [0.05, 2]. The first call (compilation) is timed apart; then ``--reps`` timed calls,
-median (``--reps 0``: only the first call, for long runs such as Gowalla's). The victim is trained for ``--epochs`` epochs (0: its initial parameters; ranking time
-does not depend on them).
+(each call also ranks the clean model, for the Jaccard reference, and takes the gradient). FGM,
+relative eps spread over [0.05, 2]. The first call (compilation) is timed apart; then ``--reps``
+timed calls, median (``--reps 0``: only the first call, for long runs such as Gowalla's). The
+victim is trained for ``--epochs`` epochs (0: its initial parameters; ranking time does not
+depend on them).
 """
 
 from __future__ import annotations
@@ -82,19 +83,47 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
         once()
         secs.append(time.perf_counter() - t0)
     k = max(ks)
-    return {"bench": "robustness-strengths", "config": Path(config).name, "dataset": cfg.data.dataset,
-            "model": cfg.model.name, "mode": mode, "batch": batch, "method": method, "strengths": len(eps) if mode != "one" else 1,
-            "users": ranking.n_users, "items": split.n_items, "chunk": int(ranking.users.shape[1]),
-            "first_call_s": round(first, 3), "median_s": round(statistics.median(secs), 3) if secs else None,
-            "reps": reps,
-            "peak_rss_mb_before_sweep": round(before), "peak_rss_mb": round(_peak_mb()),
-            f"ndcg@{k}_last": rows[-1][f"ndcg@{k}"], **_machine()}
+    return {
+        "bench": "robustness-strengths",
+        "config": Path(config).name,
+        "dataset": cfg.data.dataset,
+        "model": cfg.model.name,
+        "mode": mode,
+        "batch": batch,
+        "method": method,
+        "strengths": len(eps) if mode != "one" else 1,
+        "users": ranking.n_users,
+        "items": split.n_items,
+        "chunk": int(ranking.users.shape[1]),
+        "first_call_s": round(first, 3),
+        "median_s": round(statistics.median(secs), 3) if secs else None,
+        "reps": reps,
+        "peak_rss_mb_before_sweep": round(before),
+        "peak_rss_mb": round(_peak_mb()),
+        f"ndcg@{k}_last": rows[-1][f"ndcg@{k}"],
+        **_machine(),
+    }
 
 
 def strengths(args) -> None:
     for mode in args.modes:  # a fresh process each: its own peak memory
-        cmd = [sys.executable, __file__, "_strengths", "--config", args.config, "--n", str(args.n), "--mode", mode,
-               "--epochs", str(args.epochs), "--reps", str(args.reps), "--method", args.method]
+        cmd = [
+            sys.executable,
+            __file__,
+            "_strengths",
+            "--config",
+            args.config,
+            "--n",
+            str(args.n),
+            "--mode",
+            mode,
+            "--epochs",
+            str(args.epochs),
+            "--reps",
+            str(args.reps),
+            "--method",
+            args.method,
+        ]
         line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
         print(line, flush=True)
 
@@ -110,7 +139,9 @@ def data(args) -> None:
     split = load_split(cfg.data)
     combos = [(r, s) for r in args.rates for s in range(args.seeds)]
     avoid = tuple(p for p in (split.valid, split.test) if p is not None)
-    trains = [data_noise.perturb_data(split.train, args.kind, r, 1000 * s + i, avoid) for i, (r, s) in enumerate(combos)]
+    trains = [
+        data_noise.perturb_data(split.train, args.kind, r, 1000 * s + i, avoid) for i, (r, s) in enumerate(combos)
+    ]
     rounds = []
     for _ in range(args.rounds):  # alternate the two ways; wall includes compilation (each shape compiles)
         t0 = time.perf_counter()
@@ -124,12 +155,28 @@ def data(args) -> None:
         seq_s = time.perf_counter() - t0
         rounds.append((members_s, seq_s, together.timing["train_s_per_epoch_median"], sum(seq_epoch)))
     med = lambda i: statistics.median(r[i] for r in rounds)  # noqa: E731
-    print(json.dumps({"bench": "robustness-data", "config": Path(args.config).name, "kind": args.kind,
-                      "rates": args.rates, "seeds": args.seeds, "members": len(trains), "epochs": cfg.train.epochs,
-                      "rounds": args.rounds, "members_wall_s": round(med(0), 2), "sequential_wall_s": round(med(1), 2),
-                      "wall_ratio": round(med(1) / med(0), 2), "members_epoch_s": round(med(2), 4),
-                      "sequential_epoch_s_sum": round(med(3), 4), "epoch_ratio": round(med(3) / med(2), 2),
-                      **_machine()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "robustness-data",
+                "config": Path(args.config).name,
+                "kind": args.kind,
+                "rates": args.rates,
+                "seeds": args.seeds,
+                "members": len(trains),
+                "epochs": cfg.train.epochs,
+                "rounds": args.rounds,
+                "members_wall_s": round(med(0), 2),
+                "sequential_wall_s": round(med(1), 2),
+                "wall_ratio": round(med(1) / med(0), 2),
+                "members_epoch_s": round(med(2), 4),
+                "sequential_epoch_s_sum": round(med(3), 4),
+                "epoch_ratio": round(med(3) / med(2), 2),
+                **_machine(),
+            }
+        ),
+        flush=True,
+    )
 
 
 def table(args) -> None:
@@ -140,8 +187,18 @@ def table(args) -> None:
     res = run_robustness(cfg, Path(args.config).parent, progress=False)
     for s in res.summary + res.data_summary:
         print(json.dumps({"bench": "robustness-table", "config": Path(args.config).name, **s}), flush=True)
-    print(json.dumps({"bench": "robustness-table-timing", "config": Path(args.config).name, **res.timing,
-                      "run_dir": str(res.run_dir), **_machine()}), flush=True)
+    print(
+        json.dumps(
+            {
+                "bench": "robustness-table-timing",
+                "config": Path(args.config).name,
+                **res.timing,
+                "run_dir": str(res.run_dir),
+                **_machine(),
+            }
+        ),
+        flush=True,
+    )
 
 
 def main(argv=None) -> int:

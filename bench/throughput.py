@@ -35,10 +35,10 @@ def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: 
 
     from jaxrec.config import load_config
     from jaxrec.experiment import build_training, load_split
-    from jaxrec.train.loop import jit_epoch
-    from jaxrec.train.state import member
     from jaxrec.train.engine import init_tracker, make_engine
+    from jaxrec.train.loop import jit_epoch
     from jaxrec.train.parallel import make_mesh
+    from jaxrec.train.state import member
 
     cfg = load_config(config)
     split = load_split(cfg.data)
@@ -64,14 +64,27 @@ def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: 
             jax.block_until_ready(m["loss"])
             times.append(time.perf_counter() - t0)
         med = float(np.median(times[1:]))
-        print(json.dumps({
-            "dataset": cfg.data.dataset, "model": cfg.model.name, "dtype": cfg.model.dtype,
-            "batch_size": bs, "devices": mesh_data, "epochs_timed": epochs,
-            "epoch_s_median": round(med, 5), "samples_per_s": round(n_real / med),
-            "compile_s": round(times[0] - med, 3), "final_loss": round(float(np.mean(np.asarray(m["loss"]))), 5),
-            "backend": jax.default_backend(), "simulated_devices": mesh_data > 1 and jax.default_backend() == "cpu",
-            "cpus": os.cpu_count(), "machine": platform.machine(),
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "dataset": cfg.data.dataset,
+                    "model": cfg.model.name,
+                    "dtype": cfg.model.dtype,
+                    "batch_size": bs,
+                    "devices": mesh_data,
+                    "epochs_timed": epochs,
+                    "epoch_s_median": round(med, 5),
+                    "samples_per_s": round(n_real / med),
+                    "compile_s": round(times[0] - med, 3),
+                    "final_loss": round(float(np.mean(np.asarray(m["loss"]))), 5),
+                    "backend": jax.default_backend(),
+                    "simulated_devices": mesh_data > 1 and jax.default_backend() == "cpu",
+                    "cpus": os.cpu_count(),
+                    "machine": platform.machine(),
+                }
+            ),
+            flush=True,
+        )
 
 
 def main(argv=None) -> int:
@@ -85,11 +98,23 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     sweep(args.config, args.batch_sizes, args.epochs, args.mesh_data, args.lr)
     if args.fake_devices > 1:
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={args.fake_devices}",
-               "JAX_PLATFORMS": "cpu"}
-        cmd = [sys.executable, __file__, "--config", args.config, "--epochs", str(args.epochs),
-               "--mesh-data", str(args.fake_devices), "--batch-sizes",
-               *[str(b) for b in args.batch_sizes if b % args.fake_devices == 0]]
+        env = {
+            **os.environ,
+            "XLA_FLAGS": f"--xla_force_host_platform_device_count={args.fake_devices}",
+            "JAX_PLATFORMS": "cpu",
+        }
+        cmd = [
+            sys.executable,
+            __file__,
+            "--config",
+            args.config,
+            "--epochs",
+            str(args.epochs),
+            "--mesh-data",
+            str(args.fake_devices),
+            "--batch-sizes",
+            *[str(b) for b in args.batch_sizes if b % args.fake_devices == 0],
+        ]
         if args.lr is not None:
             cmd += ["--lr", str(args.lr)]
         subprocess.run(cmd, env=env, check=True)

@@ -18,19 +18,26 @@ import sys
 
 from jaxrec.errors import JaxrecError
 
-
 DESCRIPTION = "jaxrec: train, attack and harden recommenders in JAX (run 'jaxrec <command> --help')."
 
 
 def _add_config_args(p: argparse.ArgumentParser, defaults: str = "MF on ml-100k") -> None:
     p.add_argument("--config", "-c", help=f"YAML config (default: the built-in defaults, {defaults})")
     p.add_argument(
-        "--set", "-s", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        "-s",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a config value, e.g. --set train.epochs=50 (repeatable)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of an earlier run of the same name (refused otherwise)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier run of the same name (refused otherwise)",
+    )
 
 
 def cmd_train(args) -> int:
@@ -48,9 +55,7 @@ def cmd_train(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     console = Console()
-    console.print(
-        f"[bold]{cfg.name}[/]: {cfg.model.name} on {cfg.data.dataset}, {cfg.train.epochs} epochs"
-    )
+    console.print(f"[bold]{cfg.name}[/]: {cfg.model.name} on {cfg.data.dataset}, {cfg.train.epochs} epochs")
     result = run(cfg, progress=not args.quiet, resume=args.resume, overwrite=args.overwrite)
     t = result.timing
     console.print(results_table(result.metrics, title=f"{cfg.name}: test (best epoch {result.fit.best_epoch})"))
@@ -82,7 +87,8 @@ def cmd_sweep(args) -> int:
     t = result.timing
     console.print(
         f"{t['members']} members in {t['programs']} program(s), {t['wall_s']:.1f} s | epoch "
-        + ", ".join(f"{s:.3f}" for s in t["train_s_per_epoch_median"]) + " s (median, all members)"
+        + ", ".join(f"{s:.3f}" for s in t["train_s_per_epoch_median"])
+        + " s (median, all members)"
     )
     if result.run_dir is not None:
         console.print(f"wrote {result.run_dir}/results.csv")
@@ -136,16 +142,28 @@ def _study(args, section: str, check, run, tables, what) -> int:
 def cmd_robustness(args) -> int:
     from jaxrec.experiment.robustness import check, run_robustness, tables
 
-    return _study(args, "robustness", check, run_robustness,
-                  lambda cfg, r: tables(cfg, r.summary, r.data_summary, r.worst_users), lambda cfg: "robustness")
+    return _study(
+        args,
+        "robustness",
+        check,
+        run_robustness,
+        lambda cfg, r: tables(cfg, r.summary, r.data_summary, r.worst_users),
+        lambda cfg: "robustness",
+    )
 
 
 def cmd_attack(args) -> int:
     from jaxrec.experiment.attack import check, run_attack
     from jaxrec.experiment.attack_report import tables
 
-    return _study(args, "attack", check, run_attack, tables,
-                  lambda cfg: f"{', '.join(cfg.attack.kinds)} attacks at sizes {list(cfg.attack.sizes)}")
+    return _study(
+        args,
+        "attack",
+        check,
+        run_attack,
+        tables,
+        lambda cfg: f"{', '.join(cfg.attack.kinds)} attacks at sizes {list(cfg.attack.sizes)}",
+    )
 
 
 def cmd_data_info(args) -> int:
@@ -155,9 +173,14 @@ def cmd_data_info(args) -> int:
     from jaxrec.data import describe, load_dataset
 
     kwargs = {"data_dir": args.data_dir} if args.data_dir else {}
-    table_options = {"user_col": args.user_col, "item_col": args.item_col, "rating_col": args.rating_col,
-                     "time_col": args.time_col, "delimiter": args.delimiter,
-                     "columns": tuple(args.columns.split(",")) if args.columns else None}
+    table_options = {
+        "user_col": args.user_col,
+        "item_col": args.item_col,
+        "rating_col": args.rating_col,
+        "time_col": args.time_col,
+        "delimiter": args.delimiter,
+        "columns": tuple(args.columns.split(",")) if args.columns else None,
+    }
     kwargs.update({k: v for k, v in table_options.items() if v is not None})
     info = describe(load_dataset(args.name, **kwargs))
     table = Table(title=args.name, show_header=False)
@@ -177,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint (checkpoint.dir)")
     p.add_argument(
-        "--distributed", action="store_true",
+        "--distributed",
+        action="store_true",
         help="multi-host: jax.distributed.initialize (flags below, else JAXREC_COORDINATOR, "
         "JAXREC_NUM_PROCESSES, JAXREC_PROCESS_ID, else cluster auto-detection)",
     )
@@ -188,9 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweep", help="train every combination of a grid as members of one program")
     _add_config_args(p)
     p.add_argument(
-        "--grid", "-g", action="append", default=[], metavar="KEY=V1,V2",
-        help="a config key and its values, e.g. --grid train.seed=0,1,2,3 (repeatable; the sweep "
-        "is their product)",
+        "--grid",
+        "-g",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="a config key and its values, e.g. --grid train.seed=0,1,2,3 (repeatable; the sweep is their product)",
     )
     p.add_argument("--resume", action="store_true", help="continue each group from its latest checkpoint")
     p.set_defaults(func=cmd_sweep)
@@ -213,8 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("info", help="users, items, interactions, density of a data set")
     p.add_argument("name", help="a data set name (ml-100k, gowalla, ...) or a path")
     p.add_argument("--data-dir", help="look here before $JAXREC_DATA_DIR and the cache")
-    p.add_argument("--columns", metavar="A,B,..", help="a header-less file's column names in order "
-                   "(e.g. user_id,item_id,rating,timestamp for MovieLens' u1.base), as data.columns")
+    p.add_argument(
+        "--columns",
+        metavar="A,B,..",
+        help="a header-less file's column names in order "
+        "(e.g. user_id,item_id,rating,timestamp for MovieLens' u1.base), as data.columns",
+    )
     for role in ("user", "item", "rating", "time"):
         p.add_argument(f"--{role}-col", help=f"the {role} column's name (as data.{role}_col)")
     p.add_argument("--delimiter", help="the field separator (default: from the file extension), as data.delimiter")

@@ -14,7 +14,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import yaml
 
@@ -34,17 +34,19 @@ class DataConfig:
     dataset: str = "ml-100k"
     user_col: str = "user_id"  #: column names for CSV/TSV/Parquet files
     item_col: str = "item_id"
-    rating_col: Optional[str] = None
-    time_col: Optional[str] = None
-    delimiter: Optional[str] = None  #: None: from the file extension
-    columns: tuple[str, ...] = ()  #: a header-less file's column names in order, e.g. [user_id, item_id, rating, timestamp]
-    test_path: Optional[str] = None
-    valid_path: Optional[str] = None
-    implicit_threshold: Optional[float] = None  #: None: every rating is a positive
+    rating_col: str | None = None
+    time_col: str | None = None
+    delimiter: str | None = None  #: None: from the file extension
+    #: a header-less file's column names in order, e.g. [user_id, item_id, rating, timestamp]
+    columns: tuple[str, ...] = ()
+    test_path: str | None = None
+    valid_path: str | None = None
+    implicit_threshold: float | None = None  #: None: every rating is a positive
     deduplicate: bool = True
     user_core: int = ranged(0, at_least(0))  #: k-core filter (0: off)
     item_core: int = ranged(0, at_least(0))
-    split: str = ranged("random", one_of("random", "temporal", "leave_one_out", "predefined"))  #: random | temporal | leave_one_out | predefined
+    #: random | temporal | leave_one_out | predefined
+    split: str = ranged("random", one_of("random", "temporal", "leave_one_out", "predefined"))
     ratios: tuple[float, ...] = ranged((0.8, 0.1, 0.1), between(0, 1))
     seed: int = 2020
 
@@ -55,13 +57,15 @@ class ModelConfig:
 
     name: str = "mf"  #: a key of jaxrec.experiment.models.REGISTRY: mf | neumf | lightgcn | ngcf
     dim: int = ranged(64, at_least(1))
-    init: str = ranged("xavier_normal", one_of("xavier_normal", "xavier_uniform", "normal"))  #: xavier_normal | xavier_uniform | normal
+    #: xavier_normal | xavier_uniform | normal
+    init: str = ranged("xavier_normal", one_of("xavier_normal", "xavier_uniform", "normal"))
     init_std: float = ranged(0.1, above(0))  #: for init: normal
     layers: int = ranged(2, at_least(0))  #: LightGCN / NGCF propagation layers
     mlp_layers: tuple[int, ...] = ranged((128, 64), at_least(1))  #: NeuMF MLP tower
     dropout: float = ranged(0.1, between(0, 1, high_open=True))  #: NeuMF (MLP) / NGCF (message dropout)
     dtype: str = ranged("float32", one_of("float32", "bfloat16"))  #: compute dtype: float32 | bfloat16
-    propagation: str = "auto"  #: LightGCN / NGCF kernel: auto | dense | segment_sum | segment_sum_vjp | bcoo | bcsr | bcsr_vjp
+    #: LightGCN / NGCF kernel: auto | dense | segment_sum | segment_sum_vjp | bcoo | bcsr | bcsr_vjp
+    propagation: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,16 +79,16 @@ class TrainConfig:
     negative_sampling: str = ranged("uniform", one_of("uniform", "popularity"))  #: uniform | popularity
     popularity_alpha: float = ranged(0.75, at_least(0))
     seed: int = 0
-    init_from: Optional[str] = None  #: warm start: params of the latest checkpoint in this directory
+    init_from: str | None = None  #: warm start: params of the latest checkpoint in this directory
     eval_every: int = ranged(0, at_least(0))  #: validate every N epochs (0: never)
-    patience: Optional[int] = ranged(None, at_least(1))  #: early stopping, in evaluations without improvement
+    patience: int | None = ranged(None, at_least(1))  #: early stopping, in evaluations without improvement
     monitor: str = "recall@20"
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     ks: tuple[int, ...] = ranged((10, 20, 50), at_least(1))
-    chunk: Optional[int] = ranged(None, at_least(1))  #: users per ranking chunk (None: automatic)
+    chunk: int | None = ranged(None, at_least(1))  #: users per ranking chunk (None: automatic)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +97,7 @@ class CheckpointConfig:
 
     every: int = ranged(0, at_least(0))  #: save every N epochs and at the end (0: no checkpoints)
     keep: int = ranged(3, at_least(1))  #: keep the last K checkpoints
-    dir: Optional[str] = None  #: None: <output_dir>/<name>/checkpoints
+    dir: str | None = None  #: None: <output_dir>/<name>/checkpoints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +117,8 @@ class GANConfig:
     off by default) and ``docs/gan.md`` for what was measured with them.
     """
 
-    g_hidden: tuple[int, ...] = ranged((256, 512, 1024), at_least(1))  #: the seed's: noise -> 256 -> 512 -> 1024 -> items
+    #: the seed's: noise -> 256 -> 512 -> 1024 -> items
+    g_hidden: tuple[int, ...] = ranged((256, 512, 1024), at_least(1))
     d_hidden: tuple[int, ...] = ranged((256, 512, 1024), at_least(1))  #: the seed's: items -> 256 -> 512 -> 1024 -> 1
     noise_dim: int = ranged(128, at_least(0))  #: 0 allowed with conditional (CFGAN without noise)
     dropout: float = ranged(0.3, between(0, 1, high_open=True))  #: in D
@@ -134,22 +139,30 @@ class GANConfig:
     instance_noise: float = ranged(0.0, at_least(0))  #: std of Gaussian noise added to D's inputs
     feature_matching: float = ranged(0.0, at_least(0))  #: weight of G's feature-matching term (D's last hidden layer)
     minibatch_std: bool = False  #: D sees the minibatch standard deviation feature
-    relax: str = ranged("none", one_of("none", "straight_through", "gumbel"))  #: D judges G's discrete top-L profiles (unconditional)
+    #: D judges G's discrete top-L profiles (unconditional)
+    relax: str = ranged("none", one_of("none", "straight_through", "gumbel"))
     tau: float = ranged(1.0, above(0))  #: temperature of the relaxation's gradient
     temperature: float = ranged(1.0, above(0))  #: gumbel: items sampled from softmax(logits / temperature)
     length_input: bool = False  #: G reads the length L of the profile it writes (unconditional)
     rated: bool = False  #: G also writes ratings 1..K (needs integer-rated data); D judges rated users
-    rating_head: str = ranged("mean", one_of("mean", "categorical"))  #: G's ratings: a rounded mean | a level drawn from per-level logits
-    select: str = ranged("none", one_of("none", "realism", "detector"))  #: keep the epoch whose fakes are most realistic (realism gap) or least detectable (fresh detector) vs the calibration users
+    #: G's ratings: a rounded mean | a level drawn from per-level logits
+    rating_head: str = ranged("mean", one_of("mean", "categorical"))
+    #: keep the epoch whose fakes are most realistic (realism gap) or least detectable (fresh detector) vs the
+    #: calibration users
+    select: str = ranged("none", one_of("none", "realism", "detector"))
     fresh_folds: int = ranged(5, at_least(2))  #: folds of the fresh detector (real reference users vs new fakes)
     epochs: int = ranged(100, at_least(0))
     batch_size: int = ranged(128, at_least(1))
-    holdout: float = ranged(0.2, between(0, 1, low_open=True, high_open=True))  #: share of users kept out of GAN training (realism, detector)
+    #: share of users kept out of GAN training (realism, detector)
+    holdout: float = ranged(0.2, between(0, 1, low_open=True, high_open=True))
     n_fake: int = ranged(50, at_least(1))  #: fake users sampled at the end
-    profile_length: str = ranged("empirical", one_of("empirical", "mean"))  #: empirical | mean (of the real profile lengths)
+    #: empirical | mean (of the real profile lengths)
+    profile_length: str = ranged("empirical", one_of("empirical", "mean"))
     target_items: tuple[int, ...] = ranged((), at_least(0))  #: item indices forced into every fake profile
-    fpr: float = ranged(0.05, between(0, 1, low_open=True, high_open=True))  #: detector threshold: this false-positive rate on held-out clean users
-    report_every: int = ranged(1, at_least(0))  #: realism / validation figures (and model selection) every N epochs (0: only at the end)
+    #: detector threshold: this false-positive rate on held-out clean users
+    fpr: float = ranged(0.05, between(0, 1, low_open=True, high_open=True))
+    #: realism / validation figures (and model selection) every N epochs (0: only at the end)
+    report_every: int = ranged(1, at_least(0))
     seed: int = 0
 
 
@@ -172,16 +185,20 @@ class RobustnessConfig:
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
     seeds: int = ranged(1, at_least(1))  #: training seeds per victim (train.seed, +1, ...; members of one program)
-    methods: tuple[str, ...] = ranged(("random", "fgm", "pgd"), one_of("random", "gaussian", "fgm", "fgsm", "pgd"))  #: random | gaussian | fgm | fgsm | pgd
-    eps: tuple[float, ...] = ranged((0.1, 0.25, 0.5, 1.0, 2.0), at_least(0))  #: strengths (per-row L2 norm; fgsm: L-inf)
+    #: random | gaussian | fgm | fgsm | pgd
+    methods: tuple[str, ...] = ranged(("random", "fgm", "pgd"), one_of("random", "gaussian", "fgm", "fgsm", "pgd"))
+    #: strengths (per-row L2 norm; fgsm: L-inf)
+    eps: tuple[float, ...] = ranged((0.1, 0.25, 0.5, 1.0, 2.0), at_least(0))
     relative: bool = True  #: eps x each table's mean row norm (compares models)
     noise_seeds: int = ranged(1, at_least(1))  #: noise draws / adversary negatives per trained model (vmapped)
     strength_batch: int = ranged(0, at_least(0))  #: strengths vmapped together (0: auto, all unless chunks get narrow)
     pgd_steps: int = ranged(10, at_least(1))
-    pgd_step_size: Optional[float] = ranged(None, above(0))  #: per step, as a fraction of eps (None: 2.5 / pgd_steps)
+    pgd_step_size: float | None = ranged(None, above(0))  #: per step, as a fraction of eps (None: 2.5 / pgd_steps)
     pgd_random_start: bool = False
-    data_kinds: tuple[str, ...] = ranged((), one_of("drop", "add"))  #: drop | add: retrain every victim on noisy training data
-    data_rates: tuple[float, ...] = ranged((0.05, 0.1, 0.2), between(0, 1, high_open=True))  #: share of the training interactions
+    #: drop | add: retrain every victim on noisy training data
+    data_kinds: tuple[str, ...] = ranged((), one_of("drop", "add"))
+    #: share of the training interactions
+    data_rates: tuple[float, ...] = ranged((0.05, 0.1, 0.2), between(0, 1, high_open=True))
     data_seeds: int = ranged(2, at_least(1))  #: noisy data sets per (kind, rate)
     worst_users: int = ranged(10, at_least(0))  #: rows of the worst-users table
     plot_metric: str = "ndcg@20"  #: the metric plotted against eps
@@ -193,19 +210,27 @@ class AttackConfig:
     training data, every victim retrained on every (attack, size, seed, defense) as members."""
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
-    kinds: tuple[str, ...] = ranged(("random", "average", "bandwagon", "gan"), one_of("random", "average", "bandwagon", "gan"))
-    sizes: tuple[float, ...] = ranged((0.01, 0.03, 0.05), above(0))  #: fake users: a share of the real users (< 1) or a count (>= 1)
+    kinds: tuple[str, ...] = ranged(
+        ("random", "average", "bandwagon", "gan"), one_of("random", "average", "bandwagon", "gan")
+    )
+    #: fake users: a share of the real users (< 1) or a count (>= 1)
+    sizes: tuple[float, ...] = ranged((0.01, 0.03, 0.05), above(0))
     seeds: int = ranged(2, at_least(1))  #: per size: profile draw and victim training seed (train.seed + s)
     filler: int = ranged(0, at_least(0))  #: items per profile besides the targets (0: the mean real profile length)
     selected: int = ranged(10, at_least(1))  #: bandwagon: the most popular items rated at the maximum
     targets: tuple[str, ...] = ()  #: raw item ids (as in the data file); empty: drawn
     n_targets: int = ranged(5, at_least(1))  #: drawn targets, attacked jointly
-    target_pool: str = ranged("unpopular", one_of("unpopular", "popular", "all"))  #: unpopular | popular | all (items with >= 1 training positive)
-    intent: str = ranged("push", one_of("push", "nuke"))  #: push (targets at the maximum rating) | nuke (at the minimum)
-    threshold: Optional[float] = 4.0  #: ratings >= this become positives after injection (None: all)
-    detectors: tuple[str, ...] = ranged(("d", "pca", "rdma", "degsim"), one_of("d", "pca", "rdma", "degsim"))  #: defenses by filtering (d: the GAN's D)
-    trusted: float = ranged(0.1, between(0, 1, low_open=True, high_open=True))  #: share of real users trusted (held out of the GAN; set detector thresholds)
-    fpr: float = ranged(0.05, between(0, 1, low_open=True, high_open=True))  #: detector threshold: this false-positive rate on the trusted users
+    #: unpopular | popular | all (items with >= 1 training positive)
+    target_pool: str = ranged("unpopular", one_of("unpopular", "popular", "all"))
+    #: push (targets at the maximum rating) | nuke (at the minimum)
+    intent: str = ranged("push", one_of("push", "nuke"))
+    threshold: float | None = 4.0  #: ratings >= this become positives after injection (None: all)
+    #: defenses by filtering (d: the GAN's D)
+    detectors: tuple[str, ...] = ranged(("d", "pca", "rdma", "degsim"), one_of("d", "pca", "rdma", "degsim"))
+    #: share of real users trusted (held out of the GAN; set detector thresholds)
+    trusted: float = ranged(0.1, between(0, 1, low_open=True, high_open=True))
+    #: detector threshold: this false-positive rate on the trusted users
+    fpr: float = ranged(0.05, between(0, 1, low_open=True, high_open=True))
     pca_components: int = ranged(3, at_least(1))
     degsim_k: int = ranged(25, at_least(1))
     seed: int = 0  #: targets, trusted users
@@ -279,9 +304,7 @@ def from_dict(cls, values: dict, where: str = ""):
     for key in values:
         if key not in names:
             prefix = f"{where}." if where else ""
-            raise JaxrecError(
-                f"unknown config key {prefix}{key!s} (known: {', '.join(sorted(names))})"
-            )
+            raise JaxrecError(f"unknown config key {prefix}{key!s} (known: {', '.join(sorted(names))})")
     kwargs = {}
     for key, value in values.items():
         path = f"{where}.{key}" if where else str(key)
@@ -311,12 +334,12 @@ def validate(obj, where: str = "", deep: bool = True):
     return obj
 
 
-def _ratios_sum_to_one(d: "DataConfig", at: str) -> None:
+def _ratios_sum_to_one(d: DataConfig, at: str) -> None:
     if len(d.ratios) not in (2, 3) or abs(sum(d.ratios) - 1.0) > 1e-6:
         raise JaxrecError(f"{at}ratios must be 2 or 3 shares (train, [valid,] test) summing to 1, got {list(d.ratios)}")
 
 
-def _epochs_train_something(t: "TrainConfig", at: str) -> None:
+def _epochs_train_something(t: TrainConfig, at: str) -> None:
     if t.epochs == 0 and t.init_from is None:
         raise JaxrecError(f"{at}epochs must be >= 1, got 0 (0 only evaluates a warm start: set {at}init_from)")
 
@@ -398,7 +421,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         except JaxrecError as e:
             raise JaxrecError(f"{path}: {e}") from None
     cfg = from_dict(Config, values) if not overrides else None
-    for i, item in enumerate(overrides):  # one at a time: the first bad one is named
+    for item in overrides:  # one at a time: the first bad one is named
         values = apply_overrides(values, [item])
         try:
             cfg = from_dict(Config, values)

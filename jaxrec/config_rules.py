@@ -35,8 +35,10 @@ def one_of(*options) -> Rule:
     return Rule(f"one of {list(options)}", lambda v: v in options)
 
 
-NAME = Rule("a single path component (not empty, no '/' or '\\', not '.' or '..')",
-            lambda v: bool(v) and "/" not in v and "\\" not in v and v not in (".", ".."))
+NAME = Rule(
+    "a single path component (not empty, no '/' or '\\', not '.' or '..')",
+    lambda v: bool(v) and "/" not in v and "\\" not in v and v not in (".", ".."),
+)
 
 
 def ranged(default, rule: Rule):

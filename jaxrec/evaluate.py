@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import chex
 import jax
@@ -190,7 +190,7 @@ def metrics_from_hits(hits: jax.Array, n_targets: jax.Array, ks: Sequence[int]) 
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _top_k(k: int):
     """``lax.top_k(x, k)`` whose vmap flattens every batch axis into the rows: XLA's CPU top-k
     is fast on a 2-D operand (one row per user) and slower on 3-D ones (a vmapped sweep ranks
@@ -271,7 +271,9 @@ def rank_users(score_all, data: RankingData, ks: Sequence[int], reference: UserR
     return UserRanking(metrics=metrics, top=top, top_scores=top_scores, held_out_scores=held)
 
 
-def metric_sums(score_all, data: RankingData, ks: Sequence[int], reference: UserRanking | None = None) -> tuple[dict, jax.Array]:
+def metric_sums(
+    score_all, data: RankingData, ks: Sequence[int], reference: UserRanking | None = None
+) -> tuple[dict, jax.Array]:
     """Summed per-user metrics (:func:`rank_users`) over all evaluated users, and the user count:
     divide to get means. Pure and traceable."""
     ranking = rank_users(score_all, data, ks, reference)

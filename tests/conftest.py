@@ -84,6 +84,7 @@ def restore_one(ck, state):
     tree, meta = ck.restore({"state": states, "tracker": init_tracker(states.params, 1, False)})
     return member(tree["state"], 0), meta
 
+
 def rated_interactions(n_users=40, n_items=30, per_user=8, seed=0) -> Interactions:
     """Users rate ``per_user`` distinct items 1..5 (item quality + noise); raw ids are strings
     ``u<k>`` / ``i<k>`` so that an index is never mistaken for a raw id."""
@@ -92,9 +93,16 @@ def rated_interactions(n_users=40, n_items=30, per_user=8, seed=0) -> Interactio
     users = np.repeat(np.arange(n_users), per_user)
     items = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
     ratings = np.clip(np.round(quality[items] + rng.normal(0, 0.7, items.size)), 1, 5)
-    return Interactions(users, items, n_users, n_items, ratings=ratings,
-                        user_ids=np.array([f"u{k}" for k in range(n_users)]),
-                        item_ids=np.array([f"i{k}" for k in range(n_items)]), source="rated-synthetic")
+    return Interactions(
+        users,
+        items,
+        n_users,
+        n_items,
+        ratings=ratings,
+        user_ids=np.array([f"u{k}" for k in range(n_users)]),
+        item_ids=np.array([f"i{k}" for k in range(n_items)]),
+        source="rated-synthetic",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -24,10 +24,23 @@ def tiny_csv(tmp_path_factory):
 
 def tiny_args(tiny_csv, out, *extra):
     return [
-        "train", "--quiet",
-        "--set", f"data.dataset={tiny_csv}", "--set", "data.rating_col=rating",
-        "--set", "train.epochs=3", "--set", "train.batch_size=64", "--set", "eval.ks=[5,10]",
-        "--set", f"output_dir={out}", "--set", "name=tiny", *extra,
+        "train",
+        "--quiet",
+        "--set",
+        f"data.dataset={tiny_csv}",
+        "--set",
+        "data.rating_col=rating",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "train.batch_size=64",
+        "--set",
+        "eval.ks=[5,10]",
+        "--set",
+        f"output_dir={out}",
+        "--set",
+        "name=tiny",
+        *extra,
     ]
 
 
@@ -49,7 +62,10 @@ def test_train_writes_config_and_metrics(tiny_csv, tmp_path, capsys):
     [
         (["--set", "model.name=svd"], "model.name: unknown model 'svd'"),
         (["--set", "eval.ks=[5,31]"], "eval.ks: K=31 must be between 1 and the number of items (30)"),
-        (["--set", "train.loss=hinge"], "--set train.loss=hinge: train.loss must be one of ['bpr', 'bce'], got 'hinge'"),
+        (
+            ["--set", "train.loss=hinge"],
+            "--set train.loss=hinge: train.loss must be one of ['bpr', 'bce'], got 'hinge'",
+        ),
         (["--set", "data.split=predefined"], "data.split: predefined, but"),
         (["--set", "data.dataset=ml-5k"], "ml-5k: neither a known data set"),
         (["--set", "data.rating_col=score"], "score"),
@@ -67,7 +83,9 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     bad.write_text("user_id,item_id\n1,2\n3\n")
     proc = subprocess.run(
         [sys.executable, "-m", "jaxrec.cli", "train", "--set", f"data.dataset={bad}"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "bad.csv" in proc.stderr and "line 3" in proc.stderr and "Traceback" not in proc.stderr
@@ -108,7 +126,10 @@ def test_robustness_writes_rows_report_and_real_plots(tiny_csv, tmp_path, capsys
     res = json.loads((run / "results.json").read_text())
     param = [r for r in res["rows"] if r["method"] != "none"]
     assert len(res["rows"]) - len(param) == 4 and len(param) == 2 * 2 * 2 * 2 and len(res["data_rows"]) == 4
-    assert {r["victim"] for r in res["rows"]} == {"v-mf", "v-amf"} and {r["adv"] for r in res["rows"]} == {"none", "apr"}
+    assert {r["victim"] for r in res["rows"]} == {"v-mf", "v-amf"} and {r["adv"] for r in res["rows"]} == {
+        "none",
+        "apr",
+    }
     s = next(x for x in res["summary"] if (x["victim"], x["method"], x["eps"]) == ("v-amf", "fgm", 1.0))
     mine = [r["drop_ndcg@10"] for r in param if (r["victim"], r["method"], r["eps"]) == ("v-amf", "fgm", 1.0)]
     assert s["n"] == 2 and s["drop_ndcg@10_mean"] == pytest.approx(sum(mine) / 2)
@@ -135,19 +156,43 @@ STUDY_ARGS = {
 @pytest.mark.parametrize(
     "command, setting, message",
     [
-        ("robustness", "robustness.methods=[fgm,cw]", "robustness.methods must be one of ['random', 'gaussian', 'fgm', 'fgsm', 'pgd'], got ['fgm', 'cw']"),
+        (
+            "robustness",
+            "robustness.methods=[fgm,cw]",
+            "robustness.methods must be one of ['random', 'gaussian', 'fgm', 'fgsm', 'pgd'], got ['fgm', 'cw']",
+        ),
         ("robustness", "robustness.eps=[-1]", "robustness.eps must be >= 0, got [-1.0]"),
         ("robustness", "robustness.eps=[.inf]", "robustness.eps: give one or more finite strengths >= 0, got [inf]"),
-        ("robustness", "robustness.data_kinds=[swap]", "robustness.data_kinds must be one of ['drop', 'add'], got ['swap']"),
+        (
+            "robustness",
+            "robustness.data_kinds=[swap]",
+            "robustness.data_kinds must be one of ['drop', 'add'], got ['swap']",
+        ),
         ("robustness", "robustness.plot_metric=ndcg@50", "robustness.plot_metric: 'ndcg@50' is not a metric at one"),
-        ("robustness", "robustness.victims=[nowhere.yaml]", "robustness.victims[0]: nowhere.yaml: config file not found"),
+        (
+            "robustness",
+            "robustness.victims=[nowhere.yaml]",
+            "robustness.victims[0]: nowhere.yaml: config file not found",
+        ),
         ("robustness", "robustness.seeds=0", "robustness.seeds must be >= 1"),
-        ("attack", "attack.kinds=[sybil]", "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan'], got ['sybil']"),
+        (
+            "attack",
+            "attack.kinds=[sybil]",
+            "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan'], got ['sybil']",
+        ),
         ("attack", "attack.sizes=[1.5]", "attack.sizes: give shares in (0, 1) or whole counts >= 1"),
         ("attack", "attack.sizes=[0.01]", "attack.sizes: [0.01] of 25 users gives an attack without fake users"),
-        ("attack", "attack.detectors=[pca,lof]", "attack.detectors must be one of ['d', 'pca', 'rdma', 'degsim'], got ['pca', 'lof']"),
+        (
+            "attack",
+            "attack.detectors=[pca,lof]",
+            "attack.detectors must be one of ['d', 'pca', 'rdma', 'degsim'], got ['pca', 'lof']",
+        ),
         ("attack", "attack.detectors=[pca,pca]", "attack.detectors: a value repeats in ['pca', 'pca']"),
-        ("attack", "attack.target_pool=cold", "attack.target_pool must be one of ['unpopular', 'popular', 'all'], got 'cold'"),
+        (
+            "attack",
+            "attack.target_pool=cold",
+            "attack.target_pool must be one of ['unpopular', 'popular', 'all'], got 'cold'",
+        ),
         ("attack", "attack.fpr=0", "attack.fpr must be in (0, 1), got 0.0"),
         ("attack", "attack.targets=[i999]", "attack.targets: target item 'i999' is not an item"),
         ("attack", "data.implicit_threshold=4", "data.implicit_threshold: the attack thresholds after injection"),
@@ -155,8 +200,17 @@ STUDY_ARGS = {
     ],
 )
 def test_study_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, capsys, command, setting, message):
-    args = [command, "-q", "--set", f"data.dataset={tiny_csv}", *STUDY_ARGS[command], "--set", f"output_dir={tmp_path}",
-            "--set", setting]
+    args = [
+        command,
+        "-q",
+        "--set",
+        f"data.dataset={tiny_csv}",
+        *STUDY_ARGS[command],
+        "--set",
+        f"output_dir={tmp_path}",
+        "--set",
+        setting,
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and not (tmp_path / "run").exists()
@@ -164,12 +218,40 @@ def test_study_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, 
 
 def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_path, capsys):
     """``jaxrec attack`` end to end on a tiny rated CSV, raw target ids from the file."""
-    args = ["attack", "-q", "--set", f"data.dataset={tiny_csv}", "--set", "data.rating_col=rating",
-            "--set", "eval.ks=[5,10]", "--set", f"output_dir={tmp_path}", "--set", "name=att",
-            "--set", "model.dim=8", "--set", "train.epochs=2", "--set", "train.batch_size=64",
-            "--set", "attack.kinds=[average]", "--set", "attack.sizes=[3]", "--set", "attack.seeds=1",
-            "--set", "attack.filler=5", "--set", "attack.targets=[i3,i7]", "--set", "attack.detectors=[rdma]",
-            "--set", "attack.trusted=0.2"]
+    args = [
+        "attack",
+        "-q",
+        "--set",
+        f"data.dataset={tiny_csv}",
+        "--set",
+        "data.rating_col=rating",
+        "--set",
+        "eval.ks=[5,10]",
+        "--set",
+        f"output_dir={tmp_path}",
+        "--set",
+        "name=att",
+        "--set",
+        "model.dim=8",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.batch_size=64",
+        "--set",
+        "attack.kinds=[average]",
+        "--set",
+        "attack.sizes=[3]",
+        "--set",
+        "attack.seeds=1",
+        "--set",
+        "attack.filler=5",
+        "--set",
+        "attack.targets=[i3,i7]",
+        "--set",
+        "attack.detectors=[rdma]",
+        "--set",
+        "attack.trusted=0.2",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "target HR@5" in out and "rdma" in out
@@ -182,11 +264,23 @@ def test_an_unwritable_output_dir_is_an_error_before_training(tiny_csv, tmp_path
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the output directory should be\n")
     for command in (["train"], ["sweep", "--grid", "train.seed=0,1"]):
-        args = [*command, "-q", "--set", f"data.dataset={tiny_csv}", "--set", f"output_dir={blocker}",
-                "--set", "train.epochs=1", "--set", "eval.ks=[5]"]
+        args = [
+            *command,
+            "-q",
+            "--set",
+            f"data.dataset={tiny_csv}",
+            "--set",
+            f"output_dir={blocker}",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "eval.ks=[5]",
+        ]
         assert main(args) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"error: output_dir: cannot write the results to {blocker}/run") and "Traceback" not in err
+        assert (
+            err.startswith(f"error: output_dir: cannot write the results to {blocker}/run") and "Traceback" not in err
+        )
     if os.geteuid() != 0:  # root writes anywhere: the permission check cannot fail for it
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
@@ -261,7 +355,11 @@ def test_a_run_directory_is_never_silently_overwritten_or_mixed(tiny_csv, tmp_pa
 
     assert main(tiny_args(tiny_csv, tmp_path)) == 0
     info = json.loads((tmp_path / "tiny" / "run.json").read_text())
-    assert info["command"] == "train" and info["jaxrec"] == __version__ and info["argv"][:3] == ["jaxrec", "train", "--quiet"]
+    assert (
+        info["command"] == "train"
+        and info["jaxrec"] == __version__
+        and info["argv"][:3] == ["jaxrec", "train", "--quiet"]
+    )
     capsys.readouterr()
     assert main(tiny_args(tiny_csv, tmp_path)) == 2  # the same name again
     err = capsys.readouterr().err

@@ -78,7 +78,10 @@ def test_shipped_configs_load():
         ("train.epochs=0", r"train.epochs must be >= 1, got 0 \(0 only evaluates a warm start: set train.init_from\)"),
         ("data.format=bogus", "unknown config key data.format"),
         ("name=../../escape", "name must be a single path component"),
-        ("train.negative_sampling=zipf", r"train.negative_sampling must be one of \['uniform', 'popularity'\], got 'zipf'"),
+        (
+            "train.negative_sampling=zipf",
+            r"train.negative_sampling must be one of \['uniform', 'popularity'\], got 'zipf'",
+        ),
         ("eval.ks=[10, 0]", r"eval.ks must be >= 1, got \[10, 0\]"),
         ("attack.fpr=1.5", r"attack.fpr must be in \(0, 1\), got 1.5"),
         ("train.batch_size=0", r"train.batch_size must be >= 1, got 0"),
@@ -135,8 +138,14 @@ def test_the_configs_choices_are_the_librarys():
 
     import dataclasses
 
-    probe = set(SPLITS) | set(METHODS) | set(data_noise.KINDS) | set(shilling.KINDS) | set(detectors.DETECTORS) | {
-        "x", "none", "apr", "push", "nuke", "unpopular", "popular", "all", "empirical", "mean"}
+    probe = (
+        set(SPLITS)
+        | set(METHODS)
+        | set(data_noise.KINDS)
+        | set(shilling.KINDS)
+        | set(detectors.DETECTORS)
+        | {"x", "none", "apr", "push", "nuke", "unpopular", "popular", "all", "empirical", "mean"}
+    )
     assert allowed(DataConfig, "split", probe) == set(SPLITS)
     assert allowed(RobustnessConfig, "methods", probe) == set(METHODS)
     assert allowed(RobustnessConfig, "data_kinds", probe) == set(data_noise.KINDS)

@@ -17,7 +17,10 @@ from jaxrec.experiment import parse_grid, run, sweep
 
 def _cfg(tmp_path) -> Config:
     return Config(
-        name="sw", output_dir=str(tmp_path), model=ModelConfig(dim=8), eval=EvalConfig(ks=(5, 10)),
+        name="sw",
+        output_dir=str(tmp_path),
+        model=ModelConfig(dim=8),
+        eval=EvalConfig(ks=(5, 10)),
         train=TrainConfig(epochs=3, batch_size=16, lr=0.01),
     )
 
@@ -30,9 +33,18 @@ def test_sweep_rows_summary_files_and_groups(tmp_path, tiny_split):
     assert len(res.rows) == 12 and {r["group"] for r in res.rows} == {0, 1}
     # a member row equals the separate run of its configuration
     row = next(r for r in res.rows if (r["train.seed"], r["train.lr"], r["model.dim"]) == (2, 0.05, 4))
-    alone = run(Config(**{**cfg.__dict__, "model": ModelConfig(dim=4),
-                          "train": TrainConfig(epochs=3, batch_size=16, lr=0.05, seed=2)}),
-                progress=False, write=False, split=tiny_split)
+    alone = run(
+        Config(
+            **{
+                **cfg.__dict__,
+                "model": ModelConfig(dim=4),
+                "train": TrainConfig(epochs=3, batch_size=16, lr=0.05, seed=2),
+            }
+        ),
+        progress=False,
+        write=False,
+        split=tiny_split,
+    )
     for k, v in alone.metrics.items():
         assert abs(row[k] - v) < 1e-4, k
     # summary: one row per (lr, dim), mean and sample std over the 3 seeds
@@ -57,8 +69,22 @@ def test_sweep_cli_and_its_errors(tmp_path, tiny_split, capsys):
     inter = random_interactions(n_users=12, n_items=14, per_user=5)
     data = tmp_path / "d.csv"
     data.write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in zip(inter.users, inter.items)))
-    base = ["sweep", "-q", "--set", f"data.dataset={data}", "--set", f"output_dir={tmp_path}", "--set", "name=cli",
-            "--set", "eval.ks=[5]", "--set", "train.epochs=2", "--set", "train.batch_size=8"]
+    base = [
+        "sweep",
+        "-q",
+        "--set",
+        f"data.dataset={data}",
+        "--set",
+        f"output_dir={tmp_path}",
+        "--set",
+        "name=cli",
+        "--set",
+        "eval.ks=[5]",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "train.batch_size=8",
+    ]
     assert cli_main([*base, "--grid", "train.seed=0,1", "--grid", "train.l2=0,0.1"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
     assert "4 members in 1 program(s)" in out and "recall@5" in out

@@ -16,7 +16,7 @@ propagation).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -48,8 +48,9 @@ def make_apr_loss(
 
         def adversarial(p):
             frozen = jax.lax.stop_gradient(p)
-            delta = perturbation(method, embedding_tables(frozen), table_gradients(rank, frozen),
-                                 hparams["eps"], relative)
+            delta = perturbation(
+                method, embedding_tables(frozen), table_gradients(rank, frozen), hparams["eps"], relative
+            )
             return rank(apply(p, jax.lax.stop_gradient(delta)))
 
         on = hparams["step"] >= hparams["start_step"]

@@ -23,7 +23,7 @@ The threshold of each row is found by bisection over the float's order-preservin
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -90,8 +90,9 @@ def selection_scores(logits: jax.Array, key: jax.Array | None, temperature: floa
     return logits if key is None else logits + temperature * gumbel(key, logits.shape)
 
 
-def relaxed_top_l(logits: jax.Array, lengths: jax.Array, key: jax.Array | None = None, tau: float = 1.0,
-                  temperature: float = 1.0) -> jax.Array:
+def relaxed_top_l(
+    logits: jax.Array, lengths: jax.Array, key: jax.Array | None = None, tau: float = 1.0, temperature: float = 1.0
+) -> jax.Array:
     """``[N, n_items]``: forward exactly :func:`top_l_mask` of :func:`selection_scores`; backward the
     gradient of ``sigmoid(scores / tau)``."""
     scores = selection_scores(logits, key, temperature)

@@ -39,7 +39,9 @@ def profile_features(x, popularity):
     x = jnp.asarray(x, jnp.float32)
     pop = jnp.log1p(jnp.asarray(popularity, jnp.float32))
     if x.ndim != 2 or pop.shape != (x.shape[1],):
-        raise JaxrecError(f"profile_features needs x [N, n_items] and popularity [n_items], got {x.shape} and {pop.shape}")
+        raise JaxrecError(
+            f"profile_features needs x [N, n_items] and popularity [n_items], got {x.shape} and {pop.shape}"
+        )
     rated = (x != 0).astype(jnp.float32)
     n = rated.sum(1)
     d = jnp.maximum(n, 1.0)  # empty rows: every sum below is 0, so the features are 0
@@ -98,8 +100,7 @@ def fold_masks(n_real: int, n_fake: int, folds: int, seed: int) -> tuple[np.ndar
     return fold, (fold[None, :] != np.arange(folds)[:, None]).astype(np.float32)
 
 
-def out_of_fold_scores(real, fake, fold, train, popularity=None, l2: float = 1e-2, steps: int = 300,
-                       lr: float = 0.05):
+def out_of_fold_scores(real, fake, fold, train, popularity=None, l2: float = 1e-2, steps: int = 300, lr: float = 0.05):
     """``[M + N]`` each row's score from the fold model that did not train on it: the logistic
     regression of :func:`fresh_detector` on the rows of ``real [M, n]`` and ``fake [N, n]``, all
     folds at once (``fold`` and ``train`` from :func:`fold_masks`). Jax, jittable (``steps`` and
@@ -141,18 +142,27 @@ def fresh_detector(
     """
     real, fake = np.asarray(real, np.float32), np.asarray(fake, np.float32)
     if real.ndim != 2 or fake.ndim != 2:
-        raise JaxrecError(f"fresh_detector needs 2-D [users, items] matrices, got real {real.shape} and fake {fake.shape}")
+        raise JaxrecError(
+            f"fresh_detector needs 2-D [users, items] matrices, got real {real.shape} and fake {fake.shape}"
+        )
     if real.shape[1] != fake.shape[1]:
-        raise JaxrecError(f"real and fake profiles must have the same number of items, got {real.shape[1]} and {fake.shape[1]}")
+        raise JaxrecError(
+            f"real and fake profiles must have the same number of items, got {real.shape[1]} and {fake.shape[1]}"
+        )
     if not isinstance(folds, (int, np.integer)) or folds < 2:
         raise JaxrecError(f"fresh_detector needs at least 2 folds, got {folds}")
     if min(len(real), len(fake)) < folds:
-        raise JaxrecError(f"{folds}-fold cross-validation needs at least {folds} rows per class, got {len(real)} real and {len(fake)} fake")
+        raise JaxrecError(
+            f"{folds}-fold cross-validation needs at least {folds} rows per class, "
+            f"got {len(real)} real and {len(fake)} fake"
+        )
     if steps < 1 or lr <= 0 or l2 < 0:
         raise JaxrecError(f"fresh_detector needs steps >= 1, lr > 0 and l2 >= 0, got {steps}, {lr}, {l2}")
     y = np.r_[np.zeros(len(real)), np.ones(len(fake))]
     fold, train = fold_masks(len(real), len(fake), folds, seed)
-    oof = np.asarray(out_of_fold_scores(real, fake, fold, train, popularity, float(l2), int(steps), float(lr)), np.float64)
+    oof = np.asarray(
+        out_of_fold_scores(real, fake, fold, train, popularity, float(l2), int(steps), float(lr)), np.float64
+    )
     return {
         "auc": roc_auc(oof, y),
         "auc_folds": [roc_auc(oof[fold == k], y[fold == k]) for k in range(folds)],

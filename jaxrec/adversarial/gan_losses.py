@@ -6,7 +6,7 @@ Every loss is a masked mean over a batch (padding rows weigh 0). See
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

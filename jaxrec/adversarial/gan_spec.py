@@ -63,9 +63,7 @@ class GANSpec:
         if self.n_items < 1:
             raise JaxrecError(f"n_items must be >= 1, got {self.n_items}")
         if self.noise_dim < 0 or (self.noise_dim == 0 and not self.conditional):
-            raise JaxrecError(
-                f"noise_dim: must be >= 1 (0 is allowed only when conditional), got {self.noise_dim}"
-            )
+            raise JaxrecError(f"noise_dim: must be >= 1 (0 is allowed only when conditional), got {self.noise_dim}")
         if self.d_steps < 1:
             raise JaxrecError(f"d_steps must be >= 1, got {self.d_steps}")
         if not 0.0 <= self.dropout < 1.0:
@@ -97,8 +95,10 @@ class GANSpec:
         if self.rating_levels < 0 or self.rating_levels == 1:
             raise JaxrecError(f"rating_levels must be 0 (unrated) or >= 2, got {self.rating_levels}")
         if self.conditional and (self.relax != "none" or self.rating_levels or self.length_input):
-            raise JaxrecError("relax / rated / length_input: the discrete relaxation, rated profiles and G's length "
-                              "input are for the unconditional GAN (CFGAN ranks G's continuous output)")
+            raise JaxrecError(
+                "relax / rated / length_input: the discrete relaxation, rated profiles and G's length "
+                "input are for the unconditional GAN (CFGAN ranks G's continuous output)"
+            )
 
     @property
     def generator(self) -> Generator:
@@ -109,7 +109,7 @@ class GANSpec:
         return _modules(self)[1]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _modules(spec: GANSpec) -> tuple[Generator, Discriminator]:
     """One G and one D instance per (equal) spec: their bound ``apply`` is the static
     ``apply_fn`` of the train states, and equal states must hash equal or ``jit`` retraces."""

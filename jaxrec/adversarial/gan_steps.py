@@ -60,7 +60,8 @@ are in :mod:`jaxrec.adversarial.gan_training`.
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import flax.struct
 import jax
@@ -80,8 +81,20 @@ from jaxrec.models.gan import Discriminator, Generator, init_discriminator, init
 from jaxrec.train.state import TrainState
 
 # fold_in tags separating the random streams inside one step
-(_NOISE, _MASK_PM, _MASK_ZR, _DROP_REAL, _DROP_FAKE, _SHUFFLE, _GUMBEL, _INST_REAL, _INST_FAKE, _GP, _DROP_GP,
- _INST_GP) = range(12)
+(
+    _NOISE,
+    _MASK_PM,
+    _MASK_ZR,
+    _DROP_REAL,
+    _DROP_FAKE,
+    _SHUFFLE,
+    _GUMBEL,
+    _INST_REAL,
+    _INST_FAKE,
+    _GP,
+    _DROP_GP,
+    _INST_GP,
+) = range(12)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -232,21 +245,22 @@ def fake_users(spec: GANSpec, g_params, key: jax.Array, real: jax.Array) -> tupl
     if spec.pm:
         mask = mask + nonpurchased_sample(jax.random.fold_in(key, _MASK_PM), real, spec.pm_ratio)
     zr_mask = (
-        nonpurchased_sample(jax.random.fold_in(key, _MASK_ZR), real, spec.zr_ratio)
-        if spec.zr
-        else jnp.zeros_like(real)
+        nonpurchased_sample(jax.random.fold_in(key, _MASK_ZR), real, spec.zr_ratio) if spec.zr else jnp.zeros_like(real)
     )
     return generated, generated * mask, zr_mask
 
 
-def judge(spec: GANSpec, d_params, x: jax.Array, cond, key: jax.Array, tags: tuple[int, int], mask: jax.Array) -> jax.Array:
+def judge(
+    spec: GANSpec, d_params, x: jax.Array, cond, key: jax.Array, tags: tuple[int, int], mask: jax.Array
+) -> jax.Array:
     """D's outputs ``[B]`` on ``x [B, n]`` in training: instance noise (stream ``tags[1]``) on the
     input when ``spec.instance_noise > 0``, dropout from stream ``tags[0]``, ``mask`` for the
     minibatch statistics."""
     if spec.instance_noise:
         x = x + spec.instance_noise * jax.random.normal(jax.random.fold_in(key, tags[1]), x.shape)
-    return spec.discriminator.apply(d_params, x, cond, train=True, mask=mask,
-                                    rngs={"dropout": jax.random.fold_in(key, tags[0])})
+    return spec.discriminator.apply(
+        d_params, x, cond, train=True, mask=mask, rngs={"dropout": jax.random.fold_in(key, tags[0])}
+    )
 
 
 def make_d_step(spec: GANSpec) -> Callable:

@@ -13,24 +13,27 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrec.adversarial import realism
+from jaxrec.adversarial.discrete import top_l_mask
+from jaxrec.adversarial.fresh_detector import fold_masks, mann_whitney_auc, out_of_fold_scores
 from jaxrec.adversarial.gan_steps import (  # noqa: F401  (re-exported: the GAN's public names)
     _GUMBEL,
     _SHUFFLE,
-    GANSample,
     GANBatch,
+    GANSample,
     GANSpec,
     GANState,
-    d_view,
     adam,
     create_gan_state,
     d_loss_terms,
+    d_view,
     fake_users,
     g_adversarial_loss,
     make_d_step,
@@ -40,9 +43,6 @@ from jaxrec.adversarial.gan_steps import (  # noqa: F401  (re-exported: the GAN'
     sample_noise,
     users_from_noise,
 )
-from jaxrec.adversarial import realism
-from jaxrec.adversarial.discrete import top_l_mask
-from jaxrec.adversarial.fresh_detector import fold_masks, mann_whitney_auc, out_of_fold_scores
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.train.engine import make_engine
@@ -80,7 +80,9 @@ def rating_levels(inter: Interactions, required: bool = True) -> int:
     if not (np.all(r == np.round(r)) and r.min() >= 1):
         if not required:
             return 0
-        raise JaxrecError(f"{inter.source}: a rated GAN needs integer ratings 1..K, got values in [{r.min()}, {r.max()}]")
+        raise JaxrecError(
+            f"{inter.source}: a rated GAN needs integer ratings 1..K, got values in [{r.min()}, {r.max()}]"
+        )
     return int(r.max())
 
 
@@ -179,8 +181,9 @@ def kept(state: GANState) -> dict:
     return {"g": state.g.params, "d": state.d.params}
 
 
-def realism_valid(real: np.ndarray, lengths: np.ndarray, key: jax.Array, levels: int = 0, folds: int = 0,
-                  seed: int = 0) -> dict:
+def realism_valid(
+    real: np.ndarray, lengths: np.ndarray, key: jax.Array, levels: int = 0, folds: int = 0, seed: int = 0
+) -> dict:
     """Validation data of :func:`realism_validate`: held-out real users ``real [V, n_items]`` (never
     the users a report tests on; ``rating / K`` for a rated GAN, ``levels = K``), the fake
     profiles' lengths ``[N]`` and a typed key for their noise (the same fakes' noise every
@@ -219,12 +222,14 @@ def realism_validate(spec: GANSpec) -> Callable:
         counts = None
         if spec.rating_levels:
             counts = realism.rating_counts(drawn.rate(fakes), spec.rating_levels)
-        fig = realism.realism_gap(fakes, valid["real"], valid["nn_cosine_real"], valid["diversity_real"], counts,
-                                  valid.get("rating_counts"))
+        fig = realism.realism_gap(
+            fakes, valid["real"], valid["nn_cosine_real"], valid["diversity_real"], counts, valid.get("rating_counts")
+        )
         out = {"realism": -fig.pop("gap"), **fig}
         if "fold" in valid:
-            oof = out_of_fold_scores(valid["view"], d_view(drawn.rate(fakes), spec.rating_levels), valid["fold"],
-                                     valid["train"])
+            oof = out_of_fold_scores(
+                valid["view"], d_view(drawn.rate(fakes), spec.rating_levels), valid["fold"], valid["train"]
+            )
             m = valid["view"].shape[0]  # real rows first
             auc = mann_whitney_auc(oof[m:], oof[:m])
             out.update(fresh_auc=auc, detector=-auc)
@@ -257,8 +262,15 @@ def gan_engine(spec: GANSpec, batch_size: int, n_users: int, mesh=None, select: 
     if batch_size < 1:
         raise JaxrecError(f"GAN batch size must be >= 1, got {batch_size}")
     validate = realism_validate(spec) if select else None
-    return make_engine(make_gan_epoch(spec, batch_size), 1, keep=kept, loss_key="d_loss", mesh=mesh,
-                       validate=validate, monitor=select or "realism")
+    return make_engine(
+        make_gan_epoch(spec, batch_size),
+        1,
+        keep=kept,
+        loss_key="d_loss",
+        mesh=mesh,
+        validate=validate,
+        monitor=select or "realism",
+    )
 
 
 def fit_gan(
@@ -301,8 +313,18 @@ def fit_gan(
             save(epoch, {"state": states, "tracker": tr})
 
     stacked = stack([state])
-    result = fit(engine, stacked, data, epochs, valid=valid, eval_every=eval_every, tracker=tracker,
-                 progress=False, on_epoch_end=hook, start_epoch=start_epoch)
+    result = fit(
+        engine,
+        stacked,
+        data,
+        epochs,
+        valid=valid,
+        eval_every=eval_every,
+        tracker=tracker,
+        progress=False,
+        on_epoch_end=hook,
+        start_epoch=start_epoch,
+    )
     one = result.member(0)
     best = one.best_params
     selected = one.state.replace(g=one.state.g.replace(params=best["g"]), d=one.state.d.replace(params=best["d"]))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -98,8 +98,9 @@ def _members_outcomes(model, params, inputs, data: RankingData, ks, inputs_batch
     return over_members(model, lambda score_all: pair_outcomes(score_all, data, ks), params, inputs, inputs_batched)
 
 
-def members_outcomes(model, params, inputs, ranking: TargetRanking, ks: Sequence[int],
-                     inputs_batched: bool = False) -> dict:
+def members_outcomes(
+    model, params, inputs, ranking: TargetRanking, ks: Sequence[int], inputs_batched: bool = False
+) -> dict:
     """:func:`pair_outcomes` of ``M`` stacked parameter sets in one vmapped program:
     ``{"hit@K": [M, P], "score": [M, P]}`` as numpy (``inputs`` per member when batched)."""
     ks = check_ks(ks, model.n_items)

@@ -18,7 +18,7 @@ with at least one training positive, :func:`target_indices` maps raw item ids.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -58,9 +58,16 @@ def inject(train: Interactions, profiles: np.ndarray, first_slot: int) -> Intera
     if np.any(train.users >= first_slot):
         raise JaxrecError(f"{train.source}: users from {first_slot} on already have interactions")
     rows, items = np.nonzero(p)
-    fakes = Interactions(rows + first_slot, items, train.n_users, train.n_items,
-                         ratings=None if train.ratings is None else p[rows, items],
-                         user_ids=train.user_ids, item_ids=train.item_ids, source="fake-profiles")
+    fakes = Interactions(
+        rows + first_slot,
+        items,
+        train.n_users,
+        train.n_items,
+        ratings=None if train.ratings is None else p[rows, items],
+        user_ids=train.user_ids,
+        item_ids=train.item_ids,
+        source="fake-profiles",
+    )
     return concat([dataclasses.replace(train, timestamps=None), fakes], source=f"{train.source}+fakes")
 
 

@@ -4,8 +4,9 @@ Shilling profiles (Lam & Riedl, WWW 2004; Mobasher et al., TOIT 2007) = target i
 Two generators here, both with profile lengths matching the real users':
 
 * :func:`gan_profiles` -- G's users for ``z ~ N(0, I)`` binarised by keeping each fake user's
-  top-L items (the cut the GAN trains through, :mod:`jaxrec.adversarial.discrete`), L drawn from the real users' empirical profile-length distribution (or fixed at
-  the mean), with target items forced in (as AUSH / Leg-UP write GAN filler, Lin et al. 2020/2022);
+  top-L items (the cut the GAN trains through, :mod:`jaxrec.adversarial.discrete`), L drawn from
+  the real users' empirical profile-length distribution (or fixed at the mean), with target
+  items forced in (as AUSH / Leg-UP write GAN filler, Lin et al. 2020/2022);
 * :func:`random_profiles` -- the random-attack baseline: L filler items drawn uniformly.
 
 The array form is the contract: ``profiles [N, n_items]`` float32 in {0, 1}. Targets are on top
@@ -16,7 +17,7 @@ of the L filler items (a profile has ``L + |targets \\ filler|`` items).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +50,9 @@ def _targets_array(targets: Sequence[int], n_items: int) -> jax.Array:
     return jnp.asarray(t, jnp.int32)
 
 
-def top_l(scores: jax.Array, lengths: jax.Array, max_length: int | None = None, targets: Sequence[int] = ()) -> jax.Array:
+def top_l(
+    scores: jax.Array, lengths: jax.Array, max_length: int | None = None, targets: Sequence[int] = ()
+) -> jax.Array:
     """Binarise: each row keeps its ``lengths[r]`` highest-scored non-target items, plus ``targets``.
 
     Args:

@@ -24,7 +24,7 @@ range and rounded. Everything here is numpy and seeded: the same seed gives the 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -69,8 +69,9 @@ def rating_stats(train: Interactions) -> RatingStats:
     var = sq / np.maximum(count, 1) - (total / np.maximum(count, 1)) ** 2
     item_std = np.where(count > 1, np.sqrt(np.maximum(var, 0.0)), std)
     users = train.user_counts()
-    return RatingStats(mean, std, float(r.min()), float(r.max()), item_mean, item_std, count,
-                       float(users[users > 0].mean()))
+    return RatingStats(
+        mean, std, float(r.min()), float(r.max()), item_mean, item_std, count, float(users[users > 0].mean())
+    )
 
 
 def _uniform_items(
@@ -126,11 +127,14 @@ def fake_profiles(
     if per_row:
         sizes = np.asarray(filler)
         if sizes.shape != (n,) or not np.issubdtype(sizes.dtype, np.integer):
-            raise JaxrecError(f"per-profile filler sizes must be an int array of shape ({n},), "
-                              f"got {sizes.dtype} of shape {sizes.shape}")
+            raise JaxrecError(
+                f"per-profile filler sizes must be an int array of shape ({n},), "
+                f"got {sizes.dtype} of shape {sizes.shape}"
+            )
         if n < 1 or sizes.min() < 1:
-            raise JaxrecError(f"an attack needs >= 1 fake user and >= 1 filler item, got {n} and "
-                              f"filler sizes {sizes.tolist()}")
+            raise JaxrecError(
+                f"an attack needs >= 1 fake user and >= 1 filler item, got {n} and filler sizes {sizes.tolist()}"
+            )
         if sizes.max() > n_items - t.size:
             raise JaxrecError(f"filler sizes up to {int(sizes.max())} exceed the {n_items - t.size} non-target items")
         sizes = sizes.astype(np.int64)
@@ -152,8 +156,10 @@ def fake_profiles(
     free = np.setdiff1d(np.arange(n_items), t)
     if kind == "bandwagon":
         if not 0 < selected <= least:
-            raise JaxrecError(f"bandwagon: selected items must be in [1, filler={least}], got {selected}"
-                              + (" (the smallest per-profile filler size)" if per_row else ""))
+            raise JaxrecError(
+                f"bandwagon: selected items must be in [1, filler={least}], got {selected}"
+                + (" (the smallest per-profile filler size)" if per_row else "")
+            )
         by_pop = free[np.argsort(-stats.popularity[free], kind="stable")]
         popular, free = by_pop[:selected], by_pop[selected:]
         out[:, popular] = stats.high

@@ -15,8 +15,8 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -93,8 +93,7 @@ def _read_header(path: Path, delimiter: str, quoted: bool) -> list[str]:
             raise JaxrecError(f"{_where(path, 1)}: header field {k + 1} is empty")
         if n in seen:
             raise JaxrecError(
-                f"{_where(path, 1, n)}: duplicate column name in the header "
-                f"(fields {seen[n] + 1} and {k + 1})"
+                f"{_where(path, 1, n)}: duplicate column name in the header (fields {seen[n] + 1} and {k + 1})"
             )
         seen[n] = k
     return names
@@ -112,9 +111,7 @@ def _column_index(path: Path, names: list[str], fields: dict[str, str]) -> dict[
     return index
 
 
-def _iter_rows(
-    path: Path, text: str, delimiter: str, quoted: bool, skip: int
-) -> Iterator[tuple[int, list[str]]]:
+def _iter_rows(path: Path, text: str, delimiter: str, quoted: bool, skip: int) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(1-based line number, fields)`` for every non-blank line after ``skip`` lines."""
     if quoted:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -160,8 +157,7 @@ def _parse_slow(
     for line_no, row in _iter_rows(path, text, delimiter, quoted, skip):
         if len(row) != n_fields:
             raise JaxrecError(
-                f"{_where(path, line_no)}: expected {n_fields} fields separated by {shown}, "
-                f"found {len(row)}"
+                f"{_where(path, line_no)}: expected {n_fields} fields separated by {shown}, found {len(row)}"
             )
         lines.append(line_no)
         for role, k in index.items():
@@ -175,9 +171,7 @@ def _parse_slow(
                 try:
                     r = float(s)
                 except ValueError:
-                    raise JaxrecError(
-                        f"{_where(path, line_no, col)}: rating {s!r} is not a number"
-                    ) from None
+                    raise JaxrecError(f"{_where(path, line_no, col)}: rating {s!r} is not a number") from None
                 if not math.isfinite(r):
                     raise JaxrecError(f"{_where(path, line_no, col)}: rating {s!r} is not finite")
                 vals[role].append(r)
@@ -190,9 +184,7 @@ def _parse_slow(
                     except ValueError:
                         f = math.nan
                     if not math.isfinite(f):
-                        raise JaxrecError(
-                            f"{_where(path, line_no, col)}: timestamp {s!r} is not a number"
-                        ) from None
+                        raise JaxrecError(f"{_where(path, line_no, col)}: timestamp {s!r} is not a number") from None
                     t = int(f)
                 vals[role].append(t)
     if not lines:
@@ -221,9 +213,7 @@ def _ids_array(path, values, lines, col, role, id_dtype) -> np.ndarray:
             ints.append(_to_int(s))
         except ValueError:
             if id_dtype == "int":
-                raise JaxrecError(
-                    f"{_where(path, line_no, col)}: {_ROLE_WORD[role]} {s!r} is not an integer"
-                ) from None
+                raise JaxrecError(f"{_where(path, line_no, col)}: {_ROLE_WORD[role]} {s!r} is not an integer") from None
             return np.asarray(values, dtype=str)
     try:
         return np.asarray(ints, dtype=np.int64)
@@ -243,8 +233,13 @@ def _parse_fast(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             a = np.loadtxt(
-                source, delimiter=delimiter, dtype=dtype, comments=None, skiprows=skip,
-                ndmin=1, encoding="utf-8-sig",
+                source,
+                delimiter=delimiter,
+                dtype=dtype,
+                comments=None,
+                skiprows=skip,
+                ndmin=1,
+                encoding="utf-8-sig",
             )
     except (ValueError, TypeError, OverflowError, UnicodeDecodeError):
         return None
@@ -292,8 +287,15 @@ def _parse_delimited(
             return _check_id_range(path, fast, id_range, delimiter, quoted, skip, index, names)
     text = _read_text(path)
     out = _parse_slow(
-        path, text, delimiter=delimiter, quoted=quoted, skip=skip, n_fields=n_fields,
-        index=index, names=names, id_dtype=id_dtype,
+        path,
+        text,
+        delimiter=delimiter,
+        quoted=quoted,
+        skip=skip,
+        n_fields=n_fields,
+        index=index,
+        names=names,
+        id_dtype=id_dtype,
     )
     return _check_id_range(path, out, id_range, delimiter, quoted, skip, index, names, text)
 
@@ -324,7 +326,13 @@ def _interactions(cols: dict[str, np.ndarray], source: str) -> Interactions:
     users, user_ids = _remap(cols["user"])
     items, item_ids = _remap(cols["item"])
     return Interactions(
-        users=users, items=items, n_users=len(user_ids), n_items=len(item_ids),
-        ratings=cols.get("rating"), timestamps=cols.get("time"),
-        user_ids=user_ids, item_ids=item_ids, source=source,
+        users=users,
+        items=items,
+        n_users=len(user_ids),
+        n_items=len(item_ids),
+        ratings=cols.get("rating"),
+        timestamps=cols.get("time"),
+        user_ids=user_ids,
+        item_ids=item_ids,
+        source=source,
     )

@@ -40,8 +40,8 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 import numpy as np
 
@@ -73,24 +73,50 @@ def _ml(name, file, reader, sha256=None, md5=None, size=None):
 DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in (
-        _ml("ml-100k", "u.data", loaders.read_ml100k, size=4924029,
+        _ml(
+            "ml-100k",
+            "u.data",
+            loaders.read_ml100k,
+            size=4924029,
             sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-            md5="0e33842e24a9c977be4e0107933c0723"),
-        _ml("ml-1m", "ratings.dat", loaders.read_movielens_dat, size=5917549,
+            md5="0e33842e24a9c977be4e0107933c0723",
+        ),
+        _ml(
+            "ml-1m",
+            "ratings.dat",
+            loaders.read_movielens_dat,
+            size=5917549,
             sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-            md5="c4d9eecfca2ab87c1945afe126590906"),
-        _ml("ml-10m", "ratings.dat", loaders.read_movielens_dat,
-            md5="ce571fd55effeba0271552578f2648bd"),
-        _ml("ml-20m", "ratings.csv", loaders.read_movielens_csv, size=198702078,
+            md5="c4d9eecfca2ab87c1945afe126590906",
+        ),
+        _ml("ml-10m", "ratings.dat", loaders.read_movielens_dat, md5="ce571fd55effeba0271552578f2648bd"),
+        _ml(
+            "ml-20m",
+            "ratings.csv",
+            loaders.read_movielens_csv,
+            size=198702078,
             sha256="96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-            md5="cd245b17a1ae2cc31bb14903e1204af3"),
-        _ml("ml-25m", "ratings.csv", loaders.read_movielens_csv, size=261978986,
+            md5="cd245b17a1ae2cc31bb14903e1204af3",
+        ),
+        _ml(
+            "ml-25m",
+            "ratings.csv",
+            loaders.read_movielens_csv,
+            size=261978986,
             sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-            md5="6b51fb2759a8657d3bfcbfc42b592ada"),
-        _ml("ml-latest-small", "ratings.csv", loaders.read_movielens_csv, size=978202,
-            sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436"),
+            md5="6b51fb2759a8657d3bfcbfc42b592ada",
+        ),
+        _ml(
+            "ml-latest-small",
+            "ratings.csv",
+            loaders.read_movielens_csv,
+            size=978202,
+            sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
+        ),
         DatasetSpec(
-            "gowalla", ("train.txt", "test.txt"), loaders.read_lightgcn,
+            "gowalla",
+            ("train.txt", "test.txt"),
+            loaders.read_lightgcn,
             note="the LightGCN split: Data/gowalla/ of github.com/kuandeng/LightGCN "
             "(also data/gowalla/ of github.com/gusye1234/LightGCN-PyTorch)",
         ),
@@ -113,9 +139,7 @@ def _spec(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
     except KeyError:
-        raise JaxrecError(
-            f"unknown data set {name!r}; known: {', '.join(DATASETS)} (or give a path)"
-        ) from None
+        raise JaxrecError(f"unknown data set {name!r}; known: {', '.join(DATASETS)} (or give a path)") from None
 
 
 def _has_files(d: Path, spec: DatasetSpec) -> bool:
@@ -181,7 +205,10 @@ def resolve(
 # download, verify, extract
 # ------------------------------------------------------------------------------------------------
 def download_dataset(
-    name: str, *, cache: str | os.PathLike | None = None, base_url: str | None = None,
+    name: str,
+    *,
+    cache: str | os.PathLike | None = None,
+    base_url: str | None = None,
     timeout: float = 60.0,
 ) -> Path:
     """Download ``name``'s archive into the cache, verify it, extract it; returns the directory.
@@ -271,9 +298,7 @@ def _extract(spec: DatasetSpec, archive_path: Path, root: Path) -> Path:
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst)
             if not _has_files(tmp, spec):
-                raise JaxrecError(
-                    f"{spec.archive}: the archive does not contain {', '.join(spec.files)}"
-                )
+                raise JaxrecError(f"{spec.archive}: the archive does not contain {', '.join(spec.files)}")
             final = root / spec.name
             if final.exists():  # e.g. a partial copy made by hand: add to it, delete nothing
                 shutil.copytree(tmp, final, dirs_exist_ok=True)
@@ -304,9 +329,7 @@ def load_dataset(name_or_path: str | os.PathLike, **kwargs) -> Interactions | Sp
         return spec.reader(resolve(name_or_path, **kwargs))
     path = Path(name_or_path)
     if not path.exists():
-        raise JaxrecError(
-            f"{name_or_path}: neither a known data set ({', '.join(DATASETS)}) nor an existing path"
-        )
+        raise JaxrecError(f"{name_or_path}: neither a known data set ({', '.join(DATASETS)}) nor an existing path")
     if path.is_dir():
         if (path / "train.txt").is_file() and (path / "test.txt").is_file():
             return loaders.read_lightgcn(path)
@@ -348,8 +371,7 @@ def describe(inter: Interactions | Split) -> dict:
         out["parts"] = parts
     if inter.ratings is not None and len(inter):
         r = inter.ratings.astype(np.float64)
-        stats = {"min": float(r.min()), "max": float(r.max()), "mean": float(r.mean()),
-                 "std": float(r.std())}
+        stats = {"min": float(r.min()), "max": float(r.max()), "mean": float(r.mean()), "std": float(r.std())}
         values, counts = np.unique(r, return_counts=True)
         if values.size <= 20:
             stats["histogram"] = {format(v, "g"): int(c) for v, c in zip(values, counts)}

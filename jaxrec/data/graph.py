@@ -39,7 +39,7 @@ change ``u_mask`` (drop edges) without going back to the host.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -194,11 +194,15 @@ def _layer_segment_sum(graph, eu, ei):
     n_users, n_items = eu.shape[0], ei.shape[0]
     yu = jax.ops.segment_sum(
         ei[graph["u_cols"]] * graph["u_w"][:, None].astype(ei.dtype),
-        graph["u_rows"], n_users, indices_are_sorted=True,
+        graph["u_rows"],
+        n_users,
+        indices_are_sorted=True,
     )
     yi = jax.ops.segment_sum(
         eu[graph["i_cols"]] * graph["i_w"][:, None].astype(eu.dtype),
-        graph["i_rows"], n_items, indices_are_sorted=True,
+        graph["i_rows"],
+        n_items,
+        indices_are_sorted=True,
     )
     return yu, yi
 
@@ -206,17 +210,16 @@ def _layer_segment_sum(graph, eu, ei):
 def _layer_bcoo(graph, eu, ei):
     n_users, n_items = eu.shape[0], ei.shape[0]
     idx = jnp.stack([graph["u_rows"], graph["u_cols"]], axis=1)
-    mat = sparse.BCOO((graph["u_w"].astype(eu.dtype), idx), shape=(n_users, n_items),
-                      indices_sorted=True, unique_indices=True)
+    mat = sparse.BCOO(
+        (graph["u_w"].astype(eu.dtype), idx), shape=(n_users, n_items), indices_sorted=True, unique_indices=True
+    )
     return mat @ ei, mat.T @ eu
 
 
 def _layer_bcsr(graph, eu, ei):
     n_users, n_items = eu.shape[0], ei.shape[0]
-    r = sparse.BCSR((graph["u_w"].astype(eu.dtype), graph["u_cols"], graph["u_indptr"]),
-                    shape=(n_users, n_items))
-    rt = sparse.BCSR((graph["i_w"].astype(ei.dtype), graph["i_cols"], graph["i_indptr"]),
-                     shape=(n_items, n_users))
+    r = sparse.BCSR((graph["u_w"].astype(eu.dtype), graph["u_cols"], graph["u_indptr"]), shape=(n_users, n_items))
+    rt = sparse.BCSR((graph["i_w"].astype(ei.dtype), graph["i_cols"], graph["i_indptr"]), shape=(n_items, n_users))
     return r @ ei, rt @ eu
 
 
@@ -255,9 +258,7 @@ def _member_batched_layer(kernel: str) -> Callable:
         eu = eu if eu_b else jnp.broadcast_to(eu, (axis_size,) + eu.shape)
         ei = ei if ei_b else jnp.broadcast_to(ei, (axis_size,) + ei.shape)
         if any(jax.tree.leaves(g_batched)):  # one graph per member: one block-diagonal product
-            graph = jax.tree.map(
-                lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + x.shape), graph, g_batched
-            )
+            graph = jax.tree.map(lambda x, b: x if b else jnp.broadcast_to(x, (axis_size,) + x.shape), graph, g_batched)
             n_users, n_items, d = eu.shape[1], ei.shape[1], eu.shape[-1]
             yu, yi = product(_block_diagonal(graph, n_users, n_items), eu.reshape(-1, d), ei.reshape(-1, d))
             return (yu.reshape(axis_size, n_users, d), yi.reshape(axis_size, n_items, d)), (True, True)

@@ -53,8 +53,7 @@ class Interactions:
         items = np.asarray(self.items)
         if users.ndim != 1 or items.ndim != 1 or users.shape != items.shape:
             raise JaxrecError(
-                f"{src}: users and items must be 1-D arrays of equal length, "
-                f"got shapes {users.shape} and {items.shape}"
+                f"{src}: users and items must be 1-D arrays of equal length, got shapes {users.shape} and {items.shape}"
             )
         for name, a in (("users", users), ("items", items)):
             if a.size and not np.issubdtype(a.dtype, np.integer):
@@ -69,9 +68,7 @@ class Interactions:
                 lo, hi = int(a.min()), int(a.max())
                 if lo < 0 or hi >= n:
                     bad = int(np.flatnonzero((a < 0) | (a >= n))[0])
-                    raise JaxrecError(
-                        f"{src}: {name} index {int(a[bad])} at row {bad} is outside [0, {n})"
-                    )
+                    raise JaxrecError(f"{src}: {name} index {int(a[bad])} at row {bad} is outside [0, {n})")
         set_("users", _frozen(users.astype(np.int32, copy=False)))
         set_("items", _frozen(items.astype(np.int32, copy=False)))
         set_("n_users", n_users)
@@ -126,7 +123,7 @@ class Interactions:
         """Raw item id -> 0-based index."""
         return {k.item() if hasattr(k, "item") else k: i for i, k in enumerate(self.item_ids)}
 
-    def select(self, mask_or_index: np.ndarray) -> "Interactions":
+    def select(self, mask_or_index: np.ndarray) -> Interactions:
         """Rows selected by a boolean mask or an index array; the id spaces are kept."""
         sel = lambda a: None if a is None else a[mask_or_index]  # noqa: E731
         return dataclasses.replace(

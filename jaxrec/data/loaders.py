@@ -26,8 +26,8 @@ ids, quoted fields); that parser is :mod:`jaxrec.data.delimited`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -42,7 +42,6 @@ from jaxrec.data.delimited import (  # the shared delimited-text parser
 )
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
-
 
 # ------------------------------------------------------------------------------------------------
 # MovieLens
@@ -68,8 +67,14 @@ def read_ml100k(path: PathLike) -> Interactions:
     """
     path = _in_dir(path, "u.data")
     cols = _parse_delimited(
-        path, delimiter="\t", header=False, names=_ML_NAMES, fields=_ML_FIELDS,
-        id_dtype="int", quoted=False, id_range=ML_ID_RANGE,
+        path,
+        delimiter="\t",
+        header=False,
+        names=_ML_NAMES,
+        fields=_ML_FIELDS,
+        id_dtype="int",
+        quoted=False,
+        id_range=ML_ID_RANGE,
     )
     return _interactions(cols, str(path))
 
@@ -79,8 +84,14 @@ def read_movielens_dat(path: PathLike) -> Interactions:
     ``user::item::rating::timestamp``, no header."""
     path = _in_dir(path, "ratings.dat")
     cols = _parse_delimited(
-        path, delimiter="::", header=False, names=_ML_NAMES, fields=_ML_FIELDS,
-        id_dtype="int", quoted=False, id_range=ML_ID_RANGE,
+        path,
+        delimiter="::",
+        header=False,
+        names=_ML_NAMES,
+        fields=_ML_FIELDS,
+        id_dtype="int",
+        quoted=False,
+        id_range=ML_ID_RANGE,
     )
     return _interactions(cols, str(path))
 
@@ -90,9 +101,13 @@ def read_movielens_csv(path: PathLike) -> Interactions:
     ``userId,movieId,rating,timestamp``."""
     path = _in_dir(path, "ratings.csv")
     cols = _parse_delimited(
-        path, delimiter=",", header=True,
+        path,
+        delimiter=",",
+        header=True,
         fields={"user": "userId", "item": "movieId", "rating": "rating", "time": "timestamp"},
-        id_dtype="int", quoted=True, id_range=ML_ID_RANGE,
+        id_dtype="int",
+        quoted=True,
+        id_range=ML_ID_RANGE,
     )
     return _interactions(cols, str(path))
 
@@ -142,8 +157,7 @@ def _parse_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
         end = raw.find(b"\n", pos)
         text = raw[start : end if end >= 0 else len(raw)].decode("utf-8", "replace").strip()
         raise JaxrecError(
-            f"{_where(path, line)}: ids must be non-negative integers separated by spaces, "
-            f"got {text[:80]!r}"
+            f"{_where(path, line)}: ids must be non-negative integers separated by spaces, got {text[:80]!r}"
         )
     dpos = np.flatnonzero(digit)  # byte offsets of digits
     tstart = np.flatnonzero(np.diff(dpos, prepend=-2) != 1)  # token starts, as indices into dpos
@@ -229,7 +243,10 @@ def _check_id_dtype(id_dtype):
 
 
 def _read_columns(
-    path: PathLike, fields: dict[str, str], delimiter: str | None, id_dtype: str | None,
+    path: PathLike,
+    fields: dict[str, str],
+    delimiter: str | None,
+    id_dtype: str | None,
     columns: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
     path = Path(path)
@@ -245,8 +262,13 @@ def _read_columns(
     if columns and len(set(columns)) != len(columns):
         raise JaxrecError(f"{path}: the column order names a column twice: {list(columns)}")
     return _parse_delimited(
-        path, delimiter=delimiter, header=not columns, names=list(columns) or None, fields=fields,
-        id_dtype=id_dtype, quoted=len(delimiter) == 1,
+        path,
+        delimiter=delimiter,
+        header=not columns,
+        names=list(columns) or None,
+        fields=fields,
+        id_dtype=id_dtype,
+        quoted=len(delimiter) == 1,
     )
 
 
@@ -325,9 +347,7 @@ def _parquet_columns(path: Path, fields: dict[str, str], id_dtype) -> dict[str, 
             raise JaxrecError(f"{_where(path, None, n)}: duplicate column name")
     for role, col in fields.items():
         if col not in names:
-            raise JaxrecError(
-                f"{_where(path, None, col)}: missing {role} column {col!r}; the columns are {names}"
-            )
+            raise JaxrecError(f"{_where(path, None, col)}: missing {role} column {col!r}; the columns are {names}")
     table = pf.read(columns=list(fields.values()))
     if table.num_rows == 0:
         raise JaxrecError(f"{path}: the file has no rows")
@@ -403,10 +423,15 @@ def read_split_files(
     parts = {}
     for (k, c), lo, hi in zip(cols.items(), sizes[:-1], sizes[1:]):
         parts[k] = Interactions(
-            users=maps["user"][0][lo:hi], items=maps["item"][0][lo:hi],
-            n_users=len(maps["user"][1]), n_items=len(maps["item"][1]),
-            ratings=c.get("rating"), timestamps=c.get("time"),
-            user_ids=maps["user"][1], item_ids=maps["item"][1], source=str(paths[k]),
+            users=maps["user"][0][lo:hi],
+            items=maps["item"][0][lo:hi],
+            n_users=len(maps["user"][1]),
+            n_items=len(maps["item"][1]),
+            ratings=c.get("rating"),
+            timestamps=c.get("time"),
+            user_ids=maps["user"][1],
+            item_ids=maps["item"][1],
+            source=str(paths[k]),
         )
     info = split_info(parts["train"], parts.get("valid"), parts["test"])
     train_u, train_i = parts["train"].user_counts() > 0, parts["train"].item_counts() > 0
@@ -424,11 +449,16 @@ def concat(parts: Sequence[Interactions], source: str | None = None) -> Interact
     if len({(p.n_users, p.n_items) for p in parts}) != 1:
         raise JaxrecError("concat: the parts do not share one id space")
     cat = lambda name: (  # noqa: E731
-        None if any(getattr(p, name) is None for p in parts)
-        else np.concatenate([getattr(p, name) for p in parts])
+        None if any(getattr(p, name) is None for p in parts) else np.concatenate([getattr(p, name) for p in parts])
     )
     return Interactions(
-        users=cat("users"), items=cat("items"), n_users=first.n_users, n_items=first.n_items,
-        ratings=cat("ratings"), timestamps=cat("timestamps"), user_ids=first.user_ids,
-        item_ids=first.item_ids, source=source or first.source,
+        users=cat("users"),
+        items=cat("items"),
+        n_users=first.n_users,
+        n_items=first.n_items,
+        ratings=cat("ratings"),
+        timestamps=cat("timestamps"),
+        user_ids=first.user_ids,
+        item_ids=first.item_ids,
+        source=source or first.source,
     )

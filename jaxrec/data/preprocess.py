@@ -46,9 +46,7 @@ def _finish(inter: Interactions, compact_ids: bool) -> Interactions:
     return compact(inter) if compact_ids else inter
 
 
-def to_implicit(
-    inter: Interactions, threshold: float | None = None, *, compact: bool = True
-) -> Interactions:
+def to_implicit(inter: Interactions, threshold: float | None = None, *, compact: bool = True) -> Interactions:
     """Explicit ratings -> implicit positives (rows without ``ratings``).
 
     ``threshold=None``: every row is a positive (RecBole's default; ml-100k keeps 100,000 rows).
@@ -82,9 +80,7 @@ def deduplicate(inter: Interactions, keep: str = "last") -> Interactions:
     return inter.select(rows)
 
 
-def kcore(
-    inter: Interactions, user_k: int = 0, item_k: int = 0, *, compact: bool = True
-) -> Interactions:
+def kcore(inter: Interactions, user_k: int = 0, item_k: int = 0, *, compact: bool = True) -> Interactions:
     """Iteratively drop users with fewer than ``user_k`` rows and items with fewer than ``item_k``
     rows until nothing changes (the k-core). Rows are counted as they are, so run
     :func:`deduplicate` first to count distinct pairs."""

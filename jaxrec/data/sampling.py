@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 
-from flax import struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
@@ -106,7 +106,6 @@ def positive_sets(
 def _count_le(sorted_vals: jax.Array, lo: jax.Array, hi: jax.Array, x: jax.Array, steps: int):
     """Per row, ``#{m in [lo, hi) : sorted_vals[m] <= x}`` by a fixed-step binary search."""
 
-
     def body(_, bounds):
         lo, hi = bounds
         mid = (lo + hi) // 2
@@ -139,9 +138,7 @@ def uniform_negatives(key: jax.Array, pos: PositiveSets, users: jax.Array, n: in
     return r + k
 
 
-def popularity_negatives(
-    key: jax.Array, pos: PositiveSets, users: jax.Array, n: int = 1, rounds: int = 8
-) -> jax.Array:
+def popularity_negatives(key: jax.Array, pos: PositiveSets, users: jax.Array, n: int = 1, rounds: int = 8) -> jax.Array:
     """``users [B]`` -> ``[B, n]`` items drawn from ``pos.item_cdf`` restricted to non-positives.
 
     Rejection with ``rounds`` redraws; the rare leftovers take an exact uniform non-positive.

@@ -14,7 +14,7 @@ comes from numpy, not torch, so *which* rows land in test differs from RecBole's
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -79,9 +79,7 @@ def _positions(users_sorted: np.ndarray, n_users: int) -> tuple[np.ndarray, np.n
     return pos, counts[users_sorted]
 
 
-def _split_ordered(
-    inter: Interactions, order: np.ndarray, part_sizes: np.ndarray, info_extra: dict
-) -> Split:
+def _split_ordered(inter: Interactions, order: np.ndarray, part_sizes: np.ndarray, info_extra: dict) -> Split:
     """``order``: row indices grouped by user (stable); ``part_sizes [n_users, P]`` rows per part.
 
     The first ``part_sizes[u, 0]`` rows of user ``u`` in ``order`` go to train, the next to the
@@ -106,9 +104,7 @@ def _ratio_sizes(counts: np.ndarray, ratios: tuple[float, ...]) -> np.ndarray:
     return table[inv.reshape(-1)]
 
 
-def random_ratio(
-    inter: Interactions, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
-) -> Split:
+def random_ratio(inter: Interactions, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> Split:
     """Per-user random split by ratios (RecBole's ``split: {RS: ratios}``, ``group_by: user``,
     ``order: RO``).
 
@@ -126,9 +122,7 @@ def random_ratio(
     perm = np.random.default_rng(seed).permutation(len(inter))
     order = perm[np.argsort(inter.users[perm], kind="stable")]
     sizes = _ratio_sizes(inter.user_counts(), ratios)
-    return _split_ordered(
-        inter, order, sizes, {"strategy": "random_ratio", "ratios": list(ratios), "seed": seed}
-    )
+    return _split_ordered(inter, order, sizes, {"strategy": "random_ratio", "ratios": list(ratios), "seed": seed})
 
 
 def _time_order(inter: Interactions, what: str) -> np.ndarray:

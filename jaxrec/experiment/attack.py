@@ -49,7 +49,6 @@ from jaxrec.experiment.sweep import summarise
 from jaxrec.experiment.training import train_members
 from jaxrec.robustness.strengths import sweep_chunk
 
-
 DETECTION_FIGURES = ("precision", "recall", "auc", "fpr", "flagged", "real_flagged")
 
 
@@ -81,7 +80,9 @@ def check(cfg: Config) -> None:
         if len(set(getattr(a, key))) != len(getattr(a, key)):
             raise JaxrecError(f"attack.{key}: a value repeats in {list(getattr(a, key))}")
     if cfg.data.implicit_threshold is not None:
-        raise JaxrecError("data.implicit_threshold: the attack thresholds after injection; set attack.threshold instead")
+        raise JaxrecError(
+            "data.implicit_threshold: the attack thresholds after injection; set attack.threshold instead"
+        )
 
 
 @dataclasses.dataclass
@@ -110,8 +111,11 @@ def prepare(cfg: Config, rated: Split) -> Setup:
     wide = poison.widen_split(rated, max(counts))
     split = poison.positives_split(wide, a.threshold)
     with config_key("attack.targets"):
-        targets = (poison.target_indices(a.targets, rated.train) if a.targets
-                   else poison.pick_targets(split.train, a.n_targets, a.target_pool, a.seed))
+        targets = (
+            poison.target_indices(a.targets, rated.train)
+            if a.targets
+            else poison.pick_targets(split.train, a.n_targets, a.target_pool, a.seed)
+        )
     stats = shilling.rating_stats(rated.train)
     filler = a.filler or int(round(stats.profile_length))
     real_users = np.flatnonzero(rated.train.user_counts() > 0)
@@ -139,8 +143,9 @@ def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
         lengths = np.full(max(setup.counts), setup.filler)
         folds = min(cfg.gan.fresh_folds, setup.trusted.size, lengths.size) if cfg.gan.select == "detector" else 0
         if cfg.gan.select == "detector" and folds < 2:
-            raise JaxrecError(f"gan.select: detector needs >= 2 trusted users and fakes, got {setup.trusted.size} "
-                              f"and {lengths.size}")
+            raise JaxrecError(
+                f"gan.select: detector needs >= 2 trusted users and fakes, got {setup.trusted.size} and {lengths.size}"
+            )
         valid = realism_valid(view(ratings[setup.trusted]), lengths, key, levels, folds, cfg.gan.seed)
     ck_dir = run_dir / "gan-checkpoints"
     shutil.rmtree(ck_dir, ignore_errors=True)  # this study's scratch: an interrupted study's is stale
@@ -148,7 +153,9 @@ def _gan(cfg: Config, setup: Setup, run_dir: Path, progress: bool, say):
     say(f"GAN: training G and D on {users.size} real users for {cfg.gan.epochs} epochs")
     fit = train_gan(gcfg, spec, view(ratings[users]), lambda *a: None, False, valid)
     params = kept(fit.selected)
-    return (lambda key, lengths: sample(spec, params["g"], key, lengths)), (lambda r: suspicion(spec, params["d"], view(r)))
+    return (lambda key, lengths: sample(spec, params["g"], key, lengths)), (
+        lambda r: suspicion(spec, params["d"], view(r))
+    )
 
 
 def make_profiles(cfg: Config, setup: Setup, generate=None) -> dict:
@@ -163,13 +170,24 @@ def make_profiles(cfg: Config, setup: Setup, generate=None) -> dict:
             seed = 7919 * (a.seed + s) + shilling.KINDS.index(kind)
             filler_items = filler_ratings = None
             if kind == "gan":
-                filler_items, drawn = profiles.gan_profiles(generate, jax.random.key(seed), n, lengths,
-                                                            tuple(setup.targets), "mean")
+                filler_items, drawn = profiles.gan_profiles(
+                    generate, jax.random.key(seed), n, lengths, tuple(setup.targets), "mean"
+                )
                 filler_items = np.asarray(filler_items)
                 filler_ratings = None if drawn.ratings is None else np.asarray(drawn.ratings)
             with config_key("attack"):
-                out[kind, s] = shilling.fake_profiles(kind, n, setup.stats, setup.targets, setup.filler, seed, a.intent,
-                                                      min(a.selected, setup.filler), filler_items, filler_ratings)
+                out[kind, s] = shilling.fake_profiles(
+                    kind,
+                    n,
+                    setup.stats,
+                    setup.targets,
+                    setup.filler,
+                    seed,
+                    a.intent,
+                    min(a.selected, setup.filler),
+                    filler_items,
+                    filler_ratings,
+                )
     return out
 
 
@@ -202,20 +220,33 @@ def make_variants(cfg: Config, setup: Setup, fakes: dict, d_suspicion=None) -> t
                 for name in a.detectors:
                     scores = np.zeros(rated.n_users)
                     with config_key(f"attack.detectors: {name}"):
-                        scores[present] = (d_suspicion(r[present]) if name == "d" else
-                                           det.suspicion(name, r[present], a.pca_components, a.degsim_k))
+                        scores[present] = (
+                            d_suspicion(r[present])
+                            if name == "d"
+                            else det.suspicion(name, r[present], a.pca_components, a.degsim_k)
+                        )
                     flagged = det.flag(scores, present, setup.trusted, a.fpr)
                     figures = det.judge(scores, fake, setup.real_users, setup.trusted, a.fpr)
                     figures["real_flagged"] = int(np.sum(flagged < setup.n_real))
-                    out.append(Variant(kind, count, s, name, poison.positives(poison.without_users(rated, flagged),
-                                                                                a.threshold), figures))
+                    out.append(
+                        Variant(
+                            kind,
+                            count,
+                            s,
+                            name,
+                            poison.positives(poison.without_users(rated, flagged), a.threshold),
+                            figures,
+                        )
+                    )
                     if count == max(setup.counts) and s == 0:
                         labels = np.isin(present, fake)
                         roc[kind, name] = (*det.roc_curve(scores[present], labels), figures["auc"])
     return out, roc
 
 
-def attack_victim(label: str, vcfg: Config, setup: Setup, variants: list[Variant], ks, progress: bool, say) -> tuple[list, dict]:
+def attack_victim(
+    label: str, vcfg: Config, setup: Setup, variants: list[Variant], ks, progress: bool, say
+) -> tuple[list, dict]:
     """Rows of one victim: its clean members, then one program per attack (see the module
     docstring); and its timings."""
     a = vcfg.attack
@@ -232,41 +263,73 @@ def attack_victim(label: str, vcfg: Config, setup: Setup, variants: list[Variant
 
     def outcomes(run):
         n = len(run.configs)
-        ranking = target_ranking(setup.split.train, interacted, setup.targets, setup.n_real,
-                                 vcfg.eval.chunk or sweep_chunk(run.training.model, setup.split.n_items, n))
+        ranking = target_ranking(
+            setup.split.train,
+            interacted,
+            setup.targets,
+            setup.n_real,
+            vcfg.eval.chunk or sweep_chunk(run.training.model, setup.split.n_items, n),
+        )
         best = run.fit.tracker.best if run.fit.tracker.best is not None else run.fit.state.params
-        return ranking, members_outcomes(run.training.model, best, run.training.inputs, ranking, ks,
-                                         run.training.data_batched)
+        return ranking, members_outcomes(
+            run.training.model, best, run.training.inputs, ranking, ks, run.training.data_batched
+        )
 
     ranking, clean_out = outcomes(clean)
     clean_scores = clean_out["score"]
     for s in range(a.seeds):
         one = {k: v[s] for k, v in clean_out.items()}
-        rows.append({**base, "defense": "apr" if apr else "none", "attack": "clean", "size": 0, "share": 0.0,
-                     "seed": s, **with_drops(dict(clean.metrics[s]), clean.metrics[s], ks),
-                     **target_metrics(one, ranking, clean_scores[s]), "failed": clean.fit.member(s).failed})
+        rows.append(
+            {
+                **base,
+                "defense": "apr" if apr else "none",
+                "attack": "clean",
+                "size": 0,
+                "share": 0.0,
+                "seed": s,
+                **with_drops(dict(clean.metrics[s]), clean.metrics[s], ks),
+                **target_metrics(one, ranking, clean_scores[s]),
+                "failed": clean.fit.member(s).failed,
+            }
+        )
     for kind in a.kinds:
         mine = [v for v in variants if v.kind == kind and (v.defense == "none" or not apr)]
         say(f"{label}: {kind} attack, {len(mine)} poisoned training sets as members of one program")
         t0 = time.perf_counter()
-        run = train_members([seeds[v.seed] for v in mine], setup.split, progress=progress, trains=[v.train for v in mine])
+        run = train_members(
+            [seeds[v.seed] for v in mine], setup.split, progress=progress, trains=[v.train for v in mine]
+        )
         timing[f"{kind}_train_s"] = time.perf_counter() - t0
         _, out = outcomes(run)
         for m, v in enumerate(mine):
             one = {k: x[m] for k, x in out.items()}
             defense = "apr" if apr else v.defense
-            rows.append({**base, "defense": defense, "attack": kind, "size": v.count, "share": v.count / setup.n_real,
-                         "seed": v.seed, **with_drops(dict(run.metrics[m]), clean.metrics[v.seed], ks),
-                         **target_metrics(one, ranking, clean_scores[v.seed]),
-                         **({f"detect_{k}": x for k, x in v.detection.items()} if v.detection and not apr else {}),
-                         "failed": run.fit.member(m).failed})
+            rows.append(
+                {
+                    **base,
+                    "defense": defense,
+                    "attack": kind,
+                    "size": v.count,
+                    "share": v.count / setup.n_real,
+                    "seed": v.seed,
+                    **with_drops(dict(run.metrics[m]), clean.metrics[v.seed], ks),
+                    **target_metrics(one, ranking, clean_scores[v.seed]),
+                    **({f"detect_{k}": x for k, x in v.detection.items()} if v.detection and not apr else {}),
+                    "failed": run.fit.member(m).failed,
+                }
+            )
         timing[f"{kind}_members"] = len(mine)
     return rows, timing
 
 
 def run_attack(
-    cfg: Config, base_dir: str | Path = ".", progress: bool = True, write: bool = True, rated: Split | None = None,
-    console=None, overwrite: bool = False,
+    cfg: Config,
+    base_dir: str | Path = ".",
+    progress: bool = True,
+    write: bool = True,
+    rated: Split | None = None,
+    console=None,
+    overwrite: bool = False,
 ) -> AttackResult:
     """Run the attack study ``cfg.attack`` (see the module docstring); ``rated``: the split with
     its ratings (default: loaded from ``cfg.data``, ratings kept)."""
@@ -301,8 +364,11 @@ def run_attack(
     timing["wall_s"] = time.perf_counter() - t_all
     keys = ["model", "defense", "attack", "size"]
     summary = summarise(rows, keys, ("target_score_shift", "target_score"))
-    detection = [{"attack": v.kind, "size": v.count, "seed": v.seed, "detector": v.defense, **v.detection, "failed": False}
-                 for v in variants if v.detection]
+    detection = [
+        {"attack": v.kind, "size": v.count, "seed": v.seed, "detector": v.defense, **v.detection, "failed": False}
+        for v in variants
+        if v.detection
+    ]
     det_summary = summarise(detection, ["detector", "attack", "size"], DETECTION_FIGURES) if detection else []
     targets = [t.item() if hasattr(t, "item") else t for t in setup.rated.train.item_ids[setup.targets]]
     result = AttackResult(rows, summary, detection, det_summary, roc, targets, timing, None)

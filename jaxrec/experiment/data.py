@@ -40,14 +40,20 @@ def load_split(cfg: DataConfig, keep_ratings: bool | str = False) -> Split:
     if cfg.split not in SPLITS:
         raise JaxrecError(f"data.split: unknown split {cfg.split!r}; choose one of {SPLITS}")
     table = dict(
-        user_col=cfg.user_col, item_col=cfg.item_col, rating_col=cfg.rating_col,
-        time_col=cfg.time_col, delimiter=cfg.delimiter, columns=cfg.columns,
+        user_col=cfg.user_col,
+        item_col=cfg.item_col,
+        rating_col=cfg.rating_col,
+        time_col=cfg.time_col,
+        delimiter=cfg.delimiter,
+        columns=cfg.columns,
     )
     if cfg.test_path is not None:
         loaded = D.read_split_files(cfg.dataset, cfg.test_path, cfg.valid_path, **table)
     else:
-        is_table = cfg.dataset not in D.DATASETS and Path(cfg.dataset).is_file() and (
-            Path(cfg.dataset).name not in ("u.data", "ratings.dat", "ratings.csv")
+        is_table = (
+            cfg.dataset not in D.DATASETS
+            and Path(cfg.dataset).is_file()
+            and (Path(cfg.dataset).name not in ("u.data", "ratings.dat", "ratings.csv"))
         )
         loaded = D.load_dataset(cfg.dataset, **(table if is_table else {}))
     if isinstance(loaded, Split):
@@ -58,12 +64,13 @@ def load_split(cfg: DataConfig, keep_ratings: bool | str = False) -> Split:
             )
         if cfg.user_core or cfg.item_core:
             raise JaxrecError("data.user_core/item_core: k-core filtering would break a predefined split")
-        parts = [None if p is None else _clean(p, cfg, False, keep_ratings) for p in (loaded.train, loaded.valid, loaded.test)]
+        parts = [
+            None if p is None else _clean(p, cfg, False, keep_ratings)
+            for p in (loaded.train, loaded.valid, loaded.test)
+        ]
         return Split(train=parts[0], valid=parts[1], test=parts[2], info=D.split_info(*parts))
     if cfg.split == "predefined":
-        raise JaxrecError(
-            f"data.split: predefined, but {cfg.dataset} is a single file (give data.test_path)"
-        )
+        raise JaxrecError(f"data.split: predefined, but {cfg.dataset} is a single file (give data.test_path)")
     inter = _clean(loaded, cfg, True, keep_ratings)
     if cfg.user_core or cfg.item_core:
         inter = D.kcore(inter, cfg.user_core, cfg.item_core)

@@ -37,7 +37,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.adversarial import realism
-from jaxrec.attacks import profiles, shilling
 from jaxrec.adversarial.gan_training import (
     GANFit,
     GANSpec,
@@ -55,24 +54,28 @@ from jaxrec.adversarial.gan_training import (
     sample,
     user_matrix,
 )
+from jaxrec.attacks import profiles, shilling
 from jaxrec.config import Config, validate
 from jaxrec.data import concat
 from jaxrec.data.interactions import Split
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import check_ks, evaluate, split_ranking
-from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import check_writable, write_run, written
 from jaxrec.experiment.checkpoints import checkpointer_for
-from jaxrec.experiment.gan_report import epoch_line
+from jaxrec.experiment.data import load_split
 from jaxrec.experiment.gan_fakes import classic_fakes, compare_fakes, gan_fakes
+from jaxrec.experiment.gan_report import epoch_line
+from jaxrec.experiment.output import check_writable, write_run, written
 from jaxrec.models.gan import CFGAN, cfgan_variables
 from jaxrec.train.engine import init_tracker
 from jaxrec.train.parallel import mesh_from_config
 from jaxrec.train.state import member, stack
 
 _REPORT_KEY, _FINAL_GAN, _FINAL_RANDOM, _SELECT = 101, 102, 103, 104  # fold_in tags of the evaluation keys
-SELECTIONS = {"none": "none: the last epoch", "realism": "realism gap vs the calibration users",
-              "detector": "fresh-detector AUC vs the calibration users"}
+SELECTIONS = {
+    "none": "none: the last epoch",
+    "realism": "realism gap vs the calibration users",
+    "detector": "fresh-detector AUC vs the calibration users",
+}
 
 
 @dataclasses.dataclass
@@ -113,13 +116,31 @@ def spec_from_config(g, n_items: int, levels: int = 0) -> GANSpec:
         raise JaxrecError("gan.rated: true needs the data's rating levels (integer ratings 1..K)")
     try:
         return GANSpec(
-            n_items=n_items, noise_dim=g.noise_dim, g_hidden=tuple(g.g_hidden), d_hidden=tuple(g.d_hidden),
-            dropout=g.dropout, conditional=g.conditional, non_saturating=g.non_saturating,
-            d_steps=g.d_steps, pm=g.pm, pm_ratio=g.pm_ratio, zr=g.zr, zr_ratio=g.zr_ratio,
-            zr_alpha=g.zr_alpha, loss=g.loss, gp_weight=g.gp_weight, label_smoothing=g.label_smoothing,
-            instance_noise=g.instance_noise, feature_matching=g.feature_matching, minibatch_std=g.minibatch_std,
-            relax=g.relax, tau=g.tau, temperature=g.temperature, rating_levels=levels if g.rated else 0,
-            rating_head=g.rating_head, length_input=g.length_input,
+            n_items=n_items,
+            noise_dim=g.noise_dim,
+            g_hidden=tuple(g.g_hidden),
+            d_hidden=tuple(g.d_hidden),
+            dropout=g.dropout,
+            conditional=g.conditional,
+            non_saturating=g.non_saturating,
+            d_steps=g.d_steps,
+            pm=g.pm,
+            pm_ratio=g.pm_ratio,
+            zr=g.zr,
+            zr_ratio=g.zr_ratio,
+            zr_alpha=g.zr_alpha,
+            loss=g.loss,
+            gp_weight=g.gp_weight,
+            label_smoothing=g.label_smoothing,
+            instance_noise=g.instance_noise,
+            feature_matching=g.feature_matching,
+            minibatch_std=g.minibatch_std,
+            relax=g.relax,
+            tau=g.tau,
+            temperature=g.temperature,
+            rating_levels=levels if g.rated else 0,
+            rating_head=g.rating_head,
+            length_input=g.length_input,
         )
     except JaxrecError as e:
         raise JaxrecError(f"gan.{e}") from None
@@ -155,9 +176,21 @@ def train_gan(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool, 
             template = init_tracker(kept(stacked), 1, valid is not None)
             tree, start = ckpt.resume({"state": stacked, "tracker": template})
             state, tracker = member(tree["state"], 0), tree["tracker"]
-        fit = fit_gan(spec, state, data, max(g.epochs - start, 0), g.batch_size, hook, mesh=mesh,
-                      start_epoch=start, tracker=tracker, save=ckpt.maybe_save, valid=valid,
-                      eval_every=max(g.report_every, 1), select=g.select)
+        fit = fit_gan(
+            spec,
+            state,
+            data,
+            max(g.epochs - start, 0),
+            g.batch_size,
+            hook,
+            mesh=mesh,
+            start_epoch=start,
+            tracker=tracker,
+            save=ckpt.maybe_save,
+            valid=valid,
+            eval_every=max(g.report_every, 1),
+            select=g.select,
+        )
         last = fit.history[-1]["epoch"] if fit.history else start
         if last not in ckpt.epochs():
             ckpt.save(last, {"state": stack([fit.state]), "tracker": fit.tracker})
@@ -171,7 +204,12 @@ def suspicion(spec, d_params, x) -> np.ndarray:
 
 
 def run_gan(
-    cfg: Config, progress: bool = True, write: bool = True, split=None, console=None, resume: bool = False,
+    cfg: Config,
+    progress: bool = True,
+    write: bool = True,
+    split=None,
+    console=None,
+    resume: bool = False,
     overwrite: bool = False,
 ) -> GANRunResult:
     """Train the GAN of ``cfg.gan`` on ``cfg.data`` and report (see the module docstring)."""
@@ -195,9 +233,11 @@ def run_gan(
     train_m, ref_m, cal_m = (d_view(real[k], levels) for k in ("train", "reference", "calibration"))
     train_lengths = lengths_all[groups["train"]]
     if min(len(ref_m), len(cal_m), g.n_fake) < g.fresh_folds:
-        raise JaxrecError(f"gan.fresh_folds={g.fresh_folds}: the fresh detector needs as many reference and calibration "
-                          f"users and fake users (gan.n_fake={g.n_fake}); gan.holdout={g.holdout} leaves "
-                          f"{len(ref_m)} and {len(cal_m)}")
+        raise JaxrecError(
+            f"gan.fresh_folds={g.fresh_folds}: the fresh detector needs as many reference and calibration "
+            f"users and fake users (gan.n_fake={g.n_fake}); gan.holdout={g.holdout} leaves "
+            f"{len(ref_m)} and {len(cal_m)}"
+        )
     spec = spec_from_config(g, split.n_items, levels)
     key = jax.random.key(g.seed)
     gen = lambda params: functools.partial(sample, spec, params)  # noqa: E731
@@ -222,8 +262,14 @@ def run_gan(
     valid = None
     if g.select != "none":  # model selection on the calibration users, never the reference users
         k = jax.random.fold_in(key, _SELECT)
-        valid = realism_valid(cal_m, profiles.sample_lengths(k, train_lengths, g.n_fake, g.profile_length), k, levels,
-                              g.fresh_folds if g.select == "detector" else 0, g.seed)
+        valid = realism_valid(
+            cal_m,
+            profiles.sample_lengths(k, train_lengths, g.n_fake, g.profile_length),
+            k,
+            levels,
+            g.fresh_folds if g.select == "detector" else 0,
+            g.seed,
+        )
     if write:  # after the settings' checks (a mistake is named first), before any training
         check_writable(cfg, "gan", overwrite, resume)
     fit = train_gan(cfg, spec, train_m, hook, resume, valid)
@@ -234,17 +280,26 @@ def run_gan(
         gen(state.g.params), jax.random.fold_in(key, _FINAL_GAN), g.n_fake, train_lengths, targets, g.profile_length
     )
     stats = shilling.rating_stats(full.select(np.isin(full.users, groups["train"]))) if data_levels else None
-    fakes = {"gan": gan_fakes(np.asarray(gan_p), None if out.ratings is None else np.asarray(out.ratings),
-                              stats, targets, g.seed)}
+    fakes = {
+        "gan": gan_fakes(
+            np.asarray(gan_p), None if out.ratings is None else np.asarray(out.ratings), stats, targets, g.seed
+        )
+    }
     filler = (np.asarray(gan_p) > 0).sum(1) - len(targets)  # the GAN's lengths, for every kind
     fakes.update(classic_fakes(stats, jax.random.fold_in(key, _FINAL_RANDOM), filler, split.n_items, targets, g.seed))
-    d_input = {**{k: d_view(np.asarray(v), levels) for k, v in fakes.items()}, "reference": ref_m, "calibration": cal_m,
-               "raw": np.asarray(out.prob)}
+    d_input = {
+        **{k: d_view(np.asarray(v), levels) for k, v in fakes.items()},
+        "reference": ref_m,
+        "calibration": cal_m,
+        "raw": np.asarray(out.prob),
+    }
     cuts = np.cumsum([len(v) for v in d_input.values()])[:-1]
     probs = np.asarray(d_prob(spec, state.d.params, jnp.asarray(np.concatenate(list(d_input.values())))))  # one D pass
     d_real = dict(zip(d_input, np.split(probs, cuts)))
     metrics = {
-        **compare_fakes(fakes, real["reference"], real["calibration"], d_real, data_levels, g.fpr, g.fresh_folds, g.seed),
+        **compare_fakes(
+            fakes, real["reference"], real["calibration"], d_real, data_levels, g.fpr, g.fresh_folds, g.seed
+        ),
         "d_gan_raw": float(np.mean(d_real["raw"])),
         **({f"final/{k}": v for k, v in fit.history[-1].items() if k != "epoch"} if fit.history else {}),
         "selection": {"criterion": SELECTIONS[g.select], "epoch": int(fit.selected_epoch)},

@@ -25,33 +25,47 @@ from jaxrec.attacks import profiles, shilling
 CLASSIC = ("random", "average", "bandwagon")
 
 
-def gan_fakes(binary: np.ndarray, ratings: np.ndarray | None, stats: shilling.RatingStats | None,
-              targets, seed: int) -> np.ndarray:
+def gan_fakes(
+    binary: np.ndarray, ratings: np.ndarray | None, stats: shilling.RatingStats | None, targets, seed: int
+) -> np.ndarray:
     """The GAN's profiles as injected: ``binary [N, n_items]`` (targets in) when the data has no
     ratings; else rated by :func:`jaxrec.attacks.shilling.fake_profiles` -- with G's own
     ``ratings`` (a rated GAN) or the average attack's draw -- and targets at the maximum."""
     if stats is None:
         return binary
     filler = np.asarray(binary.sum(1) - len(targets), np.int64)
-    return shilling.fake_profiles("gan", len(binary), stats, targets, np.maximum(filler, 1), seed,
-                                  filler_items=binary, filler_ratings=ratings)
+    return shilling.fake_profiles(
+        "gan", len(binary), stats, targets, np.maximum(filler, 1), seed, filler_items=binary, filler_ratings=ratings
+    )
 
 
-def classic_fakes(stats: shilling.RatingStats | None, key: jax.Array, lengths: np.ndarray, n_items: int,
-                  targets, seed: int) -> dict[str, np.ndarray]:
+def classic_fakes(
+    stats: shilling.RatingStats | None, key: jax.Array, lengths: np.ndarray, n_items: int, targets, seed: int
+) -> dict[str, np.ndarray]:
     """``{kind: [n, n_items]}`` of the random, average and bandwagon attacks (only random, 0/1,
     without ratings) with the filler sizes ``lengths [n]`` (the GAN's, so that every kind has the
     same profile lengths)."""
     lengths = np.asarray(lengths, np.int64)
     if stats is None:
         return {"random": np.asarray(profiles.uniform_profiles(key, lengths, n_items, targets))}
-    return {kind: shilling.fake_profiles(kind, lengths.size, stats, targets, lengths, 7919 * seed + i,
-                                         selected=int(min(10, lengths.min())))
-            for i, kind in enumerate(CLASSIC)}
+    return {
+        kind: shilling.fake_profiles(
+            kind, lengths.size, stats, targets, lengths, 7919 * seed + i, selected=int(min(10, lengths.min()))
+        )
+        for i, kind in enumerate(CLASSIC)
+    }
 
 
-def compare_fakes(fakes: dict, reference: np.ndarray, calibration: np.ndarray, d_real: dict, levels: int,
-                  fpr: float, folds: int, seed: int) -> dict:
+def compare_fakes(
+    fakes: dict,
+    reference: np.ndarray,
+    calibration: np.ndarray,
+    d_real: dict,
+    levels: int,
+    fpr: float,
+    folds: int,
+    seed: int,
+) -> dict:
     """Figures of every kind of ``fakes`` (``{kind: [N, n_items]}`` as injected) against the
     ``reference`` users (same form); ``d_real`` holds D's probabilities of "real" ``[N]`` for every
     kind and for ``"reference"`` / ``"calibration"``; ``levels`` the data's rating levels (0:
@@ -66,7 +80,8 @@ def compare_fakes(fakes: dict, reference: np.ndarray, calibration: np.ndarray, d
         out[f"realism_{kind}"] = realism.realism_report(x, reference, levels)
         out[f"d_{kind}_profiles"] = float(np.mean(d_real[kind]))
         out[f"detector_{kind}"] = detector.detection_report(
-            1 - d_real[kind], 1 - d_real["reference"], 1 - d_real["calibration"], fpr)
+            1 - d_real[kind], 1 - d_real["reference"], 1 - d_real["calibration"], fpr
+        )
         fresh = fresh_detector(d_view(reference, levels), d_view(np.asarray(x), levels), folds=folds, seed=seed)
         out[f"fresh_{kind}"] = {"auc": fresh["auc"], "auc_folds": [float(a) for a in fresh["auc_folds"]]}
     return out

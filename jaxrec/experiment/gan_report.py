@@ -6,8 +6,13 @@ from __future__ import annotations
 
 def epoch_line(r: dict) -> str:
     """One epoch's line: D's scores, the losses, and the realism / validation figures it has."""
-    parts = [f"epoch {r['epoch']}", f"D(real) {r['d_real']:.3f}", f"D(fake) {r['d_fake']:.3f}",
-             f"d_loss {r['d_loss']:.4f}", f"g_loss {r['g_loss']:.4f}"]
+    parts = [
+        f"epoch {r['epoch']}",
+        f"D(real) {r['d_real']:.3f}",
+        f"D(fake) {r['d_fake']:.3f}",
+        f"d_loss {r['d_loss']:.4f}",
+        f"g_loss {r['g_loss']:.4f}",
+    ]
     if "realism/popularity_jsd" in r:
         parts += [f"JSD {r['realism/popularity_jsd']:.3f}", f"nn-cos {r['realism/nn_cosine']:.3f}"]
     if "valid/realism" in r:
@@ -34,17 +39,22 @@ def results_tables(result, title: str) -> list:
             d.add_column(c, justify="right")
         d.add_row(*(f"{m[k]:.4f}" for k in ("d_real", "d_fake", "d_loss", "g_loss")))
         return [results_table({k: v for k, v in m.items() if "@" in k}, title=f"{title}: test"), d]
-    kinds = [k[len("realism_"):] for k in m if k.startswith("realism_") and k != "realism_real"]
+    kinds = [k[len("realism_") :] for k in m if k.startswith("realism_") and k != "realism_real"]
     sel = m["selection"]
     d = Table(title=f"{title}: D's probability of 'real' (mean; G and D of epoch {sel['epoch']}, {sel['criterion']})")
     d.add_column("users")
     d.add_column("D(x)", justify="right")
-    rows = [("held-out real (reference)", "d_real_reference"), ("held-out real (calibration)", "d_real_calibration"),
-            ("G(z), raw [0,1]", "d_gan_raw")] + [(f"{k} profiles", f"d_{k}_profiles") for k in kinds]
+    rows = [
+        ("held-out real (reference)", "d_real_reference"),
+        ("held-out real (calibration)", "d_real_calibration"),
+        ("G(z), raw [0,1]", "d_gan_raw"),
+    ] + [(f"{k} profiles", f"d_{k}_profiles") for k in kinds]
     for name, key in rows:
         d.add_row(name, f"{m[key]:.4f}")
-    r = Table(title=f"{title}: realism vs {m['n_reference_users']} held-out real users "
-                    "(nn_cosine, diversity: closest to the real column is best)")
+    r = Table(
+        title=f"{title}: realism vs {m['n_reference_users']} held-out real users "
+        "(nn_cosine, diversity: closest to the real column is best)"
+    )
     r.add_column("figure")
     for k in kinds:
         r.add_column(k, justify="right")
@@ -52,8 +62,10 @@ def results_tables(result, title: str) -> list:
     for row in REALISM_ROWS:
         if row in m["realism_real"]:
             r.add_row(row, *(f"{m[f'realism_{k}'][row]:.4f}" for k in [*kinds, "real"]))
-    det = Table(title=f"{title}: detectors (fresh: {len(m[f'fresh_{kinds[0]}']['auc_folds'])}-fold ROC-AUC vs "
-                      f"reference users; D's threshold: {m['fpr_target']:.0%} FPR on calibration users)")
+    det = Table(
+        title=f"{title}: detectors (fresh: {len(m[f'fresh_{kinds[0]}']['auc_folds'])}-fold ROC-AUC vs "
+        f"reference users; D's threshold: {m['fpr_target']:.0%} FPR on calibration users)"
+    )
     det.add_column("figure")
     for k in kinds:
         det.add_column(f"{k} fakes", justify="right")

@@ -6,13 +6,13 @@ The experiment layer reads the config and hands plain values to the modules in
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax.numpy as jnp
 
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
-from jaxrec.models import LightGCN, MF, NGCF, NeuMF
+from jaxrec.models import MF, NGCF, LightGCN, NeuMF
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -28,7 +28,13 @@ def _neumf(cfg, train: Interactions, capacity: int | None = None):
     if not 0.0 <= cfg.dropout < 1.0:
         raise JaxrecError(f"model.dropout must be in [0, 1), got {cfg.dropout}")
     module = NeuMF(
-        train.n_users, train.n_items, cfg.dim, layers, cfg.dropout, cfg.init, cfg.init_std,
+        train.n_users,
+        train.n_items,
+        cfg.dim,
+        layers,
+        cfg.dropout,
+        cfg.init,
+        cfg.init_std,
         DTYPES[cfg.dtype],
     )
     return module, {}
@@ -46,12 +52,17 @@ def _graph_model(cls, cfg, train: Interactions, capacity: int | None = None, **e
     if kernel == "auto":
         kernel = auto_propagation(train.n_users, train.n_items)
     elif kernel not in PROPAGATIONS:
-        raise JaxrecError(
-            f"model.propagation: unknown kernel {kernel!r}; choose auto or one of {PROPAGATIONS}"
-        )
+        raise JaxrecError(f"model.propagation: unknown kernel {kernel!r}; choose auto or one of {PROPAGATIONS}")
     module = cls(
-        train.n_users, train.n_items, dim=cfg.dim, init=cfg.init, init_std=cfg.init_std,
-        dtype=DTYPES[cfg.dtype], layers=cfg.layers, propagation=kernel, **extra,
+        train.n_users,
+        train.n_items,
+        dim=cfg.dim,
+        init=cfg.init,
+        init_std=cfg.init_std,
+        dtype=DTYPES[cfg.dtype],
+        layers=cfg.layers,
+        propagation=kernel,
+        **extra,
     )
     return module, lightgcn_inputs(bipartite_graph(train, kernel, capacity))
 
@@ -68,7 +79,10 @@ def _ngcf(cfg, train: Interactions, capacity: int | None = None):
 
 #: name -> builder(model_config, train_interactions, capacity) -> (module, non-trainable inputs)
 REGISTRY: dict[str, Callable] = {
-    "mf": _mf, "neumf": _neumf, "lightgcn": _lightgcn, "ngcf": _ngcf,
+    "mf": _mf,
+    "neumf": _neumf,
+    "lightgcn": _lightgcn,
+    "ngcf": _ngcf,
 }
 
 

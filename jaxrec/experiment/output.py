@@ -75,7 +75,9 @@ def check_writable(cfg: Config, command: str | None = None, overwrite: bool = Fa
         what = f"a `jaxrec {held}` run" if held else "a run"
         if resume:
             if held is not None and held != command:
-                raise JaxrecError(f"--resume: {run_dir} holds {what}, not a `jaxrec {command}` run; give this run's name")
+                raise JaxrecError(
+                    f"--resume: {run_dir} holds {what}, not a `jaxrec {command}` run; give this run's name"
+                )
         elif overwrite:
             try:
                 shutil.rmtree(run_dir)
@@ -110,8 +112,10 @@ def saving(run_dir: Path):
     try:
         yield
     except OSError as e:
-        print(f"warning: could not write the results to {run_dir} ({e.strerror or e}); "
-              "they are only printed below", file=sys.stderr)
+        print(
+            f"warning: could not write the results to {run_dir} ({e.strerror or e}); they are only printed below",
+            file=sys.stderr,
+        )
 
 
 def _config_text(cfg: Config, extra_config: dict | None = None) -> str:
@@ -128,13 +132,18 @@ def _stamp(run_dir: Path, command: str | None) -> None:
 
     if command is not None:
         argv = INVOCATION if INVOCATION is not None else sys.argv
-        info = {"command": command, "argv": list(argv), "jaxrec": __version__,
-                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        info = {
+            "command": command,
+            "argv": list(argv),
+            "jaxrec": __version__,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         atomic_write(run_dir / "run.json", json.dumps(info, indent=2) + "\n")
 
 
-def write_run(cfg: Config, metrics: dict, history: list[dict], samples: dict | None = None,
-              command: str | None = None) -> Path:
+def write_run(
+    cfg: Config, metrics: dict, history: list[dict], samples: dict | None = None, command: str | None = None
+) -> Path:
     """Write a run's config, final metrics, per-epoch history (one JSON line per epoch) and
     optional arrays (``samples.npz``), and ``run.json`` when ``command`` is given; returns the
     directory."""
@@ -151,8 +160,9 @@ def write_run(cfg: Config, metrics: dict, history: list[dict], samples: dict | N
     return run_dir
 
 
-def write_results(cfg: Config, rows: list[dict], payload: dict, extra_config: dict | None = None,
-                  command: str | None = None) -> Path:
+def write_results(
+    cfg: Config, rows: list[dict], payload: dict, extra_config: dict | None = None, command: str | None = None
+) -> Path:
     """Write a sweep's or a study's config (plus ``extra_config``, e.g. the grid), every row as
     ``results.csv`` (the rows' keys in first-seen order; a key a row lacks is left empty),
     ``payload`` as ``results.json`` and ``run.json``; returns the directory."""

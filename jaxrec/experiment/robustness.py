@@ -89,9 +89,16 @@ def victims(cfg: Config, base_dir: str | Path = ".", section: str = "robustness"
         with config_key(f"{section}.victims[{i}]"):
             v = load_config(Path(base_dir) / path, overrides)
         label = v.name
-        v = dataclasses.replace(v, name=f"{cfg.name}-{label}", output_dir=cfg.output_dir, data=cfg.data,
-                                eval=cfg.eval, robustness=cfg.robustness, attack=cfg.attack,
-                                checkpoint=CheckpointConfig())
+        v = dataclasses.replace(
+            v,
+            name=f"{cfg.name}-{label}",
+            output_dir=cfg.output_dir,
+            data=cfg.data,
+            eval=cfg.eval,
+            robustness=cfg.robustness,
+            attack=cfg.attack,
+            checkpoint=CheckpointConfig(),
+        )
         out.append((label, v))
     labels = [lab for lab, _ in out]
     if len(set(labels)) != len(labels):
@@ -122,14 +129,29 @@ def _worst(label, method, eps: list, res_list, split: Split, k: int, n: int) -> 
     users = res_list[0].users
     degree = np.bincount(split.train.users, minlength=split.n_users)
     order = np.argsort(-(clean - hit), kind="stable")[:n]
-    return [{"victim": label, "method": method, "eps": float(eps[s]), "user": split.train.user_ids[users[i]].item(),
-             "train_items": int(degree[users[i]]), f"clean_ndcg@{k}": float(clean[i]), f"ndcg@{k}": float(hit[i]),
-             "drop": float(clean[i] - hit[i])} for i in order]
+    return [
+        {
+            "victim": label,
+            "method": method,
+            "eps": float(eps[s]),
+            "user": split.train.user_ids[users[i]].item(),
+            "train_items": int(degree[users[i]]),
+            f"clean_ndcg@{k}": float(clean[i]),
+            f"ndcg@{k}": float(hit[i]),
+            "drop": float(clean[i] - hit[i]),
+        }
+        for i in order
+    ]
 
 
 def run_robustness(
-    cfg: Config, base_dir: str | Path = ".", progress: bool = True, write: bool = True, split: Split | None = None,
-    console=None, overwrite: bool = False,
+    cfg: Config,
+    base_dir: str | Path = ".",
+    progress: bool = True,
+    write: bool = True,
+    split: Split | None = None,
+    console=None,
+    overwrite: bool = False,
 ) -> RobustnessResult:
     """Run the robustness study ``cfg.robustness`` (see the module docstring)."""
     check(cfg)
@@ -159,23 +181,52 @@ def run_robustness(
         base = {"victim": label, "model": vcfg.model.name, "adv": vcfg.adv.method}
         for m, mcfg in enumerate(clean_run.configs):  # the clean model: eps 0, its own ranking
             stable = {f"{n}@{k}": float(n == "jaccard") for k in ks for n in ("jaccard", "score_shift")}
-            rows.append({**base, "train_seed": mcfg.train.seed, "method": "none", "eps": 0.0, "noise_seed": 0,
-                         **with_drops({**clean_run.metrics[m], **stable}, clean_run.metrics[m], ks),
-                         "failed": clean_run.fit.member(m).failed})
+            rows.append(
+                {
+                    **base,
+                    "train_seed": mcfg.train.seed,
+                    "method": "none",
+                    "eps": 0.0,
+                    "noise_seed": 0,
+                    **with_drops({**clean_run.metrics[m], **stable}, clean_run.metrics[m], ks),
+                    "failed": clean_run.fit.member(m).failed,
+                }
+            )
         for method in r.methods:
-            say(f"{label}: {method} at {len(r.eps)} strength(s) x {r.noise_seeds} noise seed(s), one program per member")
+            say(
+                f"{label}: {method} at {len(r.eps)} strength(s) x {r.noise_seeds} noise seed(s), one program per member"
+            )
             t0, results = time.perf_counter(), []
             for m, mcfg in enumerate(clean_run.configs):
                 one = clean_run.fit.member(m)
                 if one.failed:
                     continue
-                res = sweep(tr.model, one.best_params, tr.inputs, tr.data, ranking, r.eps, method, ks,
-                            r.relative, r.noise_seeds, jax.random.key(mcfg.train.seed), pgd, batch)
+                res = sweep(
+                    tr.model,
+                    one.best_params,
+                    tr.inputs,
+                    tr.data,
+                    ranking,
+                    r.eps,
+                    method,
+                    ks,
+                    r.relative,
+                    r.noise_seeds,
+                    jax.random.key(mcfg.train.seed),
+                    pgd,
+                    batch,
+                )
                 results.append(res)
                 for row in res.rows:
                     row["noise_seed"] = row.pop("seed")
-                    rows.append({**base, "train_seed": mcfg.train.seed, **with_drops(row, clean_run.metrics[m], ks),
-                                 "failed": False})
+                    rows.append(
+                        {
+                            **base,
+                            "train_seed": mcfg.train.seed,
+                            **with_drops(row, clean_run.metrics[m], ks),
+                            "failed": False,
+                        }
+                    )
             t[f"{method}_s"] = time.perf_counter() - t0
             if results and r.worst_users:
                 worst += _worst(label, method, list(r.eps), results, split, max(ks), r.worst_users)
@@ -195,8 +246,10 @@ def _data_noise(label, base, vcfg, clean_run, split, ks, t, progress, say) -> li
     combos = [(kind, rate, s) for kind in r.data_kinds for rate in r.data_rates for s in range(r.data_seeds)]
     avoid = tuple(p for p in (split.valid, split.test) if p is not None)
     with config_key("robustness.data_rates"):
-        trains = [data_noise.perturb_data(split.train, kind, rate, 1000 * s + i, avoid)
-                  for i, (kind, rate, s) in enumerate(combos)]
+        trains = [
+            data_noise.perturb_data(split.train, kind, rate, 1000 * s + i, avoid)
+            for i, (kind, rate, s) in enumerate(combos)
+        ]
     say(f"{label}: retraining on {len(combos)} noisy training sets as members of one program")
     t0 = time.perf_counter()
     cfgs = [vcfg] * len(combos)  # one training seed: the differences come from the data alone
@@ -210,8 +263,15 @@ def _data_noise(label, base, vcfg, clean_run, split, ks, t, progress, say) -> li
     stats = against_reference(tr.model, best, tr.inputs, ref_params, ref_inputs, ranking, ks, tr.data_batched)
     out = []
     for m, (kind, rate, s) in enumerate(combos):
-        row = {**base, "kind": kind, "rate": float(rate), "data_seed": s, "n_train": len(trains[m]), **stats[m],
-               "failed": noisy.fit.member(m).failed}
+        row = {
+            **base,
+            "kind": kind,
+            "rate": float(rate),
+            "data_seed": s,
+            "n_train": len(trains[m]),
+            **stats[m],
+            "failed": noisy.fit.member(m).failed,
+        }
         out.append(with_drops(row, clean_run.metrics[0], ks))
     return out
 
@@ -220,8 +280,15 @@ def _write(cfg, rows, summary, data_rows, data_summary, worst, timing) -> Path:
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     plots = plot_all(cfg, summary, data_summary, run_dir)
-    payload = {"rows": rows, "summary": summary, "data_rows": data_rows, "data_summary": data_summary,
-               "worst_users": worst, "timing": timing, "plots": [p.name for p in plots]}
+    payload = {
+        "rows": rows,
+        "summary": summary,
+        "data_rows": data_rows,
+        "data_summary": data_summary,
+        "worst_users": worst,
+        "timing": timing,
+        "plots": [p.name for p in plots],
+    }
     write_results(cfg, rows + data_rows, payload, command="robustness")
     atomic_write(run_dir / "report.md", markdown(cfg, summary, data_summary, worst, timing, plots))
     return run_dir
@@ -237,15 +304,40 @@ def plot_all(cfg: Config, summary, data_summary, run_dir: Path) -> list[Path]:
     plots = []
     if r.methods:
         curves = _with_clean_points(summary)
-        plots.append(report.plot_curves(curves, "eps", metric, ["victim", "method"], run_dir / f"{metric}_vs_eps.png",
-                                        f"{metric} under parameter perturbation", f"eps{unit}"))
-        plots.append(report.plot_curves(curves, "eps", f"jaccard@{k}", ["victim", "method"],
-                                        run_dir / f"jaccard@{k}_vs_eps.png", f"top-{k} overlap with the clean ranking",
-                                        f"eps{unit}"))
+        plots.append(
+            report.plot_curves(
+                curves,
+                "eps",
+                metric,
+                ["victim", "method"],
+                run_dir / f"{metric}_vs_eps.png",
+                f"{metric} under parameter perturbation",
+                f"eps{unit}",
+            )
+        )
+        plots.append(
+            report.plot_curves(
+                curves,
+                "eps",
+                f"jaccard@{k}",
+                ["victim", "method"],
+                run_dir / f"jaccard@{k}_vs_eps.png",
+                f"top-{k} overlap with the clean ranking",
+                f"eps{unit}",
+            )
+        )
     if data_summary:
-        plots.append(report.plot_curves(data_summary, "rate", metric, ["victim", "kind"],
-                                        run_dir / f"{metric}_vs_rate.png", f"{metric} after retraining on noisy data",
-                                        "share of training interactions dropped / added"))
+        plots.append(
+            report.plot_curves(
+                data_summary,
+                "rate",
+                metric,
+                ["victim", "kind"],
+                run_dir / f"{metric}_vs_rate.png",
+                f"{metric} after retraining on noisy data",
+                "share of training interactions dropped / added",
+            )
+        )
     return plots
 
 
@@ -265,36 +357,62 @@ def tables(cfg: Config, summary, data_summary, worst) -> list[tuple[str, list, l
     perturbed = [s for s in summary if s["method"] != "none"]
     if perturbed:
         for m in (f"drop_ndcg@{k}", f"drop_recall@{k}"):
-            out.append((f"relative drop of {m[5:]} (1 - perturbed / clean), mean ± std over seeds",
-                        *report.pivot(perturbed, ["victim", "method"], "eps", m, 3)))
-        out.append((f"top-{k} Jaccard overlap with the clean ranking",
-                    *report.pivot(perturbed, ["victim", "method"], "eps", f"jaccard@{k}", 3)))
-        out.append((f"score shift of the clean top-{k} items", *report.pivot(perturbed, ["victim", "method"], "eps",
-                                                                             f"score_shift@{k}", 3)))
+            out.append(
+                (
+                    f"relative drop of {m[5:]} (1 - perturbed / clean), mean ± std over seeds",
+                    *report.pivot(perturbed, ["victim", "method"], "eps", m, 3),
+                )
+            )
+        out.append(
+            (
+                f"top-{k} Jaccard overlap with the clean ranking",
+                *report.pivot(perturbed, ["victim", "method"], "eps", f"jaccard@{k}", 3),
+            )
+        )
+        out.append(
+            (
+                f"score shift of the clean top-{k} items",
+                *report.pivot(perturbed, ["victim", "method"], "eps", f"score_shift@{k}", 3),
+            )
+        )
     clean = [s for s in summary if s["method"] == "none"]
     if clean:
-        out.append(("clean test metrics", ["victim", "seeds", f"recall@{k}", f"ndcg@{k}"],
-                    [[s["victim"], str(s["n"]), report.cell(s, f"recall@{k}"), report.cell(s, f"ndcg@{k}")]
-                     for s in clean]))
+        out.append(
+            (
+                "clean test metrics",
+                ["victim", "seeds", f"recall@{k}", f"ndcg@{k}"],
+                [[s["victim"], str(s["n"]), report.cell(s, f"recall@{k}"), report.cell(s, f"ndcg@{k}")] for s in clean],
+            )
+        )
     if data_summary:
         for m in (f"drop_ndcg@{k}", f"jaccard@{k}"):
             out.append((f"retrained on noisy data: {m}", *report.pivot(data_summary, ["victim", "kind"], "rate", m, 3)))
     if worst:
         keys = list(worst[0])
-        out.append(("worst-hit users at the largest strength (NDCG drop, mean over seeds)", keys,
-                    [[f"{w[c]:.4f}" if isinstance(w[c], float) else str(w[c]) for c in keys] for w in worst]))
+        out.append(
+            (
+                "worst-hit users at the largest strength (NDCG drop, mean over seeds)",
+                keys,
+                [[f"{w[c]:.4f}" if isinstance(w[c], float) else str(w[c]) for c in keys] for w in worst],
+            )
+        )
     return out
 
 
 def markdown(cfg: Config, summary, data_summary, worst, timing, plots) -> str:
     r = cfg.robustness
-    lines = [f"# Robustness report: {cfg.name}", "",
-             f"Data: `{cfg.data.dataset}`, split `{cfg.data.split}` {list(cfg.data.ratios)}, test set, full ranking.",
-             f"Parameter perturbations of the layer-0 embedding tables: {', '.join(r.methods) or 'none'} at eps "
-             f"{list(r.eps)} ({'relative: x each table mean row norm' if r.relative else 'absolute per-row L2 norm'}; "
-             f"fgsm is an L-inf step), {r.noise_seeds} noise seed(s); PGD: {r.pgd_steps} steps"
-             f"{', random start' if r.pgd_random_start else ''}. The adversary's loss is BPR over the training "
-             "triples.", f"Training seeds per victim: {r.seeds}. Wall time: {timing['wall_s']:.1f} s.", ""]
+    lines = [
+        f"# Robustness report: {cfg.name}",
+        "",
+        f"Data: `{cfg.data.dataset}`, split `{cfg.data.split}` {list(cfg.data.ratios)}, test set, full ranking.",
+        f"Parameter perturbations of the layer-0 embedding tables: {', '.join(r.methods) or 'none'} at eps "
+        f"{list(r.eps)} ({'relative: x each table mean row norm' if r.relative else 'absolute per-row L2 norm'}; "
+        f"fgsm is an L-inf step), {r.noise_seeds} noise seed(s); PGD: {r.pgd_steps} steps"
+        f"{', random start' if r.pgd_random_start else ''}. The adversary's loss is BPR over the training "
+        "triples.",
+        f"Training seeds per victim: {r.seeds}. Wall time: {timing['wall_s']:.1f} s.",
+        "",
+    ]
     for title, header, rows in tables(cfg, summary, data_summary, worst):
         lines += [f"## {title}", "", report.markdown_table(header, rows)]
     for p in plots:

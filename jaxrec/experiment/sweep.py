@@ -18,17 +18,17 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import yaml
 
 from jaxrec.config import CheckpointConfig, Config, from_dict, to_dict
 from jaxrec.errors import JaxrecError
+from jaxrec.experiment.checkpoints import checkpoint_dir
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import check_writable, write_results, written
-from jaxrec.experiment.checkpoints import checkpoint_dir
 from jaxrec.experiment.training import MembersRun, structure, train_members
 
 SEED_KEY = "train.seed"
@@ -98,8 +98,10 @@ def expand(cfg: Config, grid) -> list[tuple[dict, Config]]:
                     raise JaxrecError(f"--grid {key}: {p} is not a config section")
                 node = node[p]
             if parts[-1] not in node:
-                raise JaxrecError(f"--grid {key}: unknown config key (known in {'.'.join(parts[:-1]) or 'top level'}: "
-                                  f"{', '.join(sorted(node))})")
+                raise JaxrecError(
+                    f"--grid {key}: unknown config key (known in {'.'.join(parts[:-1]) or 'top level'}: "
+                    f"{', '.join(sorted(node))})"
+                )
             node[parts[-1]] = value
         try:
             out.append((values, from_dict(Config, tree)))
@@ -121,7 +123,12 @@ class SweepResult:
 
 
 def sweep(
-    cfg: Config, grid, progress: bool = True, write: bool = True, split=None, resume: bool = False,
+    cfg: Config,
+    grid,
+    progress: bool = True,
+    write: bool = True,
+    split=None,
+    resume: bool = False,
     overwrite: bool = False,
 ) -> SweepResult:
     """Train every combination of ``grid`` (``[(key, values)]`` or ``{key: values}``) over ``cfg``.
@@ -152,8 +159,13 @@ def sweep(
         for m, i in enumerate(idx):
             one = out.fit.member(m)
             rows[i] = {
-                **combos[i][0], "group": g, **out.metrics[m], "best_epoch": one.best_epoch,
-                "epochs": one.epochs, "failed": one.failed, "stopped": one.stopped,
+                **combos[i][0],
+                "group": g,
+                **out.metrics[m],
+                "best_epoch": one.best_epoch,
+                "epochs": one.epochs,
+                "failed": one.failed,
+                "stopped": one.stopped,
             }
     timing = {
         "wall_s": time.perf_counter() - t0,
@@ -217,7 +229,9 @@ def summary_table(result: SweepResult, title: str, metrics: tuple[str, ...] | No
     for m in shown:
         table.add_column(m, justify="right")
     for rec in result.summary:
-        cells = [str(rec[k]) for k in setting] + [f"{rec['n']}" + (f" ({rec['failed']} failed)" if rec["failed"] else "")]
+        cells = [str(rec[k]) for k in setting] + [
+            f"{rec['n']}" + (f" ({rec['failed']} failed)" if rec["failed"] else "")
+        ]
         cells += [f"{rec[f'{m}_mean']:.4f} ± {rec[f'{m}_std']:.4f}" for m in shown]
         table.add_row(*cells)
     return table

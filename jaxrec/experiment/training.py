@@ -34,8 +34,8 @@ from jaxrec.evaluate import (
 )
 from jaxrec.experiment.checkpoints import checkpointer_for, warm_start
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
 from jaxrec.experiment.models import build_model
+from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
 from jaxrec.train.engine import init_tracker, make_engine
 from jaxrec.train.loop import FitResult, MembersFit, fit, member_record
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
@@ -143,8 +143,11 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
     batch = t_cfg.batch_size
     n_pairs = max(len(t) for t in (trains or [split.train]))
     if batch > n_pairs:  # a batch is padded to its size: 1e8 would allocate gigabytes for nothing
-        print(f"note: train.batch_size={batch} is more than the {n_pairs} training pairs; using {n_pairs} "
-              "(one batch per epoch)", file=sys.stderr)
+        print(
+            f"note: train.batch_size={batch} is more than the {n_pairs} training pairs; using {n_pairs} "
+            "(one batch per epoch)",
+            file=sys.stderr,
+        )
         batch = n_pairs
     if not batched:
         train = split.train if trains is None else trains[0]
@@ -158,8 +161,9 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
         steps = max(search_depth(t) for t in trains)
         built = [build_model(base.model, t, capacity=cap) for t in trains]
         model, inputs = built[0]
-        data = stack_data([train_data(t, batch, i, alpha, capacity=cap, search_steps=steps)
-                           for t, (_, i) in zip(trains, built)])
+        data = stack_data(
+            [train_data(t, batch, i, alpha, capacity=cap, search_steps=steps) for t, (_, i) in zip(trains, built)]
+        )
     model = _MODELS.setdefault(model, model)  # equal modules -> one instance (its apply is static state)
     seeds = jnp.asarray([c.train.seed for c in cfgs], jnp.uint32)
     keys = jax.vmap(jax.random.key)(seeds)
@@ -173,7 +177,8 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
         sizes = [len(t) for t in trains] if batched else [data.n_pairs] * len(cfgs)
         per_epoch = [-(-n // batch) for n in sizes]
         hparams.update(
-            eps=[c.adv.eps for c in cfgs], reg=[c.adv.reg for c in cfgs],
+            eps=[c.adv.eps for c in cfgs],
+            reg=[c.adv.reg for c in cfgs],
             start_step=[c.adv.start_epoch * s for c, s in zip(cfgs, per_epoch)],
         )
         loss_fn = make_apr_loss(model, t_cfg.loss, with_l2, relative=a_cfg.relative, method=a_cfg.perturb)
@@ -198,8 +203,13 @@ class MembersRun:
 
 
 def train_members(
-    cfgs: list[Config], split: Split, progress: bool = True, resume: bool = False, ckpt_cfg: Config | None = None,
-    trains: list[Interactions] | None = None, on_record=None,
+    cfgs: list[Config],
+    split: Split,
+    progress: bool = True,
+    resume: bool = False,
+    ckpt_cfg: Config | None = None,
+    trains: list[Interactions] | None = None,
+    on_record=None,
 ) -> MembersRun:
     """Train the member configurations ``cfgs`` in one program and test each member.
 
@@ -243,13 +253,25 @@ def train_members(
             return evaluate_params(model, {**params, **data.inputs}, ranking, valid_ks)
 
     shapes = jax.tree.map(np.shape, (tdata, valid))
-    key = (structure(base), training.static, training.data_batched, n, jax.tree.structure(shapes), tuple(jax.tree.leaves(shapes)),
-           None if mesh is None else mesh.shape_tuple)
+    key = (
+        structure(base),
+        training.static,
+        training.data_batched,
+        n,
+        jax.tree.structure(shapes),
+        tuple(jax.tree.leaves(shapes)),
+        None if mesh is None else mesh.shape_tuple,
+    )
     engine = _ENGINES.get(key)
     if engine is None:  # equal structure -> the same programs: later runs of a session reuse them
         engine = make_engine(
-            training.epoch, n, data_batched=training.data_batched, validate=validate, monitor=t_cfg.monitor,
-            patience=t_cfg.patience, mesh=mesh,
+            training.epoch,
+            n,
+            data_batched=training.data_batched,
+            validate=validate,
+            monitor=t_cfg.monitor,
+            patience=t_cfg.patience,
+            mesh=mesh,
         )
         _ENGINES[key] = engine
         if len(_ENGINES) > 16:
@@ -263,8 +285,10 @@ def train_members(
         state = with_lr(tree["state"].replace(hparams=state.hparams), learning_rate(state))
         tracker = tree["tracker"]
         if start >= t_cfg.epochs:
-            print(f"nothing to do: the checkpoint in {ckpt.directory} is at epoch {start} of train.epochs={t_cfg.epochs}",
-                  file=sys.stderr)
+            print(
+                f"nothing to do: the checkpoint in {ckpt.directory} is at epoch {start} of train.epochs={t_cfg.epochs}",
+                file=sys.stderr,
+            )
         else:
             print(f"resuming from epoch {start} ({ckpt.directory}) up to epoch {t_cfg.epochs}", file=sys.stderr)
 
@@ -276,8 +300,15 @@ def train_members(
 
     try:  # a NaN/inf loss raises before the bad state is saved: the last checkpoint is good
         result = fit(
-            engine, state, tdata, max(t_cfg.epochs - start, 0), valid=valid, eval_every=t_cfg.eval_every,
-            tracker=tracker, progress=progress, on_epoch_end=on_epoch_end if ckpt or on_record else None,
+            engine,
+            state,
+            tdata,
+            max(t_cfg.epochs - start, 0),
+            valid=valid,
+            eval_every=t_cfg.eval_every,
+            tracker=tracker,
+            progress=progress,
+            on_epoch_end=on_epoch_end if ckpt or on_record else None,
             start_epoch=start,
         )
         if ckpt is not None:
@@ -310,7 +341,11 @@ def train_members(
 
 
 def run(
-    cfg: Config, progress: bool = True, write: bool = True, split: Split | None = None, resume: bool = False,
+    cfg: Config,
+    progress: bool = True,
+    write: bool = True,
+    split: Split | None = None,
+    resume: bool = False,
     overwrite: bool = False,
 ) -> RunResult:
     """Train and test one configuration; writes ``<output_dir>/<name>/`` when ``write`` (a
@@ -326,8 +361,13 @@ def run(
     # history.jsonl grows as epochs finish and keeps the epochs before a resume
     log = HistoryLog(run_dir_of(cfg) / "history.jsonl", resume) if writing else None
     try:
-        out = train_members([cfg], split, progress=progress, resume=resume,
-                            on_record=log and (lambda rec: log.append(member_record(rec, 0))))
+        out = train_members(
+            [cfg],
+            split,
+            progress=progress,
+            resume=resume,
+            on_record=log and (lambda rec: log.append(member_record(rec, 0))),
+        )
     finally:
         if log is not None:
             log.close()

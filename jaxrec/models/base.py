@@ -20,7 +20,8 @@ perturbation sweeps) and the L2 regulariser work on that path without knowing th
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

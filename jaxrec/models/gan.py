@@ -123,8 +123,9 @@ class Discriminator(nn.Module):
             h = drop(nn.leaky_relu(layer(h), LEAK), deterministic=not train)
         return h
 
-    def __call__(self, x: jax.Array, c: jax.Array | None = None, train: bool = False,
-                 mask: jax.Array | None = None) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, c: jax.Array | None = None, train: bool = False, mask: jax.Array | None = None
+    ) -> jax.Array:
         h = self.features(x, c, train)
         if self.minibatch_std:
             h = jnp.concatenate([h, jnp.broadcast_to(minibatch_std(h, mask), h.shape[:1])[:, None]], axis=-1)
@@ -186,9 +187,7 @@ class CFGAN(nn.Module):
 
     def setup(self):
         self.generator = Generator(self.n_items, self.hidden, conditional=True)
-        self.purchases = self.variable(
-            "data", "purchases", jnp.zeros, (self.n_users, self.n_items), jnp.float32
-        )
+        self.purchases = self.variable("data", "purchases", jnp.zeros, (self.n_users, self.n_items), jnp.float32)
 
     def embeddings(self, train: bool = False):
         """Nothing to precompute: ``{}`` (scores come from each user's training vector)."""

@@ -38,8 +38,11 @@ class LightGCN(MF):
         """Propagated representations: ``{"user": [n_users, D], "item": [n_items, D]}``."""
         tables = self.tables()
         eu, ei = propagate(
-            self.variables[GRAPH], tables["user"].astype(self.dtype),
-            tables["item"].astype(self.dtype), self.layers, self.propagation,
+            self.variables[GRAPH],
+            tables["user"].astype(self.dtype),
+            tables["item"].astype(self.dtype),
+            self.layers,
+            self.propagation,
         )
         return {"user": eu, "item": ei}
 

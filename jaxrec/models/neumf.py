@@ -21,7 +21,7 @@ Only the later MLP layers run on every (user, item) pair: ``score_all`` material
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -98,16 +98,25 @@ class NeuMF(nn.Module):
     def setup(self):
         d = self.dim
         shapes = (
-            ("user_gmf", self.n_users, d), ("item_gmf", self.n_items, d),
-            ("user_mlp", self.n_users, d), ("item_mlp", self.n_items, d),
+            ("user_gmf", self.n_users, d),
+            ("item_gmf", self.n_items, d),
+            ("user_mlp", self.n_users, d),
+            ("item_mlp", self.n_items, d),
         )
         self.tables = EmbeddingTables(shapes, self.init, self.init_std, name=EMBEDDINGS)
         widths = tuple(self.mlp_layers)
 
         def dense(width, fan_in, name, bias=True):
             init = torch_linear_init(fan_in)
-            return nn.Dense(width, use_bias=bias, kernel_init=init, bias_init=init, name=name,
-                            dtype=self.dtype, param_dtype=jnp.float32)
+            return nn.Dense(
+                width,
+                use_bias=bias,
+                kernel_init=init,
+                bias_init=init,
+                name=name,
+                dtype=self.dtype,
+                param_dtype=jnp.float32,
+            )
 
         # first layer on [p'_u ; q'_i] (fan-in 2D), split into its user and item halves
         self.mlp_user = dense(widths[0], 2 * d, "mlp_0_user")
@@ -136,9 +145,8 @@ class NeuMF(nn.Module):
         flat = items.ndim == 1
         items = items[:, None] if flat else items  # [B, M]
         gmf = cache["user_gmf"][users][:, None, :] * cache["item_gmf"][items]  # [B, M, D]
-        h = (
-            _project_rows(self.mlp_user, cache["user_mlp"], users)[:, None, :]
-            + _project_rows(self.mlp_item, cache["item_mlp"], items)
+        h = _project_rows(self.mlp_user, cache["user_mlp"], users)[:, None, :] + _project_rows(
+            self.mlp_item, cache["item_mlp"], items
         )  # [B, M, H1]
         mlp = self._tower(h, train)  # [B, M, H_last]
         logits = (

@@ -46,8 +46,11 @@ class NGCF(LightGCN):
     def setup(self):
         super().setup()
         dense = lambda name: nn.Dense(  # noqa: E731
-            self.dim, dtype=self.dtype, param_dtype=jnp.float32,
-            kernel_init=nn.initializers.xavier_uniform(), name=name,
+            self.dim,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            kernel_init=nn.initializers.xavier_uniform(),
+            name=name,
         )
         self.w_sum = [dense(f"gc_{k}") for k in range(self.layers)]
         self.w_bi = [dense(f"bi_{k}") for k in range(self.layers)]

@@ -35,8 +35,17 @@ def drop(train: Interactions, rate: float, seed: int) -> Interactions:
     keep = np.ones(len(train), bool)
     keep[np.random.default_rng(seed).choice(len(train), n, replace=False)] = False
     pick = lambda a: None if a is None else a[keep]  # noqa: E731
-    return Interactions(train.users[keep], train.items[keep], train.n_users, train.n_items, pick(train.ratings),
-                        pick(train.timestamps), train.user_ids, train.item_ids, f"{train.source} (drop {rate:g})")
+    return Interactions(
+        train.users[keep],
+        train.items[keep],
+        train.n_users,
+        train.n_items,
+        pick(train.ratings),
+        pick(train.timestamps),
+        train.user_ids,
+        train.item_ids,
+        f"{train.source} (drop {rate:g})",
+    )
 
 
 def add(train: Interactions, rate: float, seed: int, avoid: tuple[Interactions, ...] = ()) -> Interactions:
@@ -59,10 +68,13 @@ def add(train: Interactions, rate: float, seed: int, avoid: tuple[Interactions, 
     return Interactions(
         np.concatenate([train.users, new // n_items]).astype(np.int32),
         np.concatenate([train.items, new % n_items]).astype(np.int32),
-        train.n_users, n_items,
+        train.n_users,
+        n_items,
         extend(train.ratings, train.ratings.max() if train.ratings is not None and len(train) else 0),
         extend(train.timestamps, train.timestamps.max() if train.timestamps is not None and len(train) else 0),
-        train.user_ids, train.item_ids, f"{train.source} (add {rate:g})",
+        train.user_ids,
+        train.item_ids,
+        f"{train.source} (add {rate:g})",
     )
 
 

@@ -91,8 +91,16 @@ def project(delta: dict, radius: dict) -> dict:
     return out
 
 
-def pgd(loss_of_tables, tables: dict, eps, steps: int, step_size=None, relative: bool = False,
-        random_start: bool = False, key=None) -> dict:
+def pgd(
+    loss_of_tables,
+    tables: dict,
+    eps,
+    steps: int,
+    step_size=None,
+    relative: bool = False,
+    random_start: bool = False,
+    key=None,
+) -> dict:
     """``{name: [rows, d]}``: L2 PGD on ``loss_of_tables(tables) -> scalar`` (ascent), every row
     inside its ball of radius ``eps`` (x the table's mean row norm when ``relative``).
 
@@ -108,8 +116,10 @@ def pgd(loss_of_tables, tables: dict, eps, steps: int, step_size=None, relative:
     if random_start:
         direction = random(key, tables, 1.0)
         keys = jax.random.split(jax.random.fold_in(key, 1), len(tables))
-        delta = {k: direction[k] * radius[k] * jax.random.uniform(kk, (t.shape[0], 1))
-                 for kk, (k, t) in zip(keys, sorted(tables.items()))}
+        delta = {
+            k: direction[k] * radius[k] * jax.random.uniform(kk, (t.shape[0], 1))
+            for kk, (k, t) in zip(keys, sorted(tables.items()))
+        }
 
     def body(_, d):
         g = grad(d)

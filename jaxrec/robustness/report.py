@@ -8,8 +8,8 @@ nothing of configs. Plots use matplotlib's headless Agg backend.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 def cell(rec: dict, metric: str, digits: int = 4) -> str:
@@ -50,8 +50,15 @@ def rich_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: str)
 
 
 def plot_curves(
-    summary: list[dict], x: str, metric: str, groups: Sequence[str], path: str | Path, title: str,
-    xlabel: str | None = None, size: tuple[float, float] = (7.0, 4.5), dpi: int = 100,
+    summary: list[dict],
+    x: str,
+    metric: str,
+    groups: Sequence[str],
+    path: str | Path,
+    title: str,
+    xlabel: str | None = None,
+    size: tuple[float, float] = (7.0, 4.5),
+    dpi: int = 100,
 ) -> Path:
     """``metric`` (mean, with a ± std band over seeds) against ``x``, one curve per value of
     ``groups`` (e.g. victim and method); a PNG of ``size`` inches at ``dpi``."""
@@ -72,8 +79,13 @@ def plot_curves(
         std = [r[f"{metric}_std"] for r in rs]
         style = ("-", "--", ":", "-.")[(i // 10) % 4]  # the colour cycle has 10 colours
         line = ax.plot(xs, mean, marker="o", linestyle=style, label=" / ".join(map(str, key)))[0]
-        ax.fill_between(xs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                        color=line.get_color(), alpha=0.2)
+        ax.fill_between(
+            xs,
+            [m - s for m, s in zip(mean, std)],
+            [m + s for m, s in zip(mean, std)],
+            color=line.get_color(),
+            alpha=0.2,
+        )
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(metric)
     ax.set_title(title)
@@ -87,7 +99,9 @@ def plot_curves(
     return path
 
 
-def plot_roc(curves: dict, path: str | Path, title: str, size: tuple[float, float] = (5.0, 5.0), dpi: int = 100) -> Path:
+def plot_roc(
+    curves: dict, path: str | Path, title: str, size: tuple[float, float] = (5.0, 5.0), dpi: int = 100
+) -> Path:
     """ROC curves ``{label: (fpr [n], tpr [n], auc)}`` with the chance diagonal; a PNG."""
     import matplotlib
 

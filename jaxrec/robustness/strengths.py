@@ -26,7 +26,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -163,9 +164,19 @@ class StrengthSweep:
 
 
 def sweep(
-    model, params, inputs: dict, data, ranking: RankingData, eps: Sequence[float], method: str = "fgm",
-    ks: Sequence[int] = (20,), relative: bool = False, seeds: int = 1, key: jax.Array | None = None,
-    pgd: PGD = PGD(), batch: int | None = None,
+    model,
+    params,
+    inputs: dict,
+    data,
+    ranking: RankingData,
+    eps: Sequence[float],
+    method: str = "fgm",
+    ks: Sequence[int] = (20,),
+    relative: bool = False,
+    seeds: int = 1,
+    key: jax.Array | None = None,
+    pgd: PGD = PGD(),
+    batch: int | None = None,
 ) -> StrengthSweep:
     """Full-ranking metrics and rank stability of one parameter set at every strength of ``eps``
     and every one of ``seeds`` seeds, in one compiled, vmapped program.
@@ -195,13 +206,20 @@ def sweep(
     batch = len(eps) if batch is None else int(batch)
     if not 1 <= batch <= len(eps):
         raise JaxrecError(f"batch must be between 1 and the number of strengths ({len(eps)}), got {batch}")
-    out = _sweep(model, ks, method, relative, pgd, batch, params, inputs, data, ranking, jnp.asarray(eps, jnp.float32),
-                 keys)
+    out = _sweep(
+        model, ks, method, relative, pgd, batch, params, inputs, data, ranking, jnp.asarray(eps, jnp.float32), keys
+    )
     clean, clean_user, metrics, user_ndcg, adv_loss, clean_loss = jax.device_get(out)
     rows = [
-        {"method": method, "eps": float(e), "seed": r, **{k: float(v[r, s]) for k, v in metrics.items()},
-         "adv_loss": float(adv_loss[r, s])}
-        for r in range(seeds) for s, e in enumerate(eps)
+        {
+            "method": method,
+            "eps": float(e),
+            "seed": r,
+            **{k: float(v[r, s]) for k, v in metrics.items()},
+            "adv_loss": float(adv_loss[r, s]),
+        }
+        for r in range(seeds)
+        for s, e in enumerate(eps)
     ]
     mask = np.asarray(ranking.mask).reshape(-1)
     return StrengthSweep(
@@ -221,8 +239,14 @@ def _against(model, ks, inputs_batched, params, inputs, ref_params, ref_inputs, 
 
 
 def against_reference(
-    model, params, inputs: dict, reference_params, reference_inputs: dict, ranking: RankingData,
-    ks: Sequence[int] = (20,), inputs_batched: bool = False,
+    model,
+    params,
+    inputs: dict,
+    reference_params,
+    reference_inputs: dict,
+    ranking: RankingData,
+    ks: Sequence[int] = (20,),
+    inputs_batched: bool = False,
 ) -> list[dict]:
     """Metrics and rank stability (``jaccard@K``, ``score_shift@K``) of ``M`` stacked parameter
     sets against one reference model (e.g. victims retrained on noisy data against the clean
@@ -233,6 +257,8 @@ def against_reference(
       ranking: size its chunk for ``M`` at once (:func:`sweep_chunk`).
     """
     ks = check_ks(ks, model.n_items)
-    out = jax.device_get(_against(model, ks, inputs_batched, params, inputs, reference_params, reference_inputs, ranking))
+    out = jax.device_get(
+        _against(model, ks, inputs_batched, params, inputs, reference_params, reference_inputs, ranking)
+    )
     n = next(iter(out.values())).shape[0]
     return [{k: float(v[m]) for k, v in out.items()} for m in range(n)]

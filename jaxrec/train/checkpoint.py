@@ -105,9 +105,7 @@ class Checkpointer:
         self.directory = Path(directory).absolute()
         self.every = every
         self.config = dict(config or {})
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, enable_async_checkpointing=async_save
-        )
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     # -- saving ----------------------------------------------------------------------------------
@@ -202,15 +200,20 @@ class Checkpointer:
                 try:
                     with _quiet_orbax():
                         out = self.manager.restore(
-                            e, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                       meta=ocp.args.JsonRestore()),
+                            e,
+                            args=ocp.args.Composite(
+                                state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()
+                            ),
                         )
                     if damaged:  # moved aside (kept for inspection), so the run can save those epochs again
                         for d in damaged:
                             (self.directory / str(d)).rename(self.directory / f"damaged-{d}")
                         self.manager.reload()
-                        print(f"warning: checkpoint(s) {damaged} in {self.directory} are damaged (moved to "
-                              f"damaged-<epoch>); resumed from epoch {e}", file=sys.stderr)
+                        print(
+                            f"warning: checkpoint(s) {damaged} in {self.directory} are damaged (moved to "
+                            f"damaged-<epoch>); resumed from epoch {e}",
+                            file=sys.stderr,
+                        )
                     return _from_tree(template, out["state"]), dict(out["meta"])
                 except Exception:  # noqa: BLE001 -- any failure to read a complete-looking step
                     pass
@@ -255,6 +258,7 @@ def _quiet_orbax():
 def _first_difference(saved, target) -> str | None:
     """The first array whose presence or shape differs between the saved metadata and ``target``
     (both nested dicts), in words; None when they agree."""
+
     def flat(tree):
         leaves, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: hasattr(x, "shape"))
         return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(np.shape(x)) for path, x in leaves}

@@ -13,8 +13,9 @@ Per member, on device (:class:`Tracker`):
   marked ``failed``; the others go on;
 * **validation, best parameters and early stopping**: ``validate(kept, data, valid) -> {metric:
   []}`` (a pure function handed in by the caller -- ``train/`` does not import the evaluator)
-  scores each member's kept pytree (its params) on the validation data ``valid``; the best epoch's copy is kept per member and a member
-  stops after ``patience`` evaluations without improvement, each on its own schedule.
+  scores each member's kept pytree (its params) on the validation data ``valid``; the best
+  epoch's copy is kept per member and a member stops after ``patience`` evaluations without
+  improvement, each on its own schedule.
 
 The host loop (:func:`jaxrec.train.loop.fit`) only reads ``[M]`` vectors back.
 """
@@ -22,7 +23,8 @@ The host loop (:func:`jaxrec.train.loop.fit`) only reads ``[M]`` vectors back.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -144,7 +146,8 @@ class Engine:
         if self.mesh is None:
             return state, tracker, data, valid
         return (
-            place_members(state, self.mesh), place_members(tracker, self.mesh),
+            place_members(state, self.mesh),
+            place_members(tracker, self.mesh),
             place_members(data, self.mesh, self.data_batched),
             None if valid is None else place_members(valid, self.mesh, False),
         )
@@ -228,9 +231,7 @@ def make_engine(
     epoch_j = _jit(members_epoch, mesh, n_traces, donate=(0, 1), batched=(True, True, data_batched, False))
     valid_j = None
     if members_validate is not None:
-        valid_j = _jit(
-            members_validate, mesh, n_traces, donate=(1,), batched=(True, True, data_batched, False, False)
-        )
+        valid_j = _jit(members_validate, mesh, n_traces, donate=(1,), batched=(True, True, data_batched, False, False))
     return Engine(n, epoch_j, valid_j, keep, loss_key, mesh, data_batched)
 
 
@@ -249,9 +250,7 @@ def _jit(fn: Callable, mesh, n_traces, donate, batched) -> Callable:
 
         def call(*args):
             if "fn" not in cache:
-                in_sh = tuple(
-                    None if b is None else member_shardings(a, mesh, b) for a, b in zip(args, batched)
-                )
+                in_sh = tuple(None if b is None else member_shardings(a, mesh, b) for a, b in zip(args, batched))
                 out = jax.eval_shape(fn, *args)
                 out_sh = member_shardings(out, mesh, True)
                 cache["fn"] = jax.jit(counted, in_shardings=in_sh, out_shardings=out_sh, donate_argnums=donate)

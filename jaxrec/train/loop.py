@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -81,9 +82,15 @@ class MembersFit:
         t = jax.device_get(self.tracker.replace(best=None))
         hist = [member_record(rec, m) for rec in self.history if rec["active"][m]]
         return FitResult(
-            state=member(self.state, m), best_params=member(self.best, m), history=hist,
-            best_epoch=int(t.best_epoch[m]), compile_s=self.compile_s, failed=bool(t.failed[m]),
-            failed_epoch=int(t.failed_epoch[m]), stopped=bool(t.stopped[m]), epochs=int(t.epochs[m]),
+            state=member(self.state, m),
+            best_params=member(self.best, m),
+            history=hist,
+            best_epoch=int(t.best_epoch[m]),
+            compile_s=self.compile_s,
+            failed=bool(t.failed[m]),
+            failed_epoch=int(t.failed_epoch[m]),
+            stopped=bool(t.stopped[m]),
+            epochs=int(t.epochs[m]),
         )
 
 
@@ -190,4 +197,3 @@ def _best_line(tracker: Tracker) -> str:
 def with_inputs(params: dict, inputs: dict) -> dict:
     """The model's variables: trainable params plus its non-trainable inputs (e.g. a graph)."""
     return {**params, **inputs}
-

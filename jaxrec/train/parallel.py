@@ -31,7 +31,8 @@ from __future__ import annotations
 import functools
 import math
 import os
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -70,9 +71,7 @@ def max_traces(fn: Callable, n: int | None = 1) -> Callable:
     return counted
 
 
-def make_mesh(
-    data: int = 0, model: int = 1, devices: Sequence[Any] | None = None, member: int = 1
-) -> Mesh:
+def make_mesh(data: int = 0, model: int = 1, devices: Sequence[Any] | None = None, member: int = 1) -> Mesh:
     """A ``(member, data, model)`` mesh with Auto axis types over ``devices`` (default: all).
 
     Args:
@@ -85,14 +84,12 @@ def make_mesh(
     devices = list(jax.devices() if devices is None else devices)
     if model < 1 or data < 0 or member < 1:
         raise JaxrecError(
-            f"mesh axes: model and member must be >= 1 and data >= 0, "
-            f"got data={data}, model={model}, member={member}"
+            f"mesh axes: model and member must be >= 1 and data >= 0, got data={data}, model={model}, member={member}"
         )
     if data == 0:
         if len(devices) % (model * member):
             raise JaxrecError(
-                f"model={model} x member={member} devices do not divide the "
-                f"{len(devices)} visible devices"
+                f"model={model} x member={member} devices do not divide the {len(devices)} visible devices"
             )
         data = len(devices) // (model * member)
     used = member * data * model
@@ -107,8 +104,10 @@ def make_mesh(
             "of a multi-process run (data=0 takes all of them)"
         )
     return jax.make_mesh(
-        (member, data, model), (MEMBER_AXIS, DATA_AXIS, MODEL_AXIS),
-        axis_types=(AxisType.Auto,) * 3, devices=devices[:used],
+        (member, data, model),
+        (MEMBER_AXIS, DATA_AXIS, MODEL_AXIS),
+        axis_types=(AxisType.Auto,) * 3,
+        devices=devices[:used],
     )
 
 
@@ -231,9 +230,7 @@ def initialize_distributed(
     if num_processes is not None and not 0 <= process_id < num_processes:
         raise JaxrecError(f"--process-id={process_id} must be in [0, --num-processes={num_processes})")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(
-        coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
-    )
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
 
 
 def mesh_from_config(data: int = 1, model: int = 1, member: int = 1) -> Mesh | None:

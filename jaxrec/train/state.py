@@ -29,7 +29,7 @@ class TrainState(train_state.TrainState):
     hparams: dict = struct.field(default_factory=dict)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def adam(b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
     """Adam whose learning rate is state (``optax.inject_hyperparams``), not a constant.
 
@@ -60,9 +60,7 @@ def init_params(model, key: jax.Array, inputs: dict | None = None) -> dict:
         LightGCN), needed to trace the forward pass; they are not part of the result.
     """
     users = jnp.zeros((1,), jnp.int32)
-    _, variables = model.apply(
-        dict(inputs or {}), users, users[:, None], rngs={"params": key}, mutable=["params"]
-    )
+    _, variables = model.apply(dict(inputs or {}), users, users[:, None], rngs={"params": key}, mutable=["params"])
     return {"params": variables["params"]}
 
 
@@ -88,8 +86,12 @@ def create_state(
 
 
 def create_members(
-    model, keys: jax.Array, tx: optax.GradientTransformation, inputs: dict | None = None,
-    hparams: dict | None = None, lr=None,
+    model,
+    keys: jax.Array,
+    tx: optax.GradientTransformation,
+    inputs: dict | None = None,
+    hparams: dict | None = None,
+    lr=None,
 ) -> TrainState:
     """``M`` states stacked along a leading member axis, one per key.
 

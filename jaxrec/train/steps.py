@@ -11,7 +11,8 @@ number of devices and of where a run was interrupted.
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import chex
 import jax
@@ -127,12 +128,8 @@ def make_loss_fn(model, loss: str = "bpr", with_l2: bool = False) -> Callable:
     per_example = get_loss(loss)
 
     def loss_fn(params, inputs, users, items, mask, key, hparams):
-        scores = model.apply(
-            {**params, **inputs}, users, items, train=True, method="score", rngs={"dropout": key}
-        )
-        rank_loss = jnp.sum(per_example(scores[:, 0], scores[:, 1:]) * mask) / jnp.maximum(
-            jnp.sum(mask), 1.0
-        )
+        scores = model.apply({**params, **inputs}, users, items, train=True, method="score", rngs={"dropout": key})
+        rank_loss = jnp.sum(per_example(scores[:, 0], scores[:, 1:]) * mask) / jnp.maximum(jnp.sum(mask), 1.0)
         total = rank_loss
         if with_l2:
             total = total + hparams["l2"] * batch_l2(params, users, items, mask)
@@ -192,9 +189,7 @@ def epoch_batches(
     perm, _ = shuffled_rows(jax.random.fold_in(key, _SHUFFLE), data.n_real, data.n_pairs, batch_size)
     perm = perm.reshape(-1)
     users = data.users[perm]
-    neg = sample_negatives(
-        jax.random.fold_in(key, _NEGATIVES), data.positives, users, n_negatives, negative_sampling
-    )
+    neg = sample_negatives(jax.random.fold_in(key, _NEGATIVES), data.positives, users, n_negatives, negative_sampling)
     items = jnp.concatenate([data.items[perm][:, None], neg], axis=1)
     batches = Batch(
         users.reshape(-1, batch_size),
@@ -230,9 +225,7 @@ def check_batches(batch_size: int, data: TrainData) -> None:
         )
 
 
-def make_epoch(
-    step: Callable, batch_size: int, n_negatives: int = 1, negative_sampling: str = "uniform"
-) -> Callable:
+def make_epoch(step: Callable, batch_size: int, n_negatives: int = 1, negative_sampling: str = "uniform") -> Callable:
     """``epoch(state, data) -> (state, metrics)``: one ``lax.scan`` of ``step`` over the batches.
 
     ``metrics`` holds ``[n_batches]`` arrays of every per-step metric.

@@ -41,8 +41,13 @@ def model_setup(request, tiny_split):
 
 
 def _hp(eps=0.5, reg=1.0, l2=0.0, start=0):
-    return {"l2": jnp.float32(l2), "eps": jnp.float32(eps), "reg": jnp.float32(reg),
-            "start_step": jnp.float32(start), "step": jnp.int32(0)}
+    return {
+        "l2": jnp.float32(l2),
+        "eps": jnp.float32(eps),
+        "reg": jnp.float32(reg),
+        "start_step": jnp.float32(start),
+        "step": jnp.int32(0),
+    }
 
 
 def test_the_adversarial_direction_raises_the_loss_more_than_a_random_one(model_setup, tiny_split):
@@ -55,7 +60,7 @@ def test_the_adversarial_direction_raises_the_loss_more_than_a_random_one(model_
     for eps in (0.05, 0.2):
         adv = perturb.fgm(tables, grads, eps)
         rnd = perturb.random(jax.random.key(3), tables, eps)
-        for name, t in tables.items():  # FGM: per-row norm eps on the rows with a gradient; random: every row
+        for name in tables:  # FGM: per-row norm eps on the rows with a gradient; random: every row
             n_adv = np.linalg.norm(np.asarray(adv[name]), axis=-1)
             has_grad = np.linalg.norm(np.asarray(grads[name]), axis=-1) > 0
             np.testing.assert_allclose(n_adv[has_grad], eps, rtol=1e-5)
@@ -73,7 +78,7 @@ def test_zero_strength_or_weight_is_the_plain_step(model_setup, tiny_split):
     plain = jax.grad(lambda p: make_loss_fn(model, loss)(p, inputs, users, items, mask, key, {"l2": 0.0})[0])(params)
     apr = make_apr_loss(model, loss)
     for hp in (_hp(eps=0.0, reg=1.0), _hp(eps=0.5, reg=0.0), _hp(eps=0.5, reg=1.0, start=5)):
-        g = jax.grad(lambda p: apr(p, inputs, users, items, mask, key, hp)[0])(params)
+        g = jax.grad(lambda p, hp=hp: apr(p, inputs, users, items, mask, key, hp)[0])(params)
         scale = 2.0 if (float(hp["eps"]) == 0 and float(hp["reg"]) == 1 and float(hp["start_step"]) == 0) else 1.0
         for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(plain)):
             np.testing.assert_allclose(np.asarray(a), scale * np.asarray(b), rtol=1e-5, atol=1e-7)
@@ -115,7 +120,9 @@ def test_the_perturbation_is_not_differentiated_and_the_terms_are_the_right_way_
 def _cfg(model="mf", eps=0.5, **adv) -> Config:
     mcfg, loss = MODELS[model]
     return Config(
-        model=mcfg, eval=EvalConfig(ks=(5,)), train=TrainConfig(epochs=3, batch_size=16, lr=0.01, loss=loss),
+        model=mcfg,
+        eval=EvalConfig(ks=(5,)),
+        train=TrainConfig(epochs=3, batch_size=16, lr=0.01, loss=loss),
         adv=AdvConfig(method="apr", eps=eps, relative=True, **adv),
     )
 
@@ -139,15 +146,23 @@ def test_warm_start_from_an_earlier_run_and_config_errors(tmp_path, tiny_split):
     from jaxrec.config import CheckpointConfig
 
     pre = dataclasses.replace(
-        _cfg(), adv=AdvConfig(), output_dir=str(tmp_path), name="pre",
+        _cfg(),
+        adv=AdvConfig(),
+        output_dir=str(tmp_path),
+        name="pre",
         checkpoint=CheckpointConfig(every=3, dir=str(tmp_path / "pre")),
     )
     first = train_members([pre], tiny_split, progress=False)
-    warm = dataclasses.replace(_cfg(), train=dataclasses.replace(_cfg().train, epochs=0, init_from=str(tmp_path / "pre")))
-    started = train_members([warm, dataclasses.replace(warm, adv=dataclasses.replace(warm.adv, eps=0.2))], tiny_split,
-                            progress=False)
+    warm = dataclasses.replace(
+        _cfg(), train=dataclasses.replace(_cfg().train, epochs=0, init_from=str(tmp_path / "pre"))
+    )
+    started = train_members(
+        [warm, dataclasses.replace(warm, adv=dataclasses.replace(warm.adv, eps=0.2))], tiny_split, progress=False
+    )
     for m in range(2):  # both members start from the pretrained member's params
-        for x, y in zip(jax.tree.leaves(started.fit.member(m).state.params), jax.tree.leaves(first.fit.member(0).state.params)):
+        for x, y in zip(
+            jax.tree.leaves(started.fit.member(m).state.params), jax.tree.leaves(first.fit.member(0).state.params)
+        ):
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     for bad, message in [
         (AdvConfig(method="amf"), r"adv.method must be one of \['none', 'apr'\], got 'amf'"),
@@ -157,5 +172,8 @@ def test_warm_start_from_an_earlier_run_and_config_errors(tmp_path, tiny_split):
         with pytest.raises(JaxrecError, match=message):
             train_members([dataclasses.replace(_cfg(), adv=bad)], tiny_split, progress=False)
     with pytest.raises(JaxrecError, match="train.init_from: no checkpoint directory"):
-        train_members([dataclasses.replace(warm, train=dataclasses.replace(warm.train, init_from=str(tmp_path / "x")))],
-                      tiny_split, progress=False)
+        train_members(
+            [dataclasses.replace(warm, train=dataclasses.replace(warm.train, init_from=str(tmp_path / "x")))],
+            tiny_split,
+            progress=False,
+        )

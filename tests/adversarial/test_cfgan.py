@@ -31,10 +31,19 @@ def test_cfgan_module_scores_are_generator_output(tiny_split):
 
 
 def test_cfgan_trains_and_goes_through_the_shared_evaluator(tiny_split):
-    cfg = load_config(None, [
-        "gan.conditional=true", "gan.noise_dim=0", "gan.g_hidden=[8]", "gan.d_hidden=[8]",
-        "gan.epochs=2", "gan.batch_size=16", "gan.report_every=1", "eval.ks=[5,10]",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "gan.conditional=true",
+            "gan.noise_dim=0",
+            "gan.g_hidden=[8]",
+            "gan.d_hidden=[8]",
+            "gan.epochs=2",
+            "gan.batch_size=16",
+            "gan.report_every=1",
+            "eval.ks=[5,10]",
+        ],
+    )
     res = train_cfgan(cfg, tiny_split, validate=False)
     assert set(res.metrics) == {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit", "mrr") for k in (5, 10)}
     # the same numbers from the shared evaluator's metric_sums with a hand-written score function

@@ -53,8 +53,9 @@ def test_rows_never_score_themselves():
     assert abs(out["auc"] - 0.5) < 0.15
     feats = np.concatenate([x, fd.profile_features(x, x.sum(0))], axis=1)
     y = np.r_[np.zeros(100), np.ones(100)]
-    in_sample = fd._fit_scores(jnp.asarray(feats), jnp.asarray(y, jnp.float32), jnp.ones((1, 200)),
-                               1e-3, steps=300, lr=0.05)
+    in_sample = fd._fit_scores(
+        jnp.asarray(feats), jnp.asarray(y, jnp.float32), jnp.ones((1, 200)), 1e-3, steps=300, lr=0.05
+    )
     assert roc_auc(np.asarray(in_sample[0]), y) > 0.99
 
 

@@ -13,8 +13,16 @@ from jaxrec.cli import main
 # the same sizes as tests/adversarial/test_cfgan.py (30 users x 40 items, G/D widths, batch, ks),
 # so the CFGAN programs compiled there are reused here
 TINY_GAN = [
-    "gan.noise_dim=4", "gan.g_hidden=[8]", "gan.d_hidden=[8]", "gan.epochs=2", "gan.batch_size=16",
-    "gan.n_fake=6", "gan.report_every=1", "gan.holdout=0.3", "gan.fresh_folds=2", "eval.ks=[5,10]",
+    "gan.noise_dim=4",
+    "gan.g_hidden=[8]",
+    "gan.d_hidden=[8]",
+    "gan.epochs=2",
+    "gan.batch_size=16",
+    "gan.n_fake=6",
+    "gan.report_every=1",
+    "gan.holdout=0.3",
+    "gan.fresh_folds=2",
+    "eval.ks=[5,10]",
 ]
 
 
@@ -114,18 +122,36 @@ def test_gan_cli_cfgan_and_errors(tmp_path, tiny_csv, capsys):
     capsys.readouterr()
     assert main(_args(tmp_path, tiny_csv, ["gan.noise_dim=0"])) == 2
     assert "gan.noise_dim" in capsys.readouterr().err
-    for bad, key in (("gan.holdout=1.5", "gan.holdout"), ("gan.profile_length=median", "gan.profile_length"),
-                     ("gan.fpr=0", "gan.fpr"), ("gan.target_items=[99]", "gan.target_items"),
-                     ("gan.fresh_folds=5", "gan.fresh_folds"), ("gan.rated=true", "gan.rated"),
-                     ("gan.relax=soft", "gan.relax"), ("gan.label_smoothing=0.1 gan.loss=hinge", "gan.label_smoothing"),
-                     ("gan.unknown=1", "gan.unknown")):
+    for bad, key in (
+        ("gan.holdout=1.5", "gan.holdout"),
+        ("gan.profile_length=median", "gan.profile_length"),
+        ("gan.fpr=0", "gan.fpr"),
+        ("gan.target_items=[99]", "gan.target_items"),
+        ("gan.fresh_folds=5", "gan.fresh_folds"),
+        ("gan.rated=true", "gan.rated"),
+        ("gan.relax=soft", "gan.relax"),
+        ("gan.label_smoothing=0.1 gan.loss=hinge", "gan.label_smoothing"),
+        ("gan.unknown=1", "gan.unknown"),
+    ):
         assert main(_args(tmp_path, tiny_csv, bad.split())) == 2
         assert key in capsys.readouterr().err
 
 
-STABLE = ["data.rating_col=rating", "gan.rated=true", "gan.relax=gumbel", "gan.rating_head=categorical", "gan.loss=wgan-gp",
-          "gan.d_steps=2", "gan.length_input=true", "gan.select=realism", "gan.dropout=0",
-          "gan.epochs=3", "gan.holdout=0.5", "gan.n_fake=8", "gan.target_items=[3]"]
+STABLE = [
+    "data.rating_col=rating",
+    "gan.rated=true",
+    "gan.relax=gumbel",
+    "gan.rating_head=categorical",
+    "gan.loss=wgan-gp",
+    "gan.d_steps=2",
+    "gan.length_input=true",
+    "gan.select=realism",
+    "gan.dropout=0",
+    "gan.epochs=3",
+    "gan.holdout=0.5",
+    "gan.n_fake=8",
+    "gan.target_items=[3]",
+]
 
 
 def test_gan_cli_stabilised_rated_fakes_against_every_attack(tmp_path, rated_csv, capsys):

@@ -11,6 +11,8 @@ import pytest
 
 from jaxrec.adversarial import discrete, realism
 from jaxrec.adversarial.fresh_detector import fresh_detector
+from jaxrec.adversarial.gan_losses import d_loss_terms, feature_matching_loss, g_adversarial_loss, gradient_penalty
+from jaxrec.adversarial.gan_steps import _DROP_REAL, _INST_REAL, judge
 from jaxrec.adversarial.gan_training import (
     _GUMBEL,
     GANBatch,
@@ -27,8 +29,6 @@ from jaxrec.adversarial.gan_training import (
     sample_noise,
     users_from_noise,
 )
-from jaxrec.adversarial.gan_losses import d_loss_terms, feature_matching_loss, g_adversarial_loss, gradient_penalty
-from jaxrec.adversarial.gan_steps import _DROP_REAL, _INST_REAL, judge
 from jaxrec.attacks import profiles, shilling
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
@@ -73,7 +73,9 @@ def test_top_l_mask_is_exact_with_ties_and_targets():
     for targets in ((), (2, 7)):
         got = np.asarray(discrete.top_l_mask(jnp.asarray(scores), jnp.asarray(lengths), targets))
         np.testing.assert_array_equal(got, _reference_top_l(scores, lengths, targets))
-    np.testing.assert_array_equal(np.asarray(discrete.top_l_mask(jnp.asarray(scores), jnp.asarray(lengths))).sum(1), lengths)
+    np.testing.assert_array_equal(
+        np.asarray(discrete.top_l_mask(jnp.asarray(scores), jnp.asarray(lengths))).sum(1), lengths
+    )
 
 
 def test_straight_through_and_round_forward_exact_gradient_soft():
@@ -93,15 +95,22 @@ def test_straight_through_and_round_forward_exact_gradient_soft():
     level = discrete.st_categorical(logits, key)
     np.testing.assert_array_equal(level, jnp.argmax(scores, -1) + 1.0)
     expected = lambda lg: jnp.sum(jax.nn.softmax(lg + discrete.gumbel(key, lg.shape), -1) @ jnp.arange(1.0, 4.0))  # noqa: E731
-    np.testing.assert_allclose(jax.grad(lambda lg: jnp.sum(discrete.st_categorical(lg, key)))(logits),
-                               jax.grad(expected)(logits), rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.grad(lambda lg: jnp.sum(discrete.st_categorical(lg, key)))(logits), jax.grad(expected)(logits), rtol=1e-5
+    )
     draws = jax.vmap(lambda k: discrete.st_categorical(logits[0], k))(jax.random.split(key, 4000))
     np.testing.assert_allclose(np.bincount(np.asarray(draws, int) - 1, minlength=3) / 4000, [0.1, 0.2, 0.7], atol=0.03)
 
 
-@pytest.mark.parametrize("relax, levels, head, length_input", [
-    ("straight_through", 0, "mean", False), ("gumbel", 0, "mean", True), ("gumbel", 5, "mean", False),
-    ("straight_through", 5, "categorical", True)])
+@pytest.mark.parametrize(
+    "relax, levels, head, length_input",
+    [
+        ("straight_through", 0, "mean", False),
+        ("gumbel", 0, "mean", True),
+        ("gumbel", 5, "mean", False),
+        ("straight_through", 5, "categorical", True),
+    ],
+)
 def test_relaxation_forward_is_the_injected_profile_and_gradients_reach_g(relax, levels, head, length_input):
     spec = _spec(relax=relax, rating_levels=levels, rating_head=head, length_input=length_input)
     state = create_gan_state(spec, jax.random.key(0), adam(1e-3), adam(1e-3))
@@ -141,8 +150,15 @@ def test_relaxation_forward_is_the_injected_profile_and_gradients_reach_g(relax,
 def test_default_spec_shows_g_raw_output():
     """All switches off: D sees G's sigmoid output as in the seed (no relaxation, no ratings)."""
     spec = _spec()
-    assert (spec.relax, spec.loss, spec.rating_levels, spec.label_smoothing, spec.instance_noise,
-            spec.feature_matching, spec.minibatch_std) == ("none", "bce", 0, 0.0, 0.0, 0.0, False)
+    assert (
+        spec.relax,
+        spec.loss,
+        spec.rating_levels,
+        spec.label_smoothing,
+        spec.instance_noise,
+        spec.feature_matching,
+        spec.minibatch_std,
+    ) == ("none", "bce", 0, 0.0, 0.0, 0.0, False)
     state = create_gan_state(spec, jax.random.key(0), adam(1e-3), adam(1e-3))
     z = sample_noise(jax.random.key(1), 5, spec.noise_dim)
     shown, _ = users_from_noise(spec, state.g.params, z, jax.random.key(2), jnp.full((5,), 3))
@@ -183,7 +199,9 @@ def test_gradient_penalty_of_a_linear_critic():
     np.testing.assert_allclose(gp, 16.0, rtol=1e-5)
     # a critic with a unit gradient has no penalty; masked rows do not count
     u = w / 5.0
-    np.testing.assert_allclose(gradient_penalty(lambda x: x @ u, real, fake, jax.random.key(0), jnp.ones(4)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(
+        gradient_penalty(lambda x: x @ u, real, fake, jax.random.key(0), jnp.ones(4)), 0.0, atol=1e-5
+    )
     quad = lambda x: jnp.sum(x * x, axis=-1)  # noqa: E731  gradient 2 x_hat: norm depends on the row
     a = gradient_penalty(quad, real, fake, jax.random.key(1), jnp.array([1.0, 0.0, 0.0, 0.0]))
     e = jax.random.uniform(jax.random.key(1), (4, 1))
@@ -216,13 +234,23 @@ def test_instance_noise_is_gaussian_on_d_inputs():
     plain = spec.discriminator.apply(state.d.params, x)
     np.testing.assert_array_equal(judge(spec0, state.d.params, x, None, key, tags, jnp.ones(6)), plain)
     noisy = x + 0.5 * jax.random.normal(jax.random.fold_in(key, _INST_REAL), x.shape)
-    np.testing.assert_allclose(judge(spec, state.d.params, x, None, key, tags, jnp.ones(6)),
-                               spec.discriminator.apply(state.d.params, noisy), rtol=1e-6)
+    np.testing.assert_allclose(
+        judge(spec, state.d.params, x, None, key, tags, jnp.ones(6)),
+        spec.discriminator.apply(state.d.params, noisy),
+        rtol=1e-6,
+    )
 
 
-@pytest.mark.parametrize("kw", [dict(loss="hinge"), dict(loss="wgan-gp", gp_weight=5.0), dict(label_smoothing=0.2),
-                                dict(feature_matching=1.0, minibatch_std=True, instance_noise=0.1),
-                                dict(relax="gumbel", rating_levels=5)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(loss="hinge"),
+        dict(loss="wgan-gp", gp_weight=5.0),
+        dict(label_smoothing=0.2),
+        dict(feature_matching=1.0, minibatch_std=True, instance_noise=0.1),
+        dict(relax="gumbel", rating_levels=5),
+    ],
+)
 def test_every_switch_trains(kw):
     """Each option's D and G steps run, report their terms, and move the parameters."""
     spec = _spec(**kw)
@@ -237,9 +265,15 @@ def test_every_switch_trains(kw):
 
 
 def test_bad_switches_raise():
-    for kw, match in ((dict(loss="ls"), "loss"), (dict(relax="soft"), "relax"), (dict(label_smoothing=1.0), "label_smoothing"),
-                      (dict(loss="hinge", label_smoothing=0.1), "'bce' only"), (dict(rating_levels=1), "rating_levels"),
-                      (dict(conditional=True, relax="gumbel"), "unconditional"), (dict(tau=0.0), "tau")):
+    for kw, match in (
+        (dict(loss="ls"), "loss"),
+        (dict(relax="soft"), "relax"),
+        (dict(label_smoothing=1.0), "label_smoothing"),
+        (dict(loss="hinge", label_smoothing=0.1), "'bce' only"),
+        (dict(rating_levels=1), "rating_levels"),
+        (dict(conditional=True, relax="gumbel"), "unconditional"),
+        (dict(tau=0.0), "tau"),
+    ):
         with pytest.raises(JaxrecError, match=match):
             _spec(**kw)
     with pytest.raises(JaxrecError, match="rating / 5"):
@@ -253,8 +287,9 @@ def test_rated_gan_profiles_valid_ratings_lengths_and_targets(mode):
     state = create_gan_state(spec, jax.random.key(2), adam(1e-3), adam(1e-3))
     real_lengths = np.array([4, 4, 9, 15, 6])
     targets = (3, 11)
-    binary, drawn = profiles.gan_profiles(functools.partial(sample, spec, state.g.params), jax.random.key(5), 40,
-                                          real_lengths, targets, mode)
+    binary, drawn = profiles.gan_profiles(
+        functools.partial(sample, spec, state.g.params), jax.random.key(5), 40, real_lengths, targets, mode
+    )
     rng = np.random.default_rng(0)
     users, items = np.nonzero(rng.random((20, N_ITEMS)) < 0.4)
     stats = shilling.rating_stats(Interactions(users, items, 20, N_ITEMS, ratings=rng.integers(1, 6, users.size)))
@@ -302,7 +337,9 @@ def test_model_selection_keeps_the_best_epoch(select):
     again = realism_validate(spec)({"g": fit.selected.g.params}, data, valid)
     np.testing.assert_allclose(float(again[select]), max(scores), rtol=1e-6)
     if fit.selected_epoch != 4:  # the kept G is not the last one
-        assert not np.allclose(fit.selected.g.params["params"]["out"]["kernel"], fit.state.g.params["params"]["out"]["kernel"])
+        assert not np.allclose(
+            fit.selected.g.params["params"]["out"]["kernel"], fit.state.g.params["params"]["out"]["kernel"]
+        )
     if select == "detector":  # the on-device figure is the fresh detector's out-of-fold AUC
         fakes = profiles.top_l(sample(spec, fit.selected.g.params, key, valid["lengths"]).scores, valid["lengths"])
         want = fresh_detector(np.asarray(valid["view"]), np.asarray(fakes), folds=2, seed=0)["auc"]

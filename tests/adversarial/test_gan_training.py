@@ -49,8 +49,15 @@ def _batch(real):
 #: the two GANs of these tests (few distinct programs keep the compile time down)
 SPEC_U = _spec(dropout=0.0)  # the seed's GAN, minimax G loss
 SPEC_C = _spec(  # CFGAN, non-saturating, PM and ZR on
-    conditional=True, noise_dim=0, dropout=0.0, non_saturating=True,
-    pm=True, pm_ratio=0.5, zr=True, zr_ratio=0.5, zr_alpha=10.0,
+    conditional=True,
+    noise_dim=0,
+    dropout=0.0,
+    non_saturating=True,
+    pm=True,
+    pm_ratio=0.5,
+    zr=True,
+    zr_ratio=0.5,
+    zr_alpha=10.0,
 )
 _d_step = functools.lru_cache(lambda spec: jax.jit(make_d_step(spec)))
 _g_step = functools.lru_cache(lambda spec: jax.jit(make_g_step(spec)))

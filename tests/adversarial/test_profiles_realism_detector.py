@@ -76,8 +76,10 @@ def test_threshold_from_clean_users_and_precision_recall():
     thr = detector.threshold_at_fpr(clean, 0.05)
     assert np.mean(clean > thr) <= 0.05
     rep = detector.detection_report(
-        fake_scores=np.array([0.99, 0.97, 0.5]), real_scores=np.array([0.1, 0.2, 0.98, 0.3]),
-        clean_scores=clean, target_fpr=0.05,
+        fake_scores=np.array([0.99, 0.97, 0.5]),
+        real_scores=np.array([0.1, 0.2, 0.98, 0.3]),
+        clean_scores=clean,
+        target_fpr=0.05,
     )
     # threshold 0.95: flagged fakes 0.99, 0.97 and real 0.98
     assert rep["threshold"] == pytest.approx(0.95)

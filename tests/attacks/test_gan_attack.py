@@ -15,10 +15,27 @@ from jaxrec.experiment.attack import _gan, make_profiles, prepare
 
 
 def test_a_rated_gan_injects_its_own_ratings(rated_split, tmp_path):
-    gan = GANConfig(noise_dim=4, g_hidden=(8,), d_hidden=(8,), dropout=0.0, epochs=2, batch_size=16, rated=True,
-                    relax="gumbel", rating_head="categorical", loss="wgan-gp", length_input=True, select="realism")
-    cfg = dataclasses.replace(Config(), gan=gan, attack=dataclasses.replace(
-        Config().attack, kinds=("gan",), sizes=(4.0,), seeds=1, filler=5, n_targets=2, trusted=0.2))
+    gan = GANConfig(
+        noise_dim=4,
+        g_hidden=(8,),
+        d_hidden=(8,),
+        dropout=0.0,
+        epochs=2,
+        batch_size=16,
+        rated=True,
+        relax="gumbel",
+        rating_head="categorical",
+        loss="wgan-gp",
+        length_input=True,
+        select="realism",
+    )
+    cfg = dataclasses.replace(
+        Config(),
+        gan=gan,
+        attack=dataclasses.replace(
+            Config().attack, kinds=("gan",), sizes=(4.0,), seeds=1, filler=5, n_targets=2, trusted=0.2
+        ),
+    )
     setup = prepare(cfg, rated_split)
     generate, suspicion = _gan(cfg, setup, tmp_path, False, lambda *a: None)
     fakes = make_profiles(cfg, setup, generate)[("gan", 0)]

@@ -18,8 +18,11 @@ SLOTS, TARGETS = 8, [3, 11]
 
 
 def _cfg(epochs=3, lr=0.01, seed=0) -> Config:
-    return Config(model=ModelConfig(name="mf", dim=8), eval=EvalConfig(ks=(5, 10)),
-                  train=TrainConfig(epochs=epochs, batch_size=16, lr=lr, l2=1e-3, seed=seed))
+    return Config(
+        model=ModelConfig(name="mf", dim=8),
+        eval=EvalConfig(ks=(5, 10)),
+        train=TrainConfig(epochs=epochs, batch_size=16, lr=lr, l2=1e-3, seed=seed),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +74,34 @@ def test_run_attack_end_to_end_on_tiny_data(rated_split, tmp_path):
     from jaxrec.experiment.attack import make_profiles, make_variants, prepare, run_attack
 
     cfg = dataclasses.replace(
-        _cfg(epochs=2), name="tiny-attack", output_dir=str(tmp_path),
-        attack=dataclasses.replace(Config().attack, kinds=("bandwagon",), sizes=(2.0, 4.0), seeds=2,
-                                   filler=5, selected=2, n_targets=2, detectors=("pca", "rdma"), trusted=0.2),
+        _cfg(epochs=2),
+        name="tiny-attack",
+        output_dir=str(tmp_path),
+        attack=dataclasses.replace(
+            Config().attack,
+            kinds=("bandwagon",),
+            sizes=(2.0, 4.0),
+            seeds=2,
+            filler=5,
+            selected=2,
+            n_targets=2,
+            detectors=("pca", "rdma"),
+            trusted=0.2,
+        ),
     )
     res = run_attack(cfg, progress=False, rated=rated_split)
     assert len(res.rows) == 2 + 2 * 2 * 3  # clean seeds + sizes x seeds x (none, pca, rdma)
     assert {r["defense"] for r in res.rows} == {"none", "pca", "rdma"}
     assert all(0 <= r["detect_auc"] <= 1 for r in res.rows if r["defense"] in ("pca", "rdma"))
     names = {p.name for p in res.run_dir.iterdir()}
-    assert {"config.yaml", "results.json", "results.csv", "report.md", "roc_bandwagon.png",
-            "target_hr@5_vs_size_bandwagon.png"} <= names
+    assert {
+        "config.yaml",
+        "results.json",
+        "results.csv",
+        "report.md",
+        "roc_bandwagon.png",
+        "target_hr@5_vs_size_bandwagon.png",
+    } <= names
     # the (bandwagon, 4 fakes, seed 1, no defense) member against its own separate run
     setup = prepare(cfg, rated_split)
     variants, _ = make_variants(cfg, setup, make_profiles(cfg, setup))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import rated_interactions
 
 from jaxrec.attacks.shilling import fake_profiles, rating_stats
 from jaxrec.errors import JaxrecError
-
-from conftest import rated_interactions
 
 
 @pytest.fixture(scope="module")

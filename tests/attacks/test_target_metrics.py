@@ -11,12 +11,15 @@ from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 
 # 3 real users (0, 1, 2) and one fake (3), 5 items, targets 2 and 4
-SCORES = np.array([
-    [0.90, 0.10, 0.00, 0.50, 0.80],  # u0 trained on 2: not eligible for 2; target 4 ranks 2nd
-    [0.20, 0.90, 0.70, 0.10, 0.95],  # u1 trained on 1, tested on 4: target 2 ranks 2nd (4 is not eligible)
-    [0.99, 0.30, 0.85, 0.80, 0.20],  # u2 trained on 0: target 2 ranks 1st, target 4 4th
-    [0.00, 0.00, 1.00, 0.00, 1.00],  # the fake user, who never rated 2 or 4: must not count
-], np.float32)
+SCORES = np.array(
+    [
+        [0.90, 0.10, 0.00, 0.50, 0.80],  # u0 trained on 2: not eligible for 2; target 4 ranks 2nd
+        [0.20, 0.90, 0.70, 0.10, 0.95],  # u1 trained on 1, tested on 4: target 2 ranks 2nd (4 is not eligible)
+        [0.99, 0.30, 0.85, 0.80, 0.20],  # u2 trained on 0: target 2 ranks 1st, target 4 4th
+        [0.00, 0.00, 1.00, 0.00, 1.00],  # the fake user, who never rated 2 or 4: must not count
+    ],
+    np.float32,
+)
 TRAIN = Interactions(np.array([0, 1, 2, 3]), np.array([2, 1, 0, 0]), 4, 5)
 TEST = Interactions(np.array([1]), np.array([4]), 4, 5)
 

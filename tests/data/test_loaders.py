@@ -76,7 +76,10 @@ def test_ratings_dat(tmp_path):
 
 
 def test_ratings_csv(tmp_path):
-    p = write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.0,964981247\n6,3,0.5,964982224\n")
+    p = write(
+        tmp_path / "ratings.csv",
+        "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.0,964981247\n6,3,0.5,964982224\n",
+    )
     inter = read_movielens_csv(p)
     assert (inter.n_users, inter.n_items, len(inter)) == (2, 2, 3)
     np.testing.assert_allclose(inter.ratings, [4, 4, 0.5])
@@ -149,7 +152,9 @@ def test_lightgcn_empty_and_missing(tmp_path):
 # generic tables
 # --------------------------------------------------------------------------------------------
 def test_csv_string_ids_and_extra_columns(tmp_path):
-    p = write(tmp_path / "x.csv", 'uid,iid,score,when,comment\nbob,i9,1.5,10,"hi, there"\nalice,i1,2,11,x\nbob,i1,3,12,y\n')
+    p = write(
+        tmp_path / "x.csv", 'uid,iid,score,when,comment\nbob,i9,1.5,10,"hi, there"\nalice,i1,2,11,x\nbob,i1,3,12,y\n'
+    )
     inter = read_table(p, user_col="uid", item_col="iid", rating_col="score", time_col="when")
     np.testing.assert_array_equal(inter.user_ids, ["alice", "bob"])
     np.testing.assert_array_equal(inter.item_ids, ["i1", "i9"])
@@ -351,10 +356,21 @@ def test_empty_id(tmp_path):
 @pytest.mark.parametrize(
     "name, text, message",
     [
-        ("u.data", "1\t5\t3\t881250949\n\n0\t5\t4\t881250950\n", r"u.data, line 3, column 'user': user id 0 is outside \[1, "),
-        ("ratings.dat", "1::5::3::1\n2::-4::4::2\n", r"ratings.dat, line 2, column 'item': item id -4 is outside \[1, "),
-        ("ratings.csv", "userId,movieId,rating,timestamp\n1,5,3,1\n2,99999999999,4,2\n",
-         r"ratings.csv, line 3, column 'movieId': item id 99999999999 is outside \[1, 2147483648\)"),
+        (
+            "u.data",
+            "1\t5\t3\t881250949\n\n0\t5\t4\t881250950\n",
+            r"u.data, line 3, column 'user': user id 0 is outside \[1, ",
+        ),
+        (
+            "ratings.dat",
+            "1::5::3::1\n2::-4::4::2\n",
+            r"ratings.dat, line 2, column 'item': item id -4 is outside \[1, ",
+        ),
+        (
+            "ratings.csv",
+            "userId,movieId,rating,timestamp\n1,5,3,1\n2,99999999999,4,2\n",
+            r"ratings.csv, line 3, column 'movieId': item id 99999999999 is outside \[1, 2147483648\)",
+        ),
     ],
 )
 def test_movielens_ids_that_are_not_positive_integers_are_malformed_lines(tmp_path, name, text, message):
@@ -373,14 +389,22 @@ def test_header_less_files_read_with_the_column_order(tmp_path):
     base, test = tmp_path / "u1.base", tmp_path / "u1.test"
     base.write_text("1\t10\t4\t5\n1\t11\t3\t6\n2\t10\t5\t7\n2\t12\t1\t8\n")
     test.write_text("1\t12\t2\t9\n2\t11\t4\t10\n")
-    with pytest.raises(JaxrecError, match=r"missing user column 'user_id' in the header; the columns are \['1', '10', "
-                                          r"'4', '5'\] \(a file without a header row\? give the column names in order\)"):
+    with pytest.raises(
+        JaxrecError,
+        match=r"missing user column 'user_id' in the header; the columns are \['1', '10', "
+        r"'4', '5'\] \(a file without a header row\? give the column names in order\)",
+    ):
         read_table(base)
     inter = read_table(base, columns=["user_id", "item_id", "rating", "timestamp"], rating_col="rating")
     assert (inter.n_users, inter.n_items, len(inter)) == (2, 3, 4)
     np.testing.assert_array_equal(inter.ratings, [4, 3, 5, 1])
     assert inter.item_ids.tolist() == [10, 11, 12]
-    cfg = DataConfig(dataset=str(base), test_path=str(test), split="predefined", rating_col="rating",
-                     columns=("user_id", "item_id", "rating", "timestamp"))
+    cfg = DataConfig(
+        dataset=str(base),
+        test_path=str(test),
+        split="predefined",
+        rating_col="rating",
+        columns=("user_id", "item_id", "rating", "timestamp"),
+    )
     split = load_split(cfg)
     assert (len(split.train), len(split.test)) == (4, 2) and split.test.item_ids[split.test.items].tolist() == [12, 11]

@@ -12,9 +12,16 @@ from jaxrec.errors import JaxrecError
 def inter_with_raw(users, items, ratings=None, timestamps=None):
     users, items = np.asarray(users), np.asarray(items)
     nu, ni = users.max() + 1, items.max() + 1
-    return Interactions(users=users, items=items, n_users=nu, n_items=ni, ratings=ratings,
-                        timestamps=timestamps, user_ids=np.array([f"u{k}" for k in range(nu)]),
-                        item_ids=np.array([f"i{k}" for k in range(ni)]))
+    return Interactions(
+        users=users,
+        items=items,
+        n_users=nu,
+        n_items=ni,
+        ratings=ratings,
+        timestamps=timestamps,
+        user_ids=np.array([f"u{k}" for k in range(nu)]),
+        item_ids=np.array([f"i{k}" for k in range(ni)]),
+    )
 
 
 def raw_pairs(x):
@@ -49,8 +56,7 @@ def test_to_implicit_errors():
 
 
 def test_deduplicate_by_timestamp():
-    x = inter_with_raw([0, 0, 0, 1], [1, 1, 2, 1], ratings=np.array([1.0, 2, 3, 4]),
-                       timestamps=np.array([10, 5, 1, 1]))
+    x = inter_with_raw([0, 0, 0, 1], [1, 1, 2, 1], ratings=np.array([1.0, 2, 3, 4]), timestamps=np.array([10, 5, 1, 1]))
     last = deduplicate(x, keep="last")
     np.testing.assert_array_equal(last.ratings, [1, 3, 4])  # (0,1) latest is row 0 (t=10)
     first = deduplicate(x, keep="first")
@@ -90,8 +96,14 @@ def test_kcore_cascade_to_nothing():
 
 
 def test_compact_keeps_raw_ids_consistent():
-    x = Interactions(users=np.array([4, 1]), items=np.array([0, 5]), n_users=6, n_items=7,
-                     ratings=np.array([1.0, 2]), timestamps=np.array([3, 4]))
+    x = Interactions(
+        users=np.array([4, 1]),
+        items=np.array([0, 5]),
+        n_users=6,
+        n_items=7,
+        ratings=np.array([1.0, 2]),
+        timestamps=np.array([3, 4]),
+    )
     y = compact(x)
     assert (y.n_users, y.n_items) == (2, 2)
     np.testing.assert_array_equal(y.user_ids[y.users], [4, 1])

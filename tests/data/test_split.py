@@ -16,8 +16,13 @@ def make(counts, seed=0, timestamps=True):
     items = np.concatenate([rng.permutation(50)[:c] for c in counts])
     perm = rng.permutation(users.size)
     ts = rng.integers(0, 1000, users.size) if timestamps else None
-    return Interactions(users=users[perm], items=items[perm], n_users=len(counts), n_items=50,
-                        timestamps=None if ts is None else ts[perm])
+    return Interactions(
+        users=users[perm],
+        items=items[perm],
+        n_users=len(counts),
+        n_items=50,
+        timestamps=None if ts is None else ts[perm],
+    )
 
 
 @pytest.mark.parametrize(
@@ -83,8 +88,14 @@ def test_random_ratio_two_parts():
 
 def test_rows_keep_their_columns():
     inter = make([6, 6])
-    inter = Interactions(users=inter.users, items=inter.items, n_users=2, n_items=50,
-                         ratings=np.arange(12, dtype=float), timestamps=inter.timestamps)
+    inter = Interactions(
+        users=inter.users,
+        items=inter.items,
+        n_users=2,
+        n_items=50,
+        ratings=np.arange(12, dtype=float),
+        timestamps=inter.timestamps,
+    )
     s = random_ratio(inter, seed=1)
     for p in (s.train, s.valid, s.test):
         row = {(u, i): k for k, (u, i) in enumerate(zip(inter.users, inter.items))}
@@ -109,7 +120,7 @@ def test_temporal_ratio_takes_latest_as_test():
     inter = make([10, 20, 3], seed=4)
     s = temporal_ratio(inter, (0.8, 0.1, 0.1))
     for u in range(3):
-        t = lambda p: p.timestamps[p.users == u]  # noqa: E731
+        t = lambda p, u=u: p.timestamps[p.users == u]  # noqa: E731
         if t(s.valid).size:
             assert t(s.train).max() <= t(s.valid).min()
         assert max(t(s.train).max(), t(s.valid).max(initial=-1)) <= t(s.test).min()

@@ -10,17 +10,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import dense_normalised_adjacency, small_graph
 
 from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig, load_config
 from jaxrec.data.graph import PROPAGATIONS, bipartite_graph, normalised_matrix, propagate
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
-from jaxrec.experiment import run
-from jaxrec.experiment import build_model
+from jaxrec.experiment import build_model, run
 from jaxrec.models import embedding_tables
 from jaxrec.train.state import init_params
-
-from conftest import dense_normalised_adjacency, small_graph
 
 CONFIGS = Path(__file__).parent.parent.parent / "configs"
 
@@ -34,7 +32,7 @@ def dense_reference(train: Interactions, eu, ei, layers: int):
         cur = a_hat @ cur
         total += cur
     total /= layers + 1
-    return total[: train.n_users], total[train.n_users:]
+    return total[: train.n_users], total[train.n_users :]
 
 
 @pytest.mark.parametrize("kernel", PROPAGATIONS)
@@ -63,7 +61,7 @@ def test_normalised_matrix_has_zero_rows_for_isolated_nodes():
     np.testing.assert_allclose(r[u, i], 1 / np.sqrt(deg_u[u] * deg_i[i]), rtol=1e-6)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _score_grads(kernel: str):
     """Gradients of sum(score^2) w.r.t. the layer-0 tables, for one propagation kernel."""
     train = small_graph(isolated=False)
@@ -123,7 +121,7 @@ def test_gradients_vmap_over_parameter_sets():
 
     batched = jax.jit(jax.vmap(jax.grad(loss), in_axes=(0, None)))(params, inputs)
     for k in range(2):
-        one = jax.grad(loss)(jax.tree.map(lambda x: x[k], params), inputs)
+        one = jax.grad(loss)(jax.tree.map(lambda x, k=k: x[k], params), inputs)
         np.testing.assert_allclose(
             embedding_tables(batched)["user"][k], embedding_tables(one)["user"], rtol=1e-5, atol=1e-7
         )
@@ -178,8 +176,9 @@ def test_members_on_their_own_graphs_equal_their_separate_propagations(kernel):
 
     graphs = [small_graph(seed=s, isolated=False) for s in range(3)]
     cap = max(len(g) for g in graphs)
-    padded = [normalise({k: jnp.asarray(v) for k, v in bipartite_graph(g, kernel, capacity=cap).items()})
-              for g in graphs]
+    padded = [
+        normalise({k: jnp.asarray(v) for k, v in bipartite_graph(g, kernel, capacity=cap).items()}) for g in graphs
+    ]
     stacked = jax.tree.map(lambda *x: jnp.stack(x), *padded)
     eu = jax.random.normal(jax.random.key(0), (3, graphs[0].n_users, 4))
     ei = jax.random.normal(jax.random.key(1), (3, graphs[0].n_items, 4))

@@ -17,8 +17,7 @@ from jaxrec.data import random_ratio
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import default_chunk, model_chunk
-from jaxrec.experiment import run
-from jaxrec.experiment import build_model
+from jaxrec.experiment import build_model, run
 from jaxrec.models import embedding_tables
 from jaxrec.models.neumf import NeuMF, counter_keep_mask
 from jaxrec.train.state import init_params
@@ -40,7 +39,10 @@ def test_tables_shapes_and_scores(tiny):
     train, model, params = tiny
     tables = embedding_tables(params)
     assert {k: v.shape for k, v in tables.items()} == {
-        "user_gmf": (20, 8), "item_gmf": (30, 8), "user_mlp": (20, 8), "item_mlp": (30, 8),
+        "user_gmf": (20, 8),
+        "item_gmf": (30, 8),
+        "user_mlp": (20, 8),
+        "item_mlp": (30, 8),
     }
     users = jnp.array([0, 1, 2])
     score = jax.jit(lambda p, u, i: model.apply(p, u, i, method="score"))

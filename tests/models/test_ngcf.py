@@ -8,14 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import dense_normalised_adjacency, small_graph
 
 from jaxrec.config import ModelConfig
 from jaxrec.data.graph import PROPAGATIONS
 from jaxrec.experiment import build_model
 from jaxrec.models import NGCF, embedding_tables
 from jaxrec.train.state import init_params
-
-from conftest import dense_normalised_adjacency, small_graph
 
 
 def _build(kernel="dense", layers=2, dropout=0.1, isolated=True):
@@ -40,7 +39,7 @@ def numpy_ngcf(train, params, layers):
         e = np.where(h > 0, h, 0.2 * h)
         outs.append(e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12))
     final = np.concatenate(outs, axis=1)
-    return final[: train.n_users], final[train.n_users:]
+    return final[: train.n_users], final[train.n_users :]
 
 
 def test_embeddings_match_the_numpy_reference_and_isolated_nodes_stay_finite():

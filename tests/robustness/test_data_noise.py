@@ -40,10 +40,12 @@ def test_drop_and_add_change_the_requested_number_of_interactions(tiny_split):
 def test_data_variant_members_equal_separate_runs_on_the_same_data(tiny_split):
     """LightGCN: padded pairs, positive sets and graph edges, per-member graphs in training and
     in the test evaluation (MF's padded variants: tests/train/test_members.py)."""
-    cfg = Config(model=ModelConfig(name="lightgcn", dim=8, layers=1), eval=EvalConfig(ks=(5,)),
-                 train=TrainConfig(epochs=3, batch_size=16, lr=0.05, l2=1e-3))
-    variants = [data_noise.drop(tiny_split.train, 0.2, 0), data_noise.add(tiny_split.train, 0.1, 1),
-                tiny_split.train]
+    cfg = Config(
+        model=ModelConfig(name="lightgcn", dim=8, layers=1),
+        eval=EvalConfig(ks=(5,)),
+        train=TrainConfig(epochs=3, batch_size=16, lr=0.05, l2=1e-3),
+    )
+    variants = [data_noise.drop(tiny_split.train, 0.2, 0), data_noise.add(tiny_split.train, 0.1, 1), tiny_split.train]
     cfgs = [dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=s)) for s in range(3)]
     together = train_members(cfgs, tiny_split, progress=False, trains=variants)
     assert together.training.data_batched and together.timing["traces"]["epoch"] == 1

@@ -21,8 +21,11 @@ def victims(tiny_split):
     """A trained MF and LightGCN: ``(model, params, inputs, train data, test ranking)`` each."""
     out = {}
     for name in ("mf", "lightgcn"):
-        cfg = Config(model=ModelConfig(name=name, dim=8, layers=1), eval=EvalConfig(ks=(5,)),
-                     train=TrainConfig(epochs=8, batch_size=16, lr=0.05))
+        cfg = Config(
+            model=ModelConfig(name=name, dim=8, layers=1),
+            eval=EvalConfig(ks=(5,)),
+            train=TrainConfig(epochs=8, batch_size=16, lr=0.05),
+        )
         run = train_members([cfg], tiny_split, progress=False)
         t = run.training
         out[name] = (t.model, run.fit.member(0).best_params, t.inputs, t.data, split_ranking(tiny_split, "test"))
@@ -61,7 +64,9 @@ def test_the_vmapped_sweep_equals_a_loop_and_zero_is_clean(victims, name, method
     clean = evaluate(model, {**params, **inputs}, ranking, (5,))
     for name, v in clean.items():  # eps = 0 reproduces the clean metrics exactly
         assert out.rows[0][name] == pytest.approx(v, abs=1e-7) and out.clean[name] == pytest.approx(v, abs=1e-7)
-    assert out.rows[0]["jaccard@5"] == pytest.approx(1.0) and out.rows[0]["score_shift@5"] == pytest.approx(0.0, abs=1e-6)
+    assert out.rows[0]["jaccard@5"] == pytest.approx(1.0) and out.rows[0]["score_shift@5"] == pytest.approx(
+        0.0, abs=1e-6
+    )
     assert out.rows[0]["adv_loss"] == pytest.approx(out.clean["adv_loss"], rel=1e-6)
     for row, e in zip(out.rows, EPS):
         alone, loss = _alone(model, params, inputs, data, ranking, method, e, key, pgd)
@@ -77,8 +82,10 @@ def test_the_vmapped_sweep_equals_a_loop_and_zero_is_clean(victims, name, method
 def test_pgd_raises_the_loss_at_least_as_much_as_fgm_and_fgm_more_than_noise(victim):
     model, params, inputs, data, ranking = victim
     eps = [0.25, 0.5, 1.0]
-    loss = {m: [r["adv_loss"] for r in sweep(model, params, inputs, data, ranking, eps, m, (5,), seeds=2).rows]
-            for m in ("random", "gaussian", "fgm", "pgd")}
+    loss = {
+        m: [r["adv_loss"] for r in sweep(model, params, inputs, data, ranking, eps, m, (5,), seeds=2).rows]
+        for m in ("random", "gaussian", "fgm", "pgd")
+    }
     for i in range(len(eps) * 2):
         assert loss["fgm"][i] > max(loss["random"][i], loss["gaussian"][i])
         assert loss["pgd"][i] >= loss["fgm"][i] - 1e-6
@@ -117,13 +124,17 @@ def test_gaussian_noise_has_the_strength_as_its_expected_row_norm():
     tables = {"user": jnp.zeros((4000, 64))}
     d = perturb.gaussian(jax.random.key(0), tables, 0.5)["user"]
     norms = np.linalg.norm(np.asarray(d), axis=-1)
-    assert abs(np.sqrt(np.mean(norms ** 2)) - 0.5) < 0.01 and norms.std() > 0.01  # not a fixed norm
+    assert abs(np.sqrt(np.mean(norms**2)) - 0.5) < 0.01 and norms.std() > 0.01  # not a fixed norm
 
 
 def test_bad_sweep_arguments_fail_before_any_work(victim):
     model, params, inputs, data, ranking = victim
-    for kwargs, match in (({"method": "bogus"}, "unknown perturbation"), ({"seeds": 0}, "at least one seed"),
-                          ({"eps": [-1.0]}, ">= 0"), ({"method": "pgd", "pgd": PGD(steps=0)}, "one step")):
+    for kwargs, match in (
+        ({"method": "bogus"}, "unknown perturbation"),
+        ({"seeds": 0}, "at least one seed"),
+        ({"eps": [-1.0]}, ">= 0"),
+        ({"method": "pgd", "pgd": PGD(steps=0)}, "one step"),
+    ):
         args = {"eps": [0.5], **kwargs}
         with pytest.raises(Exception, match=match):
             sweep(model, params, inputs, data, ranking, **args)

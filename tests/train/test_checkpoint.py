@@ -24,8 +24,10 @@ HERE = Path(__file__).parent
 
 def _cfg(tmp_path, epochs=4, every=1, keep=2, lr=0.05, ck="ck") -> Config:
     return Config(
-        name="ck", output_dir=str(tmp_path),
-        train=TrainConfig(epochs=epochs, batch_size=16, lr=lr), eval=EvalConfig(ks=(5,)),
+        name="ck",
+        output_dir=str(tmp_path),
+        train=TrainConfig(epochs=epochs, batch_size=16, lr=lr),
+        eval=EvalConfig(ks=(5,)),
         checkpoint=CheckpointConfig(every=every, keep=keep, dir=str(tmp_path / ck) if ck else None),
     )
 
@@ -79,8 +81,24 @@ def test_resume_errors_name_the_problem(tmp_path, tiny_split, capsys):
     inter = random_interactions(n_users=10, n_items=12, per_user=4)
     csv = tmp_path / "d.csv"
     csv.write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in zip(inter.users, inter.items)))
-    assert cli_main(["train", "-q", "--resume", "--set", f"data.dataset={csv}", "--set", f"output_dir={tmp_path}",
-                     "--set", "name=cli", "--set", "eval.ks=[5]"]) == 2
+    assert (
+        cli_main(
+            [
+                "train",
+                "-q",
+                "--resume",
+                "--set",
+                f"data.dataset={csv}",
+                "--set",
+                f"output_dir={tmp_path}",
+                "--set",
+                "name=cli",
+                "--set",
+                "eval.ks=[5]",
+            ]
+        )
+        == 2
+    )
     assert f"--resume: no checkpoint directory {tmp_path / 'cli' / 'checkpoints'}" in capsys.readouterr().err
     with pytest.raises(JaxrecError, match="checkpoint keep must be >= 1"):
         Checkpointer(tmp_path / "x", keep=0)
@@ -97,7 +115,9 @@ def test_kill_during_save_leaves_the_previous_checkpoint_restorable(tmp_path):
     directory = tmp_path / "kill"
     proc = subprocess.Popen(
         [sys.executable, "-u", str(HERE / "ckpt_kill_child.py"), str(directory), "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "JAX_PLATFORMS": "cpu"},
     )
     try:
@@ -163,8 +183,11 @@ def test_another_models_checkpoint_is_one_clean_error_and_a_damaged_latest_falls
     run(_cfg(tmp_path, epochs=2, every=1), progress=False, write=False, split=tiny_split)  # epochs 1 and 2
     capsys.readouterr()
     other = dataclasses.replace(_cfg(tmp_path, epochs=3), model=ModelConfig(dim=8))
-    with pytest.raises(JaxrecError, match=r"does not match this run's state: .*embeddings/\w+ is saved as "
-                                          r"\[1, \d+, 64\], this run has \[1, \d+, 8\] \(another model"):
+    with pytest.raises(
+        JaxrecError,
+        match=r"does not match this run's state: .*embeddings/\w+ is saved as "
+        r"\[1, \d+, 64\], this run has \[1, \d+, 8\] \(another model",
+    ):
         run(other, progress=False, write=False, split=tiny_split, resume=True)
     err = capsys.readouterr().err
     assert "Traceback" not in err and "asyncio" not in err and "orbax" not in err

@@ -28,16 +28,35 @@ def test_two_processes_equal_one_process(tmp_path):
     csv = tmp_path / "d.csv"
     csv.write_text("user_id,item_id\n" + "".join(f"{u},{i}\n" for u, i in zip(inter.users, inter.items)))
     overrides = [
-        f"data.dataset={csv}", "train.epochs=3", "train.batch_size=32", "train.lr=0.05",
-        "eval.ks=[5]", f"output_dir={tmp_path / 'runs'}", "checkpoint.every=3",
+        f"data.dataset={csv}",
+        "train.epochs=3",
+        "train.batch_size=32",
+        "train.lr=0.05",
+        "eval.ks=[5]",
+        f"output_dir={tmp_path / 'runs'}",
+        "checkpoint.every=3",
     ]
     port = _free_port()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "jaxrec.cli", "train", "-q", "--distributed",
-             "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
-             *sum((["--set", o] for o in [*overrides, "name=two"]), [])],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "jaxrec.cli",
+                "train",
+                "-q",
+                "--distributed",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+                *sum((["--set", o] for o in [*overrides, "name=two"]), []),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""},
         )
         for i in range(2)

@@ -38,7 +38,8 @@ MODELS = {
 def _cfg(model="mf", seed=0, lr=0.01, l2=0.0, epochs=3, **train) -> Config:
     loss = "bce" if model == "neumf" else "bpr"
     return Config(
-        model=MODELS[model], eval=EvalConfig(ks=(5, 10)),
+        model=MODELS[model],
+        eval=EvalConfig(ks=(5, 10)),
         train=TrainConfig(epochs=epochs, batch_size=B, lr=lr, l2=l2, seed=seed, loss=loss, **train),
     )
 

@@ -28,9 +28,21 @@ def test_four_simulated_devices():
         "JAX_PLATFORMS": "cpu",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
-         str(HERE / "multidevice" / "md_sharding.py")],
-        capture_output=True, text=True, env=env, cwd=HERE.parent.parent, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-x",
+            str(HERE / "multidevice" / "md_sharding.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=HERE.parent.parent,
+        timeout=600,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]

@@ -10,7 +10,6 @@ import optax
 import pytest
 
 from jaxrec.errors import JaxrecError
-
 from jaxrec.evaluate import evaluate_params, split_ranking
 from jaxrec.models import MF, embedding_tables
 from jaxrec.train.engine import make_engine
@@ -43,7 +42,9 @@ def test_train_data_pads_to_whole_batches(tiny_split, setup):
     assert batches.items.shape == (data.n_pairs // B, B, 2)
     # every real pair appears exactly once per epoch
     real = np.asarray(batches.mask).ravel() > 0
-    pairs = set(zip(np.asarray(batches.users).ravel()[real].tolist(), np.asarray(batches.items)[..., 0].ravel()[real].tolist()))
+    pairs = set(
+        zip(np.asarray(batches.users).ravel()[real].tolist(), np.asarray(batches.items)[..., 0].ravel()[real].tolist())
+    )
     assert pairs == set(zip(tiny_split.train.users.tolist(), tiny_split.train.items.tolist()))
 
 
@@ -66,7 +67,7 @@ def test_single_jitted_step_with_donated_state(setup):
     batches = epoch_batches(state, data, B)
     before = np.asarray(embedding_tables(state.params)["user"]).copy()
     for i in range(3):
-        state, m = jstep(state, jax.tree.map(lambda a: a[i], batches), data)
+        state, m = jstep(state, jax.tree.map(lambda a, i=i: a[i], batches), data)
     assert int(state.step) == 3 and np.isfinite(float(m["loss"]))
     assert not np.allclose(before, np.asarray(embedding_tables(state.params)["user"]))
 
@@ -95,9 +96,7 @@ def test_padding_does_not_change_the_gradient(tiny_split):
     grad = jax.jit(jax.grad(loss_fn, has_aux=True))
     g1, _ = grad(params, {}, jnp.asarray(u), items, jnp.ones(n), jax.random.key(0), {})
     pad = lambda a: jnp.concatenate([a, jnp.zeros((5,) + a.shape[1:], a.dtype)])  # noqa: E731
-    g2, _ = grad(
-        params, {}, pad(jnp.asarray(u)), pad(items), pad(jnp.ones(n)), jax.random.key(0), {}
-    )
+    g2, _ = grad(params, {}, pad(jnp.asarray(u)), pad(items), pad(jnp.ones(n)), jax.random.key(0), {})
     chex.assert_trees_all_close(g1, g2, rtol=1e-5, atol=1e-7)
 
 

@@ -8,15 +8,14 @@ steps join here: add a test that builds their epoch and compares 1 vs 4 devices 
 
 from __future__ import annotations
 
-
 import jax
 import numpy as np
 import optax
 import pytest
-from jax.sharding import PartitionSpec as P
 from conftest import random_interactions
+from jax.sharding import PartitionSpec as P
 
-from jaxrec.config import Config, CheckpointConfig, ParallelConfig, TrainConfig, EvalConfig
+from jaxrec.config import CheckpointConfig, Config, EvalConfig, ParallelConfig, TrainConfig
 from jaxrec.errors import JaxrecError
 from jaxrec.models import MF
 from jaxrec.train import parallel as par
@@ -141,8 +140,12 @@ def test_run_with_parallel_config_resumes_exactly(tmp_path, tiny_split):
 
     ck = CheckpointConfig(every=1, keep=4, dir=str(tmp_path / "ck"))
     cfg = Config(
-        name="md", output_dir=str(tmp_path), train=TrainConfig(epochs=4, batch_size=16, lr=0.05),
-        eval=EvalConfig(ks=(5,)), parallel=ParallelConfig(data=4), checkpoint=ck,
+        name="md",
+        output_dir=str(tmp_path),
+        train=TrainConfig(epochs=4, batch_size=16, lr=0.05),
+        eval=EvalConfig(ks=(5,)),
+        parallel=ParallelConfig(data=4),
+        checkpoint=ck,
     )
     four = run(cfg, progress=False, write=False, split=tiny_split)
     assert four.params["params"]["embeddings"]["user"].sharding.num_devices == 4
@@ -164,16 +167,19 @@ def test_gan_epoch_data_parallel_matches_one_device():
 
     rng = np.random.default_rng(0)
     data = gan_data((rng.random((60, 24)) < 0.25).astype(np.float32))  # 60 users: last batch padded
-    spec = GANSpec(n_items=24, noise_dim=0, g_hidden=(16,), d_hidden=(16,), conditional=True,
-                   non_saturating=True, d_steps=2)
+    spec = GANSpec(
+        n_items=24, noise_dim=0, g_hidden=(16,), d_hidden=(16,), conditional=True, non_saturating=True, d_steps=2
+    )
     fresh = lambda: create_gan_state(spec, jax.random.key(0), adam(1e-2), adam(1e-2))  # noqa: E731
     one = fit_gan(spec, fresh(), data, 2, 16)
     four = fit_gan(spec, fresh(), data, 2, 16, mesh=par.make_mesh(data=4))
-    np.testing.assert_allclose([h["d_loss"] for h in four.history], [h["d_loss"] for h in one.history],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        [h["d_loss"] for h in four.history], [h["d_loss"] for h in one.history], rtol=1e-5, atol=1e-6
+    )
     assert_params_close(four.state.g.params, one.state.g.params)
     assert_params_close(four.state.d.params, one.state.d.params)
     assert four.state.g.params["params"]["out"]["kernel"].sharding.num_devices == 4
+
 
 @pytest.mark.parametrize("member, data_axis", [(4, 1), (2, 2)])
 def test_member_axis_shards_members_and_matches_one_device(tiny_split, member, data_axis):
@@ -182,13 +188,18 @@ def test_member_axis_shards_members_and_matches_one_device(tiny_split, member, d
     from jaxrec.experiment import train_members
 
     cfgs = [
-        Config(train=TrainConfig(epochs=2, batch_size=16, lr=lr, seed=seed), eval=EvalConfig(ks=(5,)),
-               parallel=ParallelConfig(member=member, data=data_axis))
-        for seed in (0, 1) for lr in (0.01, 0.05)
+        Config(
+            train=TrainConfig(epochs=2, batch_size=16, lr=lr, seed=seed),
+            eval=EvalConfig(ks=(5,)),
+            parallel=ParallelConfig(member=member, data=data_axis),
+        )
+        for seed in (0, 1)
+        for lr in (0.01, 0.05)
     ]
     sharded = train_members(cfgs, tiny_split, progress=False)
-    plain = train_members([c.__class__(**{**c.__dict__, "parallel": ParallelConfig()}) for c in cfgs],
-                          tiny_split, progress=False)
+    plain = train_members(
+        [c.__class__(**{**c.__dict__, "parallel": ParallelConfig()}) for c in cfgs], tiny_split, progress=False
+    )
     table = sharded.fit.state.params["params"]["embeddings"]["user"]
     assert table.sharding.spec[0] == "member" and len({s.device for s in table.addressable_shards}) == 4
     assert {s.data.shape[0] for s in table.addressable_shards} == {4 // member}
@@ -205,8 +216,12 @@ def test_apr_data_parallel_matches_one_device(tiny_split):
     from jaxrec.experiment import train_members
 
     def cfg(parallel):
-        return Config(train=TrainConfig(epochs=2, batch_size=16, lr=0.05), eval=EvalConfig(ks=(5,)),
-                      adv=AdvConfig(method="apr", eps=0.5, relative=True, start_epoch=1), parallel=parallel)
+        return Config(
+            train=TrainConfig(epochs=2, batch_size=16, lr=0.05),
+            eval=EvalConfig(ks=(5,)),
+            adv=AdvConfig(method="apr", eps=0.5, relative=True, start_epoch=1),
+            parallel=parallel,
+        )
 
     four = train_members([cfg(ParallelConfig(data=4))], tiny_split, progress=False)
     one = train_members([cfg(ParallelConfig())], tiny_split, progress=False)
