@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.config import load_config
-from jaxrec.data.graph import PROPAGATIONS, bipartite_graph, propagate
+from jaxrec.data.graph import PROPAGATIONS, bipartite_graph
 from jaxrec.experiment import load_split
+from jaxrec.models.propagation import propagate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = {"ml-100k": "ml100k-lightgcn.yaml", "gowalla": "gowalla-lightgcn.yaml"}

@@ -20,10 +20,10 @@ from jaxrec.evaluate import evaluate as full_ranking_metrics
 from jaxrec.evaluate import ranking_data, split_ranking
 from jaxrec.experiment import RunResult, SweepResult, build_model, load_split, run, run_attack, run_robustness, sweep
 from jaxrec.models import MF
-
-__version__ = "0.1.0"
+from jaxrec.version import __version__
 
 __all__ = [
+    "__version__",
     "Config",
     "DataConfig",
     "EvalConfig",

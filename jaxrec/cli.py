@@ -191,7 +191,7 @@ def cmd_data_info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jaxrec import __version__
+    from jaxrec.version import __version__
 
     parser = argparse.ArgumentParser(prog="jaxrec", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"jaxrec {__version__}")

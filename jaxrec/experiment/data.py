@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jaxrec import data as D
+import jaxrec.data as D
 from jaxrec.config import DataConfig
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError

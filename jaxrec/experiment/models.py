@@ -43,8 +43,9 @@ def _neumf(cfg, train: Interactions, capacity: int | None = None):
 def _graph_model(cls, cfg, train: Interactions, capacity: int | None = None, **extra):
     """LightGCN / NGCF: the module and its ``{"graph": ...}`` inputs for the chosen kernel
     (``capacity``: a masked graph padded to that many edges, normalised on device)."""
-    from jaxrec.data.graph import PROPAGATIONS, auto_propagation, bipartite_graph
+    from jaxrec.data.graph import PROPAGATIONS, bipartite_graph
     from jaxrec.models.lightgcn import lightgcn_inputs
+    from jaxrec.models.propagation import auto_propagation
 
     if cfg.layers < 0:
         raise JaxrecError(f"model.layers must be >= 0, got {cfg.layers}")

@@ -128,7 +128,7 @@ INVOCATION: list[str] | None = None  #: the command line, as the CLI received it
 
 def _stamp(run_dir: Path, command: str | None) -> None:
     """``run.json``: which command wrote the directory, with which arguments and jaxrec."""
-    from jaxrec import __version__
+    from jaxrec.version import __version__
 
     if command is not None:
         argv = INVOCATION if INVOCATION is not None else sys.argv

@@ -15,8 +15,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxrec.data.graph import propagate
 from jaxrec.models.mf import MF
+from jaxrec.models.propagation import propagate
 
 GRAPH = "graph"  #: name of the variable collection holding the graph arrays
 

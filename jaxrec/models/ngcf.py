@@ -2,7 +2,7 @@
 
 Each layer transforms messages over the same normalised adjacency ``Â`` as LightGCN (built by
 :func:`jaxrec.data.graph.bipartite_graph`, propagated by
-:func:`jaxrec.data.graph.propagate_layer`, the paper's eq. 7 with ``L = Â``):
+:func:`jaxrec.models.propagation.propagate_layer`, the paper's eq. 7 with ``L = Â``):
 
     E^(k+1) = LeakyReLU_0.2( (Â E^(k) + E^(k)) W1_k + b1_k + ((Â E^(k)) ⊙ E^(k)) W2_k + b2_k )
 
@@ -28,9 +28,9 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxrec.data.graph import propagate_layer
 from jaxrec.models.lightgcn import GRAPH, LightGCN
 from jaxrec.models.neumf import CounterDropout
+from jaxrec.models.propagation import propagate_layer
 
 
 class NGCF(LightGCN):

@@ -16,7 +16,7 @@ parameter set, :func:`sweep` runs one compiled program that, for every seed ``r`
 Seeds are a ``jax.vmap`` around strengths vmapped ``batch`` at a time (all of them by default;
 groups run as a ``lax.map`` inside the same program, see :func:`auto_batch`), so the model's
 embeddings hook (LightGCN's propagation: one shared sparse product per layer,
-:mod:`jaxrec.data.graph`) runs batched over them. Memory is ``width * chunk * n_items`` scores
+:mod:`jaxrec.models.propagation`) runs batched over them. Memory is ``width * chunk * n_items`` scores
 per ranking chunk (``width = seeds * batch``): size the ranking's chunk with
 :func:`sweep_chunk`.
 """

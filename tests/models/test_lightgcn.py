@@ -13,11 +13,12 @@ import pytest
 from conftest import dense_normalised_adjacency, small_graph
 
 from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig, load_config
-from jaxrec.data.graph import PROPAGATIONS, bipartite_graph, normalised_matrix, propagate
+from jaxrec.data.graph import PROPAGATIONS, bipartite_graph, normalised_matrix
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.experiment import build_model, run
 from jaxrec.models import embedding_tables
+from jaxrec.models.propagation import propagate
 from jaxrec.train.state import init_params
 
 CONFIGS = Path(__file__).parent.parent.parent / "configs"
@@ -172,7 +173,7 @@ def test_ml100k_graph_models_few_epochs_far_above_chance(ml100k_split, config, e
 def test_members_on_their_own_graphs_equal_their_separate_propagations(kernel):
     """vmap over members that each bring a graph (data variants, padded to one capacity): the
     block-diagonal product equals every member's own propagation, forward and backward."""
-    from jaxrec.data.graph import normalise
+    from jaxrec.models.propagation import normalise
 
     graphs = [small_graph(seed=s, isolated=False) for s in range(3)]
     cap = max(len(g) for g in graphs)

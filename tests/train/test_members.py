@@ -141,7 +141,7 @@ def test_padded_data_variant_equals_the_unpadded_run(tiny_split, graph):
 def test_masked_graph_normalises_on_device_like_the_host_graph(tiny_split):
     """A capacity graph with 10 % of its edges masked out propagates exactly as the graph built
     from the remaining interactions (degrees and weights from the mask, on device)."""
-    from jaxrec.data.graph import normalise, propagate
+    from jaxrec.models.propagation import normalise, propagate
 
     train = tiny_split.train
     full = jax.tree.map(jnp.asarray, bipartite_graph(train, "bcsr_vjp", capacity=len(train)))
