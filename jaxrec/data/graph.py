@@ -35,7 +35,6 @@ from jaxrec.errors import JaxrecError
 #: the propagation kernels (:mod:`jaxrec.models.propagation`), by the graph arrays they read
 PROPAGATIONS = ("dense", "segment_sum", "segment_sum_vjp", "bcoo", "bcsr", "bcsr_vjp")
 
-#: arrays each propagation kernel needs in the graph dict
 #: arrays each propagation kernel reads in the graph dict
 NEEDS = {
     "dense": ("norm",),
