@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     from jaxrec.config import load_config
     from jaxrec.evaluate import split_ranking
     from jaxrec.experiment import load_split, train_members
-    from jaxrec.robustness import sweep
+    from jaxrec.robustness import perturbed_metrics
 
     split = None
     for name in args.models:
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
             attacked = []
             for m in range(len(cfgs)):
                 params = out.fit.member(m).best_params
-                res = sweep(
+                res = perturbed_metrics(
                     out.training.model,
                     params,
                     out.training.inputs,

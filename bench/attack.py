@@ -37,10 +37,9 @@ def _machine() -> dict:
 def retrain(args) -> dict:
     import numpy as np
 
+    from jaxrec.attacks.scenario import fake_sets, poisoned_sets
     from jaxrec.config import load_config
-    from jaxrec.experiment.attack import make_profiles, make_variants, prepare
-    from jaxrec.experiment.data import load_split
-    from jaxrec.experiment.robustness import victims
+    from jaxrec.experiment.studies import attack
     from jaxrec.experiment.training import train_members
 
     path, *victim_overrides = args.victim.split()
@@ -49,14 +48,14 @@ def retrain(args) -> dict:
     if not args.filters:
         overrides.append("attack.detectors=[]")
     cfg = load_config(args.config, overrides)
-    ((label, vcfg),) = victims(cfg, ".", "attack")
-    setup = prepare(cfg, load_split(cfg.data, keep_ratings=True))
+    plan = attack.check(cfg)
+    ((label, vcfg),), setup, a = plan.victims, plan.scenario, cfg.attack
     generate = d_suspicion = None
-    if args.kind == "gan" or "d" in cfg.attack.detectors:
-        from jaxrec.experiment.attack import _gan
-
-        generate, d_suspicion = _gan(cfg, setup, Path("/tmp/jaxrec-bench-attack"), False, lambda *a: None)
-    variants, _ = make_variants(cfg, setup, make_profiles(cfg, setup, generate), d_suspicion)
+    if args.kind == "gan" or "d" in a.detectors:
+        generate, d_suspicion = attack._gan(cfg, setup, Path("/tmp/jaxrec-bench-attack"), False, lambda *x: None)
+    fakes = fake_sets(setup, a.kinds, a.seeds, a.seed, a.intent, a.selected, generate)
+    detectors = attack._detectors(cfg, d_suspicion)
+    variants, _ = poisoned_sets(setup, fakes, a.kinds, a.seeds, a.threshold, detectors, a.fpr)
     cfgs = [
         dataclasses.replace(vcfg, train=dataclasses.replace(vcfg.train, seed=vcfg.train.seed + v.seed))
         for v in variants
@@ -98,10 +97,10 @@ def table(args) -> list[dict]:
         payload = json.loads(Path(args.results).read_text())
     else:
         from jaxrec.config import load_config
-        from jaxrec.experiment.attack import run_attack
+        from jaxrec.experiment import run_attack
 
         cfg = load_config(args.config)
-        res = run_attack(cfg, Path(args.config).parent, progress=False)
+        res = run_attack(cfg, base_dir=Path(args.config).parent, progress=False)
         payload = json.loads((res.run_dir / "results.json").read_text())
     rows = [{"bench": "attack-table", **s} for s in payload["summary"]]
     rows += [{"bench": "attack-detection", **d} for d in payload["detection_summary"]]

@@ -27,7 +27,7 @@ from jaxrec.adversarial.cfgan import most_popular_scores
 from jaxrec.config import load_config
 from jaxrec.evaluate import check_ks, metric_sums, split_ranking
 from jaxrec.experiment import load_split, run
-from jaxrec.experiment.gan import train_cfgan
+from jaxrec.experiment.gans import train_cfgan
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(HERE, "..", "configs")

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from jaxrec.config import load_config
-from jaxrec.experiment.gan import run_gan
+from jaxrec.experiment import run_gan
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(HERE, "..", "configs")
@@ -35,7 +35,7 @@ FIGURES = ("popularity_jsd", "length_ks", "nn_cosine", "diversity", "rating_jsd"
 
 
 def rows_of(name: str, seed: int, res, seconds: float) -> list[dict]:
-    m = res.metrics
+    m = res.extras.metrics
     kinds = [k[len("realism_") :] for k in m if k.startswith("realism_") and k != "realism_real"]
     out = []
     for kind in kinds:
@@ -52,13 +52,13 @@ def rows_of(name: str, seed: int, res, seconds: float) -> list[dict]:
         d_real=round(m["d_real_reference"], 4),
     )
     out.append(real)
-    train_s = sum(h["seconds"] for h in res.history)
+    train_s = sum(h["seconds"] for h in res.extras.history)
     out.append(
         {
             "bench": "gan-time",
             "config": name,
             "seed": seed,
-            "epochs": len(res.history),
+            "epochs": len(res.extras.history),
             "train_s": round(train_s, 2),
             "epoch_s": round(float(np.median([h["seconds"] for h in res.history])), 4),
             "wall_s": round(seconds, 2),

@@ -1,4 +1,4 @@
-"""Robustness sweeps: many strengths in one vmapped pass vs a loop, data-noise retraining as
+"""Robustness: many strengths in one vmapped pass vs a loop, data-noise retraining as
 members vs sequential runs, and the ml-100k robustness table. One JSON object per line.
 
   python bench/robustness.py strengths --config configs/ml100k-mf.yaml --n 32 [--epochs 1]
@@ -7,7 +7,7 @@ members vs sequential runs, and the ml-100k robustness table. One JSON object pe
 
 ``strengths`` runs each way in a fresh process (peak resident memory from ``getrusage``, and the
 peak before the sweep started): ``one`` = one strength; ``vmap`` = ``n`` strengths in one
-program, all vmapped together (ranking chunk sized by ``sweep_chunk`` for the vmapped width);
+program, all vmapped together (ranking chunk sized by ``model_chunk`` for the vmapped width);
 ``auto`` = the same program with ``auto_batch``'s group size (what ``jaxrec robustness`` runs);
 ``loop`` = a Python loop over the same ``n`` strengths calling the compiled one-strength program
 (each call also ranks the clean model, for the Jaccard reference, and takes the gradient). FGM,
@@ -49,9 +49,9 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
     import numpy as np
 
     from jaxrec.config import load_config
-    from jaxrec.evaluate import split_ranking
+    from jaxrec.evaluate import model_chunk, split_ranking
     from jaxrec.experiment import load_split, train_members
-    from jaxrec.robustness import auto_batch, sweep, sweep_chunk
+    from jaxrec.robustness import auto_batch, perturbed_metrics
 
     cfg = load_config(config)
     # 0 epochs (the initial parameters: ranking time does not depend on them) is refused in a
@@ -63,15 +63,19 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
     params = out.fit.member(0).best_params
     eps = [float(e) for e in np.linspace(0.05, 2.0, n)]
     batch = {"vmap": n, "auto": auto_batch(tr.model, split.n_items, n)}.get(mode, 1)
-    ranking = split_ranking(split, "test", sweep_chunk(tr.model, split.n_items, batch))
+    ranking = split_ranking(split, "test", model_chunk(tr.model, split.n_items, batch))
     ks = tuple(cfg.eval.ks)
 
     def once():
         if mode in ("vmap", "auto"):
-            return sweep(tr.model, params, tr.inputs, tr.data, ranking, eps, method, ks, True, batch=batch).rows
+            return perturbed_metrics(
+                tr.model, params, tr.inputs, tr.data, ranking, eps, method, ks, True, batch=batch
+            ).rows
         if mode == "one":
-            return sweep(tr.model, params, tr.inputs, tr.data, ranking, eps[:1], method, ks, True).rows
-        return [sweep(tr.model, params, tr.inputs, tr.data, ranking, [e], method, ks, True).rows[0] for e in eps]
+            return perturbed_metrics(tr.model, params, tr.inputs, tr.data, ranking, eps[:1], method, ks, True).rows
+        return [
+            perturbed_metrics(tr.model, params, tr.inputs, tr.data, ranking, [e], method, ks, True).rows[0] for e in eps
+        ]
 
     before = _peak_mb()
     t0 = time.perf_counter()
@@ -184,8 +188,8 @@ def table(args) -> None:
     from jaxrec.experiment import run_robustness
 
     cfg = load_config(args.config, args.set)
-    res = run_robustness(cfg, Path(args.config).parent, progress=False)
-    for s in res.summary + res.data_summary:
+    res = run_robustness(cfg, base_dir=Path(args.config).parent, progress=False)
+    for s in res.summary + res.extras.data_summary:
         print(json.dumps({"bench": "robustness-table", "config": Path(args.config).name, **s}), flush=True)
     print(
         json.dumps(

@@ -11,6 +11,9 @@ The small public API::
     jaxrec.run_attack(jaxrec.load_config("configs/ml100k-attack.yaml"), base_dir="configs")
     jaxrec.full_ranking_metrics(result.model, {**result.params, **result.inputs},
                                 jaxrec.split_ranking(result.split, "test"), ks=(10, 20))
+
+Every study (``sweep``, ``robustness``, ``attack``, ``gan``) returns a :class:`StudyResult`
+(``rows``, ``summary``, ``timing``, ``extras``, ``run_dir``).
 """
 
 from jaxrec.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, load_config
@@ -18,8 +21,19 @@ from jaxrec.data import Interactions, Split, load_dataset
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import evaluate as full_ranking_metrics
 from jaxrec.evaluate import ranking_data, split_ranking
-from jaxrec.experiment import RunResult, SweepResult, build_model, load_split, run, run_attack, run_robustness, sweep
-from jaxrec.models import MF
+from jaxrec.experiment import (
+    RunResult,
+    StudyResult,
+    build_model,
+    load_split,
+    run,
+    run_attack,
+    run_gan,
+    run_robustness,
+    run_study,
+    sweep,
+)
+from jaxrec.models import MF, MODELS
 from jaxrec.version import __version__
 
 __all__ = [
@@ -30,10 +44,11 @@ __all__ = [
     "Interactions",
     "JaxrecError",
     "MF",
+    "MODELS",
     "ModelConfig",
     "RunResult",
     "Split",
-    "SweepResult",
+    "StudyResult",
     "TrainConfig",
     "build_model",
     "full_ranking_metrics",
@@ -43,7 +58,9 @@ __all__ = [
     "ranking_data",
     "run",
     "run_attack",
+    "run_gan",
     "run_robustness",
+    "run_study",
     "split_ranking",
     "sweep",
 ]

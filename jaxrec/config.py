@@ -18,8 +18,27 @@ from typing import Any, Union
 
 import yaml
 
+from jaxrec.adversarial import TRAINING_METHODS
+from jaxrec.adversarial.apr import PERTURBATIONS
+from jaxrec.adversarial.gan_losses import LOSSES as GAN_LOSSES
+from jaxrec.adversarial.gan_training import SELECTIONS
+from jaxrec.attacks.detection import DETECTORS
+from jaxrec.attacks.discrete import RELAXATIONS
+from jaxrec.attacks.poison import POOLS
+from jaxrec.attacks.profiles import LENGTHS
+from jaxrec.attacks.shilling import INTENTS
+from jaxrec.attacks.shilling import KINDS as ATTACKS
 from jaxrec.config_rules import NAME, above, at_least, between, one_of, ranged
+from jaxrec.data.graph import PROPAGATIONS
+from jaxrec.data.sampling import NEGATIVE_SAMPLERS
+from jaxrec.data.split import SPLITS
 from jaxrec.errors import JaxrecError
+from jaxrec.models import MODELS
+from jaxrec.models.base import DTYPES, INITIALIZERS
+from jaxrec.models.gan import RATING_HEADS
+from jaxrec.robustness.data_noise import KINDS as DATA_NOISE
+from jaxrec.robustness.perturb import METHODS as PERTURBATION_METHODS
+from jaxrec.train.losses import LOSSES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,8 +64,7 @@ class DataConfig:
     deduplicate: bool = True
     user_core: int = ranged(0, at_least(0))  #: k-core filter (0: off)
     item_core: int = ranged(0, at_least(0))
-    #: random | temporal | leave_one_out | predefined
-    split: str = ranged("random", one_of("random", "temporal", "leave_one_out", "predefined"))
+    split: str = ranged("random", one_of(*SPLITS))  #: random | temporal | leave_one_out | predefined
     ratios: tuple[float, ...] = ranged((0.8, 0.1, 0.1), between(0, 1))
     seed: int = 2020
 
@@ -55,17 +73,17 @@ class DataConfig:
 class ModelConfig:
     """The recommender and its hyper-parameters (fields unused by a model are ignored by it)."""
 
-    name: str = "mf"  #: a key of jaxrec.experiment.models.REGISTRY: mf | neumf | lightgcn | ngcf
+    name: str = ranged("mf", one_of(*MODELS))  #: a key of :data:`jaxrec.models.MODELS`: mf | neumf | lightgcn | ngcf
     dim: int = ranged(64, at_least(1))
-    #: xavier_normal | xavier_uniform | normal
-    init: str = ranged("xavier_normal", one_of("xavier_normal", "xavier_uniform", "normal"))
-    init_std: float = ranged(0.1, above(0))  #: for init: normal
+    #: the embedding tables' initialiser: xavier_normal | xavier_uniform | normal (was ``model.init``)
+    initializer: str = ranged("xavier_normal", one_of(*INITIALIZERS))
+    init_std: float = ranged(0.1, above(0))  #: for initializer: normal
     layers: int = ranged(2, at_least(0))  #: LightGCN / NGCF propagation layers
     mlp_layers: tuple[int, ...] = ranged((128, 64), at_least(1))  #: NeuMF MLP tower
     dropout: float = ranged(0.1, between(0, 1, high_open=True))  #: NeuMF (MLP) / NGCF (message dropout)
-    dtype: str = ranged("float32", one_of("float32", "bfloat16"))  #: compute dtype: float32 | bfloat16
+    dtype: str = ranged("float32", one_of(*DTYPES))  #: compute dtype: float32 | bfloat16
     #: LightGCN / NGCF kernel: auto | dense | segment_sum | segment_sum_vjp | bcoo | bcsr | bcsr_vjp
-    propagation: str = "auto"
+    propagation: str = ranged("auto", one_of("auto", *PROPAGATIONS))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +91,10 @@ class TrainConfig:
     epochs: int = ranged(20, at_least(0))
     batch_size: int = ranged(2048, at_least(1))
     lr: float = ranged(1e-3, above(0))
-    loss: str = ranged("bpr", one_of("bpr", "bce"))  #: bpr | bce
+    loss: str = ranged("bpr", one_of(*LOSSES))  #: bpr | bce
     l2: float = ranged(0.0, at_least(0))  #: weight of the L2 term on the batch's layer-0 embeddings
     n_negatives: int = ranged(1, at_least(1))
-    negative_sampling: str = ranged("uniform", one_of("uniform", "popularity"))  #: uniform | popularity
+    negative_sampling: str = ranged("uniform", one_of(*NEGATIVE_SAMPLERS))  #: uniform | popularity
     popularity_alpha: float = ranged(0.75, at_least(0))
     seed: int = 0
     init_from: str | None = None  #: warm start: params of the latest checkpoint in this directory
@@ -133,23 +151,23 @@ class GANConfig:
     zr_alpha: float = ranged(0.1, at_least(0))
     pm: bool = True  #: CFGAN partial masking
     pm_ratio: float = ranged(0.7, between(0, 1))
-    loss: str = ranged("bce", one_of("bce", "hinge", "wgan-gp"))  #: bce (the seed's minimax) | hinge | wgan-gp
+    loss: str = ranged("bce", one_of(*GAN_LOSSES))  #: bce (the seed's minimax) | hinge | wgan-gp
     gp_weight: float = ranged(10.0, at_least(0))  #: wgan-gp's gradient-penalty weight
     label_smoothing: float = ranged(0.0, between(0, 1, high_open=True))  #: one-sided: D's real target 1 - this (bce)
     instance_noise: float = ranged(0.0, at_least(0))  #: std of Gaussian noise added to D's inputs
     feature_matching: float = ranged(0.0, at_least(0))  #: weight of G's feature-matching term (D's last hidden layer)
     minibatch_std: bool = False  #: D sees the minibatch standard deviation feature
     #: D judges G's discrete top-L profiles (unconditional)
-    relax: str = ranged("none", one_of("none", "straight_through", "gumbel"))
+    relax: str = ranged("none", one_of(*RELAXATIONS))
     tau: float = ranged(1.0, above(0))  #: temperature of the relaxation's gradient
     temperature: float = ranged(1.0, above(0))  #: gumbel: items sampled from softmax(logits / temperature)
     length_input: bool = False  #: G reads the length L of the profile it writes (unconditional)
     rated: bool = False  #: G also writes ratings 1..K (needs integer-rated data); D judges rated users
     #: G's ratings: a rounded mean | a level drawn from per-level logits
-    rating_head: str = ranged("mean", one_of("mean", "categorical"))
+    rating_head: str = ranged("mean", one_of(*RATING_HEADS))
     #: keep the epoch whose fakes are most realistic (realism gap) or least detectable (fresh detector) vs the
     #: calibration users
-    select: str = ranged("none", one_of("none", "realism", "detector"))
+    select: str = ranged("none", one_of(*SELECTIONS))
     fresh_folds: int = ranged(5, at_least(2))  #: folds of the fresh detector (real reference users vs new fakes)
     epochs: int = ranged(100, at_least(0))
     batch_size: int = ranged(128, at_least(1))
@@ -157,7 +175,7 @@ class GANConfig:
     holdout: float = ranged(0.2, between(0, 1, low_open=True, high_open=True))
     n_fake: int = ranged(50, at_least(1))  #: fake users sampled at the end
     #: empirical | mean (of the real profile lengths)
-    profile_length: str = ranged("empirical", one_of("empirical", "mean"))
+    profile_length: str = ranged("empirical", one_of(*LENGTHS))
     target_items: tuple[int, ...] = ranged((), at_least(0))  #: item indices forced into every fake profile
     #: detector threshold: this false-positive rate on held-out clean users
     fpr: float = ranged(0.05, between(0, 1, low_open=True, high_open=True))
@@ -170,23 +188,23 @@ class GANConfig:
 class AdvConfig:
     """Adversarial training (see :mod:`jaxrec.adversarial.apr`): APR, He et al., SIGIR 2018."""
 
-    method: str = ranged("none", one_of("none", "apr"))  #: none | apr
+    method: str = ranged("none", one_of(*TRAINING_METHODS))  #: none | apr
     eps: float = ranged(0.5, at_least(0))  #: perturbation strength (per-row L2 norm for fgm)
     reg: float = ranged(1.0, at_least(0))  #: lambda, the weight of the adversarial term
     relative: bool = False  #: eps x each table's mean row norm
     start_epoch: int = ranged(0, at_least(0))  #: the adversarial term is off before this epoch (plain pretraining)
-    perturb: str = ranged("fgm", one_of("fgm", "fgsm"))  #: fgm (APR) | fgsm
+    perturb: str = ranged("fgm", one_of(*PERTURBATIONS))  #: fgm (APR) | fgsm
 
 
 @dataclasses.dataclass(frozen=True)
 class RobustnessConfig:
-    """``jaxrec robustness`` (see :mod:`jaxrec.experiment.robustness`): which victims, which
+    """``jaxrec robustness`` (see :mod:`jaxrec.experiment.studies.robustness`): which victims, which
     perturbations of their parameters and of their training data, at which strengths."""
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
     seeds: int = ranged(1, at_least(1))  #: training seeds per victim (train.seed, +1, ...; members of one program)
     #: random | gaussian | fgm | fgsm | pgd
-    methods: tuple[str, ...] = ranged(("random", "fgm", "pgd"), one_of("random", "gaussian", "fgm", "fgsm", "pgd"))
+    methods: tuple[str, ...] = ranged(("random", "fgm", "pgd"), one_of(*PERTURBATION_METHODS))
     #: strengths (per-row L2 norm; fgsm: L-inf)
     eps: tuple[float, ...] = ranged((0.1, 0.25, 0.5, 1.0, 2.0), at_least(0))
     relative: bool = True  #: eps x each table's mean row norm (compares models)
@@ -196,7 +214,7 @@ class RobustnessConfig:
     pgd_step_size: float | None = ranged(None, above(0))  #: per step, as a fraction of eps (None: 2.5 / pgd_steps)
     pgd_random_start: bool = False
     #: drop | add: retrain every victim on noisy training data
-    data_kinds: tuple[str, ...] = ranged((), one_of("drop", "add"))
+    data_kinds: tuple[str, ...] = ranged((), one_of(*DATA_NOISE))
     #: share of the training interactions
     data_rates: tuple[float, ...] = ranged((0.05, 0.1, 0.2), between(0, 1, high_open=True))
     data_seeds: int = ranged(2, at_least(1))  #: noisy data sets per (kind, rate)
@@ -206,27 +224,25 @@ class RobustnessConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AttackConfig:
-    """``jaxrec attack`` (see :mod:`jaxrec.experiment.attack`): fake users injected into the
+    """``jaxrec attack`` (see :mod:`jaxrec.experiment.studies.attack`): fake users injected into the
     training data, every victim retrained on every (attack, size, seed, defense) as members."""
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
-    kinds: tuple[str, ...] = ranged(
-        ("random", "average", "bandwagon", "gan"), one_of("random", "average", "bandwagon", "gan")
-    )
+    kinds: tuple[str, ...] = ranged(ATTACKS, one_of(*ATTACKS))
     #: fake users: a share of the real users (< 1) or a count (>= 1)
     sizes: tuple[float, ...] = ranged((0.01, 0.03, 0.05), above(0))
     seeds: int = ranged(2, at_least(1))  #: per size: profile draw and victim training seed (train.seed + s)
     filler: int = ranged(0, at_least(0))  #: items per profile besides the targets (0: the mean real profile length)
     selected: int = ranged(10, at_least(1))  #: bandwagon: the most popular items rated at the maximum
-    targets: tuple[str, ...] = ()  #: raw item ids (as in the data file); empty: drawn
+    targets: tuple[int | str, ...] = ()  #: raw item ids as in the data file (50 or "i3"); empty: drawn
     n_targets: int = ranged(5, at_least(1))  #: drawn targets, attacked jointly
     #: unpopular | popular | all (items with >= 1 training positive)
-    target_pool: str = ranged("unpopular", one_of("unpopular", "popular", "all"))
+    target_pool: str = ranged("unpopular", one_of(*POOLS))
     #: push (targets at the maximum rating) | nuke (at the minimum)
-    intent: str = ranged("push", one_of("push", "nuke"))
+    intent: str = ranged("push", one_of(*INTENTS))
     threshold: float | None = 4.0  #: ratings >= this become positives after injection (None: all)
     #: defenses by filtering (d: the GAN's D)
-    detectors: tuple[str, ...] = ranged(("d", "pca", "rdma", "degsim"), one_of("d", "pca", "rdma", "degsim"))
+    detectors: tuple[str, ...] = ranged(DETECTORS, one_of(*DETECTORS))
     #: share of real users trusted (held out of the GAN; set detector thresholds)
     trusted: float = ranged(0.1, between(0, 1, low_open=True, high_open=True))
     #: detector threshold: this false-positive rate on the trusted users
@@ -257,6 +273,13 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
+
+#: config keys that were renamed: ``(section class, old key) -> new key``; the old key is an error
+#: that names the new one
+RENAMED = {(ModelConfig, "init"): "initializer"}
+
+
 def _coerce(value: Any, tp, where: str):
     """Check/convert one YAML value to the annotated type ``tp``; errors name ``where``."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -264,7 +287,18 @@ def _coerce(value: Any, tp, where: str):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], where)
+        for option in inner[:-1]:  # int | str: the first type the value is
+            try:
+                return _coerce(value, option, where)
+            except JaxrecError:
+                pass
+        try:
+            return _coerce(value, inner[-1], where)
+        except JaxrecError:
+            if len(inner) == 1:
+                raise
+            kinds = " or ".join(_KINDS.get(a, _type_name(a)) for a in inner)
+            raise JaxrecError(f"{where}: expected {kinds}, got {value!r}") from None
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise JaxrecError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
@@ -301,9 +335,13 @@ def from_dict(cls, values: dict, where: str = ""):
     """Build dataclass ``cls`` from a mapping; unknown keys and bad types raise ``JaxrecError``."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    prefix = f"{where}." if where else ""
     for key in values:
+        if (cls, key) in RENAMED:
+            raise JaxrecError(
+                f"{prefix}{key} was renamed {prefix}{RENAMED[cls, key]}: give {RENAMED[cls, key]} instead"
+            )
         if key not in names:
-            prefix = f"{where}." if where else ""
             raise JaxrecError(f"unknown config key {prefix}{key!s} (known: {', '.join(sorted(names))})")
     kwargs = {}
     for key, value in values.items():
@@ -344,7 +382,12 @@ def _epochs_train_something(t: TrainConfig, at: str) -> None:
         raise JaxrecError(f"{at}epochs must be >= 1, got 0 (0 only evaluates a warm start: set {at}init_from)")
 
 
-_CROSS = {DataConfig: (_ratios_sum_to_one,), TrainConfig: (_epochs_train_something,)}
+def _a_tower(m: ModelConfig, at: str) -> None:
+    if not m.mlp_layers:
+        raise JaxrecError(f"{at}mlp_layers: give one or more positive widths, got []")
+
+
+_CROSS = {DataConfig: (_ratios_sum_to_one,), TrainConfig: (_epochs_train_something,), ModelConfig: (_a_tower,)}
 
 
 def to_dict(cfg) -> dict:

@@ -15,6 +15,16 @@ class JaxrecError(ValueError):
 
 
 @contextlib.contextmanager
+def config_section(section: str):
+    """Name the config section of a lower layer's error that starts with the argument it is
+    about (``sizes: ...`` from ``scenario(sizes=...)`` becomes ``attack.sizes: ...``)."""
+    try:
+        yield
+    except JaxrecError as e:
+        raise type(e)(f"{section}.{e}") from None
+
+
+@contextlib.contextmanager
 def config_key(key: str):
     """Name the config ``key`` in any :class:`JaxrecError` raised inside: the experiment layer
     wraps its calls of lower layers (whose messages name values, not YAML keys) with it."""

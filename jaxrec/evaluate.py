@@ -63,11 +63,13 @@ def default_chunk(n_items: int, budget: int = 1 << 24) -> int:
     return int(max(1, min(4096, budget // max(n_items, 1))))
 
 
-def model_chunk(model, n_items: int, budget: int = 1 << 24) -> int:
-    """Users per chunk for ``model``: :func:`default_chunk` over the floats its ``score_all``
-    holds per (user, item) pair -- the model's optional ``pair_width`` attribute, 1 when absent
-    (NeuMF's MLP tower holds its hidden widths on every pair)."""
-    return default_chunk(n_items * max(1, int(getattr(model, "pair_width", 1))), budget)
+def model_chunk(model, n_items: int, width: int = 1, budget: int = 1 << 24) -> int:
+    """Users per ranking chunk for ``model``, the one chunk sizing of every ranking: one chunk of
+    ``width`` vmapped rankings (members, strengths x seeds) holds about as many scores as one
+    evaluation of :func:`default_chunk`, counting the floats ``score_all`` holds per (user, item)
+    pair -- the model's optional ``pair_width`` attribute, 1 when absent (NeuMF's MLP tower holds
+    its hidden widths on every pair)."""
+    return max(1, default_chunk(n_items * max(1, int(getattr(model, "pair_width", 1))), budget) // max(1, width))
 
 
 def ranking_data(
@@ -327,7 +329,7 @@ def evaluate(model, params, data: RankingData, ks: Sequence[int] = (10, 20)) -> 
     return {k: float(v) for k, v in jax.device_get(out).items()}
 
 
-def over_members(model, fn, params, inputs: dict, inputs_batched: bool = False):
+def for_each_member(model, fn, params, inputs: dict, inputs_batched: bool = False):
     """``fn(score_all)`` for each of ``M`` stacked parameter sets in one vmap (traceable), where
     ``score_all`` is member m's :func:`score_function`. The one way every members' ranking
     (test metrics, rank stability, target items) is vmapped.
@@ -341,7 +343,7 @@ def over_members(model, fn, params, inputs: dict, inputs_batched: bool = False):
 
 
 def _members_metrics(model, params, inputs, data: RankingData, ks: tuple[int, ...], inputs_batched: bool) -> dict:
-    return over_members(model, lambda score_all: mean_metrics(score_all, data, ks), params, inputs, inputs_batched)
+    return for_each_member(model, lambda score_all: mean_metrics(score_all, data, ks), params, inputs, inputs_batched)
 
 
 _members_jit = jax.jit(_members_metrics, static_argnums=(0, 4, 5))
@@ -376,9 +378,3 @@ def compile_members_evaluator(
         return [{k: float(v[m]) for k, v in out.items()} for m in range(n)]
 
     return run
-
-
-def evaluate_members(model, params, inputs: dict, data: RankingData, ks: Sequence[int] = (10, 20)) -> list[dict]:
-    """Full-ranking metrics of ``M`` stacked parameter sets (see :func:`compile_members_evaluator`):
-    one ``{metric: float}`` dict per member."""
-    return compile_members_evaluator(model, params, inputs, data, ks)(params, inputs, data)

@@ -60,7 +60,7 @@ def test_train_writes_config_and_metrics(tiny_csv, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--set", "model.name=svd"], "model.name: unknown model 'svd'"),
+        (["--set", "model.name=svd"], "model.name must be one of ['mf', 'neumf', 'lightgcn', 'ngcf'], got 'svd'"),
         (["--set", "eval.ks=[5,31]"], "eval.ks: K=31 must be between 1 and the number of items (30)"),
         (
             ["--set", "train.loss=hinge"],

@@ -19,7 +19,7 @@ def test_ml100k_mf_comparison_protocol(ml100k_split):
     """docs/protocols.md's ml-100k protocol, MF-BPR, 20 epochs: a well-implemented BPR-MF lands
     around Recall@20 0.31 / NDCG@20 0.26."""
     cfg = load_config(CONFIGS / "ml100k-mf.yaml")
-    assert cfg.train.epochs == 20 and cfg.train.l2 == 0.0 and cfg.model.init == "xavier_normal"
+    assert cfg.train.epochs == 20 and cfg.train.l2 == 0.0 and cfg.model.initializer == "xavier_normal"
     result = run(cfg, progress=False, write=False, split=ml100k_split)
     assert ml100k_split.info["users_with_test"] == 943
     assert 0.28 < result.metrics["recall@20"] < 0.35

@@ -1,20 +1,20 @@
-"""Adversarial machinery over user behaviour.
+"""Adversarial training and adversarial generators: APR, and GANs over user behaviour.
 
+* :mod:`~jaxrec.adversarial.apr` -- Adversarial Personalized Ranking (He et al., SIGIR 2018), a
+  loss wrapper on the one engine (:data:`TRAINING_METHODS` lists the ``adv.method`` choices);
 * :mod:`~jaxrec.adversarial.gan_training` -- G and D trained against each other (Goodfellow et
   al., NeurIPS 2014; conditional mode = CFGAN, Chae et al., CIKM 2018): pure jitted steps
   (:mod:`~jaxrec.adversarial.gan_steps`, losses in :mod:`~jaxrec.adversarial.gan_losses`, the
   switches in :mod:`~jaxrec.adversarial.gan_spec`), ``lax.scan`` epochs, the :class:`GANState`
-  pytree, model selection by realism or a fresh detector;
-* :mod:`~jaxrec.adversarial.discrete` -- the one top-L discretiser and the straight-through /
-  Gumbel relaxations D judges G's profiles through;
-* :mod:`~jaxrec.adversarial.cfgan` -- the most-popular baseline CFGAN is compared with (CFGAN
-  itself is trained by :func:`jaxrec.experiment.gan.train_cfgan`);
-* (fake user profiles as injected, GAN and random: :mod:`jaxrec.attacks.profiles`);
+  pytree, model selection by realism or a fresh detector, D as a detector (``d_suspicion``);
+* :mod:`~jaxrec.adversarial.cfgan` -- the most-popular baseline CFGAN is compared with;
 * :mod:`~jaxrec.adversarial.realism` -- how real injected fakes look against held-out users;
-* :mod:`~jaxrec.adversarial.detector` -- D as a fake-user detector (ROC-AUC, threshold at an FPR);
-* :mod:`~jaxrec.adversarial.fresh_detector` -- a classifier trained after the fact on real users
-  vs fakes (cross-validated ROC-AUC);
-(``jaxrec gan`` end to end, reading the config, is :mod:`jaxrec.experiment.gan`.)
+* :mod:`~jaxrec.adversarial.fake_users` -- every kind of fake user as injected, judged against
+  held-out real users (realism, D, a fresh detector).
+
+This floor builds on :mod:`jaxrec.attacks` (profiles, the top-L discretiser, every detector) and
+:mod:`jaxrec.robustness` (the perturbation module); the config-driven runs are in
+:mod:`jaxrec.experiment`.
 """
 
 from jaxrec.adversarial.gan_training import (
@@ -31,7 +31,11 @@ from jaxrec.adversarial.gan_training import (
     make_gan_step,
 )
 
+#: adversarial training of a recommender (``adv.method``): none, or APR (:mod:`~jaxrec.adversarial.apr`)
+TRAINING_METHODS = ("none", "apr")
+
 __all__ = [
+    "TRAINING_METHODS",
     "GANBatch",
     "GANData",
     "GANSpec",

@@ -26,6 +26,7 @@ from jaxrec.robustness.perturb import apply, perturbation, table_gradients
 from jaxrec.train.steps import make_loss_fn
 
 HPARAMS = ("eps", "reg", "start_step")  #: the APR entries of ``state.hparams``
+PERTURBATIONS = ("fgm", "fgsm")  #: the perturbation APR trains against (:mod:`jaxrec.robustness.perturb`)
 
 
 def make_apr_loss(

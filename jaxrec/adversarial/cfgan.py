@@ -3,7 +3,7 @@
 The generator is trained by the shared GAN engine (:mod:`jaxrec.adversarial.gan_training`,
 conditional mode) and ranked through the :class:`jaxrec.models.gan.CFGAN` Recommender module by
 the shared full-ranking evaluator; the config-driven run is
-:func:`jaxrec.experiment.gan.train_cfgan`.
+:func:`jaxrec.experiment.gans.train_cfgan`.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from jaxrec.adversarial.discrete import RELAXATIONS
 from jaxrec.adversarial.gan_losses import LOSSES
+from jaxrec.attacks.discrete import RELAXATIONS
 from jaxrec.errors import JaxrecError
-from jaxrec.models.gan import Discriminator, Generator
+from jaxrec.models.gan import RATING_HEADS, Discriminator, Generator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +90,8 @@ class GANSpec:
         for name in ("tau", "temperature"):
             if not getattr(self, name) > 0:
                 raise JaxrecError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.rating_head not in ("mean", "categorical"):
-            raise JaxrecError(f"rating_head: unknown head {self.rating_head!r}; choose 'mean' or 'categorical'")
+        if self.rating_head not in RATING_HEADS:
+            raise JaxrecError(f"rating_head: unknown head {self.rating_head!r}; choose one of {list(RATING_HEADS)}")
         if self.rating_levels < 0 or self.rating_levels == 1:
             raise JaxrecError(f"rating_levels must be 0 (unrated) or >= 2, got {self.rating_levels}")
         if self.conditional and (self.relax != "none" or self.rating_levels or self.length_input):

@@ -27,7 +27,7 @@ Options, each a switch of :class:`GANSpec` that is off by default (off, the seed
 
 * ``relax``: D judges the discrete profile that would be injected -- each fake user's top-L items,
   L copied from the batch's real user in the same row (so fake lengths follow the real ones) --
-  through a straight-through or Gumbel top-L relaxation (:mod:`jaxrec.adversarial.discrete`);
+  through a straight-through or Gumbel top-L relaxation (:mod:`jaxrec.attacks.discrete`);
 * ``temperature``: the Gumbel sample is drawn from ``softmax(logits / temperature)`` (lower: closer
   to G's own top-L);
 * ``rating_levels = K``: rated users; a real row holds ``rating / K`` (0 = not rated), G's second
@@ -68,7 +68,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxrec.adversarial.discrete import relaxed_top_l, selection_scores, st_categorical, st_round
 from jaxrec.adversarial.gan_losses import (  # noqa: F401  (re-exported)
     d_loss_terms,
     feature_matching_loss,
@@ -76,6 +75,7 @@ from jaxrec.adversarial.gan_losses import (  # noqa: F401  (re-exported)
     gradient_penalty,
 )
 from jaxrec.adversarial.gan_spec import GANSpec  # noqa: F401  (re-exported)
+from jaxrec.attacks.discrete import relaxed_top_l, selection_scores, st_categorical, st_round
 from jaxrec.errors import JaxrecError
 from jaxrec.models.gan import Discriminator, Generator, init_discriminator, init_generator
 from jaxrec.train.state import TrainState
@@ -137,7 +137,7 @@ def _create_gan_state(spec: GANSpec, g_tx, d_tx, key: jax.Array) -> GANState:
 
 
 @functools.lru_cache(maxsize=64)
-def adam(lr: float, b1: float = 0.5) -> optax.GradientTransformation:
+def gan_adam(lr: float, b1: float = 0.5) -> optax.GradientTransformation:
     """Adam with β1 = 0.5 by default (the usual GAN setting, Radford et al., ICLR 2016).
 
     Cached per ``(lr, b1)``: the optimiser is a static field of the train state, so equal
@@ -199,7 +199,7 @@ def users_from_noise(spec: GANSpec, g_params, z: jax.Array, gumbel_key: jax.Arra
     """Unconditional G's users for noise ``z [B, noise_dim]``: ``(shown [B, n], sample)``.
 
     ``shown`` is what D judges: ``prob`` without a relaxation; with one, exactly the discrete
-    profile :func:`~jaxrec.adversarial.discrete.top_l_mask` cuts from ``sample.scores`` at
+    profile :func:`~jaxrec.attacks.discrete.top_l_mask` cuts from ``sample.scores`` at
     ``lengths [B]`` (straight-through gradients); rated GANs multiply by ``rating / K``. The Gumbel
     relaxation draws its noise from ``gumbel_key``. With ``length_input`` G also reads each
     profile's length, ``log(1 + L) / log(1 + n_items)``, next to ``z``.
@@ -250,7 +250,7 @@ def fake_users(spec: GANSpec, g_params, key: jax.Array, real: jax.Array) -> tupl
     return generated, generated * mask, zr_mask
 
 
-def judge(
+def d_train_logits(
     spec: GANSpec, d_params, x: jax.Array, cond, key: jax.Array, tags: tuple[int, int], mask: jax.Array
 ) -> jax.Array:
     """D's outputs ``[B]`` on ``x [B, n]`` in training: instance noise (stream ``tags[1]``) on the
@@ -281,12 +281,12 @@ def make_d_step(spec: GANSpec) -> Callable:
         cond = cond_of(batch)
 
         def loss_fn(d_params):
-            lr = judge(spec, d_params, batch.real, cond, key, (_DROP_REAL, _INST_REAL), batch.mask)
-            lf = judge(spec, d_params, shown, cond, key, (_DROP_FAKE, _INST_FAKE), batch.mask)
+            lr = d_train_logits(spec, d_params, batch.real, cond, key, (_DROP_REAL, _INST_REAL), batch.mask)
+            lf = d_train_logits(spec, d_params, shown, cond, key, (_DROP_FAKE, _INST_FAKE), batch.mask)
             real, fake = d_loss_terms(lr, lf, batch.mask, spec.loss, spec.label_smoothing)
             gp = jnp.zeros(())
             if spec.loss == "wgan-gp":
-                critic = lambda x: judge(spec, d_params, x, cond, key, (_DROP_GP, _INST_GP), batch.mask)  # noqa: E731
+                critic = lambda x: d_train_logits(spec, d_params, x, cond, key, (_DROP_GP, _INST_GP), batch.mask)  # noqa: E731
                 gp = gradient_penalty(critic, batch.real, shown, jax.random.fold_in(key, _GP), batch.mask)
             return real + fake + spec.gp_weight * gp, (lr, lf, gp)
 
@@ -323,7 +323,7 @@ def make_g_step(spec: GANSpec) -> Callable:
 
         def loss_fn(g_params):
             generated, shown, zr_mask = fake_users(spec, g_params, key, batch.real)
-            lf = judge(spec, state.d.params, shown, cond, key, (_DROP_FAKE, _INST_FAKE), batch.mask)
+            lf = d_train_logits(spec, state.d.params, shown, cond, key, (_DROP_FAKE, _INST_FAKE), batch.mask)
             adv = g_adversarial_loss(lf, batch.mask, spec.non_saturating, spec.loss)
             zr = jnp.sum(jnp.sum(jnp.square(generated) * zr_mask, axis=-1) * batch.mask) / n
             total = adv + spec.zr_alpha * zr if spec.conditional and spec.zr else adv

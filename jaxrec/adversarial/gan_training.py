@@ -21,8 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.adversarial import realism
-from jaxrec.adversarial.discrete import top_l_mask
-from jaxrec.adversarial.fresh_detector import fold_masks, mann_whitney_auc, out_of_fold_scores
 from jaxrec.adversarial.gan_steps import (  # noqa: F401  (re-exported: the GAN's public names)
     _GUMBEL,
     _SHUFFLE,
@@ -30,12 +28,12 @@ from jaxrec.adversarial.gan_steps import (  # noqa: F401  (re-exported: the GAN'
     GANSample,
     GANSpec,
     GANState,
-    adam,
     create_gan_state,
     d_loss_terms,
     d_view,
     fake_users,
     g_adversarial_loss,
+    gan_adam,
     make_d_step,
     make_g_step,
     make_gan_step,
@@ -43,6 +41,9 @@ from jaxrec.adversarial.gan_steps import (  # noqa: F401  (re-exported: the GAN'
     sample_noise,
     users_from_noise,
 )
+from jaxrec.attacks.detection import roc_auc
+from jaxrec.attacks.discrete import top_l_mask
+from jaxrec.attacks.fresh_detector import fold_masks, out_of_fold_scores
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.train.engine import make_engine
@@ -86,17 +87,6 @@ def rating_levels(inter: Interactions, required: bool = True) -> int:
     return int(r.max())
 
 
-def user_matrix(inter: Interactions, users: np.ndarray | None = None, rated: bool = False) -> np.ndarray:
-    """Dense ``[len(users), n_items]`` float32 matrix of ``inter``'s (deduplicated) rows: 0/1, or
-    the ratings with ``rated`` (0 = none; :func:`d_view` gives what D sees of it).
-
-    ``users`` selects and orders rows (default: every user of the id space).
-    """
-    m = np.zeros((inter.n_users, inter.n_items), np.float32)
-    m[inter.users, inter.items] = inter.ratings if rated else 1.0
-    return m if users is None else m[np.asarray(users)]
-
-
 def gan_data(real: np.ndarray | jax.Array, levels: int = 0) -> GANData:
     """:class:`GANData` from a ``[n_users, n_items]`` matrix (validated): 0/1, or ratings ``/ K``
     (``levels = K``)."""
@@ -110,7 +100,7 @@ def gan_data(real: np.ndarray | jax.Array, levels: int = 0) -> GANData:
     return GANData(real=jnp.asarray(real))
 
 
-def epoch_batches(key: jax.Array, data: GANData, batch_size: int) -> GANBatch:
+def user_batches(key: jax.Array, data: GANData, batch_size: int) -> GANBatch:
     """This epoch's batches ``[n_batches, B, n_items]`` / ``[n_batches, B]``: users shuffled by the
     one batching of every epoch (:func:`jaxrec.train.steps.shuffled_rows`), the last batch
     padded with mask 0 (fixed shapes, one compilation)."""
@@ -131,7 +121,7 @@ def make_gan_epoch(spec: GANSpec, batch_size: int, step: Callable | None = None)
 
     def epoch(state: GANState, data: GANData):
         b = min(batch_size, data.n_users)
-        batches = epoch_batches(jax.random.fold_in(jax.random.fold_in(state.key, state.g.step), _SHUFFLE), data, b)
+        batches = user_batches(jax.random.fold_in(jax.random.fold_in(state.key, state.g.step), _SHUFFLE), data, b)
         return jax.lax.scan(step, state, constrain_batches(batches))  # split over 'data' under a mesh
 
     return epoch
@@ -154,6 +144,26 @@ def sample(spec: GANSpec, g_params, key: jax.Array, lengths: jax.Array) -> GANSa
 def d_prob(spec: GANSpec, d_params, x: jax.Array, cond: jax.Array | None = None) -> jax.Array:
     """``[B]`` D's probability that each row of ``x [B, n_items]`` is real (dropout off)."""
     return jax.nn.sigmoid(spec.discriminator.apply(d_params, x, cond, train=False))
+
+
+def d_suspicion(spec: GANSpec, d_params, x) -> np.ndarray:
+    """``[B]`` D as a detector: the suspicion ``1 - D(x)`` of each row of ``x [B, n_items]`` (what D
+    sees, :func:`d_view`), for :mod:`jaxrec.attacks.detection`."""
+    return 1.0 - np.asarray(d_prob(spec, d_params, jnp.asarray(x)))
+
+
+#: model selection of a GAN run: none (the last epoch), the realism gap, or the fresh detector's AUC
+SELECTIONS = ("none", "realism", "detector")
+
+#: ``fold_in`` tags of the keys a study draws from ``key(gan.seed)`` outside training: the
+#: per-epoch report's fakes, the final fakes and the model-selection fakes (one per stream, shared
+#: by every study that trains a GAN)
+STREAMS = {"report": 101, "final": 102, "select": 104}
+
+
+def stream_key(seed: int, stream: str) -> jax.Array:
+    """The typed key of ``stream`` (a name of :data:`STREAMS`) for the GAN seed ``seed``."""
+    return jax.random.fold_in(jax.random.key(seed), STREAMS[stream])
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -209,10 +219,10 @@ def realism_valid(
 def realism_validate(spec: GANSpec) -> Callable:
     """``validate(kept, data, valid) -> {realism, popularity_jsd, nn_cosine, diversity[, rating_jsd,
     detector, fresh_auc]}``: the kept G's fake profiles (:func:`sample`, cut by
-    :func:`~jaxrec.adversarial.discrete.top_l_mask` at ``valid["lengths"]``) against the held-out
+    :func:`~jaxrec.attacks.discrete.top_l_mask` at ``valid["lengths"]``) against the held-out
     real users of :func:`realism_valid`; ``realism = -`` :func:`~jaxrec.adversarial.realism.realism_gap`;
     with folds, ``detector = -fresh_auc``, the out-of-fold ROC-AUC of a fresh logistic regression
-    (:mod:`jaxrec.adversarial.fresh_detector`) telling the fakes from those users (the engine
+    (:mod:`jaxrec.attacks.fresh_detector`) telling the fakes from those users (the engine
     maximises the monitored one)."""
 
     def validate(kept_params, data, valid):
@@ -231,7 +241,7 @@ def realism_validate(spec: GANSpec) -> Callable:
                 valid["view"], d_view(drawn.rate(fakes), spec.rating_levels), valid["fold"], valid["train"]
             )
             m = valid["view"].shape[0]  # real rows first
-            auc = mann_whitney_auc(oof[m:], oof[:m])
+            auc = roc_auc(oof[m:], oof[:m])
             out.update(fresh_auc=auc, detector=-auc)
         return out
 

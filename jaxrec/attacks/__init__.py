@@ -7,11 +7,16 @@
   id space that never re-indexes;
 * :mod:`~jaxrec.attacks.metrics` -- ``target_hr@K`` and ``target_score_shift`` from the one
   evaluator, vmapped over the members of a poisoned retraining;
-* :mod:`~jaxrec.attacks.detectors` -- PCA, RDMA and DegSim detectors, label-free thresholds,
-  detection precision / recall / ROC-AUC.
+* :mod:`~jaxrec.attacks.discrete` -- the one top-L discretiser of a profile, and its
+  straight-through / Gumbel relaxations (the GAN trains through them);
+* :mod:`~jaxrec.attacks.detection` -- every detector: PCA, RDMA, DegSim, D's suspicion,
+  label-free thresholds, the one ROC-AUC, detection precision / recall / false-positive rate;
+* :mod:`~jaxrec.attacks.fresh_detector` -- a classifier trained after the fact on real users vs
+  fakes (cross-validated ROC-AUC).
 
+Nothing here imports :mod:`jaxrec.adversarial` (a GAN's generator comes in as a function).
 Retraining every (attack size x seed x defense) as members of one program, reports and plots:
-:mod:`jaxrec.experiment.attack` (``jaxrec attack``).
+:mod:`jaxrec.experiment.studies.attack` (``jaxrec attack``).
 """
 
 from jaxrec.attacks.metrics import TargetRanking, members_outcomes, target_metrics, target_ranking

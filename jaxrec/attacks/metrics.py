@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
-from jaxrec.evaluate import RankingData, check_ks, over_members, rank_users, ranking_data
+from jaxrec.evaluate import RankingData, check_ks, for_each_member, rank_users, ranking_data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +95,7 @@ def pair_outcomes(score_all, data: RankingData, ks: Sequence[int]) -> dict:
 
 @functools.partial(jax.jit, static_argnums=(0, 4, 5))
 def _members_outcomes(model, params, inputs, data: RankingData, ks, inputs_batched):
-    return over_members(model, lambda score_all: pair_outcomes(score_all, data, ks), params, inputs, inputs_batched)
+    return for_each_member(model, lambda score_all: pair_outcomes(score_all, data, ks), params, inputs, inputs_batched)
 
 
 def members_outcomes(

@@ -105,14 +105,15 @@ def pick_targets(train_positives: Interactions, n: int, pool: str, seed: int) ->
 
 
 def target_indices(raw_ids: Sequence, inter: Interactions) -> np.ndarray:
-    """Item indices of raw item ids (as in the data file); an unknown id is an error naming it."""
-    index = inter.item_index
+    """Item indices of raw item ids (as in the data file, whatever their type: MovieLens' and
+    Gowalla's are integers, a CSV's may be strings); an id matches by its text, so ``50`` and
+    ``"50"`` both name item 50. An unknown id is an error naming it."""
+    index = {str(k): i for k, i in inter.item_index.items()}
     out = []
     for raw in raw_ids:
-        key = raw if raw in index else str(raw) if str(raw) in index else None
-        if key is None:
+        if str(raw) not in index:
             raise JaxrecError(f"target item {raw!r} is not an item of {inter.source}")
-        out.append(index[key])
+        out.append(index[str(raw)])
     if len(set(out)) != len(out):
         raise JaxrecError(f"target items repeat: {list(raw_ids)}")
     return np.asarray(out, np.int32)

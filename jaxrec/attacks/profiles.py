@@ -4,10 +4,11 @@ Shilling profiles (Lam & Riedl, WWW 2004; Mobasher et al., TOIT 2007) = target i
 Two generators here, both with profile lengths matching the real users':
 
 * :func:`gan_profiles` -- G's users for ``z ~ N(0, I)`` binarised by keeping each fake user's
-  top-L items (the cut the GAN trains through, :mod:`jaxrec.adversarial.discrete`), L drawn from
+  top-L items (the cut the GAN trains through, :mod:`jaxrec.attacks.discrete`), L drawn from
   the real users' empirical profile-length distribution (or fixed at the mean), with target
   items forced in (as AUSH / Leg-UP write GAN filler, Lin et al. 2020/2022);
-* :func:`random_profiles` -- the random-attack baseline: L filler items drawn uniformly.
+* :func:`uniform_profiles` -- the random attack's items: L filler items drawn uniformly
+  (:func:`uniform_items`, the one uniform draw, which the rated attacks use too).
 
 The array form is the contract: ``profiles [N, n_items]`` float32 in {0, 1}. Targets are on top
 of the L filler items (a profile has ``L + |targets \\ filler|`` items).
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.adversarial.discrete import top_l_mask
+from jaxrec.attacks.discrete import top_l_mask
 from jaxrec.errors import JaxrecError
 
 LENGTHS = ("empirical", "mean")
@@ -57,7 +58,7 @@ def top_l(
 
     Args:
       scores: ``[N, n_items]``; lengths: ``[N]`` int (clipped to ``max_length`` when given).
-    Returns ``[N, n_items]`` float32 in {0, 1} (:func:`jaxrec.adversarial.discrete.top_l_mask`, the
+    Returns ``[N, n_items]`` float32 in {0, 1} (:func:`jaxrec.attacks.discrete.top_l_mask`, the
     discretiser the GAN trains through).
     """
     _targets_array(targets, scores.shape[1])
@@ -95,24 +96,27 @@ def gan_profiles(
     return top_l(out.scores, lengths, int(np.max(real_lengths)), targets), out
 
 
-def uniform_profiles(key: jax.Array, lengths, n_items: int, targets: Sequence[int] = ()) -> jax.Array:
-    """``[len(lengths), n_items]`` in {0, 1}: row r holds ``lengths[r]`` filler items drawn
-    uniformly (+ targets), the random attack's items."""
-    lengths = jnp.asarray(lengths)
-    return top_l(jax.random.uniform(key, (lengths.shape[0], n_items)), lengths, None, targets)
+def uniform_items(
+    rng: np.random.Generator, n: int, candidates: np.ndarray, k: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one uniform filler draw: row ``i`` gets ``k[i]`` distinct ``candidates`` drawn
+    uniformly; returns ``(rows, items)`` flat, row by row and within a row in draw order (with one
+    ``k`` for all rows: the first ``k`` columns of one uniform permutation per row)."""
+    if k.max() == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(rng.random((n, candidates.size)), axis=1)
+    r, rank = np.nonzero(np.arange(candidates.size) < k[:, None])
+    return r, candidates[order[r, rank]]
 
 
-def random_profiles(
-    key: jax.Array,
-    n: int,
-    n_items: int,
-    real_lengths: np.ndarray,
-    targets: Sequence[int] = (),
-    length_mode: str = "empirical",
-) -> jax.Array:
-    """The random attack's fake users (Lam & Riedl 2004): L uniform filler items (+ targets),
-    ``[n, n_items]`` in {0, 1}, L distributed as in :func:`gan_profiles`."""
-    if n < 1:
-        raise JaxrecError(f"the number of fake users must be >= 1, got {n}")
-    k_items, k_len = jax.random.split(key)
-    return uniform_profiles(k_items, sample_lengths(k_len, real_lengths, n, length_mode), n_items, targets)
+def uniform_profiles(seed: int, lengths, n_items: int, targets: Sequence[int] = ()) -> np.ndarray:
+    """``[len(lengths), n_items]`` float32 in {0, 1}: row r holds ``lengths[r]`` filler items drawn
+    uniformly among the non-target items (:func:`uniform_items`, seeded), plus the targets: the
+    random attack's items (its ratings: :func:`jaxrec.attacks.shilling.fake_profiles`)."""
+    lengths = np.asarray(lengths, np.int64)
+    t = np.asarray(_targets_array(targets, n_items))
+    out = np.zeros((lengths.size, n_items), np.float32)
+    rows, items = uniform_items(np.random.default_rng(seed), lengths.size, np.setdiff1d(np.arange(n_items), t), lengths)
+    out[rows, items] = 1.0
+    out[:, t] = 1.0
+    return out

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from jaxrec.attacks.profiles import uniform_items
 from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 
@@ -74,17 +75,10 @@ def rating_stats(train: Interactions) -> RatingStats:
     )
 
 
-def _uniform_items(
-    rng: np.random.Generator, n: int, candidates: np.ndarray, k: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Row ``i`` gets ``k[i]`` distinct ``candidates`` drawn uniformly; returns ``(rows, items)``
-    flat, row by row and within a row in draw order (with one ``k`` for all rows: the first ``k``
-    columns of one uniform permutation per row, as always)."""
-    if k.max() == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(rng.random((n, candidates.size)), axis=1)
-    r, rank = np.nonzero(np.arange(candidates.size) < k[:, None])
-    return r, candidates[order[r, rank]]
+def profile_seed(seed: int, kind: str) -> int:
+    """The random stream of ``kind``'s profiles for a study seed: one seed per (seed, kind), shared
+    by every study that draws them (the attack study, the GAN's comparison)."""
+    return 7919 * seed + KINDS.index(kind)
 
 
 def fake_profiles(
@@ -171,7 +165,7 @@ def fake_profiles(
         chosen[:, t] = False
         r, items = np.nonzero(chosen)
     else:
-        r, items = _uniform_items(rng, n, free, sizes)
+        r, items = uniform_items(rng, n, free, sizes)
     if filler_ratings is not None:
         values = np.asarray(filler_ratings, np.float64)[r, items]
         if not np.all(np.isfinite(values)):

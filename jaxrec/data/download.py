@@ -334,7 +334,7 @@ def load_dataset(name_or_path: str | os.PathLike, **kwargs) -> Interactions | Sp
         if (path / "train.txt").is_file() and (path / "test.txt").is_file():
             return loaders.read_lightgcn(path)
         return loaders.read_movielens(path)
-    if path.name in ("u.data", "ratings.dat", "ratings.csv") and not kwargs:
+    if path.name in loaders.ML_FILES and not kwargs:
         return loaders.read_movielens(path)
     return loaders.read_table(path, **kwargs)
 

@@ -142,6 +142,17 @@ class Interactions:
         """``[n_items]`` number of rows per item."""
         return np.bincount(self.items, minlength=self.n_items)
 
+    def dense(self, rated: bool = False, users: np.ndarray | None = None) -> np.ndarray:
+        """The user x item matrix ``[n_users, n_items]`` float32: 1 where a user has a row, 0
+        elsewhere; with ``rated``, the ratings (1 for data without ratings; 0 = no row). A
+        duplicated (user, item) row keeps its last rating. ``users`` selects and orders rows.
+
+        The one dense form of the data: the GAN's user vectors, the detectors' rating matrix.
+        """
+        out = np.zeros((self.n_users, self.n_items), np.float32)
+        out[self.users, self.items] = self.ratings if rated and self.ratings is not None else 1.0
+        return out if users is None else out[np.asarray(users)]
+
     def csr(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-user sorted item lists as CSR: ``indptr [n_users + 1]``, ``indices [N]`` (int32).
 

@@ -117,17 +117,18 @@ def read_movielens(path: PathLike) -> Interactions:
     ``ratings.csv``; the format follows the file name."""
     path = Path(path)
     if path.is_dir():
-        for name, reader in _ML_FILES.items():
+        for name, reader in ML_FILES.items():
             if (path / name).is_file():
                 return reader(path / name)
-        raise JaxrecError(f"{path}: no MovieLens ratings file ({', '.join(_ML_FILES)}) here")
-    reader = _ML_FILES.get(path.name)
+        raise JaxrecError(f"{path}: no MovieLens ratings file ({', '.join(ML_FILES)}) here")
+    reader = ML_FILES.get(path.name)
     if reader is None:
-        raise JaxrecError(f"{path}: not a MovieLens ratings file name ({', '.join(_ML_FILES)})")
+        raise JaxrecError(f"{path}: not a MovieLens ratings file name ({', '.join(ML_FILES)})")
     return reader(path)
 
 
-_ML_FILES = {"u.data": read_ml100k, "ratings.dat": read_movielens_dat, "ratings.csv": read_movielens_csv}
+#: MovieLens ratings files by name, and their readers
+ML_FILES = {"u.data": read_ml100k, "ratings.dat": read_movielens_dat, "ratings.csv": read_movielens_csv}
 
 
 # ------------------------------------------------------------------------------------------------

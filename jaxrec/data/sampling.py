@@ -157,6 +157,9 @@ def popularity_negatives(key: jax.Array, pos: PositiveSets, users: jax.Array, n:
     return jnp.where(is_positive(pos, uu, items), fallback, items).astype(jnp.int32)
 
 
+NEGATIVE_SAMPLERS = ("uniform", "popularity")  #: the ``method`` names of :func:`sample_negatives`
+
+
 def sample_negatives(
     key: jax.Array, pos: PositiveSets, users: jax.Array, n: int = 1, method: str = "uniform"
 ) -> jax.Array:
@@ -165,7 +168,7 @@ def sample_negatives(
         return uniform_negatives(key, pos, users, n)
     if method == "popularity":
         return popularity_negatives(key, pos, users, n)
-    raise JaxrecError(f"unknown negative sampling method {method!r} (uniform, popularity)")
+    raise JaxrecError(f"unknown negative sampling method {method!r}; choose one of {list(NEGATIVE_SAMPLERS)}")
 
 
 def mix32(x: jax.Array) -> jax.Array:

@@ -21,6 +21,10 @@ import numpy as np
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
 
+#: the splits an experiment names (``data.split``): per-user random ratio, per-user temporal ratio,
+#: temporal leave-one-out, or the split the files come with
+SPLITS = ("random", "temporal", "leave_one_out", "predefined")
+
 
 def recbole_split_counts(total: int, ratios: Sequence[float]) -> list[int]:
     """Rows per part for one user with ``total`` rows: RecBole 1.2.1's ``_calcu_split_ids``.

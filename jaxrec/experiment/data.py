@@ -7,9 +7,8 @@ from pathlib import Path
 import jaxrec.data as D
 from jaxrec.config import DataConfig
 from jaxrec.data.interactions import Interactions, Split
+from jaxrec.data.split import SPLITS
 from jaxrec.errors import JaxrecError
-
-SPLITS = ("random", "temporal", "leave_one_out", "predefined")
 
 
 def _clean(inter: Interactions, cfg: DataConfig, compact: bool, keep_ratings: bool) -> Interactions:
@@ -53,7 +52,7 @@ def load_split(cfg: DataConfig, keep_ratings: bool | str = False) -> Split:
         is_table = (
             cfg.dataset not in D.DATASETS
             and Path(cfg.dataset).is_file()
-            and (Path(cfg.dataset).name not in ("u.data", "ratings.dat", "ratings.csv"))
+            and (Path(cfg.dataset).name not in D.loaders.ML_FILES)
         )
         loaded = D.load_dataset(cfg.dataset, **(table if is_table else {}))
     if isinstance(loaded, Split):

@@ -141,17 +141,37 @@ def _stamp(run_dir: Path, command: str | None) -> None:
         atomic_write(run_dir / "run.json", json.dumps(info, indent=2) + "\n")
 
 
-def write_run(
-    cfg: Config, metrics: dict, history: list[dict], samples: dict | None = None, command: str | None = None
-) -> Path:
-    """Write a run's config, final metrics, per-epoch history (one JSON line per epoch) and
-    optional arrays (``samples.npz``), and ``run.json`` when ``command`` is given; returns the
-    directory."""
+def start(cfg: Config, command: str | None = None, extra_config: dict | None = None) -> Path:
+    """Create ``<output_dir>/<name>/`` with ``config.yaml`` (plus ``extra_config``, e.g. a sweep's
+    grid) and, when ``command`` is given, ``run.json``; returns the directory."""
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     _stamp(run_dir, command)
-    atomic_write(run_dir / "config.yaml", _config_text(cfg))
-    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write(run_dir / "config.yaml", _config_text(cfg, extra_config))
+    return run_dir
+
+
+def write_json(path: Path, payload) -> None:
+    """``payload`` as indented JSON at ``path`` (atomically)."""
+    atomic_write(path, json.dumps(payload, indent=2) + "\n")
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    """``rows`` as CSV at ``path``: the rows' keys in first-seen order, a key a row lacks left empty."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, buf.getvalue())
+
+
+def write_run(
+    cfg: Config, metrics: dict, history: list[dict], samples: dict | None = None, command: str | None = None
+) -> Path:
+    """A run's files: :func:`start`, the final ``metrics.json``, the per-epoch ``history.jsonl``
+    (one JSON line per epoch) and optional arrays (``samples.npz``); returns the directory."""
+    run_dir = start(cfg, command)
+    write_json(run_dir / "metrics.json", metrics)
     atomic_write(run_dir / "history.jsonl", "".join(json.dumps(rec) + "\n" for rec in history))
     if samples:
         buf = io.BytesIO()
@@ -163,20 +183,11 @@ def write_run(
 def write_results(
     cfg: Config, rows: list[dict], payload: dict, extra_config: dict | None = None, command: str | None = None
 ) -> Path:
-    """Write a sweep's or a study's config (plus ``extra_config``, e.g. the grid), every row as
-    ``results.csv`` (the rows' keys in first-seen order; a key a row lacks is left empty),
-    ``payload`` as ``results.json`` and ``run.json``; returns the directory."""
-    run_dir = run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _stamp(run_dir, command)
-    atomic_write(run_dir / "config.yaml", _config_text(cfg, extra_config))
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write(run_dir / "results.csv", buf.getvalue())
-    atomic_write(run_dir / "results.json", json.dumps(payload, indent=2) + "\n")
+    """A sweep's or a study's files: :func:`start`, every row as ``results.csv`` and ``payload``
+    as ``results.json``; returns the directory."""
+    run_dir = start(cfg, command, extra_config)
+    write_rows(run_dir / "results.csv", rows)
+    write_json(run_dir / "results.json", payload)
     return run_dir
 
 

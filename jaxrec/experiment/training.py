@@ -3,7 +3,7 @@
 :func:`train_members` is the one path every training takes: a list of configurations that differ
 only in :data:`MEMBER_KEYS` (seed, learning rate, L2) becomes one stacked state, one compiled
 member engine (:mod:`jaxrec.train.engine`), one fit loop and one vmapped test evaluation.
-:func:`run` (``jaxrec train``, ``jaxrec.run``) is its one-member case; :mod:`jaxrec.experiment.sweep`
+:func:`run` (``jaxrec train``, ``jaxrec.run``) is its one-member case; :mod:`jaxrec.experiment.studies.sweep`
 groups a grid into as few such programs as the shapes allow.
 """
 
@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.adversarial.apr import make_apr_loss
 from jaxrec.config import Config, validate
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.data.sampling import search_depth
@@ -32,19 +31,19 @@ from jaxrec.evaluate import (
     model_chunk,
     split_ranking,
 )
+from jaxrec.experiment import programs
 from jaxrec.experiment.checkpoints import checkpointer_for, warm_start
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
-from jaxrec.train.engine import init_tracker, make_engine
+from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, shapes_of
+from jaxrec.train.engine import Engine, init_tracker
 from jaxrec.train.loop import FitResult, MembersFit, fit, member_record
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
 from jaxrec.train.state import adam, create_members, learning_rate, member, with_lr
-from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, stack_data, train_data
+from jaxrec.train.steps import stack_data, train_data
 
-_ENGINES: dict = {}  #: compiled member engines by (structure, members, data shapes, mesh)
 _MODELS: dict = {}  #: one module instance per equal module
-ADV_METHODS = ("none", "apr")  #: adv.method
 
 #: config keys whose values may differ between the members of one compiled program
 MEMBER_KEYS = ("train.seed", "train.lr", "train.l2", "adv.eps", "adv.reg", "adv.start_epoch")
@@ -97,12 +96,20 @@ class Training:
     inputs: dict
     state: object
     data: object
-    epoch: object
+    spec: EpochSpec  #: what the epoch's trace depends on (the key of its compiled programs)
     configs: list
-    static: tuple = ()  #: structural choices derived from the members' values (L2 on/off)
     data_batched: bool = False  #: members train on their own data variants (``data`` and
     #: ``inputs`` have a leading member axis)
-    batch_size: int = 0  #: pairs per step (train.batch_size, or all the pairs when it is larger)
+
+    @property
+    def epoch(self):
+        """The unjitted one-member ``epoch(state, data)``."""
+        return make_epoch_fn(self.spec)
+
+    @property
+    def batch_size(self) -> int:
+        """Pairs per step (``train.batch_size``, or all the pairs when it is larger)."""
+        return self.spec.batch
 
 
 def _check_train(cfg: Config) -> None:
@@ -170,8 +177,6 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
     l2 = [c.train.l2 for c in cfgs]
     hparams = {"l2": l2}
     with_l2 = any(v != 0 for v in l2)
-    with config_key("train.loss"):
-        loss_fn = make_loss_fn(model, t_cfg.loss, with_l2=with_l2)
     if a_cfg.method == "apr":
         # optimizer steps per epoch: whole batches of each member's real pairs (empty ones are skipped)
         sizes = [len(t) for t in trains] if batched else [data.n_pairs] * len(cfgs)
@@ -181,13 +186,22 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
             reg=[c.adv.reg for c in cfgs],
             start_step=[c.adv.start_epoch * s for c, s in zip(cfgs, per_epoch)],
         )
-        loss_fn = make_apr_loss(model, t_cfg.loss, with_l2, relative=a_cfg.relative, method=a_cfg.perturb)
     state = create_members(model, keys, adam(), inputs, hparams, [c.train.lr for c in cfgs])
     if t_cfg.init_from:
         state = state.replace(params=warm_start(t_cfg.init_from, state.params, len(cfgs)))
-    step = make_train_step(loss_fn, skip_empty=batched)  # a variant's padding batches are no steps
-    epoch = make_epoch(step, batch, t_cfg.n_negatives, t_cfg.negative_sampling)
-    return Training(model, data.inputs if batched else inputs, state, data, epoch, cfgs, (with_l2,), batched, batch)
+    spec = EpochSpec(
+        model,
+        t_cfg.loss,
+        with_l2,
+        a_cfg.method,
+        a_cfg.relative,
+        a_cfg.perturb,
+        batch,
+        t_cfg.n_negatives,
+        t_cfg.negative_sampling,
+        skip_empty=batched,  # a variant's padding batches are no steps
+    )
+    return Training(model, data.inputs if batched else inputs, state, data, spec, cfgs, batched)
 
 
 @dataclasses.dataclass
@@ -200,6 +214,7 @@ class MembersRun:
     training: Training
     split: Split
     timing: dict
+    engine: Engine  #: the compiled programs that trained them (shared by every run of the same key)
 
 
 def train_members(
@@ -237,7 +252,7 @@ def train_members(
         with config_key("train.batch_size"):
             check_batch_size(training.batch_size, mesh)
         state = place_members(state, mesh)  # the resume template's layout
-    chunk = base.eval.chunk if base.eval.chunk is not None else max(1, model_chunk(model, split.n_items) // n)
+    chunk = base.eval.chunk if base.eval.chunk is not None else model_chunk(model, split.n_items, n)
     valid, validate = None, None
     if t_cfg.eval_every > 0:
         if split.valid is None:
@@ -252,30 +267,15 @@ def train_members(
         def validate(params, data, ranking):
             return evaluate_params(model, {**params, **data.inputs}, ranking, valid_ks)
 
-    shapes = jax.tree.map(np.shape, (tdata, valid))
-    key = (
-        structure(base),
-        training.static,
-        training.data_batched,
+    key = ProgramKey(
+        training.spec,
         n,
-        jax.tree.structure(shapes),
-        tuple(jax.tree.leaves(shapes)),
+        training.data_batched,
+        shapes_of((tdata, valid)),
+        None if validate is None else (valid_ks, t_cfg.monitor, t_cfg.patience),
         None if mesh is None else mesh.shape_tuple,
     )
-    engine = _ENGINES.get(key)
-    if engine is None:  # equal structure -> the same programs: later runs of a session reuse them
-        engine = make_engine(
-            training.epoch,
-            n,
-            data_batched=training.data_batched,
-            validate=validate,
-            monitor=t_cfg.monitor,
-            patience=t_cfg.patience,
-            mesh=mesh,
-        )
-        _ENGINES[key] = engine
-        if len(_ENGINES) > 16:
-            _ENGINES.pop(next(iter(_ENGINES)))
+    engine = programs.engine(key, validate, t_cfg.monitor, t_cfg.patience, mesh)  # built once per key
     ckpt = checkpointer_for(ckpt_cfg or base, resume)
     tracker, start = None, 0
     if resume:
@@ -337,7 +337,7 @@ def train_members(
         "members": n,
         "traces": {"epoch": engine.epoch.traces(), "validate": engine.validate.traces() if engine.validate else 0},
     }
-    return MembersRun(list(cfgs), metrics, result, training, split, timing)
+    return MembersRun(list(cfgs), metrics, result, training, split, timing, engine)
 
 
 def run(
@@ -391,18 +391,3 @@ def _write_run(cfg: Config, metrics: dict, result: FitResult, split: Split, timi
         "split": dict(split.info),
     }
     return write_run(cfg, out, result.history, command="train")
-
-
-def results_table(metrics: dict, title: str = "test"):
-    """A rich Table: one row per metric, one column per K."""
-    from rich.table import Table
-
-    ks = sorted({int(k.split("@")[1]) for k in metrics if "@" in k})
-    names = [m for m in ("recall", "ndcg", "precision", "hit", "mrr") if any(f"{m}@{k}" in metrics for k in ks)]
-    table = Table(title=title)
-    table.add_column("metric")
-    for k in ks:
-        table.add_column(f"@{k}", justify="right")
-    for m in names:
-        table.add_row(m, *(f"{metrics[f'{m}@{k}']:.4f}" if f"{m}@{k}" in metrics else "-" for k in ks))
-    return table

@@ -14,7 +14,9 @@ from jaxrec.models.mf import MF
 from jaxrec.models.neumf import NeuMF
 from jaxrec.models.ngcf import NGCF
 
-#: name -> Recommender class (built from a config by :func:`jaxrec.experiment.build_model`)
+#: The model registry: name (``model.name``) -> Recommender class. Every constructor field is a
+#: ``model.*`` config key of the same name (:func:`jaxrec.experiment.build_model` reads them); a
+#: class with ``graph_input`` reads the ``"graph"`` collection built from the training data.
 MODELS = {"mf": MF, "neumf": NeuMF, "lightgcn": LightGCN, "ngcf": NGCF}
 
 

@@ -34,7 +34,8 @@ EMBEDDINGS = "embeddings"  #: name of the params collection entry holding every 
 Cache = Any  #: whatever a model's ``embeddings()`` returns (a pytree of arrays)
 
 
-INITIALIZERS = ("normal", "xavier_normal", "xavier_uniform")  #: names :func:`initializer` knows
+INITIALIZERS = ("xavier_normal", "xavier_uniform", "normal")  #: names :func:`initializer` knows
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}  #: compute dtypes by name (parameters stay float32)
 
 
 def initializer(name: str, std: float = 0.1) -> Callable:
@@ -57,12 +58,12 @@ class EmbeddingTables(nn.Module):
     """
 
     shapes: tuple[tuple[str, int, int], ...]  #: (name, rows, dim) per table
-    init: str = "xavier_normal"
+    initializer: str = "xavier_normal"
     init_std: float = 0.1
 
     @nn.compact
     def __call__(self) -> dict[str, jax.Array]:
-        init = initializer(self.init, self.init_std)
+        init = initializer(self.initializer, self.init_std)
         return {name: self.param(name, init, (rows, dim)) for name, rows, dim in self.shapes}
 
 

@@ -39,6 +39,7 @@ from jaxrec.errors import JaxrecError
 G_HIDDEN = (256, 512, 1024)  #: the seed's generator hidden sizes
 D_HIDDEN = (256, 512, 1024)  #: the seed's discriminator hidden sizes
 LEAK = 0.2  #: LeakyReLU negative slope
+RATING_HEADS = ("mean", "categorical")  #: how G writes ratings (:class:`Generator`)
 
 
 class Generator(nn.Module):

@@ -12,9 +12,12 @@ scores ``items [B, 1 + n]`` in one ``score`` call) and once per evaluation.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 
+from jaxrec.errors import JaxrecError
 from jaxrec.models.mf import MF
 from jaxrec.models.propagation import propagate
 
@@ -30,20 +33,31 @@ class LightGCN(MF):
       propagation: the kernel of :data:`jaxrec.data.graph.PROPAGATIONS` the graph was built for.
     """
 
-    init: str = "xavier_uniform"
+    initializer: str = "xavier_uniform"
     layers: int = 3
     propagation: str = "bcsr_vjp"
+    graph_input: ClassVar[bool] = True  #: reads the ``"graph"`` collection (:func:`lightgcn_inputs`)
+
+    def graph(self) -> dict | None:
+        """The ``"graph"`` collection; None while ``Module.init`` creates the parameters without
+        it (they do not depend on the graph: ``MF``-style ``model.init(key, users, items)`` works).
+        Applying the model without its graph is a :class:`~jaxrec.errors.JaxrecError`."""
+        graph = self.variables.get(GRAPH)
+        if graph is None and not self.is_initializing():
+            raise JaxrecError(
+                f"{type(self).__name__} needs its graph: apply it with {{**params, **inputs}}, the inputs from "
+                "lightgcn_inputs(bipartite_graph(train, propagation))"
+            )
+        return graph
 
     def embeddings(self, train: bool = False):
         """Propagated representations: ``{"user": [n_users, D], "item": [n_items, D]}``."""
         tables = self.tables()
-        eu, ei = propagate(
-            self.variables[GRAPH],
-            tables["user"].astype(self.dtype),
-            tables["item"].astype(self.dtype),
-            self.layers,
-            self.propagation,
-        )
+        eu, ei = tables["user"].astype(self.dtype), tables["item"].astype(self.dtype)
+        graph = self.graph()
+        if graph is None:  # Module.init without the graph: the parameters are the tables
+            return {"user": eu, "item": ei}
+        eu, ei = propagate(graph, eu, ei, self.layers, self.propagation)
         return {"user": eu, "item": ei}
 
 

@@ -23,13 +23,13 @@ class MF(nn.Module):
     n_users: int
     n_items: int
     dim: int = 64
-    init: str = "xavier_normal"
+    initializer: str = "xavier_normal"
     init_std: float = 0.1
     dtype: jnp.dtype = jnp.float32  #: compute dtype (parameters stay float32)
 
     def setup(self):
         shapes = (("user", self.n_users, self.dim), ("item", self.n_items, self.dim))
-        self.tables = EmbeddingTables(shapes, self.init, self.init_std, name=EMBEDDINGS)
+        self.tables = EmbeddingTables(shapes, self.initializer, self.init_std, name=EMBEDDINGS)
 
     def embeddings(self, train: bool = False):
         """Final representations: ``{"user": [n_users, D], "item": [n_items, D]}``."""

@@ -86,7 +86,7 @@ class NeuMF(nn.Module):
     dim: int = 64
     mlp_layers: Sequence[int] = (128, 64)
     dropout: float = 0.1
-    init: str = "normal"
+    initializer: str = "normal"
     init_std: float = 0.01
     dtype: jnp.dtype = jnp.float32  #: compute dtype (parameters stay float32)
 
@@ -103,7 +103,7 @@ class NeuMF(nn.Module):
             ("user_mlp", self.n_users, d),
             ("item_mlp", self.n_items, d),
         )
-        self.tables = EmbeddingTables(shapes, self.init, self.init_std, name=EMBEDDINGS)
+        self.tables = EmbeddingTables(shapes, self.initializer, self.init_std, name=EMBEDDINGS)
         widths = tuple(self.mlp_layers)
 
         def dense(width, fan_in, name, bias=True):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxrec.models.lightgcn import GRAPH, LightGCN
+from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.neumf import CounterDropout
 from jaxrec.models.propagation import propagate_layer
 
@@ -40,7 +40,7 @@ class NGCF(LightGCN):
     default 0.1), active only in training (``embeddings(train=True)``, rng stream ``"dropout"``).
     """
 
-    init: str = "xavier_uniform"
+    initializer: str = "xavier_uniform"
     dropout: float = 0.1
 
     def setup(self):
@@ -61,9 +61,13 @@ class NGCF(LightGCN):
         tables = self.tables()
         eu, ei = tables["user"].astype(self.dtype), tables["item"].astype(self.dtype)
         n_users = eu.shape[0]
+        graph = self.graph()  # None in Module.init: no messages, the same parameters
         outs = [jnp.concatenate([eu, ei])]  # [N, D], N = n_users + n_items
         for w_sum, w_bi in zip(self.w_sum, self.w_bi):
-            side_u, side_i = propagate_layer(self.variables[GRAPH], eu, ei, self.propagation)
+            if graph is None:
+                side_u, side_i = jnp.zeros_like(eu), jnp.zeros_like(ei)
+            else:
+                side_u, side_i = propagate_layer(graph, eu, ei, self.propagation)
             ego, side = jnp.concatenate([eu, ei]), jnp.concatenate([side_u, side_i])
             h = nn.leaky_relu(w_sum(ego + side) + w_bi(ego * side), negative_slope=0.2)
             h = self.drop(h, deterministic=not train)

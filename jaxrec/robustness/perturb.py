@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jaxrec.errors import JaxrecError
 from jaxrec.models.base import embedding_tables, replace_embedding_tables
 
-METHODS = ("fgm", "fgsm", "random", "gaussian", "pgd")  #: PGD needs the loss: :func:`pgd`
+METHODS = ("random", "gaussian", "fgm", "fgsm", "pgd")  #: the first four are one-shot; PGD iterates (:func:`pgd`)
 
 
 def scale(tables: dict, eps, relative: bool) -> dict:

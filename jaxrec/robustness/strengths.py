@@ -2,7 +2,7 @@
 
 The adversary's loss is BPR over the training (user, positive, sampled negative) triples for
 every model, so models are attacked alike (one uniform negative per pair, drawn per seed). For a
-parameter set, :func:`sweep` runs one compiled program that, for every seed ``r`` and strength
+parameter set, :func:`perturbed_metrics` runs one compiled program that, for every seed ``r`` and strength
 ``eps_s``:
 
 * perturbs the embedding tables (:mod:`jaxrec.robustness.perturb`): FGM / FGSM directions come
@@ -18,7 +18,7 @@ groups run as a ``lax.map`` inside the same program, see :func:`auto_batch`), so
 embeddings hook (LightGCN's propagation: one shared sparse product per layer,
 :mod:`jaxrec.models.propagation`) runs batched over them. Memory is ``width * chunk * n_items`` scores
 per ranking chunk (``width = seeds * batch``): size the ranking's chunk with
-:func:`sweep_chunk`.
+:func:`jaxrec.evaluate.model_chunk` with that width.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ import numpy as np
 
 from jaxrec.data.sampling import sample_negatives
 from jaxrec.errors import JaxrecError
-from jaxrec.evaluate import RankingData, check_ks, model_chunk, over_members, rank_users, score_function
+from jaxrec.evaluate import RankingData, check_ks, for_each_member, model_chunk, rank_users, score_function
 from jaxrec.models.base import embedding_tables, replace_embedding_tables
 from jaxrec.robustness import perturb
 from jaxrec.train.losses import bpr_loss
 
 METHODS = perturb.METHODS
-TRACES: collections.Counter = collections.Counter()  #: traces of the sweep program per method
+TRACES: collections.Counter = collections.Counter()  #: traces of the perturbed-metrics program per method
 
 
 class PGD(NamedTuple):
@@ -90,18 +90,12 @@ def adversary_gradients(model, params, inputs: dict, data, key: jax.Array) -> di
     return jax.grad(adversary_loss(model, params, inputs, data, key))(embedding_tables(params))
 
 
-def sweep_chunk(model, n_items: int, width: int) -> int:
-    """Users per ranking chunk so that ``width`` vmapped rankings hold as many scores as one
-    evaluation (:func:`jaxrec.evaluate.model_chunk`)."""
-    return max(1, model_chunk(model, n_items) // max(1, width))
-
-
 MIN_CHUNK_USERS = 128  #: :func:`auto_batch` keeps at least this many users per ranking chunk
 
 
 def auto_batch(model, n_items: int, strengths: int, seeds: int = 1) -> int:
     """How many strengths to vmap together: all of them while a ranking chunk (sized by
-    :func:`sweep_chunk` for ``seeds * batch``) keeps at least :data:`MIN_CHUNK_USERS` users.
+    :func:`jaxrec.evaluate.model_chunk` for ``seeds * batch``) keeps at least :data:`MIN_CHUNK_USERS` users.
 
     Every chunk multiplies its users by all item embeddings of every vmapped model, so a very
     narrow chunk re-reads ``width`` item tables per handful of users: on Gowalla (40,981 items,
@@ -115,7 +109,7 @@ def _user_mean(per_user: dict, mask: jax.Array) -> dict:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
-def _sweep(model, ks, method, relative, pgd, batch, params, inputs, data, ranking, eps, keys):
+def _perturbed(model, ks, method, relative, pgd, batch, params, inputs, data, ranking, eps, keys):
     TRACES[method] += 1
     tables = embedding_tables(params)
     clean = rank_users(score_function(model, {**params, **inputs}), ranking, ks)
@@ -145,8 +139,8 @@ def _sweep(model, ks, method, relative, pgd, batch, params, inputs, data, rankin
 
 
 @dataclasses.dataclass
-class StrengthSweep:
-    """What :func:`sweep` measured.
+class PerturbedMetrics:
+    """What :func:`perturbed_metrics` measured.
 
     Attributes:
       rows: one dict per (seed, strength): ``method``, ``eps``, ``seed``, every metric of the
@@ -163,7 +157,7 @@ class StrengthSweep:
     user_ndcg: np.ndarray
 
 
-def sweep(
+def perturbed_metrics(
     model,
     params,
     inputs: dict,
@@ -177,14 +171,14 @@ def sweep(
     key: jax.Array | None = None,
     pgd: PGD = PGD(),
     batch: int | None = None,
-) -> StrengthSweep:
+) -> PerturbedMetrics:
     """Full-ranking metrics and rank stability of one parameter set at every strength of ``eps``
     and every one of ``seeds`` seeds, in one compiled, vmapped program.
 
     Args:
       params: one member's ``{"params": ...}``; inputs: the model's non-trainable collections;
         data: its training data (the adversary's triples).
-      ranking: e.g. ``split_ranking(split, "test", sweep_chunk(model, n_items, seeds * batch))``.
+      ranking: e.g. ``split_ranking(split, "test", model_chunk(model, n_items, seeds * batch))``.
       method: one of :data:`METHODS`; relative: eps x each table's mean row norm; pgd: PGD's
         settings.
       seeds: the adversary's negatives and the noise (or PGD's random start) are drawn per seed.
@@ -195,7 +189,7 @@ def sweep(
     if method not in METHODS:
         raise JaxrecError(f"unknown perturbation {method!r}; choose one of {METHODS}")
     if seeds < 1 or not len(eps):
-        raise JaxrecError(f"a sweep needs at least one seed and one strength, got {seeds} and {list(eps)}")
+        raise JaxrecError(f"perturbed metrics need at least one seed and one strength, got {seeds} and {list(eps)}")
     if any(not np.isfinite(e) or e < 0 for e in eps):
         raise JaxrecError(f"strengths must be finite and >= 0, got {list(eps)}")
     if method == "pgd" and pgd.steps < 1:
@@ -206,7 +200,7 @@ def sweep(
     batch = len(eps) if batch is None else int(batch)
     if not 1 <= batch <= len(eps):
         raise JaxrecError(f"batch must be between 1 and the number of strengths ({len(eps)}), got {batch}")
-    out = _sweep(
+    out = _perturbed(
         model, ks, method, relative, pgd, batch, params, inputs, data, ranking, jnp.asarray(eps, jnp.float32), keys
     )
     clean, clean_user, metrics, user_ndcg, adv_loss, clean_loss = jax.device_get(out)
@@ -222,7 +216,7 @@ def sweep(
         for s, e in enumerate(eps)
     ]
     mask = np.asarray(ranking.mask).reshape(-1)
-    return StrengthSweep(
+    return PerturbedMetrics(
         rows=rows,
         clean={**{k: float(v) for k, v in clean.items()}, "adv_loss": float(np.mean(clean_loss))},
         users=np.asarray(ranking.users).reshape(-1)[mask],
@@ -235,7 +229,7 @@ def sweep(
 def _against(model, ks, inputs_batched, params, inputs, ref_params, ref_inputs, ranking):
     ref = rank_users(score_function(model, {**ref_params, **ref_inputs}), ranking, ks)
     stability = lambda score_all: _user_mean(rank_users(score_all, ranking, ks, ref).metrics, ranking.mask)  # noqa: E731
-    return over_members(model, stability, params, inputs, inputs_batched)
+    return for_each_member(model, stability, params, inputs, inputs_batched)
 
 
 def against_reference(
@@ -254,7 +248,7 @@ def against_reference(
 
     Args:
       params: ``[M, ...]`` leaves; inputs: shared, or per member when ``inputs_batched``.
-      ranking: size its chunk for ``M`` at once (:func:`sweep_chunk`).
+      ranking: size its chunk for ``M`` at once (:func:`jaxrec.evaluate.model_chunk` with that width).
     """
     ks = check_ks(ks, model.n_items)
     out = jax.device_get(

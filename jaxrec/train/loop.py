@@ -192,8 +192,3 @@ def _best_line(tracker: Tracker) -> str:
     if best.size == 0:
         return ""
     return f"best valid {best.max():.4f}" if best.size == 1 else f"best valid {best.min():.4f}..{best.max():.4f}"
-
-
-def with_inputs(params: dict, inputs: dict) -> dict:
-    """The model's variables: trainable params plus its non-trainable inputs (e.g. a graph)."""
-    return {**params, **inputs}

@@ -115,11 +115,6 @@ def create_members(
     return jax.tree.map(jnp.copy, state)
 
 
-def n_members(tree) -> int:
-    """The size of the leading member axis of a stacked state (or any stacked pytree)."""
-    return jax.tree.leaves(tree)[0].shape[0]
-
-
 def member(tree, m: int):
     """Member ``m`` of a stacked pytree (the leading axis removed)."""
     return jax.tree.map(lambda x: x[m], tree)

@@ -7,15 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.adversarial.cfgan import most_popular_scores
-from jaxrec.adversarial.gan_training import user_matrix
 from jaxrec.config import load_config
 from jaxrec.evaluate import evaluate, metric_sums, split_ranking
-from jaxrec.experiment.gan import train_cfgan
+from jaxrec.experiment.gans import train_cfgan
 from jaxrec.models.gan import CFGAN, Generator, cfgan_variables, init_generator
 
 
 def test_cfgan_module_scores_are_generator_output(tiny_split):
-    purchases = user_matrix(tiny_split.train)
+    purchases = tiny_split.train.dense()
     g = Generator(tiny_split.n_items, (8,), conditional=True)
     gp = init_generator(g, jax.random.key(0), 0)
     model = CFGAN(tiny_split.n_users, tiny_split.n_items, (8,), 0)
@@ -48,7 +47,7 @@ def test_cfgan_trains_and_goes_through_the_shared_evaluator(tiny_split):
     assert set(res.metrics) == {f"{m}@{k}" for m in ("recall", "ndcg", "precision", "hit", "mrr") for k in (5, 10)}
     # the same numbers from the shared evaluator's metric_sums with a hand-written score function
     g = Generator(tiny_split.n_items, (8,), conditional=True)
-    purchases = jnp.asarray(user_matrix(tiny_split.train))
+    purchases = jnp.asarray(tiny_split.train.dense())
     gp = res.fit.state.g.params
     score_all = lambda u: g.apply(gp, jnp.zeros((u.shape[0], 0)), purchases[u])  # noqa: E731
     sums, n = metric_sums(score_all, split_ranking(tiny_split, "test"), (5, 10))

@@ -83,7 +83,7 @@ def test_gan_cli_fake_users(tmp_path, tiny_csv, capsys):
 def _restore(run):
     """The latest checkpoint of the GAN run in ``run``: ``(state, fresh template)``."""
     from jaxrec.config import load_config
-    from jaxrec.experiment.gan import spec_from_config, state_from_config
+    from jaxrec.experiment.gans import spec_from_config, state_from_config
     from jaxrec.train.checkpoint import Checkpointer
     from jaxrec.train.engine import init_tracker
 

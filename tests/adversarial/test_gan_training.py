@@ -14,12 +14,12 @@ import pytest
 from jaxrec.adversarial.gan_training import (
     GANBatch,
     GANSpec,
-    adam,
     create_gan_state,
     d_loss_terms,
     fake_users,
     fit_gan,
     g_adversarial_loss,
+    gan_adam,
     gan_data,
     make_d_step,
     make_g_step,
@@ -113,7 +113,7 @@ def _d_eval_loss(spec, state, real, key):
 
 @pytest.mark.parametrize("spec", [SPEC_U, SPEC_C], ids=["gan", "cfgan"])
 def test_d_step_lowers_d_loss(spec):
-    state = create_gan_state(spec, jax.random.key(0), adam(1e-3), adam(1e-2))
+    state = create_gan_state(spec, jax.random.key(0), gan_adam(1e-3), gan_adam(1e-2))
     real = jnp.asarray(_real())
     key = jax.random.fold_in(state.d.key, state.d.step)  # the noise the step will draw
     before = _d_eval_loss(spec, state, real, key)
@@ -128,7 +128,7 @@ def test_d_step_lowers_d_loss(spec):
 
 @pytest.mark.parametrize("spec", [SPEC_U, SPEC_C], ids=["gan-minimax", "cfgan-non-saturating"])
 def test_g_step_raises_d_fake(spec):
-    state = create_gan_state(spec, jax.random.key(1), adam(1e-2), adam(1e-3))
+    state = create_gan_state(spec, jax.random.key(1), gan_adam(1e-2), gan_adam(1e-3))
     real = jnp.asarray(_real())
     key = jax.random.fold_in(state.g.key, state.g.step)
     cond = real if spec.conditional else None
@@ -152,7 +152,7 @@ def test_condition_masks():
 
     key = jax.random.key(3)
     spec = dataclasses.replace(SPEC_C, pm=False, zr=False)
-    state = create_gan_state(SPEC_C, jax.random.key(0), adam(1e-2), adam(1e-3))
+    state = create_gan_state(SPEC_C, jax.random.key(0), gan_adam(1e-2), gan_adam(1e-3))
     gen, shown, zr = fake_users(spec, state.g.params, key, real)
     np.testing.assert_allclose(shown, gen * real)  # basic CFGAN: D sees purchased positions only
     assert float(jnp.sum(zr)) == 0.0
@@ -180,7 +180,7 @@ def test_same_seed_same_run_and_epoch_shapes():
     epoch_fn = jax.jit(make_gan_epoch(spec, 8))
 
     def go(seed):
-        state = create_gan_state(spec, jax.random.key(seed), adam(1e-3), adam(1e-3))
+        state = create_gan_state(spec, jax.random.key(seed), gan_adam(1e-3), gan_adam(1e-3))
         return fit_gan(spec, state, data, epochs=2, batch_size=8)  # the shared engine and fit loop
 
     a, b, c = go(0), go(0), go(1)
@@ -205,5 +205,5 @@ def test_bad_values_raise():
     with pytest.raises(JaxrecError, match="0/1"):
         gan_data(np.full((3, 4), 0.5))
     with pytest.raises(JaxrecError, match="learning rate"):
-        adam(0.0)
-    assert isinstance(adam(1e-3), optax.GradientTransformation)
+        gan_adam(0.0)
+    assert isinstance(gan_adam(1e-3), optax.GradientTransformation)

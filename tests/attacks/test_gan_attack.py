@@ -9,9 +9,10 @@ import jax
 import numpy as np
 
 from jaxrec.attacks import profiles
+from jaxrec.attacks.scenario import fake_sets, scenario
 from jaxrec.attacks.shilling import KINDS
 from jaxrec.config import Config, GANConfig
-from jaxrec.experiment.attack import _gan, make_profiles, prepare
+from jaxrec.experiment.studies.attack import _gan
 
 
 def test_a_rated_gan_injects_its_own_ratings(rated_split, tmp_path):
@@ -36,9 +37,10 @@ def test_a_rated_gan_injects_its_own_ratings(rated_split, tmp_path):
             Config().attack, kinds=("gan",), sizes=(4.0,), seeds=1, filler=5, n_targets=2, trusted=0.2
         ),
     )
-    setup = prepare(cfg, rated_split)
+    a = cfg.attack
+    setup = scenario(rated_split, a.sizes, a.threshold, n_targets=a.n_targets, filler=a.filler, trusted=a.trusted)
     generate, suspicion = _gan(cfg, setup, tmp_path, False, lambda *a: None)
-    fakes = make_profiles(cfg, setup, generate)[("gan", 0)]
+    fakes = fake_sets(setup, ("gan",), 1, a.seed, generate=generate)[("gan", 0)]
     assert fakes.shape == (4, rated_split.n_items)
     t = list(setup.targets)
     np.testing.assert_array_equal(fakes[:, t], setup.stats.high)  # push

@@ -61,3 +61,33 @@ def test_raw_target_ids_map_to_indices_and_unknown_ids_are_errors(rated_split):
     np.testing.assert_array_equal(poison.target_indices(["i4", "i12"], rated_split.train), [4, 12])
     with pytest.raises(JaxrecError, match="'i99' is not an item"):
         poison.target_indices(["i99"], rated_split.train)
+
+
+def _loaded(tmp_path, kind):
+    """A tiny file with integer item ids (with gaps) read by the real loader of ``kind``."""
+    from jaxrec.data import read_lightgcn, read_ml100k, read_movielens_dat, read_table
+
+    rows = [(1, 50, 4), (2, 50, 3), (1, 7, 5), (3, 900, 2), (2, 7, 1)]
+    if kind == "ml-100k":
+        (tmp_path / "u.data").write_text("".join(f"{u}\t{i}\t{r}\t88{u}\n" for u, i, r in rows))
+        return read_ml100k(tmp_path / "u.data")
+    if kind == "ml-1m":
+        (tmp_path / "ratings.dat").write_text("".join(f"{u}::{i}::{r}::88{u}\n" for u, i, r in rows))
+        return read_movielens_dat(tmp_path / "ratings.dat")
+    if kind == "csv":
+        (tmp_path / "r.csv").write_text("user,item,rating\n" + "".join(f"{u},{i},{r}\n" for u, i, r in rows))
+        return read_table(tmp_path / "r.csv", user_col="user", item_col="item", rating_col="rating")
+    (tmp_path / "train.txt").write_text("0 50 7\n1 900\n")  # LightGCN: user then items
+    (tmp_path / "test.txt").write_text("0 900\n1 7\n")
+    return read_lightgcn(tmp_path).train
+
+
+@pytest.mark.parametrize("kind", ["ml-100k", "ml-1m", "csv", "lightgcn"])
+def test_integer_raw_ids_of_every_loader_are_targets_given_as_numbers_or_text(tmp_path, kind):
+    inter = _loaded(tmp_path, kind)
+    assert np.issubdtype(inter.item_ids.dtype, np.integer)  # the loaders keep MovieLens/Gowalla ids as integers
+    want = [int(np.flatnonzero(inter.item_ids == 50)[0]), int(np.flatnonzero(inter.item_ids == 900)[0])]
+    np.testing.assert_array_equal(poison.target_indices([50, 900], inter), want)
+    np.testing.assert_array_equal(poison.target_indices(["50", "900"], inter), want)
+    with pytest.raises(JaxrecError, match="target item 5000 is not an item"):
+        poison.target_indices([5000], inter)

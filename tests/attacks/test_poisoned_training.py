@@ -71,7 +71,9 @@ def test_a_push_attack_raises_the_targets_predicted_scores(poisoned):
 def test_run_attack_end_to_end_on_tiny_data(rated_split, tmp_path):
     """Every (attack, size, seed, defense) row; a row equals the separate run of its variant;
     the files and plots are written."""
-    from jaxrec.experiment.attack import make_profiles, make_variants, prepare, run_attack
+    from jaxrec.attacks.scenario import fake_sets, poisoned_sets
+    from jaxrec.experiment import run_attack
+    from jaxrec.experiment.studies.attack import _detectors
 
     cfg = dataclasses.replace(
         _cfg(epochs=2),
@@ -103,8 +105,9 @@ def test_run_attack_end_to_end_on_tiny_data(rated_split, tmp_path):
         "target_hr@5_vs_size_bandwagon.png",
     } <= names
     # the (bandwagon, 4 fakes, seed 1, no defense) member against its own separate run
-    setup = prepare(cfg, rated_split)
-    variants, _ = make_variants(cfg, setup, make_profiles(cfg, setup))
+    a, setup = cfg.attack, res.extras.scenario
+    fakes = fake_sets(setup, a.kinds, a.seeds, a.seed, a.intent, a.selected)
+    variants, _ = poisoned_sets(setup, fakes, a.kinds, a.seeds, a.threshold, _detectors(cfg, None), a.fpr)
     v = next(v for v in variants if (v.kind, v.count, v.seed, v.defense) == ("bandwagon", 4, 1, "none"))
     seed_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + 1))
     alone = train_members([seed_cfg], setup.split, progress=False, trains=[v.train])

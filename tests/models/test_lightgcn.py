@@ -66,7 +66,7 @@ def test_normalised_matrix_has_zero_rows_for_isolated_nodes():
 def _score_grads(kernel: str):
     """Gradients of sum(score^2) w.r.t. the layer-0 tables, for one propagation kernel."""
     train = small_graph(isolated=False)
-    cfg = ModelConfig(name="lightgcn", dim=8, layers=2, propagation=kernel, init="normal")
+    cfg = ModelConfig(name="lightgcn", dim=8, layers=2, propagation=kernel, initializer="normal")
     model, inputs = build_model(cfg, train)
     params = init_params(model, jax.random.key(0), inputs)
     users = jnp.array([0, 3, 5])
@@ -139,7 +139,7 @@ def test_unknown_propagation_is_a_config_error():
 def test_graph_models_run_through_the_experiment_path(tiny_split, name):
     cfg = Config(
         name=f"tiny-{name}",
-        model=ModelConfig(name=name, dim=8, layers=2, init="xavier_uniform"),
+        model=ModelConfig(name=name, dim=8, layers=2, initializer="xavier_uniform"),
         train=TrainConfig(epochs=3, batch_size=64, lr=0.01, l2=1e-5),
         eval=EvalConfig(ks=(5, 10)),
     )
@@ -154,7 +154,7 @@ def test_graph_models_run_through_the_experiment_path(tiny_split, name):
 @pytest.mark.parametrize(
     "config, expected",
     [
-        ("ml100k-lightgcn.yaml", {"name": "lightgcn", "layers": 2, "init": "xavier_uniform"}),
+        ("ml100k-lightgcn.yaml", {"name": "lightgcn", "layers": 2, "initializer": "xavier_uniform"}),
         ("ml100k-ngcf.yaml", {"name": "ngcf", "layers": 3, "dropout": 0.1}),  # RecBole's defaults
     ],
 )

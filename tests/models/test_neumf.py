@@ -24,7 +24,7 @@ from jaxrec.train.state import init_params
 
 CONFIGS = Path(__file__).parent.parent.parent / "configs"
 
-CFG = ModelConfig(name="neumf", dim=8, mlp_layers=(16, 8), dropout=0.5, init="normal", init_std=0.1)
+CFG = ModelConfig(name="neumf", dim=8, mlp_layers=(16, 8), dropout=0.5, initializer="normal", init_std=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_neumf_learns_through_the_experiment_path():
     split = random_ratio(two_blocks(), (0.75, 0.25), seed=0)
     cfg = Config(
         name="tiny-neumf",
-        model=ModelConfig(name="neumf", dim=8, mlp_layers=(16, 8), dropout=0.1, init="normal", init_std=0.1),
+        model=ModelConfig(name="neumf", dim=8, mlp_layers=(16, 8), dropout=0.1, initializer="normal", init_std=0.1),
         train=TrainConfig(epochs=12, batch_size=48, lr=0.02, loss="bce"),
         eval=EvalConfig(ks=(4,)),
     )

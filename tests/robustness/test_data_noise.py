@@ -63,13 +63,13 @@ def test_data_variant_members_equal_separate_runs_on_the_same_data(tiny_split):
 
 
 def test_worst_users_are_read_at_the_largest_strength_wherever_it_is_listed(tiny_split):
-    from jaxrec.experiment.robustness import _worst
-    from jaxrec.robustness.strengths import StrengthSweep
+    from jaxrec.experiment.studies.robustness import _worst
+    from jaxrec.robustness.strengths import PerturbedMetrics
 
     users = np.array([0, 1, 2])
     clean = np.array([0.9, 0.8, 0.7])
     per = np.array([[[0.9, 0.1, 0.7], [0.2, 0.8, 0.7]]])  # [seed, strength, user]; eps listed 1.0, 0.5
-    res = StrengthSweep(rows=[], clean={}, users=users, clean_ndcg=clean, user_ndcg=per)
+    res = PerturbedMetrics(rows=[], clean={}, users=users, clean_ndcg=clean, user_ndcg=per)
     worst = _worst("v", "fgm", [1.0, 0.5], [res], tiny_split, 10, 1)
     assert worst[0]["eps"] == 1.0 and worst[0]["user"] == tiny_split.train.user_ids[1]
     assert worst[0]["drop"] == pytest.approx(0.7)

@@ -1,4 +1,4 @@
-"""Parameter-perturbation sweeps: many strengths and seeds in one vmapped program."""
+"""Metrics under parameter perturbation: many strengths and seeds in one vmapped program."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig
 from jaxrec.evaluate import evaluate, split_ranking
 from jaxrec.experiment import train_members
 from jaxrec.models.base import embedding_tables
-from jaxrec.robustness import PGD, perturb, strengths, sweep
+from jaxrec.robustness import PGD, perturb, perturbed_metrics, strengths
 
 EPS = [0.0, 0.3, 1.0]
 
@@ -38,7 +38,7 @@ def victim(victims):
 
 
 def _alone(model, params, inputs, data, ranking, method, e, key, pgd=PGD()):
-    """One (strength, seed) by hand: the same keys as the sweep, the delta applied and evaluated."""
+    """One (strength, seed) by hand: the same keys as the vmapped program, the delta applied and evaluated."""
 
     @jax.jit
     def delta_and_loss(params, data, e):
@@ -56,11 +56,11 @@ def _alone(model, params, inputs, data, ranking, method, e, key, pgd=PGD()):
 
 
 @pytest.mark.parametrize("name, method", [("mf", "fgm"), ("mf", "random"), ("lightgcn", "fgm"), ("lightgcn", "pgd")])
-def test_the_vmapped_sweep_equals_a_loop_and_zero_is_clean(victims, name, method):
+def test_the_vmapped_program_equals_a_loop_and_zero_is_clean(victims, name, method):
     model, params, inputs, data, ranking = victims[name]
     key = jax.random.key(3)
     pgd = PGD(steps=3)
-    out = sweep(model, params, inputs, data, ranking, EPS, method, (5,), key=key, pgd=pgd)
+    out = perturbed_metrics(model, params, inputs, data, ranking, EPS, method, (5,), key=key, pgd=pgd)
     clean = evaluate(model, {**params, **inputs}, ranking, (5,))
     for name, v in clean.items():  # eps = 0 reproduces the clean metrics exactly
         assert out.rows[0][name] == pytest.approx(v, abs=1e-7) and out.clean[name] == pytest.approx(v, abs=1e-7)
@@ -83,7 +83,7 @@ def test_pgd_raises_the_loss_at_least_as_much_as_fgm_and_fgm_more_than_noise(vic
     model, params, inputs, data, ranking = victim
     eps = [0.25, 0.5, 1.0]
     loss = {
-        m: [r["adv_loss"] for r in sweep(model, params, inputs, data, ranking, eps, m, (5,), seeds=2).rows]
+        m: [r["adv_loss"] for r in perturbed_metrics(model, params, inputs, data, ranking, eps, m, (5,), seeds=2).rows]
         for m in ("random", "gaussian", "fgm", "pgd")
     }
     for i in range(len(eps) * 2):
@@ -94,8 +94,10 @@ def test_pgd_raises_the_loss_at_least_as_much_as_fgm_and_fgm_more_than_noise(vic
 def test_one_trace_for_every_strength_list_and_seed_count_of_a_shape(victim):
     model, params, inputs, data, ranking = victim
     before = strengths.TRACES["fgsm"]
-    a = sweep(model, params, inputs, data, ranking, [0.1, 0.2], "fgsm", (5,), seeds=2)
-    b = sweep(model, params, inputs, data, ranking, [0.5, 1.5], "fgsm", (5,), seeds=2, key=jax.random.key(9))
+    a = perturbed_metrics(model, params, inputs, data, ranking, [0.1, 0.2], "fgsm", (5,), seeds=2)
+    b = perturbed_metrics(
+        model, params, inputs, data, ranking, [0.5, 1.5], "fgsm", (5,), seeds=2, key=jax.random.key(9)
+    )
     assert strengths.TRACES["fgsm"] - before == 1
     assert [r["eps"] for r in b.rows] == [0.5, 1.5, 0.5, 1.5] and [r["seed"] for r in a.rows] == [0, 0, 1, 1]
     assert a.rows[0]["adv_loss"] != a.rows[2]["adv_loss"]  # seeds draw their own negatives
@@ -127,7 +129,7 @@ def test_gaussian_noise_has_the_strength_as_its_expected_row_norm():
     assert abs(np.sqrt(np.mean(norms**2)) - 0.5) < 0.01 and norms.std() > 0.01  # not a fixed norm
 
 
-def test_bad_sweep_arguments_fail_before_any_work(victim):
+def test_bad_perturbation_arguments_fail_before_any_work(victim):
     model, params, inputs, data, ranking = victim
     for kwargs, match in (
         ({"method": "bogus"}, "unknown perturbation"),
@@ -137,7 +139,7 @@ def test_bad_sweep_arguments_fail_before_any_work(victim):
     ):
         args = {"eps": [0.5], **kwargs}
         with pytest.raises(Exception, match=match):
-            sweep(model, params, inputs, data, ranking, **args)
+            perturbed_metrics(model, params, inputs, data, ranking, **args)
 
 
 def test_strengths_in_groups_equal_all_at_once(victim):
@@ -145,8 +147,8 @@ def test_strengths_in_groups_equal_all_at_once(victim):
     rows of the full vmap; auto_batch keeps chunks wide."""
     model, params, inputs, data, ranking = victim
     eps = [0.1, 0.4, 0.7, 1.0, 1.5]
-    full = sweep(model, params, inputs, data, ranking, eps, "fgsm", (5,), seeds=2)
-    groups = sweep(model, params, inputs, data, ranking, eps, "fgsm", (5,), seeds=2, batch=2)
+    full = perturbed_metrics(model, params, inputs, data, ranking, eps, "fgsm", (5,), seeds=2)
+    groups = perturbed_metrics(model, params, inputs, data, ranking, eps, "fgsm", (5,), seeds=2, batch=2)
     for a, b in zip(full.rows, groups.rows):
         assert a["method"] == b["method"] and a["eps"] == b["eps"] and a["seed"] == b["seed"]
         for k, v in a.items():
@@ -154,6 +156,6 @@ def test_strengths_in_groups_equal_all_at_once(victim):
                 assert b[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
     np.testing.assert_allclose(groups.user_ndcg, full.user_ndcg, atol=1e-6)
     with pytest.raises(Exception, match="batch must be between 1"):
-        sweep(model, params, inputs, data, ranking, eps, "fgm", (5,), batch=6)
+        perturbed_metrics(model, params, inputs, data, ranking, eps, "fgm", (5,), batch=6)
     assert strengths.auto_batch(model, 1682, 32) == 32  # ml-100k: a 4096-user chunk, all at once
     assert strengths.auto_batch(model, 40981, 32) == 3  # Gowalla: 409 users a chunk alone

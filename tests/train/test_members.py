@@ -30,8 +30,8 @@ from jaxrec.train.steps import epoch_batches, make_epoch, make_loss_fn, make_tra
 B = 16
 MODELS = {
     "mf": ModelConfig(name="mf", dim=8),
-    "neumf": ModelConfig(name="neumf", dim=8, mlp_layers=(16, 8), dropout=0.1, init="normal", init_std=0.01),
-    "lightgcn": ModelConfig(name="lightgcn", dim=8, layers=2, init="xavier_uniform"),
+    "neumf": ModelConfig(name="neumf", dim=8, mlp_layers=(16, 8), dropout=0.1, initializer="normal", init_std=0.01),
+    "lightgcn": ModelConfig(name="lightgcn", dim=8, layers=2, initializer="xavier_uniform"),
 }
 
 

@@ -163,14 +163,14 @@ def test_run_with_parallel_config_resumes_exactly(tmp_path, tiny_split):
 def test_gan_epoch_data_parallel_matches_one_device():
     """The GAN's pair of states (G, D; Goodfellow et al. 2014 / CFGAN) through the same engine
     and mesh: 4 devices equal 1 device, user batches split along 'data', one trace."""
-    from jaxrec.adversarial.gan_training import GANSpec, adam, create_gan_state, fit_gan, gan_data
+    from jaxrec.adversarial.gan_training import GANSpec, create_gan_state, fit_gan, gan_adam, gan_data
 
     rng = np.random.default_rng(0)
     data = gan_data((rng.random((60, 24)) < 0.25).astype(np.float32))  # 60 users: last batch padded
     spec = GANSpec(
         n_items=24, noise_dim=0, g_hidden=(16,), d_hidden=(16,), conditional=True, non_saturating=True, d_steps=2
     )
-    fresh = lambda: create_gan_state(spec, jax.random.key(0), adam(1e-2), adam(1e-2))  # noqa: E731
+    fresh = lambda: create_gan_state(spec, jax.random.key(0), gan_adam(1e-2), gan_adam(1e-2))  # noqa: E731
     one = fit_gan(spec, fresh(), data, 2, 16)
     four = fit_gan(spec, fresh(), data, 2, 16, mesh=par.make_mesh(data=4))
     np.testing.assert_allclose(

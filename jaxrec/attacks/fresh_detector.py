@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxrec.adversarial.detector import roc_auc
+from jaxrec.attacks.detection import roc_auc
 from jaxrec.errors import JaxrecError
 
 FEATURE_NAMES = ("log_length", "pop_mean", "pop_std", "value_mean", "value_std")
@@ -113,12 +113,6 @@ def out_of_fold_scores(real, fake, fold, train, popularity=None, l2: float = 1e-
     return scores[jnp.asarray(fold), jnp.arange(x.shape[0])]
 
 
-def mann_whitney_auc(fake_scores, real_scores):
-    """ROC-AUC of ``fake_scores [N]`` above ``real_scores [M]`` (ties 1/2), in jax."""
-    diff = fake_scores[:, None] - real_scores[None, :]
-    return jnp.mean((diff > 0).astype(jnp.float32) + 0.5 * (diff == 0).astype(jnp.float32))
-
-
 def fresh_detector(
     real: np.ndarray,
     fake: np.ndarray,
@@ -164,8 +158,8 @@ def fresh_detector(
         out_of_fold_scores(real, fake, fold, train, popularity, float(l2), int(steps), float(lr)), np.float64
     )
     return {
-        "auc": roc_auc(oof, y),
-        "auc_folds": [roc_auc(oof[fold == k], y[fold == k]) for k in range(folds)],
+        "auc": roc_auc(oof[y == 1], oof[y == 0]),
+        "auc_folds": [roc_auc(oof[(fold == k) & (y == 1)], oof[(fold == k) & (y == 0)]) for k in range(folds)],
         "n_real": int(len(real)),
         "n_fake": int(len(fake)),
     }

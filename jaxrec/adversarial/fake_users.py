@@ -1,28 +1,51 @@
-"""``jaxrec gan``'s comparison: the GAN's fake users against the classic attacks' and real users.
+"""Fake users of every kind, as injected, judged against held-out real users (``jaxrec gan``'s
+comparison of the GAN's fakes with the classic attacks').
 
-Every kind of fake user is made as the attack study injects it (ratings when the data has them)
-with the same profile-length distribution, then judged against held-out *reference* users:
+The users with data are divided, seeded, into training users and two held-out groups
+(:func:`user_groups`): *reference* users (the real side of every figure) and *calibration* users
+(model selection, the threshold of D as a detector, and the real users' own figures). Every kind
+of fake user is made as the attack study injects it (ratings when the data has them) with the
+same profile-length distribution (:func:`gan_fakes`, :func:`classic_fakes`), then judged against
+the reference users (:func:`compare_fakes`):
 
 * realism figures (:func:`jaxrec.adversarial.realism.realism_report`: popularity JSD, length KS,
   nearest-real cosine, diversity, rating JSD);
 * the GAN's own D (mean probability of "real", and as a detector with its threshold set on the
   *calibration* users);
 * a fresh detector trained after the fact on reference users vs the fakes
-  (:func:`jaxrec.adversarial.fresh_detector.fresh_detector`, cross-validated ROC-AUC; 0.5 =
+  (:func:`jaxrec.attacks.fresh_detector.fresh_detector`, cross-validated ROC-AUC; 0.5 =
   indistinguishable).
 """
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 
-from jaxrec.adversarial import detector, realism
-from jaxrec.adversarial.fresh_detector import fresh_detector
+from jaxrec.adversarial import realism
 from jaxrec.adversarial.gan_steps import d_view
 from jaxrec.attacks import profiles, shilling
+from jaxrec.attacks.detection import detection_report
+from jaxrec.attacks.fresh_detector import fresh_detector
+from jaxrec.errors import JaxrecError
 
 CLASSIC = ("random", "average", "bandwagon")
+
+
+def user_groups(users: np.ndarray, holdout: float, seed: int) -> dict[str, np.ndarray]:
+    """Seeded partition of the user ids ``users`` into ``train``, ``reference`` and ``calibration``
+    groups (``holdout`` of the users held out, split in halves). An error starts with ``holdout``."""
+    if not 0.0 < holdout < 1.0:
+        raise JaxrecError(f"holdout must be in (0, 1), got {holdout}")
+    users = np.random.default_rng(seed).permutation(np.asarray(users))
+    n_out = int(round(holdout * users.size))
+    if n_out < 2 or users.size - n_out < 1:
+        raise JaxrecError(f"holdout: {holdout} of {users.size} users leaves no reference/calibration or training users")
+    half = n_out // 2
+    return {
+        "train": np.sort(users[n_out:]),
+        "reference": np.sort(users[:half]),
+        "calibration": np.sort(users[half:n_out]),
+    }
 
 
 def gan_fakes(
@@ -40,19 +63,25 @@ def gan_fakes(
 
 
 def classic_fakes(
-    stats: shilling.RatingStats | None, key: jax.Array, lengths: np.ndarray, n_items: int, targets, seed: int
+    stats: shilling.RatingStats | None, lengths: np.ndarray, n_items: int, targets, seed: int
 ) -> dict[str, np.ndarray]:
     """``{kind: [n, n_items]}`` of the random, average and bandwagon attacks (only random, 0/1,
     without ratings) with the filler sizes ``lengths [n]`` (the GAN's, so that every kind has the
-    same profile lengths)."""
+    same profile lengths), each drawn from :func:`~jaxrec.attacks.shilling.profile_seed`."""
     lengths = np.asarray(lengths, np.int64)
     if stats is None:
-        return {"random": np.asarray(profiles.uniform_profiles(key, lengths, n_items, targets))}
+        return {"random": profiles.uniform_profiles(shilling.profile_seed(seed, "random"), lengths, n_items, targets)}
     return {
         kind: shilling.fake_profiles(
-            kind, lengths.size, stats, targets, lengths, 7919 * seed + i, selected=int(min(10, lengths.min()))
+            kind,
+            lengths.size,
+            stats,
+            targets,
+            lengths,
+            shilling.profile_seed(seed, kind),
+            selected=int(min(10, lengths.min())),
         )
-        for i, kind in enumerate(CLASSIC)
+        for kind in CLASSIC
     }
 
 
@@ -79,7 +108,7 @@ def compare_fakes(
     for kind, x in fakes.items():
         out[f"realism_{kind}"] = realism.realism_report(x, reference, levels)
         out[f"d_{kind}_profiles"] = float(np.mean(d_real[kind]))
-        out[f"detector_{kind}"] = detector.detection_report(
+        out[f"detector_{kind}"] = detection_report(
             1 - d_real[kind], 1 - d_real["reference"], 1 - d_real["calibration"], fpr
         )
         fresh = fresh_detector(d_view(reference, levels), d_view(np.asarray(x), levels), folds=folds, seed=seed)

@@ -1,0 +1,177 @@
+"""A poisoning scenario on rated data (the attack protocol), from plain values: the fake-user slots,
+the targets, what the attacker knows; the fake profiles of every attack and seed; and every
+poisoned training set with its filtered copies, one per detector.
+
+* :func:`scenario` -- the fixed parts: the rated split widened by the fake-user slots of the
+  largest attack (:func:`~jaxrec.attacks.poison.widen_split`), its positives, the attack sizes as
+  counts, the targets (raw ids, or drawn from a popularity pool), the attacker's rating
+  statistics and filler size, the trusted real users (held out of every detector's fitting, they
+  set its threshold);
+* :func:`fake_sets` -- ``{(kind, seed): ratings [largest size, n_items]}``: a smaller attack
+  takes the first profiles of the same draw, seeded by :func:`~jaxrec.attacks.shilling.profile_seed`;
+* :func:`poisoned_sets` -- every (attack, size, seed) poisoned training set (defense ``none``)
+  and, per detector, the same set without the users it flags at the trusted users' threshold,
+  with the detector's figures; ROC curves at the largest size and seed 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from jaxrec.attacks import detection, poison, profiles, shilling
+from jaxrec.data.interactions import Interactions, Split
+from jaxrec.errors import JaxrecError
+
+
+@dataclasses.dataclass
+class Scenario:
+    """The poisoning's fixed parts.
+
+    Attributes:
+      rated: the rated split widened by the fake-user slots; split: its positives (the victims'
+        data); n_real: real users (fakes are users ``n_real ..``); counts: fake users per attack
+        size; targets: ``[T]`` item indices; stats: what the attacker knows of the ratings;
+        filler: items per profile besides the targets; trusted: ``[N_t]`` trusted real users;
+        real_users: ``[N_r]`` real users with training data.
+    """
+
+    rated: Split
+    split: Split
+    n_real: int
+    counts: list[int]
+    targets: np.ndarray
+    stats: shilling.RatingStats
+    filler: int
+    trusted: np.ndarray
+    real_users: np.ndarray
+
+
+def scenario(
+    rated: Split,
+    sizes: Sequence[float],
+    threshold: float | None = 4.0,
+    targets: Sequence = (),
+    n_targets: int = 5,
+    pool: str = "unpopular",
+    seed: int = 0,
+    filler: int = 0,
+    trusted: float = 0.1,
+) -> Scenario:
+    """:class:`Scenario` on the rated split ``rated``; an error starts with the argument it is
+    about (``sizes: ...``, ``targets: ...``).
+
+    Args:
+      sizes: fake users per attack, a share of the real users (< 1) or a count.
+      threshold: ratings >= it become positives after injection (None: all).
+      targets: raw item ids (:func:`~jaxrec.attacks.poison.target_indices`); empty: ``n_targets``
+        drawn (seeded) from the ``pool`` half of the items with a training positive.
+      filler: items per profile besides the targets (0: the mean real profile length).
+      trusted: the share of real users trusted (at least 2).
+    """
+    n_real = rated.n_users
+    counts = [int(round(s * n_real)) if s < 1 else int(s) for s in sizes]
+    if min(counts) < 1:
+        raise JaxrecError(f"sizes: {list(sizes)} of {n_real} users gives an attack without fake users")
+    wide = poison.widen_split(rated, max(counts))
+    split = poison.positives_split(wide, threshold)
+    try:
+        picked = (
+            poison.target_indices(targets, rated.train)
+            if len(targets)
+            else poison.pick_targets(split.train, n_targets, pool, seed)
+        )
+    except JaxrecError as e:
+        raise JaxrecError(f"targets: {e}") from None
+    stats = shilling.rating_stats(rated.train)
+    real_users = np.flatnonzero(rated.train.user_counts() > 0)
+    n_trusted = max(2, int(round(trusted * real_users.size)))
+    chosen = np.sort(np.random.default_rng(seed).choice(real_users, n_trusted, replace=False))
+    filler = filler or int(round(stats.profile_length))
+    return Scenario(wide, split, n_real, counts, picked, stats, filler, chosen, real_users)
+
+
+def fake_sets(
+    sc: Scenario,
+    kinds: Sequence[str],
+    seeds: int,
+    seed: int = 0,
+    intent: str = "push",
+    selected: int = 10,
+    generate: Callable | None = None,
+) -> dict:
+    """``{(kind, s): ratings [max count, n_items]}`` for every attack ``kind`` and seed ``s <
+    seeds`` (drawn from :func:`~jaxrec.attacks.shilling.profile_seed` of ``seed + s``).
+    ``generate``: the GAN's ``sample(key, lengths)`` for the ``gan`` kind (a rated GAN's profiles
+    carry its own ratings)."""
+    n = max(sc.counts)
+    lengths = np.full(sc.real_users.size, sc.filler)
+    out = {}
+    for s in range(seeds):
+        for kind in kinds:
+            draw = shilling.profile_seed(seed + s, kind)
+            items = ratings = None
+            if kind == "gan":
+                items, drawn = profiles.gan_profiles(
+                    generate, jax.random.key(draw), n, lengths, tuple(sc.targets), "mean"
+                )
+                items = np.asarray(items)
+                ratings = None if drawn.ratings is None else np.asarray(drawn.ratings)
+            sel = min(selected, sc.filler)
+            out[kind, s] = shilling.fake_profiles(
+                kind, n, sc.stats, sc.targets, sc.filler, draw, intent, sel, items, ratings
+            )
+    return out
+
+
+@dataclasses.dataclass
+class Variant:
+    """One poisoned training set: its attack, size, seed, defense (``none`` or a detector) and
+    positives; with a filter defense, the detector's figures."""
+
+    kind: str
+    count: int
+    seed: int
+    defense: str
+    train: Interactions
+    detection: dict | None = None
+
+
+def poisoned_sets(
+    sc: Scenario,
+    fakes: dict,
+    kinds: Sequence[str],
+    seeds: int,
+    threshold: float | None,
+    detectors: dict[str, Callable],
+    fpr: float = 0.05,
+) -> tuple[list[Variant], dict]:
+    """Every (attack, size, seed) poisoned training set and, per detector of ``detectors``
+    (``{name: suspicion(ratings [U, n_items]) -> [U]}``), its copy without the flagged users (the
+    threshold at ``fpr`` on the trusted users); plus ROC curves ``{(kind, detector): (fpr, tpr,
+    auc)}`` at the largest size and seed 0. A detector's figures add ``real_flagged``, the real
+    users it dropped."""
+    out, roc = [], {}
+    for kind in kinds:
+        for count in sc.counts:
+            for s in range(seeds):
+                rated = poison.inject(sc.rated.train, fakes[kind, s][:count], sc.n_real)
+                out.append(Variant(kind, count, s, "none", poison.positives(rated, threshold)))
+                fake = np.arange(sc.n_real, sc.n_real + count)
+                present = np.concatenate([sc.real_users, fake])
+                r = rated.dense(rated=True)
+                for name, suspicion in detectors.items():
+                    scores = np.zeros(rated.n_users)
+                    scores[present] = suspicion(r[present])
+                    flagged = detection.flag(scores, present, sc.trusted, fpr)
+                    figures = detection.user_detection_report(scores, fake, sc.real_users, sc.trusted, fpr)
+                    figures["real_flagged"] = int(np.sum(flagged < sc.n_real))
+                    kept = poison.positives(poison.without_users(rated, flagged), threshold)
+                    out.append(Variant(kind, count, s, name, kept, figures))
+                    if count == max(sc.counts) and s == 0:
+                        labels = np.isin(present, fake)
+                        roc[kind, name] = (*detection.roc_curve(scores[present], labels), figures["auc"])
+    return out, roc

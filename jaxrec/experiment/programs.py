@@ -1,0 +1,107 @@
+"""Compiled programs keyed by what they compile.
+
+A training's programs (the member engine's epoch and validation, :mod:`jaxrec.train.engine`) are
+traced from a handful of values: the model (a hashable Flax module: its sizes, layers, kernel,
+dtype), the loss and its structural switches, the batching, the member count, the shapes of the
+data and the validation settings. :class:`EpochSpec` and :class:`ProgramKey` hold exactly those;
+the engine of a key is built once per process and reused by every later run, sweep group, study
+victim and test with the same key -- whatever else their configs say (epochs, data path, names,
+the eval cut-offs when nothing validates, the GAN or attack sections).
+
+The other compiled programs of the package are keyed the same way where they are built: the
+evaluators by (model, cut-offs, shapes) (:func:`jaxrec.evaluate.compile_evaluator`), the GAN's
+engine by its :class:`~jaxrec.adversarial.gan_spec.GANSpec` (:func:`jaxrec.adversarial.gan_training.gan_engine`),
+the perturbation and target-item rankings by their static arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable
+
+import jax
+import numpy as np
+
+from jaxrec.adversarial.apr import make_apr_loss
+from jaxrec.train.engine import Engine, make_engine
+from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochSpec:
+    """Everything a one-member epoch's trace depends on (hashable).
+
+    Attributes:
+      model: the Recommender module; loss: ``bpr`` | ``bce``; with_l2: the L2 term is computed
+      (some member has ``train.l2 > 0``); adv: ``none`` | ``apr``; adv_relative, adv_perturb:
+      APR's strength unit and perturbation; batch: pairs per step; n_negatives, sampling: the
+      negatives; skip_empty: padding-only batches are no steps (members with their own data).
+    """
+
+    model: Hashable
+    loss: str
+    with_l2: bool
+    adv: str
+    adv_relative: bool
+    adv_perturb: str
+    batch: int
+    n_negatives: int
+    sampling: str
+    skip_empty: bool
+
+
+def make_epoch_fn(spec: EpochSpec) -> Callable:
+    """The unjitted one-member ``epoch(state, data)`` of ``spec`` (the engine vmaps and jits it)."""
+    if spec.adv == "apr":
+        loss_fn = make_apr_loss(
+            spec.model, spec.loss, spec.with_l2, relative=spec.adv_relative, method=spec.adv_perturb
+        )
+    else:
+        loss_fn = make_loss_fn(spec.model, spec.loss, with_l2=spec.with_l2)
+    step = make_train_step(loss_fn, skip_empty=spec.skip_empty)
+    return make_epoch(step, spec.batch, spec.n_negatives, spec.sampling)
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramKey:
+    """The key of a member engine: the epoch, the member count and layout, the data shapes, the
+    validation settings (None: no validation) and the mesh shape (None: one device)."""
+
+    epoch: EpochSpec
+    members: int
+    data_batched: bool
+    shapes: tuple
+    validation: tuple | None
+    mesh: tuple | None
+
+
+def shapes_of(tree) -> tuple:
+    """The structure and leaf shapes of an array pytree (part of a :class:`ProgramKey`)."""
+    shapes = jax.tree.map(np.shape, tree)
+    return (jax.tree.structure(shapes), tuple(jax.tree.leaves(shapes)))
+
+
+_ENGINES: dict[ProgramKey, Engine] = {}
+BUILT = [0]  #: engines built in this process (each one compiles its programs once)
+_LIMIT = 32  #: engines kept (the oldest is dropped beyond it)
+
+
+def engine(key: ProgramKey, validate: Callable | None = None, monitor: str = "recall@20", patience=None, mesh=None):
+    """The member engine of ``key``, built once per process (``validate``, ``monitor``,
+    ``patience`` and ``mesh`` must be what ``key.validation`` / ``key.mesh`` describe)."""
+    found = _ENGINES.get(key)
+    if found is None:
+        found = make_engine(
+            make_epoch_fn(key.epoch),
+            key.members,
+            data_batched=key.data_batched,
+            validate=validate,
+            monitor=monitor,
+            patience=patience,
+            mesh=mesh,
+        )
+        _ENGINES[key] = found
+        BUILT[0] += 1
+        if len(_ENGINES) > _LIMIT:
+            _ENGINES.pop(next(iter(_ENGINES)))
+    return found

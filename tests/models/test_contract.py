@@ -1,0 +1,68 @@
+"""The Recommender contract, for every model of the registry: what a Flax user types first works
+(``Module.init`` / ``apply``), and ``embeddings``, ``score`` and ``score_all`` agree with each other
+on the one embedding path."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrec.config import ModelConfig
+from jaxrec.experiment import build_model
+from jaxrec.models import MODELS, embedding_tables
+from jaxrec.train.state import init_params
+
+SETTINGS = {"dim": 8, "layers": 2, "mlp_layers": (16, 8), "dropout": 0.1}
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_split):
+    rng = np.random.default_rng(0)
+    users = jnp.asarray(rng.integers(0, tiny_split.n_users, 6), jnp.int32)
+    items = jnp.asarray(rng.integers(0, tiny_split.n_items, (6, 3)), jnp.int32)
+    return users, items
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_registered_model_keeps_the_contract(tiny_split, batch, name):
+    model, inputs = build_model(ModelConfig(name=name, **SETTINGS), tiny_split.train)
+    assert isinstance(model, MODELS[name])
+    users, items = batch
+    key = jax.random.key(3)
+    # flax's own init: the parameters a Flax user gets are the ones training starts from
+    variables = model.init(key, users, items)
+    assert set(variables) == {"params"}
+    for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(init_params(model, key, inputs)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the embedding path: every table under params/embeddings, user* tables per user, item* per item
+    tables = embedding_tables(variables)
+    assert tables and all(k.startswith(("user", "item")) for k in tables)
+    for k, t in tables.items():
+        assert t.shape == ((tiny_split.n_users if k.startswith("user") else tiny_split.n_items), 8)
+    full = {**variables, **inputs}
+    cache = model.apply(full, method="embeddings")
+    pairs = model.apply(full, users, items)  # __call__ is score
+    assert pairs.shape == items.shape
+    one = model.apply(full, users, items[:, 0], method="score")
+    assert one.shape == users.shape
+    all_items = model.apply(full, users, cache, method="score_all")
+    assert all_items.shape == (users.shape[0], tiny_split.n_items)
+    # score of [B], score of [B, M] and score_all are the same function of (user, item)
+    np.testing.assert_allclose(one, pairs[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pairs, jnp.take_along_axis(all_items, items, axis=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.apply(full, users, items, cache, method="score"), pairs, rtol=1e-6)
+    # the tables are the parameters: perturbing them changes the scores
+    bumped = {**full, "params": {**full["params"], "embeddings": jax.tree.map(lambda t: t + 0.1, tables)}}
+    assert not np.allclose(model.apply(bumped, users, items), pairs)
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "ngcf"])
+def test_a_graph_model_applied_without_its_graph_is_one_clear_error(tiny_split, batch, name):
+    from jaxrec.errors import JaxrecError
+
+    model, _ = build_model(ModelConfig(name=name, **SETTINGS), tiny_split.train)
+    variables = model.init(jax.random.key(0), *batch)
+    with pytest.raises(JaxrecError, match="needs its graph"):
+        model.apply(variables, *batch)
