@@ -12,7 +12,7 @@ Two generators here, both with profile lengths matching the real users':
 
 The array form is the contract: ``profiles [N, n_items]`` float32 in {0, 1}. Targets are on top
 of the L filler items (a profile has ``L + |targets \\ filler|`` items).
-:func:`jaxrec.attacks.shilling.rate` gives the rows ratings and
+:func:`jaxrec.attacks.shilling.fake_profiles` gives the rows ratings and
 :func:`jaxrec.attacks.poison.inject` appends them to the real data as new users.
 """
 

@@ -229,7 +229,7 @@ def propagate_layer(graph: dict, eu: jax.Array, ei: jax.Array, propagation: str)
     """One product with the normalised adjacency: ``Â [E_u; E_i] = (R̃ E_i, R̃^T E_u)``.
 
     Args:
-      graph: arrays from :func:`bipartite_graph` for ``propagation``.
+      graph: arrays from :func:`jaxrec.data.graph.bipartite_graph` for ``propagation``.
       eu: ``[n_users, D]``; ei: ``[n_items, D]``.
     Returns ``(R̃ E_i [n_users, D], R̃^T E_u [n_items, D])``. The ``*_vjp`` kernels differentiate
     it with the same product (``Â`` is symmetric); the others with JAX's autodiff.
@@ -248,7 +248,7 @@ def propagate(graph: dict, eu: jax.Array, ei: jax.Array, layers: int, propagatio
     """LightGCN's final embeddings ``(1/(K+1)) sum_{k=0..K} Â^k E`` (He et al., SIGIR 2020, eq. 8).
 
     Args:
-      graph: arrays from :func:`bipartite_graph` for ``propagation``.
+      graph: arrays from :func:`jaxrec.data.graph.bipartite_graph` for ``propagation``.
       eu: ``[n_users, D]`` layer-0 user embeddings; ei: ``[n_items, D]`` item embeddings.
       layers: ``K >= 0``.
       propagation: a kernel name of :data:`PROPAGATIONS`.

@@ -124,9 +124,10 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
 def constrain_batches(batches):
     """Split an epoch's ``[n_batches, B, ...]`` batch arrays along ``B`` over the ``data`` axis.
 
-    Call it inside jitted code. Under a mesh set with ``jax.set_mesh`` (as :func:`shard_epoch`
-    does) every leaf gets ``with_sharding_constraint(P(None, "data", None, ...))``; without a
-    mesh, or one without a ``data`` axis, the batches are returned unchanged (no cost).
+    Call it inside jitted code. Under a mesh set with ``jax.set_mesh`` (as the member engine
+    does, :mod:`jaxrec.train.engine`) every leaf gets ``with_sharding_constraint(P(None, "data",
+    None, ...))``; without a mesh, or one without a ``data`` axis, the batches are returned
+    unchanged (no cost).
     """
     mesh = jax.sharding.get_abstract_mesh()
     if mesh.empty or DATA_AXIS not in mesh.axis_names:
@@ -146,7 +147,7 @@ def _is_embedding_path(path) -> bool:
 
 def member_shardings(tree, mesh: Mesh, batched: bool = True):
     """Shardings for a pytree with a leading member axis: that axis split over ``member``, and
-    (as :func:`state_shardings`) embedding tables' rows over ``model``; ``batched=False``: the
+    embedding tables' rows (and their optimizer moments) over ``model``; ``batched=False``: the
     tree has no member axis and is replicated (data shared by all members)."""
     if not batched:
         return jax.tree.map(lambda _: NamedSharding(mesh, P()), tree)
