@@ -112,3 +112,40 @@ def rated_split() -> Split:
     pos = np.arange(len(inter)) % 8
     parts = [inter.select(pos < 6), inter.select(pos == 6), inter.select(pos == 7)]
     return Split(train=parts[0], valid=parts[1], test=parts[2])
+
+
+def reference_metrics(scores, train_sets, test_sets, ks):
+    """Straight from the definitions, one user at a time."""
+    out = {f"{m}@{k}": [] for m in ("recall", "ndcg", "precision", "hit", "mrr") for k in ks}
+    for u, test in enumerate(test_sets):
+        if not test:
+            continue
+        s = scores[u].astype(np.float64).copy()
+        s[list(train_sets[u])] = -np.inf
+        order = sorted(range(len(s)), key=lambda i: (-s[i], i))
+        for k in ks:
+            top = order[:k]
+            hit = [1.0 if i in test else 0.0 for i in top]
+            out[f"hit@{k}"].append(float(any(hit)))
+            out[f"precision@{k}"].append(sum(hit) / k)
+            out[f"recall@{k}"].append(sum(hit) / len(test))
+            first = next((r for r, h in enumerate(hit, 1) if h), None)
+            out[f"mrr@{k}"].append(1.0 / first if first else 0.0)
+            dcg = sum(h / np.log2(r + 1) for r, h in enumerate(hit, 1))
+            idcg = sum(1.0 / np.log2(r + 1) for r in range(1, min(len(test), k) + 1))
+            out[f"ndcg@{k}"].append(dcg / idcg)
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def reference_test_metrics(scores, split: Split, ks):
+    """:func:`reference_metrics` of the test part of ``split``: ``scores [n_users, n_items]``,
+    training and validation items masked (the protocol of every test evaluation)."""
+    seen = [set() for _ in range(split.n_users)]
+    held = [set() for _ in range(split.n_users)]
+    for part in (split.train, split.valid):
+        if part is not None:
+            for u, i in zip(part.users, part.items):
+                seen[u].add(int(i))
+    for u, i in zip(split.test.users, split.test.items):
+        held[u].add(int(i))
+    return reference_metrics(np.asarray(scores), seen, held, ks)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import random_interactions, real_data_dir
 
@@ -49,8 +50,13 @@ def test_train_writes_config_and_metrics(tiny_csv, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "recall" in out and "ndcg" in out
     metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    # the same numbers as a separate run of the same configuration through the Python API
+    from jaxrec import load_config, run
+
+    args = tiny_args(tiny_csv, tmp_path, "--set", "train.eval_every=1")
+    alone = run(load_config(None, args[3::2]), progress=False, write=False)
     for key in ("recall@10", "ndcg@10", "precision@10", "hit@10", "mrr@10", "recall@5"):
-        assert 0.0 <= metrics[key] <= 1.0
+        assert metrics[key] == pytest.approx(alone.metrics[key], abs=1e-6), key
     assert metrics["epochs"] == 3 and metrics["split"]["users_with_test"] == 25
     assert (tmp_path / "tiny" / "config.yaml").read_text().count("epochs: 3") == 1
     history = (tmp_path / "tiny" / "history.jsonl").read_text().splitlines()
@@ -258,6 +264,27 @@ def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_
     res = json.loads((tmp_path / "att" / "results.json").read_text())
     assert res["targets"] == ["i3", "i7"] and len(res["rows"]) == 1 + 2  # clean + (none, rdma)
     assert (tmp_path / "att" / "roc_average.png").is_file()
+
+
+def test_integer_raw_ids_are_attack_targets_and_the_report_names_them(tmp_path, capsys):
+    """MovieLens and Gowalla item ids are integers: ``attack.targets=[50]`` (a YAML integer) and
+    ``["50"]`` both name item 50, and the results and the report give the raw id."""
+    rng = np.random.default_rng(3)
+    rows = [(u, 10 * i + 0, 1 + (u * i) % 5) for u in range(1, 26) for i in rng.choice(30, 10, replace=False)]
+    data = tmp_path / "ids.csv"  # integer ids with gaps: users 1..25, items 0, 10, ..., 290
+    data.write_text("user_id,item_id,rating\n" + "".join(f"{u},{i},{r}\n" for u, i, r in rows))
+    for given in ("[50, 120]", "['50', '120']"):
+        args = ["attack", "-q", "--overwrite"]
+        for s in (f"data.dataset={data}", "data.rating_col=rating", "eval.ks=[5]", f"output_dir={tmp_path}",
+                  "name=ids", "model.dim=8", "train.epochs=1", "attack.kinds=[random]", "attack.sizes=[2]",
+                  "attack.seeds=1", "attack.detectors=[]", f"attack.targets={given}"):  # fmt: skip
+            args += ["--set", s]
+        assert main(args) == 0, capsys.readouterr().err
+        saved = json.loads((tmp_path / "ids" / "results.json").read_text())
+        assert saved["targets"] == [50, 120]
+        assert (
+            "Targets (raw item ids, attacked jointly, push): [50, 120]" in (tmp_path / "ids" / "report.md").read_text()
+        )
 
 
 def test_an_unwritable_output_dir_is_an_error_before_training(tiny_csv, tmp_path, capsys):

@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import reference_metrics
 
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
@@ -31,29 +32,6 @@ class FixedScores(nn.Module):
 def fixed(scores):
     """``(model, variables)`` scoring with the matrix ``scores``."""
     return FixedScores(*scores.shape), {"params": {"scores": jnp.asarray(scores)}}
-
-
-def reference_metrics(scores, train_sets, test_sets, ks):
-    """Straight from the definitions, one user at a time."""
-    out = {f"{m}@{k}": [] for m in ("recall", "ndcg", "precision", "hit", "mrr") for k in ks}
-    for u, test in enumerate(test_sets):
-        if not test:
-            continue
-        s = scores[u].astype(np.float64).copy()
-        s[list(train_sets[u])] = -np.inf
-        order = sorted(range(len(s)), key=lambda i: (-s[i], i))
-        for k in ks:
-            top = order[:k]
-            hit = [1.0 if i in test else 0.0 for i in top]
-            out[f"hit@{k}"].append(float(any(hit)))
-            out[f"precision@{k}"].append(sum(hit) / k)
-            out[f"recall@{k}"].append(sum(hit) / len(test))
-            first = next((r for r, h in enumerate(hit, 1) if h), None)
-            out[f"mrr@{k}"].append(1.0 / first if first else 0.0)
-            dcg = sum(h / np.log2(r + 1) for r, h in enumerate(hit, 1))
-            idcg = sum(1.0 / np.log2(r + 1) for r in range(1, min(len(test), k) + 1))
-            out[f"ndcg@{k}"].append(dcg / idcg)
-    return {k: float(np.mean(v)) for k, v in out.items()}
 
 
 def random_case(seed, n_users=23, n_items=31):

@@ -63,6 +63,19 @@ def test_sweep_rows_summary_files_and_groups(tmp_path, tiny_split):
     assert yaml.safe_load((out / "config.yaml").read_text())["grid"]["train.seed"] == [0, 1, 2]
 
 
+def test_a_sweep_over_epochs_compiles_one_epoch_program(tmp_path, tiny_split):
+    """``train.epochs=2,3`` are two groups (members of one program train equally long) that share
+    one compiled epoch program: its key is what the trace depends on, not the whole config."""
+    res = sweep(_cfg(tmp_path), {"train.epochs": [2, 3]}, progress=False, write=False, split=tiny_split)
+    short, long = res.extras.groups
+    assert res.timing["programs"] == 2 and res.timing["compiled"] == 1
+    assert short.engine is long.engine and short.engine.epoch.traces() == 1
+    assert [r["epochs"] for r in res.rows] == [2, 3]
+    # and the two groups are the runs they stand for: the 3-epoch member equals a 3-epoch run
+    alone = run(Config(**{**_cfg(tmp_path).__dict__, "name": "x"}), progress=False, write=False, split=tiny_split)
+    assert res.rows[1]["recall@10"] == pytest.approx(alone.metrics["recall@10"], abs=1e-6)
+
+
 def test_sweep_cli_and_its_errors(tmp_path, tiny_split, capsys):
     from conftest import random_interactions
 

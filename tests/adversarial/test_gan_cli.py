@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxrec.adversarial.gan_training import d_prob
+from jaxrec.adversarial.realism import realism_report
 from jaxrec.cli import main
+from jaxrec.config import load_config
+from jaxrec.data import load_dataset
+from jaxrec.experiment import load_split
+from jaxrec.experiment.gans import spec_from_config, train_cfgan
 
 # the same sizes as tests/adversarial/test_cfgan.py (30 users x 40 items, G/D widths, batch, ks),
 # so the CFGAN programs compiled there are reused here
@@ -62,12 +69,20 @@ def test_gan_cli_fake_users(tmp_path, tiny_csv, capsys):
     assert "realism" in out and "detector" in out
     run = tmp_path / "runs" / "tiny"
     metrics = json.loads((run / "metrics.json").read_text())
-    for side in ("detector_gan", "detector_random"):
-        assert 0.0 <= metrics[side]["auc"] <= 1.0
-    for side in ("realism_gan", "realism_random", "realism_real"):
-        assert 0.0 <= metrics[side]["popularity_jsd"] <= 1.0 and 0.0 <= metrics[side]["nn_cosine"] <= 1.0
-    assert 0.0 < metrics["d_gan_profiles"] < 1.0
     samples = np.load(run / "samples.npz")
+    # the figures follow from the saved profiles, the held-out users and the checkpointed D
+    reference = load_dataset(str(tiny_csv)).dense()[samples["users_reference"]]
+    restored, _ = _restore(run)
+    spec = spec_from_config(load_config(run / "config.yaml").gan, 40)
+    for kind in ("gan", "random"):
+        figures = realism_report(samples[f"{kind}_profiles"], reference)
+        for name in ("popularity_jsd", "nn_cosine", "diversity", "length_ks"):
+            assert metrics[f"realism_{kind}"][name] == pytest.approx(figures[name], abs=1e-6), (kind, name)
+        d = np.asarray(d_prob(spec, restored.d.params, jnp.asarray(samples[f"{kind}_profiles"], jnp.float32)))
+        np.testing.assert_allclose(d, samples[f"d_{kind}"], rtol=1e-5)
+        assert metrics[f"d_{kind}_profiles"] == pytest.approx(d.mean(), rel=1e-5)
+        pairs = (1 - d)[:, None] - (1 - samples["d_reference"])[None, :]  # suspicion: fakes vs real users
+        assert metrics[f"detector_{kind}"]["auc"] == pytest.approx(np.mean((pairs > 0) + 0.5 * (pairs == 0)))
     assert samples["gan_profiles"].shape == samples["random_profiles"].shape == (6, 40)
     assert np.all(samples["gan_profiles"][:, 3] == 1) and np.all(samples["random_profiles"][:, 3] == 1)
     hist = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
@@ -116,9 +131,15 @@ def _raw(x):
 
 
 def test_gan_cli_cfgan_and_errors(tmp_path, tiny_csv, capsys):
-    assert main(_args(tmp_path, tiny_csv, ["gan.conditional=true", "gan.noise_dim=0"])) == 0
+    cfgan = ["gan.conditional=true", "gan.noise_dim=0"]
+    assert main(_args(tmp_path, tiny_csv, cfgan)) == 0
     metrics = json.loads((tmp_path / "runs" / "tiny" / "metrics.json").read_text())
-    assert 0.0 <= metrics["recall@5"] <= 1.0 and 0.0 < metrics["d_real"] < 1.0
+    # the numbers of a separate, in-process CFGAN training of the same configuration
+    cfg = load_config(None, _args(tmp_path, tiny_csv, cfgan)[3::2])
+    alone = train_cfgan(cfg, load_split(cfg.data))
+    for key in ("recall@5", "ndcg@10"):
+        assert metrics[key] == pytest.approx(alone.metrics[key], abs=1e-6), key
+    assert metrics["d_real"] == pytest.approx(alone.fit.history[-1]["d_real"], abs=1e-6)
     capsys.readouterr()
     assert main(_args(tmp_path, tiny_csv, ["gan.noise_dim=0"])) == 2
     assert "gan.noise_dim" in capsys.readouterr().err

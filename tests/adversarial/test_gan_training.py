@@ -67,8 +67,8 @@ def test_shapes_and_ranges():
     g = Generator(N_ITEMS, (16,))
     gp = init_generator(g, jax.random.key(0), 8)
     out = g.apply(gp, jnp.ones((5, 8)))
-    assert out.shape == (5, N_ITEMS)
-    assert bool(jnp.all((out >= 0) & (out <= 1)))
+    assert out.shape == (5, N_ITEMS)  # G's users are the sigmoid of its logits
+    np.testing.assert_allclose(out, jax.nn.sigmoid(g.apply(gp, jnp.ones((5, 8)), method=Generator.logits)), rtol=1e-6)
     d = Discriminator((16,), 0.3)
     dp = init_discriminator(d, jax.random.key(1), N_ITEMS)
     assert d.apply(dp, out).shape == (5,)
@@ -206,4 +206,9 @@ def test_bad_values_raise():
         gan_data(np.full((3, 4), 0.5))
     with pytest.raises(JaxrecError, match="learning rate"):
         gan_adam(0.0)
-    assert isinstance(gan_adam(1e-3), optax.GradientTransformation)
+    # GAN Adam is optax's Adam with beta1 0.5, one object per setting (jit reuses its compilation)
+    assert gan_adam(1e-3) is gan_adam(1e-3) and gan_adam(1e-3) is not gan_adam(1e-3, 0.9)
+    params, grads = {"w": jnp.arange(3.0)}, {"w": jnp.array([0.5, -1.0, 2.0])}
+    ours, _ = gan_adam(1e-3).update(grads, gan_adam(1e-3).init(params))
+    theirs, _ = optax.adam(1e-3, b1=0.5).update(grads, optax.adam(1e-3, b1=0.5).init(params))
+    np.testing.assert_array_equal(ours["w"], theirs["w"])

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from jaxrec.attacks import members_outcomes, poison, target_metrics, target_ranking
-from jaxrec.attacks.shilling import fake_profiles, rating_stats
+from jaxrec.attacks.detection import pca_suspicion, rdma
+from jaxrec.attacks.shilling import fake_profiles, profile_seed, rating_stats
 from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig
 from jaxrec.experiment.training import build_training, train_members
 
@@ -94,7 +95,18 @@ def test_run_attack_end_to_end_on_tiny_data(rated_split, tmp_path):
     res = run_attack(cfg, progress=False, rated=rated_split)
     assert len(res.rows) == 2 + 2 * 2 * 3  # clean seeds + sizes x seeds x (none, pca, rdma)
     assert {r["defense"] for r in res.rows} == {"none", "pca", "rdma"}
-    assert all(0 <= r["detect_auc"] <= 1 for r in res.rows if r["defense"] in ("pca", "rdma"))
+    # a filter row's ROC-AUC from the definition: its detector's suspicion of the fake users above
+    # the untrusted real users', counted over pairs
+    sc = res.extras.scenario  # the seed-0, 4-fake bandwagon attack, written again by hand:
+    profiles = fake_profiles("bandwagon", 4, sc.stats, sc.targets, 5, profile_seed(0, "bandwagon"), selected=2)
+    rated = poison.inject(sc.rated.train, profiles, sc.n_real)
+    present = np.r_[sc.real_users, sc.n_real + np.arange(4)]
+    r = rated.dense(rated=True)[present]
+    for name, suspicion in (("pca", pca_suspicion(r, 3)), ("rdma", rdma(r))):
+        real = ~np.isin(present, sc.trusted) & (present < sc.n_real)
+        pairs = suspicion[-4:, None] - suspicion[real][None, :]
+        row = next(x for x in res.rows if (x["defense"], x["size"], x["seed"]) == (name, 4, 0))
+        assert row["detect_auc"] == pytest.approx(np.mean((pairs > 0) + 0.5 * (pairs == 0)), abs=1e-9), name
     names = {p.name for p in res.run_dir.iterdir()}
     assert {
         "config.yaml",
