@@ -62,12 +62,33 @@ def walk_figures(walk) -> dict:
     return {"files": len(files), "functions": len(walk), "returns": returns, "file_order": files}
 
 
+def code_lines(path: Path) -> int:
+    """Lines of code in a module: not blank, not a comment, not part of a docstring."""
+    import ast
+
+    text = path.read_text()
+    skip = set()
+    for node in ast.walk(ast.parse(text)):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            value = body[0].value
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                skip.update(range(body[0].lineno, body[0].end_lineno + 1))
+    lines = text.splitlines()
+    return sum(1 for i, ln in enumerate(lines, 1) if i not in skip and ln.strip() and not ln.strip().startswith("#"))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", help="append the figures as one JSON line to this file")
     p.add_argument("--list", action="store_true", help="print the walk, one function a line")
+    p.add_argument("--lines", nargs="*", metavar="FILE", help="print the code lines of these modules and stop")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- then the jaxrec command line")
     args = p.parse_args()
+    if args.lines is not None:
+        for f in args.lines:
+            print(f"{code_lines(Path(f)):5d} {f}")
+        return
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     from jaxrec.cli import main as cli
 

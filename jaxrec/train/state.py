@@ -98,21 +98,26 @@ def create_members(
     Args:
       keys: ``[M]`` typed keys (member m is ``create_state(model, keys[m], ...)``).
       hparams: ``{name: [M]}`` per-member values; lr: ``[M]`` learning rates (or None).
-    The step counter becomes an ``[M]`` int32 array.
+    The step counter becomes an ``[M]`` int32 array. One compiled program per (model, optimizer,
+    shapes): run eagerly, a vmapped initialisation re-traces and recompiles every random draw on
+    every call.
     """
     hparams = {k: jnp.asarray(v, jnp.float32) for k, v in (hparams or {}).items()}
     lr_arg = None if lr is None else jnp.asarray(lr, jnp.float32)
+    state = _create_members(model, tx, keys, dict(inputs or {}), hparams, lr_arg)
+    # one buffer per leaf (equal zeros may share one, and the state is donated to the epoch)
+    return jax.tree.map(jnp.copy, state)
 
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _create_members(model, tx, keys, inputs, hparams, lr):
     def one(key, hp, lr_m):
         s = create_state(model, key, tx, inputs, hp, lr_m)
         return s.replace(step=jnp.zeros((), jnp.int32))
 
-    if lr_arg is None:
-        state = jax.vmap(lambda k, hp: one(k, hp, None))(keys, hparams)
-    else:
-        state = jax.vmap(one)(keys, hparams, lr_arg)
-    # one buffer per leaf (equal zeros may share one, and the state is donated to the epoch)
-    return jax.tree.map(jnp.copy, state)
+    if lr is None:
+        return jax.vmap(lambda k, hp: one(k, hp, None))(keys, hparams)
+    return jax.vmap(one)(keys, hparams, lr)
 
 
 def member(tree, m: int):
