@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,21 +39,23 @@ def victim(victims):
     return victims["mf"]
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _delta_and_loss(model, method, pgd, params, inputs, data, e, key):
+    """One (strength, seed) by hand, with the same keys as the vmapped program: the delta and the
+    adversary's loss at the perturbed tables (one compiled program per model and method)."""
+    k_neg, k_dir = jax.random.split(jax.random.fold_in(key, 0))
+    loss = strengths.adversary_loss(model, params, inputs, data, k_neg)
+    tables = embedding_tables(params)
+    if method == "pgd":
+        delta = perturb.pgd(loss, tables, e, pgd.steps, pgd.step_size, False, pgd.random_start, k_dir)
+    else:
+        delta = perturb.perturbation(method, tables, jax.grad(loss)(tables), e, False, k_dir)
+    return delta, loss({k: t + delta[k] for k, t in tables.items()})
+
+
 def _alone(model, params, inputs, data, ranking, method, e, key, pgd=PGD()):
-    """One (strength, seed) by hand: the same keys as the vmapped program, the delta applied and evaluated."""
-
-    @jax.jit
-    def delta_and_loss(params, data, e):
-        k_neg, k_dir = jax.random.split(jax.random.fold_in(key, 0))
-        loss = strengths.adversary_loss(model, params, inputs, data, k_neg)
-        tables = embedding_tables(params)
-        if method == "pgd":
-            delta = perturb.pgd(loss, tables, e, pgd.steps, pgd.step_size, False, pgd.random_start, k_dir)
-        else:
-            delta = perturb.perturbation(method, tables, jax.grad(loss)(tables), e, False, k_dir)
-        return delta, loss({k: t + delta[k] for k, t in tables.items()})
-
-    delta, loss = delta_and_loss(params, data, e)
+    """One (strength, seed) by hand: the delta applied and evaluated."""
+    delta, loss = _delta_and_loss(model, method, pgd, params, inputs, data, jnp.float32(e), key)
     return evaluate(model, {**perturb.apply(params, delta), **inputs}, ranking, (5,)), float(loss)
 
 

@@ -24,7 +24,7 @@ def test_four_simulated_devices():
     (the flag must be set before JAX starts; the rest of the suite keeps one device)."""
     env = {
         **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip(),
         "JAX_PLATFORMS": "cpu",
     }
     proc = subprocess.run(
