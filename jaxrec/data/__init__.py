@@ -13,18 +13,15 @@ from jaxrec.data.download import (
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.data.loaders import (
     concat,
-    read_csv,
     read_lightgcn,
     read_ml100k,
     read_movielens,
     read_movielens_csv,
     read_movielens_dat,
-    read_parquet,
-    read_split_files,
-    read_table,
 )
 from jaxrec.data.preprocess import compact, deduplicate, kcore, to_implicit
 from jaxrec.data.split import leave_one_out, random_ratio, recbole_split_counts, split_info, temporal_ratio
+from jaxrec.data.tables import read_csv, read_parquet, read_split_files, read_table
 
 __all__ = [
     "DATASETS",

@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from jaxrec.data import loaders
+from jaxrec.data import loaders, tables
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
 
@@ -319,7 +319,7 @@ def load_dataset(name_or_path: str | os.PathLike, **kwargs) -> Interactions | Sp
     Names resolve as described in the module docstring (``kwargs``: ``data_dir``, ``cache``,
     ``base_url``, ``offline``). Paths: a directory with ``train.txt``/``test.txt`` is a LightGCN
     split (a :class:`Split`); a directory or file with ``u.data`` / ``ratings.dat`` /
-    ``ratings.csv`` is MovieLens; any other file is read by :func:`loaders.read_table`
+    ``ratings.csv`` is MovieLens; any other file is read by :func:`jaxrec.data.tables.read_table`
     (``kwargs``: ``user_col``, ``item_col``, ``rating_col``, ``time_col``, ``delimiter``,
     ``id_dtype``). Returns a :class:`Split` for data with a predefined split, else
     :class:`Interactions`.
@@ -336,7 +336,7 @@ def load_dataset(name_or_path: str | os.PathLike, **kwargs) -> Interactions | Sp
         return loaders.read_movielens(path)
     if path.name in loaders.ML_FILES and not kwargs:
         return loaders.read_movielens(path)
-    return loaders.read_table(path, **kwargs)
+    return tables.read_table(path, **kwargs)
 
 
 def load_interactions(name_or_path: str | os.PathLike, **kwargs) -> Interactions:
