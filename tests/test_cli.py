@@ -275,9 +275,20 @@ def test_integer_raw_ids_are_attack_targets_and_the_report_names_them(tmp_path, 
     data.write_text("user_id,item_id,rating\n" + "".join(f"{u},{i},{r}\n" for u, i, r in rows))
     for given in ("[50, 120]", "['50', '120']"):
         args = ["attack", "-q", "--overwrite"]
-        for s in (f"data.dataset={data}", "data.rating_col=rating", "eval.ks=[5]", f"output_dir={tmp_path}",
-                  "name=ids", "model.dim=8", "train.epochs=1", "attack.kinds=[random]", "attack.sizes=[2]",
-                  "attack.seeds=1", "attack.detectors=[]", f"attack.targets={given}"):  # fmt: skip
+        for s in (
+            f"data.dataset={data}",
+            "data.rating_col=rating",
+            "eval.ks=[5]",
+            f"output_dir={tmp_path}",
+            "name=ids",
+            "model.dim=8",
+            "train.epochs=1",
+            "attack.kinds=[random]",
+            "attack.sizes=[2]",
+            "attack.seeds=1",
+            "attack.detectors=[]",
+            f"attack.targets={given}",
+        ):
             args += ["--set", s]
         assert main(args) == 0, capsys.readouterr().err
         saved = json.loads((tmp_path / "ids" / "results.json").read_text())

@@ -61,9 +61,15 @@ def _headerless(path: PathLike, filename: str, delimiter: str) -> Interactions:
     holding ``filename``)."""
     path = _in_dir(path, filename)
     cols = _parse_delimited(
-        path, delimiter=delimiter, header=False, names=_ML_NAMES, fields=_ML_FIELDS, id_dtype="int", quoted=False,
+        path,
+        delimiter=delimiter,
+        header=False,
+        names=_ML_NAMES,
+        fields=_ML_FIELDS,
+        id_dtype="int",
+        quoted=False,
         id_range=ML_ID_RANGE,
-    )  # fmt: skip
+    )
     return _interactions(cols, str(path))
 
 

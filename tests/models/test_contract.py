@@ -28,7 +28,6 @@ def batch(tiny_split):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_registered_model_keeps_the_contract(tiny_split, batch, name):
     model, inputs = build_model(ModelConfig(name=name, **SETTINGS), tiny_split.train)
-    assert isinstance(model, MODELS[name])
     users, items = batch
     key = jax.random.key(3)
     # flax's own init: the parameters a Flax user gets are the ones training starts from

@@ -269,10 +269,11 @@ def tables(result: StudyResult) -> list[Table]:
     """Target HR at every K, the prediction shift, the drop of test NDCG, the detectors."""
     ks, s = sorted(result.config.eval.ks), result.summary
     out = [
-        size_table(f"target HR@{k} (real users who never interacted with a target), mean ± std over seeds", s,
-                   f"target_hr@{k}")
+        size_table(
+            f"target HR@{k} (real users who never interacted with a target), mean ± std over seeds", s, f"target_hr@{k}"
+        )
         for k in ks
-    ]  # fmt: skip
+    ]
     out.append(size_table("target prediction shift (poisoned minus clean score)", s, "target_score_shift"))
     k = ks[len(ks) // 2]
     out.append(size_table(f"relative drop of test NDCG@{k} (1 - poisoned / clean)", s, f"drop_ndcg@{k}", 3))
@@ -280,12 +281,20 @@ def tables(result: StudyResult) -> list[Table]:
     if found:
         header = ["detector", "attack", "fakes", "precision", "recall", "ROC-AUC", "flagged (real)"]
         rows = [
-            [d["detector"], d["attack"], str(d["size"]), cell(d, "precision", 3), cell(d, "recall", 3),
-             cell(d, "auc", 3), f"{d['flagged_mean']:.1f} ({d['real_flagged_mean']:.1f})"]
+            [
+                d["detector"],
+                d["attack"],
+                str(d["size"]),
+                cell(d, "precision", 3),
+                cell(d, "recall", 3),
+                cell(d, "auc", 3),
+                f"{d['flagged_mean']:.1f} ({d['real_flagged_mean']:.1f})",
+            ]
             for d in found
-        ]  # fmt: skip
-        out.append(Table("detectors: flag users above the threshold set at attack.fpr on trusted real users", header,
-                         rows))  # fmt: skip
+        ]
+        out.append(
+            Table("detectors: flag users above the threshold set at attack.fpr on trusted real users", header, rows)
+        )
     return out
 
 
@@ -299,8 +308,17 @@ def plots(result: StudyResult, run_dir: Path) -> list[Path]:
         mine = [c for c in curves if c["attack"] == attack]
         for k in dict.fromkeys((ks[0], ks[-1])):
             m = f"target_hr@{k}"
-            out.append(plot_curves(mine, "size", m, ["model", "defense"], run_dir / f"{m}_vs_size_{attack}.png",
-                                   f"{attack} attack: {m}", "fake users (0: clean)"))  # fmt: skip
+            out.append(
+                plot_curves(
+                    mine,
+                    "size",
+                    m,
+                    ["model", "defense"],
+                    run_dir / f"{m}_vs_size_{attack}.png",
+                    f"{attack} attack: {m}",
+                    "fake users (0: clean)",
+                )
+            )
     roc = result.extras.roc
     for attack in dict.fromkeys(a for a, _ in roc):
         mine = {d: c for (a, d), c in roc.items() if a == attack}

@@ -260,15 +260,25 @@ def tables(result: StudyResult) -> list[Table]:
     detector; or CFGAN's ranking and D's scores."""
     m, title = result.extras.metrics, result.config.name
     if result.config.gan.conditional:
-        d = Table(f"{title}: D on G's users (last epoch, training batches)", ["D(real)", "D(fake)", "d_loss", "g_loss"],
-                  [[f"{m[k]:.4f}" for k in ("d_real", "d_fake", "d_loss", "g_loss")]])  # fmt: skip
+        d = Table(
+            f"{title}: D on G's users (last epoch, training batches)",
+            ["D(real)", "D(fake)", "d_loss", "g_loss"],
+            [[f"{m[k]:.4f}" for k in ("d_real", "d_fake", "d_loss", "g_loss")]],
+        )
         return [metrics_table({k: v for k, v in m.items() if "@" in k}, f"{title}: test"), d]
     kinds = [k[len("realism_") :] for k in m if k.startswith("realism_") and k != "realism_real"]
     sel = m["selection"]
-    named = [("held-out real (reference)", "d_real_reference"), ("held-out real (calibration)", "d_real_calibration"),
-             ("G(z), raw [0,1]", "d_gan_raw"), *((f"{k} profiles", f"d_{k}_profiles") for k in kinds)]  # fmt: skip
-    d = Table(f"{title}: D's probability of 'real' (mean; G and D of epoch {sel['epoch']}, {sel['criterion']})",
-              ["users", "D(x)"], [[name, f"{m[key]:.4f}"] for name, key in named])  # fmt: skip
+    named = [
+        ("held-out real (reference)", "d_real_reference"),
+        ("held-out real (calibration)", "d_real_calibration"),
+        ("G(z), raw [0,1]", "d_gan_raw"),
+        *((f"{k} profiles", f"d_{k}_profiles") for k in kinds),
+    ]
+    d = Table(
+        f"{title}: D's probability of 'real' (mean; G and D of epoch {sel['epoch']}, {sel['criterion']})",
+        ["users", "D(x)"],
+        [[name, f"{m[key]:.4f}"] for name, key in named],
+    )
     shown = [row for row in REALISM_ROWS if row in m["realism_real"]]
     r = Table(
         f"{title}: realism vs {m['n_reference_users']} held-out real users "

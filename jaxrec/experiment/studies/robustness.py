@@ -148,9 +148,20 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
                     continue
                 key = jax.random.key(mcfg.train.seed)
                 res = perturbed_metrics(
-                    tr.model, one.best_params, tr.inputs, tr.data, ranking, r.eps, method, ks, r.relative,
-                    r.noise_seeds, key, pgd, batch,
-                )  # fmt: skip
+                    tr.model,
+                    one.best_params,
+                    tr.inputs,
+                    tr.data,
+                    ranking,
+                    r.eps,
+                    method,
+                    ks,
+                    r.relative,
+                    r.noise_seeds,
+                    key,
+                    pgd,
+                    batch,
+                )
                 results.append(res)
                 for row in res.rows:
                     row["noise_seed"] = row.pop("seed")
@@ -239,14 +250,40 @@ def plots(result: StudyResult, run_dir) -> list:
     out = []
     if r.methods:
         curves, by = _with_clean_points(result.summary), ["victim", "method"]
-        out.append(plot_curves(curves, "eps", metric, by, run_dir / f"{metric}_vs_eps.png",
-                               f"{metric} under parameter perturbation", unit))  # fmt: skip
-        out.append(plot_curves(curves, "eps", f"jaccard@{k}", by, run_dir / f"jaccard@{k}_vs_eps.png",
-                               f"top-{k} overlap with the clean ranking", unit))  # fmt: skip
+        out.append(
+            plot_curves(
+                curves,
+                "eps",
+                metric,
+                by,
+                run_dir / f"{metric}_vs_eps.png",
+                f"{metric} under parameter perturbation",
+                unit,
+            )
+        )
+        out.append(
+            plot_curves(
+                curves,
+                "eps",
+                f"jaccard@{k}",
+                by,
+                run_dir / f"jaccard@{k}_vs_eps.png",
+                f"top-{k} overlap with the clean ranking",
+                unit,
+            )
+        )
     if result.extras.data_summary:
-        out.append(plot_curves(result.extras.data_summary, "rate", metric, ["victim", "kind"],
-                               run_dir / f"{metric}_vs_rate.png", f"{metric} after retraining on noisy data",
-                               "share of training interactions dropped / added"))  # fmt: skip
+        out.append(
+            plot_curves(
+                result.extras.data_summary,
+                "rate",
+                metric,
+                ["victim", "kind"],
+                run_dir / f"{metric}_vs_rate.png",
+                f"{metric} after retraining on noisy data",
+                "share of training interactions dropped / added",
+            )
+        )
     return out
 
 
