@@ -74,12 +74,12 @@ def execute(
     ``plan`` from it is given), then -- when ``write`` -- prove ``<output_dir>/<name>`` writable
     (refused if it holds another run, unless ``overwrite`` or ``resume``), ``run``, and write the
     study's files. ``inputs`` are the study's own (a sweep's ``grid``, a preloaded ``split``)."""
+    if resume and not getattr(study, "RESUMABLE", False):
+        raise JaxrecError(f"--resume: `jaxrec {study.NAME}` cannot resume")
     if plan is None:
         plan = study.check(cfg, base_dir, **inputs)
     if write and jax.process_index() == 0:
         check_writable(cfg, study.NAME, overwrite, resume)  # before any work: a bad output_dir costs nothing
-    if resume and not getattr(study, "RESUMABLE", False):
-        raise JaxrecError(f"--resume: `jaxrec {study.NAME}` cannot resume")
     result = study.run(cfg, plan, progress=progress, console=console, resume=resume)
     if write and jax.process_index() == 0:
         result.run_dir = written(cfg, _write, study, result)
