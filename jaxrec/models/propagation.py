@@ -34,8 +34,11 @@ from jaxrec.errors import JaxrecError
 
 
 def normalise(graph: dict) -> dict:
-    """A masked graph's weights ``1 / sqrt(deg(u) deg(i))`` computed on device from ``u_mask``
-    (degrees count the masked-in edges; a masked-out edge weighs 0). Other graphs unchanged.
+    """A masked graph's weights ``m_e / sqrt(deg(u) deg(i))`` computed on device from the edge mask
+    ``m = u_mask`` (degrees sum the masks): for a 0/1 mask LightGCN's normalisation of the
+    masked-in edges (a masked-out edge weighs 0), for fractional masks the symmetric normalisation
+    of the weighted adjacency, smooth in the masks (an optimized attack differentiates through
+    them). Other graphs unchanged.
 
     Traceable and vmappable (a member's ``u_mask`` may differ); shapes: ``u_rows, u_cols,
     u_mask, i_perm [E]`` in, ``u_w, i_w [E]`` (and ``norm [U, I]`` for the dense kernel) out.
@@ -48,10 +51,10 @@ def normalise(graph: dict) -> dict:
     deg_u = jax.ops.segment_sum(mask, rows, n_users, indices_are_sorted=True)
     deg_i = jax.ops.segment_sum(mask, cols, n_items)
     d = deg_u[rows] * deg_i[cols]
-    w = jnp.where(mask > 0, jax.lax.rsqrt(jnp.maximum(d, 1.0)), 0.0).astype(jnp.float32)
+    w = mask * jax.lax.rsqrt(jnp.where(d > 0, d, 1.0))  # an edge of mask 1 has d >= 1: 1 / sqrt(d)
     out = {**graph, "u_w": w, "i_w": w[graph["i_perm"]]}
     if "norm" in graph:
-        out["norm"] = jnp.zeros(graph["norm"].shape, jnp.float32).at[rows, cols].add(w)
+        out["norm"] = jnp.zeros(graph["norm"].shape, w.dtype).at[rows, cols].add(w)
     return out
 
 
