@@ -7,8 +7,10 @@ poisoned training set with its filtered copies, one per detector.
   counts, the targets (raw ids, or drawn from a popularity pool), the attacker's rating
   statistics and filler size, the trusted real users (held out of every detector's fitting, they
   set its threshold);
-* :func:`fake_sets` -- ``{(kind, seed): ratings [largest size, n_items]}``: a smaller attack
-  takes the first profiles of the same draw, seeded by :func:`~jaxrec.attacks.shilling.profile_seed`;
+* :func:`fake_sets` -- ``{(kind, seed, size): ratings [size, n_items]}`` of the heuristic attacks:
+  a smaller attack takes the first profiles of the same draw, seeded by
+  :func:`~jaxrec.attacks.shilling.profile_seed` (an optimized attack,
+  :func:`jaxrec.attacks.optimized.scenario_fakes`, optimizes every size on its own);
 * :func:`poisoned_sets` -- every (attack, size, seed) poisoned training set (defense ``none``)
   and, per detector, the same set without the users it flags at the trusted users' threshold,
   with the detector's figures; ROC curves at the largest size and seed 0.
@@ -103,10 +105,11 @@ def fake_sets(
     selected: int = 10,
     generate: Callable | None = None,
 ) -> dict:
-    """``{(kind, s): ratings [max count, n_items]}`` for every attack ``kind`` and seed ``s <
-    seeds`` (drawn from :func:`~jaxrec.attacks.shilling.profile_seed` of ``seed + s``).
-    ``generate``: the GAN's ``sample(key, lengths)`` for the ``gan`` kind (a rated GAN's profiles
-    carry its own ratings)."""
+    """``{(kind, s, count): ratings [count, n_items]}`` for every attack ``kind``, seed ``s < seeds``
+    and count of the scenario: the first ``count`` profiles of one draw of the largest size per
+    (kind, seed), from :func:`~jaxrec.attacks.shilling.profile_seed` of ``seed + s``. ``generate``:
+    the GAN's ``sample(key, lengths)`` for the ``gan`` kind (a rated GAN's profiles carry its own
+    ratings)."""
     n = max(sc.counts)
     lengths = np.full(sc.real_users.size, sc.filler)
     out = {}
@@ -121,9 +124,8 @@ def fake_sets(
                 items = np.asarray(items)
                 ratings = None if drawn.ratings is None else np.asarray(drawn.ratings)
             sel = min(selected, sc.filler)
-            out[kind, s] = shilling.fake_profiles(
-                kind, n, sc.stats, sc.targets, sc.filler, draw, intent, sel, items, ratings
-            )
+            drawn = shilling.fake_profiles(kind, n, sc.stats, sc.targets, sc.filler, draw, intent, sel, items, ratings)
+            out.update({(kind, s, count): drawn[:count] for count in sc.counts})
     return out
 
 
@@ -149,7 +151,8 @@ def poisoned_sets(
     detectors: dict[str, Callable],
     fpr: float = 0.05,
 ) -> tuple[list[Variant], dict]:
-    """Every (attack, size, seed) poisoned training set and, per detector of ``detectors``
+    """Every (attack, size, seed) poisoned training set (``fakes[kind, seed, size]``, as
+    :func:`fake_sets` gives them) and, per detector of ``detectors``
     (``{name: suspicion(ratings [U, n_items]) -> [U]}``), its copy without the flagged users (the
     threshold at ``fpr`` on the trusted users); plus ROC curves ``{(kind, detector): (fpr, tpr,
     auc)}`` at the largest size and seed 0. A detector's figures add ``real_flagged``, the real
@@ -158,7 +161,7 @@ def poisoned_sets(
     for kind in kinds:
         for count in sc.counts:
             for s in range(seeds):
-                rated = poison.inject(sc.rated.train, fakes[kind, s][:count], sc.n_real)
+                rated = poison.inject(sc.rated.train, fakes[kind, s, count], sc.n_real)
                 out.append(Variant(kind, count, s, "none", poison.positives(rated, threshold)))
                 fake = np.arange(sc.n_real, sc.n_real + count)
                 present = np.concatenate([sc.real_users, fake])

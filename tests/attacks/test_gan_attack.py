@@ -40,7 +40,7 @@ def test_a_rated_gan_injects_its_own_ratings(rated_split, tmp_path):
     a = cfg.attack
     setup = scenario(rated_split, a.sizes, a.threshold, n_targets=a.n_targets, filler=a.filler, trusted=a.trusted)
     generate, suspicion = _gan(cfg, setup, tmp_path, False, lambda *a: None)
-    fakes = fake_sets(setup, ("gan",), 1, a.seed, generate=generate)[("gan", 0)]
+    fakes = fake_sets(setup, ("gan",), 1, a.seed, generate=generate)[("gan", 0, 4)]
     assert fakes.shape == (4, rated_split.n_items)
     t = list(setup.targets)
     np.testing.assert_array_equal(fakes[:, t], setup.stats.high)  # push
