@@ -177,3 +177,35 @@ def fake_profiles(
     out[r, items] = np.clip(np.round(values), stats.low, stats.high)
     out[:, t] = stats.high if intent == "push" else stats.low
     return out
+
+
+def given_profiles(
+    items: np.ndarray,
+    stats: RatingStats,
+    targets: Sequence[int],
+    seed: int = 0,
+    intent: str = "push",
+    rating: float | None = None,
+) -> np.ndarray:
+    """Rated profiles whose filler items were chosen elsewhere (an optimized attack): ``items [n,
+    n_items]`` 0/1 (targets in it are ignored), every filler item rated ``rating`` (default: the
+    maximum, so that it stays a positive after thresholding, as the attack assumed), the targets at
+    the maximum (push) or the minimum (nuke). Rows without filler stay empty."""
+    items = np.asarray(items) > 0
+    out = np.zeros(items.shape, np.float32)
+    live = items.any(1)
+    if live.any():
+        filler = np.asarray(items[live].sum(1) - items[live][:, np.asarray(list(targets), np.int64)].sum(1), np.int64)
+        value = np.full(items.shape, stats.high if rating is None else rating, np.float32)
+        out[live] = fake_profiles(
+            "gan",
+            int(live.sum()),
+            stats,
+            targets,
+            np.maximum(filler, 1),
+            seed,
+            intent,
+            filler_items=items[live].astype(np.float32),
+            filler_ratings=value[live],
+        )
+    return out

@@ -122,7 +122,8 @@ _LAYERS: dict[str, Callable] = {
     "bcsr": _layer_bcsr,
     "bcsr_vjp": _layer_bcsr,
 }
-_SYMMETRIC_VJP = ("segment_sum_vjp", "bcsr_vjp")  #: kernels whose backward reuses the forward
+#: kernels whose backward reuses the forward product: no gradient with respect to the edge weights
+SYMMETRIC_VJP = ("segment_sum_vjp", "bcsr_vjp")
 
 
 def _member_batched_layer(kernel: str) -> Callable:
@@ -186,7 +187,7 @@ def _block_diagonal(graph: dict, n_users: int, n_items: int) -> dict:
     return out
 
 
-_BATCHED = {k: _member_batched_layer(k) for k in _SYMMETRIC_VJP}
+_BATCHED = {k: _member_batched_layer(k) for k in SYMMETRIC_VJP}
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
@@ -242,7 +243,7 @@ def propagate_layer(graph: dict, eu: jax.Array, ei: jax.Array, propagation: str)
 
 
 def _layer(graph: dict, eu, ei, propagation: str):
-    if propagation in _SYMMETRIC_VJP:
+    if propagation in SYMMETRIC_VJP:
         return _symmetric_layer(graph, eu, ei, propagation)
     return _LAYERS[propagation](graph, eu, ei)
 

@@ -1,0 +1,477 @@
+"""Optimized poisoning: fake profiles learned by differentiating through the victim's training.
+
+The bi-level attack of RevAdv (Tang, Wen, Wang, "Revisiting Adversarially Learned Injection
+Attacks in Recommender Systems", RecSys 2020)::
+
+    min over fake profiles P of  L_out(theta*(P)),   theta*(P) = a surrogate trained on real + P
+
+written with jaxrec's own pieces, so that ``jax.grad`` gives the hypergradient exactly:
+
+* **Variable.** Scores ``Z [F, C]`` over ``C`` candidate items (all items by default) for ``F``
+  fake-user slots; the profile is ``P = top-L(Z)`` with the targets forced in (the one discretiser,
+  :func:`jaxrec.attacks.discrete.top_l_mask`): every profile is valid, exactly ``L`` filler items.
+* **Inner problem.** The surrogate (MF or LightGCN, a Recommender module) trains with the
+  engine's own pure epoch (:func:`jaxrec.train.steps.make_epoch`: shuffle, sampled negatives,
+  BPR or BCE, Adam) on the real positives plus *every* (fake slot, candidate) pair, each weighted
+  by ``P[f, c]`` (the pair's loss weight; for LightGCN also the fake edge's mask in the normalised
+  graph, :func:`jaxrec.models.propagation.normalise`). A weight-0 pair adds nothing, so with a
+  discrete ``P`` this is training on the injected profiles, while the gradient with respect to a
+  weight says whether adding (or dropping) that item helps. The surrogate trains ``epochs`` from
+  scratch with a fixed seed (the same initialisation and batches at every outer step), the last
+  ``unroll`` of them differentiated (0: all; RevAdv unrolls the last 10 of 50), each epoch under
+  ``jax.checkpoint`` so memory holds one epoch's steps. ``warm`` instead keeps the surrogate from
+  one outer step to the next and unrolls only its ``unroll`` newest epochs: a truncated
+  hypergradient (Shaban et al., AISTATS 2019), the cheap approximation for large data.
+* **Outer loss** (a smooth surrogate of target HR@K over the eligible real users -- those who never
+  interacted with the target in training -- averaged over (user, target) pairs): ``logsigmoid``:
+  ``-log sigmoid(s_ut - s_u,(K))`` with ``s_u,(K)`` the user's K-th best score among the items it
+  has not interacted with, targets left out (the logistic relaxation of ``1[s_ut > s_u,(K)]``);
+  ``hr``: ``-sigmoid((s_ut - s_u,(K)) / kappa)``, the smoothed hit ratio itself, whose gradient
+  goes to the pairs near the top-K boundary rather than to every pair alike; ``cw``:
+  ``max(s_u,(K) - s_ut, -kappa)`` (Carlini & Wagner, S&P 2017); ``ce``: RevAdv's softmax
+  cross-entropy of the targets over all items.
+* **Outer step.** The gradient with respect to ``P`` is applied to ``Z`` (straight-through),
+  targets and empty slots excluded, each fake row L2-normalised (RevAdv) and fed to an optax
+  transform (RevAdv's SGD with momentum by default, lr 1, momentum 0.95); then ``P = top-L(Z)``.
+* **Members.** Independent attacks -- seeds, target sets, attack sizes (fake rows past the size
+  have weight 0) -- are one ``vmap`` over :class:`Attack` states: one compiled program.
+
+Where this differs from RevAdv's code (``graytowne/revisit_adv_rec``): its surrogate is a weighted
+MF trained on the dense matrix (MSE, weight 20 on ones); its projection is a threshold (no fixed
+L, targets not forced); its outer loss is the softmax cross-entropy over all real users. Here the
+inner problem is the recommenders' own BPR training and the profile keeps the attack protocol's
+shape (``L`` filler items, targets at the maximum rating once rated).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Hashable
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxrec.attacks.discrete import top_l_mask
+from jaxrec.data.interactions import Interactions
+from jaxrec.data.sampling import positive_sets
+from jaxrec.errors import JaxrecError
+from jaxrec.evaluate import score_function
+from jaxrec.models.propagation import SYMMETRIC_VJP
+from jaxrec.train.state import TrainState, create_state
+from jaxrec.train.steps import TrainData, make_epoch, make_loss_fn, make_train_step
+
+LOSSES = ("logsigmoid", "hr", "cw", "ce")  #: outer losses (see the module docstring)
+KINDS = ("bilevel", "truncated")  #: the optimized attacks: the surrogate from scratch every step, or kept
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """The static description of an optimization (hashable: the key of its compiled program).
+
+    Attributes:
+      model: the surrogate Recommender over ``n_real + slots`` users; loss: ``bpr`` | ``bce``;
+      l2: the inner L2 weight; batch: pairs per inner step; lr: the surrogate's Adam rate;
+      epochs: inner epochs; unroll: the differentiated (last) epochs, 0 = all; warm: keep the
+      surrogate across outer steps (train ``unroll`` epochs per step); k: the K of the outer
+      loss; outer: the outer loss (:data:`LOSSES`); kappa: the CW margin; slots, n_candidates,
+      n_real_pairs: the fake block's shape and its first row in the training pairs; resample: a
+      new surrogate seed (initialisation, shuffles, negatives) at every outer step, so that the
+      profiles must work for any training run, not one (False: RevAdv's fixed seed).
+    """
+
+    model: Hashable
+    loss: str
+    l2: float
+    batch: int
+    lr: float
+    epochs: int
+    unroll: int
+    warm: bool
+    k: int
+    outer: str
+    kappa: float
+    slots: int
+    n_candidates: int
+    n_real_pairs: int
+    resample: bool = False
+
+    def __post_init__(self):
+        if self.outer not in LOSSES:
+            raise JaxrecError(f"outer loss: unknown {self.outer!r}; choose one of {list(LOSSES)}")
+        if not 0 <= self.unroll <= self.epochs or self.epochs < 1:
+            raise JaxrecError(f"unroll must be in [0, epochs] and epochs >= 1, got {self.unroll} and {self.epochs}")
+        if self.warm and self.unroll < 1:
+            raise JaxrecError("warm needs unroll >= 1 (the epochs trained and differentiated per outer step)")
+        kernel = getattr(self.model, "propagation", None)
+        if kernel in SYMMETRIC_VJP:
+            raise JaxrecError(
+                f"the surrogate's propagation {kernel!r} has no gradient with respect to its edges; "
+                "build it (and its graph) with 'segment_sum'"
+            )
+
+
+@chex.dataclass(frozen=True)
+class Problem:
+    """The arrays an optimization reads (shared by its members).
+
+    Attributes:
+      data: :class:`~jaxrec.train.steps.TrainData` of the real positives followed by every (fake
+        slot, candidate) pair (their weights are set per profile), sampling negatives from the
+        real positives only (a fake user's negatives are uniform over all items).
+      candidates: ``[C]`` sorted item indices a fake profile may hold.
+      users: ``[U]`` the real users of the outer loss; seen: ``[U, n_items]`` bool, the items each
+        interacted with in training (never ranked, and the targets they saw make them ineligible).
+    """
+
+    data: TrainData
+    candidates: jax.Array
+    users: jax.Array
+    seen: jax.Array
+
+
+def problem(train: Interactions, n_real: int, slots: int, batch: int, candidates=None, inputs_of=None, users=None):
+    """:class:`Problem` for ``slots`` fake users after the ``n_real`` real ones of ``train`` (the
+    real positives in an id space widened by the slots, :func:`jaxrec.attacks.poison.widen`).
+
+    Args:
+      candidates: the items a profile may hold (default: every item); inputs_of: ``train ->
+        inputs`` for graph models (e.g. ``lambda t: lightgcn_inputs(bipartite_graph(t,
+        "segment_sum", capacity=len(t)))``: a kernel differentiable in its edge weights); users:
+        the real users of the outer loss (default: every real user with training data).
+    Returns ``(problem, n_real_pairs)``.
+    """
+    if train.n_users < n_real + slots:
+        raise JaxrecError(f"{train.source}: {train.n_users} users cannot hold {n_real} real and {slots} fake ones")
+    real = train.select(train.users < n_real)
+    cand = np.unique(np.arange(train.n_items) if candidates is None else np.asarray(candidates))
+    fake_u = np.repeat(np.arange(n_real, n_real + slots), cand.size)
+    both = Interactions(
+        np.r_[real.users, fake_u],
+        np.r_[real.items, np.tile(cand, slots)],
+        train.n_users,
+        train.n_items,
+        source=f"{train.source} + {slots} fake slots",
+    )
+    indptr, items = both.csr()  # real users first, then the fake block in (slot, candidate) order
+    n_real_pairs = int(indptr[n_real])
+    pair_users = np.repeat(np.arange(both.n_users, dtype=np.int32), np.diff(indptr))
+    size = -(-pair_users.size // batch) * batch
+    pad = lambda a: np.concatenate([a, np.zeros(size - a.size, a.dtype)])  # noqa: E731
+    mask = pad(np.r_[np.ones(n_real_pairs, np.float32), np.zeros(slots * cand.size, np.float32)])
+    data = TrainData(
+        users=jnp.asarray(pad(pair_users)),
+        items=jnp.asarray(pad(items.astype(np.int32))),
+        mask=jnp.asarray(mask),
+        n_real=jnp.asarray(pair_users.size, jnp.int32),
+        positives=positive_sets(real),
+        inputs=dict(inputs_of(both)) if inputs_of else {},
+    )
+    if users is None:
+        users = np.flatnonzero(real.user_counts()[:n_real] > 0)
+    users = np.asarray(users, np.int32)
+    seen = np.zeros((users.size, train.n_items), bool)
+    pos = np.full(train.n_users, -1)
+    pos[users] = np.arange(users.size)
+    keep = pos[real.users] >= 0
+    seen[pos[real.users[keep]], real.items[keep]] = True
+    out = Problem(data=data, candidates=jnp.asarray(cand, jnp.int32), users=jnp.asarray(users), seen=jnp.asarray(seen))
+    return out, n_real_pairs
+
+
+def with_profiles(spec: Spec, data: TrainData, weights: jax.Array) -> TrainData:
+    """``data`` with the fake block's pair weights (and, for a graph model, its fake edges' masks)
+    set to ``weights [F, C]`` (traceable, differentiable in ``weights``)."""
+    lo, hi = spec.n_real_pairs, spec.n_real_pairs + spec.slots * spec.n_candidates
+    flat = weights.reshape(-1)
+    dtype = jnp.promote_types(data.mask.dtype, flat.dtype)  # float64 weights (a precise check) stay float64
+    out = data.replace(mask=data.mask.astype(dtype).at[lo:hi].set(flat.astype(dtype)))
+    if "graph" in data.inputs:
+        graph = data.inputs["graph"]
+        graph = {**graph, "u_mask": graph["u_mask"].astype(dtype).at[lo:hi].set(flat.astype(dtype))}
+        out = out.replace(inputs={**data.inputs, "graph": graph})
+    return out
+
+
+def _tx(spec: Spec) -> optax.GradientTransformation:
+    from jaxrec.train.state import adam  # one cached Adam: the state's tx is static
+
+    return adam()
+
+
+def _epoch(spec: Spec):
+    step = make_train_step(make_loss_fn(spec.model, spec.loss, with_l2=spec.l2 > 0))
+    return make_epoch(step, spec.batch)
+
+
+def fresh_surrogate(spec: Spec, data: TrainData, key: jax.Array) -> TrainState:
+    """The surrogate's initial state from ``key`` (Adam at ``spec.lr``)."""
+    return create_state(spec.model, key, _tx(spec), data.inputs, {"l2": spec.l2}, spec.lr)
+
+
+def train_surrogate(spec: Spec, state: TrainState, data: TrainData, weights: jax.Array, epochs: int, unroll: int):
+    """``epochs`` epochs on the data with profile ``weights``, the last ``unroll`` differentiated
+    (each under ``jax.checkpoint``); returns the trained state."""
+    epoch = _epoch(spec)
+    pre = epochs - unroll
+    if pre:
+        frozen = with_profiles(spec, data, jax.lax.stop_gradient(weights))
+        state = jax.lax.fori_loop(0, pre, lambda _, s: epoch(s, frozen)[0], state)
+        state = jax.lax.stop_gradient(state)
+    poisoned = with_profiles(spec, data, weights)
+    body = jax.checkpoint(lambda s, _: (epoch(s, poisoned)[0], None))
+    state, _ = jax.lax.scan(body, state, None, length=unroll)
+    return state
+
+
+def outer_loss(spec: Spec, params, inputs: dict, prob: Problem, targets: jax.Array) -> tuple[jax.Array, dict]:
+    """The attacker's loss of the surrogate ``params`` and ``targets [T]`` (smaller = the targets
+    rank higher), and the surrogate's own target hit ratio at K (a target beating the K-th best
+    non-target item) over the eligible (user, target) pairs."""
+    scores = score_function(spec.model, {**params, **inputs})(prob.users)  # [U, I]
+    target_cols = jnp.zeros(scores.shape[1], bool).at[targets].set(True)
+    masked = jnp.where(prob.seen | target_cols[None, :], -jnp.inf, scores)
+    kth = jax.lax.top_k(masked, spec.k)[0][:, -1]  # [U]
+    st = scores[:, targets]  # [U, T]
+    eligible = (~prob.seen[:, targets]).astype(jnp.float32)
+    margin = st - kth[:, None]
+    if spec.outer == "logsigmoid":
+        per = -jax.nn.log_sigmoid(margin)
+    elif spec.outer == "hr":
+        per = -jax.nn.sigmoid(margin / spec.kappa)
+    elif spec.outer == "cw":
+        per = jnp.maximum(-margin, -spec.kappa)
+    else:
+        per = -jax.nn.log_softmax(scores, axis=-1)[:, targets]
+    n = jnp.maximum(jnp.sum(eligible), 1.0)
+    return jnp.sum(per * eligible) / n, {"surrogate_hr": jnp.sum((margin > 0) * eligible) / n}
+
+
+@chex.dataclass(frozen=True)
+class Attack:
+    """One attack's state (a member): ``scores [F, C]``, the profile ``[F, C]`` (``top-L`` of the
+    scores, targets in), the outer optimizer's state, ``targets [T]`` (indices into the candidates),
+    ``lengths [F]`` filler items per slot (0: an empty slot), the surrogate's key, and (``warm``)
+    its carried state."""
+
+    scores: jax.Array
+    profile: jax.Array
+    opt_state: optax.OptState
+    targets: jax.Array
+    lengths: jax.Array
+    key: jax.Array
+    surrogate: TrainState | None = None
+    step: jax.Array = 0  #: outer steps taken (folded into the surrogate's key when resampling)
+
+
+def project(scores: jax.Array, lengths: jax.Array, targets: jax.Array) -> jax.Array:
+    """``[F, C]`` valid profiles: each row's ``lengths[r]`` best non-target candidates plus the
+    targets (an empty row stays empty)."""
+    is_target = jnp.zeros(scores.shape[1], bool).at[targets].set(True)
+    filler = top_l_mask(jnp.where(is_target[None, :], -jnp.inf, scores), lengths)
+    return jnp.where(is_target[None, :] & (lengths[:, None] > 0), 1.0, filler)
+
+
+def normalize_rows() -> optax.GradientTransformation:
+    """Each row of every update divided by its L2 norm (rows of zeros stay zero): RevAdv's
+    per-fake-user gradient normalisation."""
+
+    def update(updates, state, params=None):
+        def unit(g):
+            norm = jnp.linalg.norm(g, axis=-1, keepdims=True)
+            return jnp.where(norm > 0, g / jnp.where(norm > 0, norm, 1.0), 0.0)
+
+        return jax.tree.map(unit, updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def outer_optimizer(lr: float = 1.0, momentum: float = 0.95) -> optax.GradientTransformation:
+    """RevAdv's outer step: per-row normalised gradients, SGD with momentum."""
+    return optax.chain(normalize_rows(), optax.sgd(lr, momentum))
+
+
+def init_attack(spec, tx, prob: Problem, profile0, targets, lengths, key, warm_epochs: int = 0) -> Attack:
+    """An :class:`Attack` starting from ``profile0 [F, C]`` (0/1, e.g. a heuristic attack's items;
+    ties broken by a tiny seeded jitter); ``warm``: its surrogate pretrained ``warm_epochs`` on it."""
+    jitter = jax.random.uniform(jax.random.fold_in(key, 1), profile0.shape, maxval=1e-3)
+    scores = jnp.asarray(profile0, jnp.float32) + jitter
+    profile = project(scores, lengths, targets)
+    surrogate = None
+    if spec.warm:
+        surrogate = fresh_surrogate(spec, prob.data, key)
+        surrogate = train_surrogate(spec, surrogate, prob.data, profile, warm_epochs, 0)
+    return Attack(
+        scores=scores,
+        profile=profile,
+        opt_state=tx.init(scores),
+        targets=targets,
+        lengths=lengths,
+        key=key,
+        surrogate=surrogate,
+        step=jnp.zeros((), jnp.int32),
+    )
+
+
+def hypergradient(spec: Spec, prob: Problem, att: Attack):
+    """``(loss, aux, gradient [F, C], surrogate)``: the outer loss of the surrogate trained on
+    ``att.profile`` and its exact gradient with respect to the profile's pair weights."""
+
+    def objective(weights):
+        if spec.warm:
+            state = train_surrogate(spec, att.surrogate, prob.data, weights, spec.unroll, spec.unroll)
+        else:
+            key = jax.random.fold_in(att.key, att.step) if spec.resample else att.key
+            state = fresh_surrogate(spec, prob.data, key)
+            state = train_surrogate(spec, state, prob.data, weights, spec.epochs, spec.unroll or spec.epochs)
+        inputs = with_profiles(spec, prob.data, weights).inputs
+        loss, aux = outer_loss(spec, state.params, inputs, prob, prob.candidates[att.targets])
+        return loss, (aux, state)
+
+    (loss, (aux, state)), grad = jax.value_and_grad(objective, has_aux=True)(att.profile)
+    return loss, aux, grad, jax.lax.stop_gradient(state)
+
+
+def outer_step(spec: Spec, tx, prob: Problem, att: Attack) -> tuple[Attack, dict]:
+    """One outer step of one attack: the hypergradient, the optax update of the scores (targets and
+    empty slots fixed), the projection."""
+    loss, aux, grad, state = hypergradient(spec, prob, att)
+    is_target = jnp.zeros(grad.shape[1], bool).at[att.targets].set(True)
+    grad = jnp.where(is_target[None, :] | (att.lengths[:, None] == 0), 0.0, grad)
+    updates, opt_state = tx.update(grad, att.opt_state, att.scores)
+    scores = optax.apply_updates(att.scores, updates)
+    profile = project(scores, att.lengths, att.targets)
+    changed = jnp.sum(jnp.abs(profile - att.profile)) / 2
+    surrogate = state if spec.warm else None
+    att = att.replace(scores=scores, profile=profile, opt_state=opt_state, surrogate=surrogate, step=att.step + 1)
+    return att, {"outer_loss": loss, **aux, "changed": changed}
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def members_step(spec: Spec, tx, prob: Problem, atts: Attack) -> tuple[Attack, dict]:
+    """:func:`outer_step` of ``M`` stacked attacks (leading member axis), one compiled program."""
+    return jax.vmap(lambda a: outer_step(spec, tx, prob, a))(atts)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 6))
+def members_init(spec: Spec, tx, prob: Problem, profile0, targets, lengths, warm_epochs: int, keys) -> Attack:
+    """:func:`init_attack` of ``M`` attacks: ``profile0 [M, F, C]``, ``targets [M, T]``,
+    ``lengths [M, F]``, ``keys [M]``."""
+    return jax.vmap(lambda p, t, n, k: init_attack(spec, tx, prob, p, t, n, k, warm_epochs))(
+        profile0, targets, lengths, keys
+    )
+
+
+def optimize(spec: Spec, tx, prob: Problem, atts: Attack, steps: int, on_step=None) -> tuple[Attack, list[dict]]:
+    """``steps`` outer steps of the stacked attacks ``atts``; returns the final attacks and one
+    record per step (``[M]`` lists: ``outer_loss``, ``surrogate_hr`` -- of the profile the step
+    started from --, ``changed`` items). ``on_step(step, record)`` is called after each."""
+    history = []
+    for step in range(1, steps + 1):
+        atts, metrics = members_step(spec, tx, prob, atts)
+        record = {"step": step, **{k: [float(x) for x in np.asarray(v)] for k, v in jax.device_get(metrics).items()}}
+        history.append(record)
+        if on_step is not None:
+            on_step(step, record)
+    return atts, history
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """An optimized attack's settings, plain values (the attack study reads them from its
+    ``optimized`` config section; each is described there)."""
+
+    epochs: int = 20
+    unroll: int = 5
+    warm: bool = False
+    batch: int = 2048
+    lr: float = 1e-2
+    l2: float = 0.0
+    loss: str = "bpr"
+    steps: int = 30
+    outer_lr: float = 1.0
+    momentum: float = 0.95
+    k: int = 50
+    outer: str = "logsigmoid"
+    kappa: float = 1.0
+    candidates: int = 0
+    users: int = 0
+    resample: bool = False
+
+
+def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: int = 0, inputs_of=None, on_step=None):
+    """Optimize the fake profiles of every (seed, size) of the scenario ``sc``
+    (:class:`jaxrec.attacks.scenario.Scenario`) as members of one program.
+
+    Args:
+      model: the surrogate over ``sc.split``'s widened id space (a graph model needs ``inputs_of``,
+        with a kernel differentiable in its edge weights: ``segment_sum``).
+      init: ``{(s, count): [count, n_items]}`` the profiles each attack starts from (e.g. a
+        heuristic attack's; their filler items, targets aside, and their filler sizes).
+    Returns ``({(s, count): 0/1 [count, n_items]}, history)``: the optimized items (targets in) and
+    one record per outer step (``[M]`` lists, members in ``(s, count)`` order).
+    """
+    train, n_real, slots = sc.split.train, sc.n_real, max(sc.counts)
+    real = train.select(train.users < n_real)
+    candidates = None
+    if settings.candidates:
+        popular = np.argsort(-real.item_counts(), kind="stable")[: settings.candidates]
+        candidates = np.union1d(popular, sc.targets)
+    users = None
+    if settings.users:
+        pool = np.flatnonzero(real.user_counts()[:n_real] > 0)
+        users = np.sort(np.random.default_rng(seed).choice(pool, min(settings.users, pool.size), replace=False))
+    prob, n_real_pairs = problem(train, n_real, slots, settings.batch, candidates, inputs_of, users)
+    cand = np.asarray(prob.candidates)
+    col = np.full(train.n_items, -1)
+    col[cand] = np.arange(cand.size)
+    spec = Spec(
+        model,
+        settings.loss,
+        settings.l2,
+        settings.batch,
+        settings.lr,
+        settings.epochs,
+        settings.unroll,
+        settings.warm,
+        settings.k,
+        settings.outer,
+        settings.kappa,
+        slots,
+        cand.size,
+        n_real_pairs,
+        settings.resample,
+    )
+    members = [(s, count) for s in range(seeds) for count in sc.counts]
+    targets = np.asarray(col[sc.targets], np.int32)
+    profile0 = np.zeros((len(members), slots, cand.size), np.float32)
+    lengths = np.zeros((len(members), slots), np.int32)
+    for m, (s, count) in enumerate(members):
+        chosen = np.asarray(init[s, count]) > 0
+        chosen[:, sc.targets] = False
+        rows, items = np.nonzero(chosen[:, cand])
+        profile0[m, rows, items] = 1.0
+        lengths[m, :count] = chosen.sum(1)
+    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(seed), s))(jnp.asarray([s for s, _ in members]))
+    tx = outer_optimizer(settings.outer_lr, settings.momentum)
+    atts = members_init(
+        spec,
+        tx,
+        prob,
+        jnp.asarray(profile0),
+        jnp.tile(targets, (len(members), 1)),
+        jnp.asarray(lengths),
+        settings.epochs if settings.warm else 0,
+        keys,
+    )
+    atts, history = optimize(spec, tx, prob, atts, settings.steps, on_step)
+    final = np.asarray(atts.profile)
+    out = {}
+    for m, (s, count) in enumerate(members):
+        items = np.zeros((count, train.n_items), np.float32)
+        items[:, cand] = final[m, :count]
+        out[s, count] = items
+    return out, history

@@ -1,0 +1,238 @@
+"""Optimized poisoning (jaxrec.attacks.optimized): the hypergradient against finite differences,
+members against one attack at a time, valid profiles, and a planted case with a known answer."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrec.attacks import optimized as opt
+from jaxrec.attacks import poison
+from jaxrec.attacks.scenario import fake_sets, scenario
+from jaxrec.attacks.shilling import given_profiles, rating_stats
+from jaxrec.data.graph import bipartite_graph
+from jaxrec.data.interactions import Interactions
+from jaxrec.data.synthetic import low_rank
+from jaxrec.errors import JaxrecError
+from jaxrec.models import MF, LightGCN
+from jaxrec.models.lightgcn import lightgcn_inputs
+
+
+def _tiny(n_real=12, n_items=10, slots=2, seed=0):
+    """A tiny low-rank training set with ``slots`` fake-user rows after the real users."""
+    inter = low_rank(n_real, n_items, rank=3, threshold=0.5, seed=seed)
+    return Interactions(inter.users, inter.items, n_real + slots, n_items, source="tiny")
+
+
+def _spec(model, prob_pairs, slots, n_items, epochs, unroll, warm=False, outer="logsigmoid", k=3):
+    return opt.Spec(model, "bpr", 1e-3, 64, 0.05, epochs, unroll, warm, k, outer, 1.0, slots, n_items, prob_pairs)
+
+
+def _model(name, train, dtype=jnp.float32):
+    if name == "mf":
+        return MF(train.n_users, train.n_items, dim=4, initializer="normal", init_std=0.1, dtype=dtype), None
+    graph = lambda t: lightgcn_inputs(bipartite_graph(t, "segment_sum", capacity=len(t)))  # noqa: E731
+    return LightGCN(train.n_users, train.n_items, dim=4, layers=2, propagation="segment_sum", dtype=dtype), graph
+
+
+def _attack(spec, prob, profile, key=0):
+    targets, lengths = jnp.asarray([1]), jnp.asarray([3] * spec.slots)
+    att = opt.init_attack(spec, opt.outer_optimizer(), prob, profile, targets, lengths, jax.random.key(key))
+    return att.replace(profile=profile)
+
+
+def _central_differences(f, w, h=1e-5):
+    out = np.zeros(w.shape)
+    for idx in np.ndindex(*w.shape):
+        e = np.zeros(w.shape)
+        e[idx] = h
+        out[idx] = (float(f(w + e)) - float(f(w - e))) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn"])
+def test_hypergradient_equals_central_finite_differences(name):
+    """Float64 throughout (parameters, Adam's moments, the model's compute), every (fake slot,
+    item) weight: the gradient through 3 epochs of BPR + Adam (LightGCN: also through the fake
+    edges of the normalised graph) against central differences, at a fractional profile."""
+    with jax.enable_x64(True):
+        train = _tiny()
+        model, inputs_of = _model(name, train, jnp.float64)
+        prob, n_pairs = opt.problem(train, 12, 2, 64, inputs_of=inputs_of)
+        spec = _spec(model, n_pairs, 2, train.n_items, epochs=3, unroll=3, warm=True)
+        w = jnp.asarray(np.random.default_rng(1).uniform(0.2, 0.8, (2, train.n_items)))
+        to64 = lambda x: x.astype(jnp.float64) if getattr(x, "dtype", None) == jnp.float32 else x  # noqa: E731
+        start = jax.tree.map(to64, opt.fresh_surrogate(spec, prob.data, jax.random.key(0)))
+        att = _attack(spec, prob, w).replace(surrogate=start)
+        hyper = jax.jit(lambda a: opt.hypergradient(spec, prob, a)[:3])
+        loss, _, grad = hyper(att)
+        assert loss.dtype == jnp.float64 and grad.dtype == jnp.float64
+        fd = _central_differences(lambda x: hyper(att.replace(profile=x))[0], np.asarray(w))
+        assert np.abs(fd).max() > 1e-4  # the profile matters to the surrogate
+        np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-3, atol=1e-6 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("unroll", [0, 2])
+def test_bilevel_hypergradient_is_the_gradient_of_its_unrolled_epochs(unroll):
+    """The bi-level attack trains a fresh surrogate for 4 epochs; its gradient is the gradient of
+    the differentiated epochs (all: ``unroll=0``; the last 2, the earlier ones seeing the profile
+    as a constant) started from the state before them -- the function the finite-difference test
+    checks."""
+    train = _tiny(seed=2)
+    model, _ = _model("mf", train)
+    prob, n_pairs = opt.problem(train, 12, 2, 64)
+    spec = _spec(model, n_pairs, 2, train.n_items, epochs=4, unroll=unroll)
+    w = jnp.asarray(np.random.default_rng(3).uniform(0.2, 0.8, (2, train.n_items)), jnp.float32)
+    att = _attack(spec, prob, w)
+    _, _, grad, _ = jax.jit(lambda a: opt.hypergradient(spec, prob, a))(att)
+    differentiated = unroll or 4
+    warm = _spec(model, n_pairs, 2, train.n_items, epochs=4, unroll=differentiated, warm=True)
+    fresh = opt.fresh_surrogate(spec, prob.data, att.key)
+    before = opt.train_surrogate(spec, fresh, prob.data, w, 4 - differentiated, 0)
+    _, _, warm_grad, _ = jax.jit(lambda a: opt.hypergradient(warm, prob, a))(att.replace(surrogate=before))
+    assert np.abs(np.asarray(grad)).max() > 0
+    np.testing.assert_allclose(np.asarray(grad), np.asarray(warm_grad), rtol=1e-5, atol=1e-7)
+
+
+def test_a_surrogate_without_edge_gradients_is_refused():
+    train = _tiny()
+    model = LightGCN(train.n_users, train.n_items, dim=4, propagation="bcsr_vjp")
+    with pytest.raises(JaxrecError, match="'bcsr_vjp' has no gradient with respect to its edges"):
+        _spec(model, 10, 2, train.n_items, epochs=3, unroll=3)
+
+
+def test_projection_keeps_exactly_the_filler_and_the_targets():
+    scores = jax.random.normal(jax.random.key(0), (3, 12))
+    lengths, targets = jnp.asarray([4, 0, 6]), jnp.asarray([2, 9])
+    p = np.asarray(opt.project(scores, lengths, targets))
+    assert set(np.unique(p)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(p.sum(1), [4 + 2, 0, 6 + 2])
+    np.testing.assert_array_equal(p[[0, 2]][:, [2, 9]], 1.0)
+    masked = np.asarray(scores).copy()
+    masked[:, [2, 9]] = -np.inf
+    for r, n in ((0, 4), (2, 6)):  # the filler is the row's n best non-target scores
+        assert set(np.flatnonzero(p[r])) - {2, 9} == set(np.argsort(-masked[r])[:n])
+
+
+def test_given_profiles_rate_the_chosen_items_and_targets_at_the_maximum():
+    ratings = Interactions(np.arange(4), np.arange(4) * 2, 4, 8, ratings=np.array([1.0, 2.0, 4.0, 5.0]), source="r")
+    stats = rating_stats(ratings)
+    items = np.zeros((3, 8))
+    items[0, [1, 4, 6]] = 1
+    items[2, [0, 3]] = 1
+    rated = given_profiles(items, stats, targets=[6])
+    expected = np.zeros((3, 8))
+    expected[0, [1, 4, 6]] = 5.0
+    expected[2, [0, 3, 6]] = 5.0
+    np.testing.assert_array_equal(rated, expected)  # row 1 had no filler: stays empty
+    nuke = given_profiles(items, stats, targets=[6], intent="nuke", rating=4.0)
+    np.testing.assert_array_equal(nuke[0, [1, 4, 6]], [4.0, 4.0, 1.0])
+
+
+@pytest.fixture(scope="module")
+def rated_scenario(rated_split):
+    """The attack protocol on the shared rated data: sizes 2 and 3, two targets, filler 5."""
+    return scenario(rated_split, (2, 3), 4.0, (), 2, "unpopular", 0, 5, 0.2)
+
+
+def test_scenario_fakes_are_valid_profiles_and_touch_no_real_user(rated_scenario):
+    """Two seeds x two sizes: each attack's profiles keep its starting filler sizes and the
+    targets; injected, they add users after the real ones and leave every real rating as it was."""
+    sc = rated_scenario
+    init = {(s, c): x for (_, s, c), x in fake_sets(sc, ("bandwagon",), 2, 0).items()}
+    model = MF(sc.split.n_users, sc.split.n_items, dim=4, initializer="normal", init_std=0.1)
+    settings = opt.Settings(epochs=3, unroll=2, batch=128, lr=0.05, steps=2, k=5, outer="hr", kappa=0.5)
+    fakes, history = opt.scenario_fakes(sc, model, settings, 2, init)
+    assert len(history) == 2 and all(len(r["outer_loss"]) == 4 for r in history)
+    real = sc.rated.train.select(sc.rated.train.users < sc.n_real)
+    for (s, count), items in fakes.items():
+        assert items.shape == (count, sc.split.n_items) and set(np.unique(items)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(items[:, sc.targets], 1.0)
+        np.testing.assert_array_equal(items.sum(1), (init[s, count] > 0).sum(1))
+        poisoned = poison.inject(sc.rated.train, given_profiles(items, sc.stats, sc.targets), sc.n_real)
+        kept = poisoned.select(poisoned.users < sc.n_real)
+        np.testing.assert_array_equal(
+            np.c_[kept.users, kept.items, kept.ratings], np.c_[real.users, real.items, real.ratings]
+        )
+        assert set(poisoned.users[poisoned.users >= sc.n_real]) == set(sc.n_real + np.arange(count))
+
+
+def _planted(slots=3):
+    """Users 0-9 (group A) hold 4 of items 0-5, users 10-19 (group B) 4 of items 6-11; item 12
+    (the target) and 13 nobody. The attack pushes the target to group A: its fakes should hold
+    group A's items."""
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(20), 4)
+    items = np.concatenate([rng.choice(6, 4, replace=False) + (6 if u >= 10 else 0) for u in range(20)])
+    return Interactions(users, items, 20 + slots, 14, source="planted")
+
+
+def _planted_attacks(spec, prob, tx, keys, starts, lengths):
+    m = len(keys)
+    return opt.members_init(
+        spec,
+        tx,
+        prob,
+        jnp.asarray(starts, jnp.float32),
+        jnp.full((m, 1), 12),
+        jnp.asarray(lengths, jnp.int32),
+        0,
+        jax.vmap(jax.random.key)(jnp.asarray(keys)),
+    )
+
+
+@pytest.fixture(scope="module")
+def planted():
+    train = _planted()
+    prob, n_pairs = opt.problem(train, 20, 3, 128, users=np.arange(10))
+    model = MF(train.n_users, train.n_items, dim=8, initializer="normal", init_std=0.1)
+    spec = opt.Spec(model, "bpr", 0.0, 128, 0.05, 30, 0, False, 3, "logsigmoid", 1.0, 3, 14, n_pairs)
+    start = np.zeros((3, 14))
+    start[:, [6, 7, 8]] = 1.0  # group B's items: the wrong answer
+    return spec, prob, opt.outer_optimizer(0.5, 0.9), start
+
+
+def test_the_attack_finds_the_planted_answer(planted):
+    """From group B's items (the target in nobody's top 3), the optimized fakes move to group A's
+    items and put the target in group A's top 3, as the known answer does."""
+    spec, prob, tx, start = planted
+    atts = _planted_attacks(spec, prob, tx, [0], start[None], [[3, 3, 3]])
+    atts, history = opt.optimize(spec, tx, prob, atts, 15)
+    final = np.asarray(atts.profile[0])
+    np.testing.assert_array_equal(final[:, 12], 1.0)
+    assert final[:, :6].sum() >= 2 / 3 * final[:, :12].sum()  # filler mostly group A's, none at first
+    answer = np.zeros((3, 14))
+    answer[:, [0, 1, 2, 12]] = 1.0
+    measure = jax.jit(lambda a: opt.hypergradient(spec, prob, a)[:2])
+    (start_loss, start_aux), (loss, aux), (answer_loss, answer_aux) = (
+        measure(_one(atts, p)) for p in (np.c_[start[:, :12], np.ones(3), np.zeros(3)], final, answer)
+    )
+    assert start_aux["surrogate_hr"] == 0 and answer_aux["surrogate_hr"] >= 0.9  # the planted structure
+    assert aux["surrogate_hr"] >= 0.9 and loss < start_loss - 1.0
+    assert history[0]["surrogate_hr"][0] == 0 and history[-1]["outer_loss"][0] < history[0]["outer_loss"][0]
+
+
+def _one(atts, profile):
+    """Member 0 of ``atts`` with ``profile``."""
+    return jax.tree.map(lambda x: x[0], atts).replace(profile=jnp.asarray(profile, jnp.float32))
+
+
+def test_members_equal_attacks_optimized_one_at_a_time(planted):
+    """Three attacks (seeds, starting profiles, sizes: the third has one empty slot) in one vmapped
+    program give what each gives alone."""
+    spec, prob, tx, start = planted
+    rng = np.random.default_rng(5)
+    starts = np.stack([start, rng.permutation(start.T).T, np.roll(start, 3, axis=1)])
+    lengths = np.array([[3, 3, 3], [3, 3, 3], [3, 3, 0]])
+    spec = dataclasses.replace(spec, resample=True)  # each member its own surrogate seeds
+    together, hist = opt.optimize(spec, tx, prob, _planted_attacks(spec, prob, tx, [0, 1, 2], starts, lengths), 3)
+    for m in range(3):
+        alone, alone_hist = opt.optimize(
+            spec, tx, prob, _planted_attacks(spec, prob, tx, [m], starts[m : m + 1], lengths[m : m + 1]), 3
+        )
+        np.testing.assert_array_equal(np.asarray(together.profile[m]), np.asarray(alone.profile[0]))
+        assert not np.asarray(together.profile[m])[lengths[m] == 0].any()
+        for a, b in zip(hist, alone_hist):
+            np.testing.assert_allclose(a["outer_loss"][m], b["outer_loss"][0], rtol=1e-5)
