@@ -184,7 +184,8 @@ STUDY_ARGS = {
         (
             "attack",
             "attack.kinds=[sybil]",
-            "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan'], got ['sybil']",
+            "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan', 'bilevel', 'truncated'], "
+            "got ['sybil']",
         ),
         ("attack", "attack.sizes=[1.5]", "attack.sizes: give shares in (0, 1) or whole counts >= 1"),
         ("attack", "attack.sizes=[0.01]", "attack.sizes: [0.01] of 25 users gives an attack without fake users"),
@@ -203,6 +204,22 @@ STUDY_ARGS = {
         ("attack", "attack.targets=[i999]", "attack.targets: target item 'i999' is not an item"),
         ("attack", "data.implicit_threshold=4", "data.implicit_threshold: the attack thresholds after injection"),
         ("attack", "attack.victims=[nowhere.yaml]", "attack.victims[0]: nowhere.yaml: config file not found"),
+        (
+            "attack",
+            "optimized.loss=hinge",
+            "optimized.loss must be one of ['logsigmoid', 'hr', 'cw', 'ce'], got 'hinge'",
+        ),
+        (
+            "attack",
+            "eval.ks=[5] attack.kinds=[bilevel] optimized.surrogate=nowhere.yaml",
+            "optimized.surrogate: nowhere.yaml: config file not found",
+        ),
+        ("attack", "eval.ks=[5] attack.kinds=[bilevel] optimized.k=999", "optimized.k: 999 is more than the 30 items"),
+        (
+            "attack",
+            "eval.ks=[5] attack.kinds=[truncated] optimized.k=5 optimized.unroll=0",
+            "optimized.unroll: the truncated attack trains unroll >= 1 epochs per outer step",
+        ),
     ],
 )
 def test_study_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, capsys, command, setting, message):
@@ -214,8 +231,7 @@ def test_study_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, 
         *STUDY_ARGS[command],
         "--set",
         f"output_dir={tmp_path}",
-        "--set",
-        setting,
+        *(x for one in setting.split() for x in ("--set", one)),
     ]
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -264,6 +280,44 @@ def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_
     res = json.loads((tmp_path / "att" / "results.json").read_text())
     assert res["targets"] == ["i3", "i7"] and len(res["rows"]) == 1 + 2  # clean + (none, rdma)
     assert (tmp_path / "att" / "roc_average.png").is_file()
+
+
+def test_optimized_attacks_run_as_kinds_of_the_attack_study(tiny_csv, tmp_path, capsys):
+    """``bilevel`` (a LightGCN surrogate from its own config file) and ``truncated`` are kinds of
+    ``jaxrec attack``: judged like the heuristic ones, their outer steps in results.json, one member
+    per (seed, size)."""
+    surrogate = tmp_path / "surrogate.yaml"
+    surrogate.write_text("name: lgn\nmodel:\n  name: lightgcn\n  dim: 8\n  layers: 1\ntrain:\n  epochs: 2\n")
+    args = ["attack", "-q"]
+    for one in (
+        f"data.dataset={tiny_csv}",
+        "data.rating_col=rating",
+        "eval.ks=[5]",
+        f"output_dir={tmp_path}",
+        "name=opt",
+        "model.dim=8",
+        "train.epochs=2",
+        "attack.kinds=[bandwagon,bilevel,truncated]",
+        "attack.sizes=[2,3]",
+        "attack.seeds=1",
+        "attack.filler=4",
+        "attack.detectors=[degsim]",
+        f"optimized.surrogate={surrogate} train.batch_size=64",
+        "optimized.steps=2",
+        "optimized.unroll=1",
+        "optimized.k=5",
+    ):
+        args += ["--set", one]
+    assert main(args) == 0, capsys.readouterr().err
+    res = json.loads((tmp_path / "opt" / "results.json").read_text())
+    kinds = {(r["attack"], r["defense"]) for r in res["rows"]}
+    assert {("bilevel", "none"), ("truncated", "degsim")} <= kinds
+    assert [(r["attack"], r["step"]) for r in res["outer"]] == [("bilevel", 1), ("bilevel", 2)] + [
+        ("truncated", 1),
+        ("truncated", 2),
+    ]
+    assert all(len(r["outer_loss"]) == 2 for r in res["outer"])  # members: 1 seed x 2 sizes
+    assert res["timing"]["bilevel_optimization_s"] > 0
 
 
 def test_integer_raw_ids_are_attack_targets_and_the_report_names_them(tmp_path, capsys):

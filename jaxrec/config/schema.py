@@ -13,6 +13,8 @@ from jaxrec.adversarial.gan_losses import LOSSES as GAN_LOSSES
 from jaxrec.adversarial.gan_training import SELECTIONS
 from jaxrec.attacks.detection import DETECTORS
 from jaxrec.attacks.discrete import RELAXATIONS
+from jaxrec.attacks.optimized import KINDS as OPTIMIZED
+from jaxrec.attacks.optimized import LOSSES as OUTER_LOSSES
 from jaxrec.attacks.poison import POOLS
 from jaxrec.attacks.profiles import LENGTHS
 from jaxrec.attacks.shilling import INTENTS
@@ -217,7 +219,9 @@ class AttackConfig:
     training data, every victim retrained on every (attack, size, seed, defense) as members."""
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
-    kinds: tuple[str, ...] = ranged(ATTACKS, one_of(*ATTACKS))
+    #: the heuristic attacks (random, average, bandwagon, gan) and the optimized ones (bilevel,
+    #: truncated: the ``optimized`` section)
+    kinds: tuple[str, ...] = ranged(ATTACKS, one_of(*ATTACKS, *OPTIMIZED))
     #: fake users: a share of the real users (< 1) or a count (>= 1)
     sizes: tuple[float, ...] = ranged((0.01, 0.03, 0.05), above(0))
     seeds: int = ranged(2, at_least(1))  #: per size: profile draw and victim training seed (train.seed + s)
@@ -242,6 +246,32 @@ class AttackConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class OptimizedConfig:
+    """The optimized attacks of ``jaxrec attack`` (see :mod:`jaxrec.attacks.optimized`): fake
+    profiles learned by differentiating through a surrogate's training. ``bilevel`` trains the
+    surrogate from scratch at every outer step (RevAdv); ``truncated`` keeps it and trains
+    ``unroll`` epochs per step (cheaper, for large data)."""
+
+    #: the surrogate: a config file (relative to this file), optionally followed by KEY=VALUE
+    #: overrides, whose model and train sections give its model, loss, batch, learning rate, L2 and
+    #: epochs (its data, eval and attack sections are this config's); empty: this config
+    surrogate: str = ""
+    #: bilevel: the last epochs differentiated (0: all); truncated: epochs per outer step
+    unroll: int = ranged(10, at_least(0))
+    steps: int = ranged(30, at_least(1))  #: outer steps
+    lr: float = ranged(1.0, above(0))  #: outer learning rate (SGD with momentum on row-normalised gradients)
+    momentum: float = ranged(0.95, between(0, 1, high_open=True))
+    k: int = ranged(50, at_least(1))  #: the K of the outer loss (target HR@K)
+    loss: str = ranged("logsigmoid", one_of(*OUTER_LOSSES))  #: logsigmoid | hr | cw | ce
+    kappa: float = ranged(1.0, above(0))  #: cw: the margin; hr: the sigmoid's temperature
+    resample: bool = False  #: a new surrogate seed at every outer step (false: one fixed seed, as RevAdv)
+    candidates: int = ranged(0, at_least(0))  #: items a profile may hold: 0 all, N the N most popular (+ targets)
+    users: int = ranged(0, at_least(0))  #: real users of the outer loss: 0 all, N a seeded sample
+    #: the heuristic attack whose profiles (filler items and sizes) start the optimization
+    init: str = ranged("bandwagon", one_of("random", "average", "bandwagon"))
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str = ranged("run", NAME)
     output_dir: str = "runs"
@@ -253,6 +283,7 @@ class Config:
     adv: AdvConfig = AdvConfig()
     robustness: RobustnessConfig = RobustnessConfig()
     attack: AttackConfig = AttackConfig()
+    optimized: OptimizedConfig = OptimizedConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     parallel: ParallelConfig = ParallelConfig()
 

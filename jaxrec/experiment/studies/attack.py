@@ -39,15 +39,28 @@ import numpy as np
 
 from jaxrec.attacks import detection
 from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
+from jaxrec.attacks.optimized import KINDS as OPTIMIZED
+from jaxrec.attacks.optimized import Settings, scenario_fakes
 from jaxrec.attacks.scenario import Scenario, fake_sets, poisoned_sets, scenario
+from jaxrec.attacks.shilling import given_profiles
 from jaxrec.config import CheckpointConfig, Config, validate
 from jaxrec.errors import JaxrecError, config_key, config_section
 from jaxrec.evaluate import check_ks, model_chunk
 from jaxrec.experiment.data import load_split
+from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import atomic_write, run_dir_of, write_results
 from jaxrec.experiment.report import Table, cell, markdown_report, plot_curves, plot_roc
-from jaxrec.experiment.studies.base import StudyResult, say, seed_configs, summarise, victims, with_drops
+from jaxrec.experiment.studies.base import (
+    StudyResult,
+    entry_config,
+    say,
+    seed_configs,
+    summarise,
+    victims,
+    with_drops,
+)
 from jaxrec.experiment.training import train_members
+from jaxrec.models import MODELS
 
 NAME = "attack"
 HELP = "inject fake users (random/average/bandwagon/GAN), retrain victims with defenses; target HR"
@@ -65,6 +78,7 @@ class Extras:
     roc: dict
     targets: list
     scenario: Scenario
+    outer: list = dataclasses.field(default_factory=list)  #: the optimized attacks' outer steps
 
 
 @dataclasses.dataclass
@@ -72,6 +86,7 @@ class Plan:
     victims: list  #: ``[(label, config)]``
     scenario: Scenario
     ks: tuple
+    surrogate: Config | None = None  #: the optimized attacks' surrogate (``optimized.surrogate``)
 
 
 def check(cfg: Config, base_dir=".", rated=None) -> Plan:
@@ -96,7 +111,15 @@ def check(cfg: Config, base_dir=".", rated=None) -> Plan:
         sc = scenario(rated, a.sizes, a.threshold, a.targets, a.n_targets, a.target_pool, a.seed, a.filler, a.trusted)
     with config_key("eval.ks"):
         ks = check_ks(cfg.eval.ks, sc.split.n_items)
-    return Plan(run_victims, sc, ks)
+    surrogate = None
+    if set(a.kinds) & set(OPTIMIZED):
+        o = cfg.optimized
+        surrogate = entry_config(cfg, o.surrogate, base_dir, "optimized.surrogate")[1] if o.surrogate else cfg
+        if o.k > sc.split.n_items - len(sc.targets):
+            raise JaxrecError(f"optimized.k: {o.k} is more than the {sc.split.n_items} items minus the targets")
+        if "truncated" in a.kinds and o.unroll < 1:
+            raise JaxrecError("optimized.unroll: the truncated attack trains unroll >= 1 epochs per outer step")
+    return Plan(run_victims, sc, ks, surrogate)
 
 
 def describe(cfg: Config, plan: Plan) -> str:
@@ -134,6 +157,50 @@ def _gan(cfg: Config, sc: Scenario, run_dir: Path, progress: bool, log):
     params = gt.kept(fit.selected)
     generate = lambda key, lengths: gt.sample(spec, params["g"], key, lengths)  # noqa: E731
     return generate, (lambda r: gt.d_suspicion(spec, params["d"], gt.d_view(r, levels)))
+
+
+def _optimized(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log) -> tuple[dict, list]:
+    """The ``kind`` attack's rated fake profiles ``{(kind, seed, count): [count, n_items]}``, every
+    (seed, size) optimized as a member of one program from the ``optimized.init`` attack's
+    profiles, and the outer steps' history."""
+    a, o, t = cfg.attack, cfg.optimized, surrogate.train
+    mcfg = surrogate.model
+    if MODELS[mcfg.name].__dataclass_fields__.get("propagation"):
+        mcfg = dataclasses.replace(mcfg, propagation="segment_sum")  # differentiable in the fake edges
+    model, _ = build_model(mcfg, sc.split.train)
+    settings = Settings(
+        epochs=t.epochs,
+        unroll=o.unroll,
+        warm=kind == "truncated",
+        batch=t.batch_size,
+        lr=t.lr,
+        l2=t.l2,
+        loss=t.loss,
+        steps=o.steps,
+        outer_lr=o.lr,
+        momentum=o.momentum,
+        k=o.k,
+        outer=o.loss,
+        kappa=o.kappa,
+        candidates=o.candidates,
+        users=o.users,
+        resample=o.resample,
+    )
+    init = fake_sets(sc, (o.init,), a.seeds, a.seed, a.intent, a.selected)
+    init = {(s, count): x for (_, s, count), x in init.items()}
+    log(f"{kind} attack: {a.seeds} seed(s) x {len(sc.counts)} size(s) as members, {o.steps} outer steps")
+
+    def on_step(step, record):
+        loss, hr = record["outer_loss"], record["surrogate_hr"]
+        span = lambda v: f"{min(v):.4f}..{max(v):.4f}"  # noqa: E731
+        log(f"{kind} step {step}: outer loss {span(loss)}, surrogate HR@{o.k} {span(hr)}")
+
+    inputs_of = lambda train: build_model(mcfg, train, capacity=len(train))[1]  # noqa: E731
+    items, history = scenario_fakes(sc, model, settings, a.seeds, init, t.seed, inputs_of, on_step)
+    rated = {
+        (kind, s, count): given_profiles(x, sc.stats, sc.targets, intent=a.intent) for (s, count), x in items.items()
+    }
+    return rated, [{"attack": kind, **r} for r in history]
 
 
 def _detectors(cfg: Config, d_suspicion) -> dict:
@@ -214,8 +281,17 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
         generate, d_suspicion = _gan(cfg, sc, run_dir_of(cfg), progress, log)
         timing["gan_train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    heuristic = [k for k in a.kinds if k not in OPTIMIZED]
     with config_key("attack"):
-        fakes = fake_sets(sc, a.kinds, a.seeds, a.seed, a.intent, a.selected, generate)
+        fakes = fake_sets(sc, heuristic, a.seeds, a.seed, a.intent, a.selected, generate)
+    outer = []
+    for kind in (k for k in a.kinds if k in OPTIMIZED):
+        t1 = time.perf_counter()
+        with config_key("optimized"):
+            made, history = _optimized(cfg, sc, plan.surrogate, kind, log)
+        fakes.update(made)
+        outer += history
+        timing[f"{kind}_optimization_s"] = time.perf_counter() - t1
     variants, roc = poisoned_sets(sc, fakes, a.kinds, a.seeds, a.threshold, _detectors(cfg, d_suspicion), a.fpr)
     timing["profiles_and_detectors_s"] = time.perf_counter() - t0
     targets = [t.item() if hasattr(t, "item") else t for t in sc.rated.train.item_ids[sc.targets]]
@@ -232,7 +308,8 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
         if v.detection
     ]
     found_summary = summarise(found, ["detector", "attack", "size"], DETECTION_FIGURES) if found else []
-    return StudyResult(NAME, cfg, rows, summary, timing, Extras(found, found_summary, roc, targets, sc))
+    extras = Extras(found, found_summary, roc, targets, sc, outer)
+    return StudyResult(NAME, cfg, rows, summary, timing, extras)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -337,6 +414,7 @@ def write_report(result: StudyResult, run_dir: Path) -> None:
         "detection": x.detection,
         "detection_summary": x.detection_summary,
         "targets": x.targets,
+        "outer": x.outer,
         "timing": result.timing,
         "fake_users": sc.counts,
         "n_real_users": sc.n_real,

@@ -106,27 +106,25 @@ def victims(cfg: Config, base_dir: str | Path = ".", section: str = "robustness"
     entries = getattr(cfg, section).victims
     if not entries:
         return [(cfg.name, cfg)]
-    out = []
-    for i, entry in enumerate(entries):
-        path, *overrides = entry.split()
-        with config_key(f"{section}.victims[{i}]"):
-            v = load_config(Path(base_dir) / path, overrides)
-        label = v.name
-        v = dataclasses.replace(
-            v,
-            name=f"{cfg.name}-{label}",
-            output_dir=cfg.output_dir,
-            data=cfg.data,
-            eval=cfg.eval,
-            robustness=cfg.robustness,
-            attack=cfg.attack,
-            checkpoint=CheckpointConfig(),
-        )
-        out.append((label, v))
+    out = [entry_config(cfg, entry, base_dir, f"{section}.victims[{i}]") for i, entry in enumerate(entries)]
     labels = [lab for lab, _ in out]
     if len(set(labels)) != len(labels):
         raise JaxrecError(f"{section}.victims: two victims share a name ({labels}); give each config its own name")
     return out
+
+
+def entry_config(cfg: Config, entry: str, base_dir: str | Path, key: str) -> tuple[str, Config]:
+    """``(label, config)`` of one entry ``"file.yaml KEY=VALUE ..."`` (a victim, a surrogate): that
+    file's config with the overrides, taking this config's data, eval, output, robustness,
+    attack and optimized sections (one split, one set of cut-offs for all); a mistake names
+    ``key``. The label is the entry's name."""
+    path, *overrides = entry.split()
+    with config_key(key):
+        v = load_config(Path(base_dir) / path, overrides)
+    shared = {s: getattr(cfg, s) for s in ("data", "eval", "robustness", "attack", "optimized")}
+    return v.name, dataclasses.replace(
+        v, name=f"{cfg.name}-{v.name}", output_dir=cfg.output_dir, checkpoint=CheckpointConfig(), **shared
+    )
 
 
 def seed_configs(cfg: Config, n: int) -> list[Config]:
