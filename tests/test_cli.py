@@ -309,14 +309,14 @@ def test_optimized_attacks_run_as_kinds_of_the_attack_study(tiny_csv, tmp_path, 
     ):
         args += ["--set", one]
     assert main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
     res = json.loads((tmp_path / "opt" / "results.json").read_text())
     kinds = {(r["attack"], r["defense"]) for r in res["rows"]}
     assert {("bilevel", "none"), ("truncated", "degsim")} <= kinds
-    assert [(r["attack"], r["step"]) for r in res["outer"]] == [("bilevel", 1), ("bilevel", 2)] + [
-        ("truncated", 1),
-        ("truncated", 2),
-    ]
-    assert all(len(r["outer_loss"]) == 2 for r in res["outer"])  # members: 1 seed x 2 sizes
+    steps = [(r["attack"], r["step"], r["size"]) for r in res["outer"]]  # members: 1 seed x 2 sizes
+    assert steps == [(kind, step, size) for kind in ("bilevel", "truncated") for step in (1, 2) for size in (2, 3)]
+    assert "surrogate HR@5, first" in (tmp_path / "opt" / "report.md").read_text()
+    assert (tmp_path / "opt" / "surrogate_target_hr@5_vs_step_bilevel.png").is_file() and "bilevel" in out
     assert res["timing"]["bilevel_optimization_s"] > 0
 
 

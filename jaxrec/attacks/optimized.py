@@ -412,7 +412,9 @@ def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: 
       init: ``{(s, count): [count, n_items]}`` the profiles each attack starts from (e.g. a
         heuristic attack's; their filler items, targets aside, and their filler sizes).
     Returns ``({(s, count): 0/1 [count, n_items]}, history)``: the optimized items (targets in) and
-    one record per outer step (``[M]`` lists, members in ``(s, count)`` order).
+    one row per (outer step, member): ``step``, ``seed``, ``size``, ``outer_loss``,
+    ``surrogate_hr`` (the surrogate's target HR@K of the profile the step started from),
+    ``changed`` (items the step swapped). ``on_step(step, record)`` sees each step's ``[M]`` lists.
     """
     train, n_real, slots = sc.split.train, sc.n_real, max(sc.counts)
     real = train.select(train.users < n_real)
@@ -467,7 +469,12 @@ def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: 
         settings.epochs if settings.warm else 0,
         keys,
     )
-    atts, history = optimize(spec, tx, prob, atts, settings.steps, on_step)
+    atts, records = optimize(spec, tx, prob, atts, settings.steps, on_step)
+    history = [
+        {"step": r["step"], "seed": s, "size": count, **{k: r[k][m] for k in ("outer_loss", "surrogate_hr", "changed")}}
+        for r in records
+        for m, (s, count) in enumerate(members)
+    ]
     final = np.asarray(atts.profile)
     out = {}
     for m, (s, count) in enumerate(members):

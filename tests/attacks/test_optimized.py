@@ -145,7 +145,8 @@ def test_scenario_fakes_are_valid_profiles_and_touch_no_real_user(rated_scenario
     model = MF(sc.split.n_users, sc.split.n_items, dim=4, initializer="normal", init_std=0.1)
     settings = opt.Settings(epochs=3, unroll=2, batch=128, lr=0.05, steps=2, k=5, outer="hr", kappa=0.5)
     fakes, history = opt.scenario_fakes(sc, model, settings, 2, init)
-    assert len(history) == 2 and all(len(r["outer_loss"]) == 4 for r in history)
+    members = [(s, c) for s in (0, 1) for c in (2, 3)]
+    assert [(r["step"], r["seed"], r["size"]) for r in history] == [(t, s, c) for t in (1, 2) for s, c in members]
     real = sc.rated.train.select(sc.rated.train.users < sc.n_real)
     for (s, count), items in fakes.items():
         assert items.shape == (count, sc.split.n_items) and set(np.unique(items)) <= {0.0, 1.0}

@@ -63,7 +63,7 @@ from jaxrec.experiment.training import train_members
 from jaxrec.models import MODELS
 
 NAME = "attack"
-HELP = "inject fake users (random/average/bandwagon/GAN), retrain victims with defenses; target HR"
+HELP = "inject fake users (random/average/bandwagon/GAN/optimized), retrain victims with defenses; target HR"
 DEFAULTS = "MF on ml-100k as the only victim, all four attacks"  #: what the built-in config runs
 DETECTION_FIGURES = ("precision", "recall", "auc", "fpr", "flagged", "real_flagged")
 
@@ -78,7 +78,8 @@ class Extras:
     roc: dict
     targets: list
     scenario: Scenario
-    outer: list = dataclasses.field(default_factory=list)  #: the optimized attacks' outer steps
+    #: the optimized attacks' outer steps: one row per (attack, step, seed, size)
+    outer: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -200,7 +201,8 @@ def _optimized(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log) -> 
     rated = {
         (kind, s, count): given_profiles(x, sc.stats, sc.targets, intent=a.intent) for (s, count), x in items.items()
     }
-    return rated, [{"attack": kind, **r} for r in history]
+    hr = f"surrogate_target_hr@{o.k}"
+    return rated, [{"attack": kind, **{hr if k == "surrogate_hr" else k: v for k, v in r.items()}} for r in history]
 
 
 def _detectors(cfg: Config, d_suspicion) -> dict:
@@ -354,6 +356,8 @@ def tables(result: StudyResult) -> list[Table]:
     out.append(size_table("target prediction shift (poisoned minus clean score)", s, "target_score_shift"))
     k = ks[len(ks) // 2]
     out.append(size_table(f"relative drop of test NDCG@{k} (1 - poisoned / clean)", s, f"drop_ndcg@{k}", 3))
+    if result.extras.outer:
+        out.append(outer_table(result))
     found = result.extras.detection_summary
     if found:
         header = ["detector", "attack", "fakes", "precision", "recall", "ROC-AUC", "flagged (real)"]
@@ -373,6 +377,29 @@ def tables(result: StudyResult) -> list[Table]:
             Table("detectors: flag users above the threshold set at attack.fpr on trusted real users", header, rows)
         )
     return out
+
+
+def _outer_summary(result: StudyResult) -> list[dict]:
+    """The outer steps, mean ± std over seeds per (attack, size, step)."""
+    rows = [{**r, "failed": False} for r in result.extras.outer]
+    return summarise(rows, ["attack", "size", "step"], ["outer_loss", "changed"])
+
+
+def outer_table(result: StudyResult) -> Table:
+    """Per optimized attack and size: the outer loss and the surrogate's own target HR at the first
+    and the last outer step (each of the profile that step started from)."""
+    k = result.config.optimized.k
+    hr = f"surrogate_target_hr@{k}"
+    summary = _outer_summary(result)
+    rows = []
+    for attack, size in dict.fromkeys((s["attack"], s["size"]) for s in summary):
+        steps = [s for s in summary if (s["attack"], s["size"]) == (attack, size)]
+        first, last = steps[0], steps[-1]
+        rows.append(
+            [attack, str(size), cell(first, "outer_loss"), cell(last, "outer_loss"), cell(first, hr), cell(last, hr)]
+        )
+    header = ["attack", "fakes", "outer loss, first step", "last step", f"surrogate HR@{k}, first", "last"]
+    return Table("optimized attacks: the surrogate's own figures over the outer steps", header, rows)
 
 
 def plots(result: StudyResult, run_dir: Path) -> list[Path]:
@@ -395,6 +422,14 @@ def plots(result: StudyResult, run_dir: Path) -> list[Path]:
                     f"{attack} attack: {m}",
                     "fake users (0: clean)",
                 )
+            )
+    if result.extras.outer:
+        summary, hr = _outer_summary(result), f"surrogate_target_hr@{result.config.optimized.k}"
+        for attack in dict.fromkeys(s["attack"] for s in summary):
+            mine = [s for s in summary if s["attack"] == attack]
+            path = run_dir / f"{hr}_vs_step_{attack}.png"
+            out.append(
+                plot_curves(mine, "step", hr, ["size"], path, f"{attack} attack: the surrogate's {hr}", "outer step")
             )
     roc = result.extras.roc
     for attack in dict.fromkeys(a for a, _ in roc):
