@@ -80,7 +80,10 @@ class Spec:
       loss; outer: the outer loss (:data:`LOSSES`); kappa: the CW margin; slots, n_candidates,
       n_real_pairs: the fake block's shape and its first row in the training pairs; resample: a
       new surrogate seed (initialisation, shuffles, negatives) at every outer step, so that the
-      profiles must work for any training run, not one (False: RevAdv's fixed seed).
+      profiles must work for any training run, not one (False: RevAdv's fixed seed); ensemble:
+      surrogates trained from that many seeds at every outer step, their outer losses and
+      hypergradients averaged (an expectation over the surrogate's training randomness, as
+      Athalye et al., ICML 2018, average over transformations).
     """
 
     model: Hashable
@@ -98,12 +101,15 @@ class Spec:
     n_candidates: int
     n_real_pairs: int
     resample: bool = False
+    ensemble: int = 1
 
     def __post_init__(self):
         if self.outer not in LOSSES:
             raise JaxrecError(f"outer loss: unknown {self.outer!r}; choose one of {list(LOSSES)}")
         if not 0 <= self.unroll <= self.epochs or self.epochs < 1:
             raise JaxrecError(f"unroll must be in [0, epochs] and epochs >= 1, got {self.unroll} and {self.epochs}")
+        if self.ensemble < 1 or (self.warm and self.ensemble > 1):
+            raise JaxrecError(f"ensemble must be >= 1 (and 1 for a warm surrogate), got {self.ensemble}")
         if self.warm and self.unroll < 1:
             raise JaxrecError("warm needs unroll >= 1 (the epochs trained and differentiated per outer step)")
         kernel = getattr(self.model, "propagation", None)
@@ -320,16 +326,23 @@ def hypergradient(spec: Spec, prob: Problem, att: Attack):
     """``(loss, aux, gradient [F, C], surrogate)``: the outer loss of the surrogate trained on
     ``att.profile`` and its exact gradient with respect to the profile's pair weights."""
 
-    def objective(weights):
+    def one(weights, key):
         if spec.warm:
             state = train_surrogate(spec, att.surrogate, prob.data, weights, spec.unroll, spec.unroll)
         else:
-            key = jax.random.fold_in(att.key, att.step) if spec.resample else att.key
             state = fresh_surrogate(spec, prob.data, key)
             state = train_surrogate(spec, state, prob.data, weights, spec.epochs, spec.unroll or spec.epochs)
         inputs = with_profiles(spec, prob.data, weights).inputs
         loss, aux = outer_loss(spec, state.params, inputs, prob, prob.candidates[att.targets])
         return loss, (aux, state)
+
+    def objective(weights):
+        key = jax.random.fold_in(att.key, att.step) if spec.resample else att.key
+        if spec.ensemble == 1:
+            return one(weights, key)
+        keys = jax.vmap(lambda j: jax.random.fold_in(key, j))(jnp.arange(spec.ensemble) + 1)
+        loss, (aux, states) = jax.vmap(one, in_axes=(None, 0))(weights, keys)
+        return jnp.mean(loss), (jax.tree.map(jnp.mean, aux), jax.tree.map(lambda x: x[0], states))
 
     (loss, (aux, state)), grad = jax.value_and_grad(objective, has_aux=True)(att.profile)
     return loss, aux, grad, jax.lax.stop_gradient(state)
@@ -400,6 +413,7 @@ class Settings:
     candidates: int = 0
     users: int = 0
     resample: bool = False
+    ensemble: int = 1
 
 
 def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: int = 0, inputs_of=None, on_step=None):
@@ -446,6 +460,7 @@ def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: 
         cand.size,
         n_real_pairs,
         settings.resample,
+        settings.ensemble,
     )
     members = [(s, count) for s in range(seeds) for count in sc.counts]
     targets = np.asarray(col[sc.targets], np.int32)

@@ -265,6 +265,8 @@ class OptimizedConfig:
     loss: str = ranged("logsigmoid", one_of(*OUTER_LOSSES))  #: logsigmoid | hr | cw | ce
     kappa: float = ranged(1.0, above(0))  #: cw: the margin; hr: the sigmoid's temperature
     resample: bool = False  #: a new surrogate seed at every outer step (false: one fixed seed, as RevAdv)
+    #: bilevel: surrogates from this many seeds per outer step, their hypergradients averaged
+    ensemble: int = ranged(1, at_least(1))
     candidates: int = ranged(0, at_least(0))  #: items a profile may hold: 0 all, N the N most popular (+ targets)
     users: int = ranged(0, at_least(0))  #: real users of the outer loss: 0 all, N a seeded sample
     #: the heuristic attack whose profiles (filler items and sizes) start the optimization

@@ -96,6 +96,22 @@ def test_bilevel_hypergradient_is_the_gradient_of_its_unrolled_epochs(unroll):
     np.testing.assert_allclose(np.asarray(grad), np.asarray(warm_grad), rtol=1e-5, atol=1e-7)
 
 
+def test_an_ensemble_averages_the_hypergradients_of_its_seeds():
+    """``ensemble=3``: the loss and gradient are the means of three single-surrogate runs, each
+    keyed by ``fold_in(key, j)``, j = 1..3."""
+    train = _tiny(seed=4)
+    model, _ = _model("mf", train)
+    prob, n_pairs = opt.problem(train, 12, 2, 64)
+    single = _spec(model, n_pairs, 2, train.n_items, epochs=3, unroll=0)
+    w = jnp.asarray(np.random.default_rng(5).uniform(0.2, 0.8, (2, train.n_items)), jnp.float32)
+    att = _attack(single, prob, w, key=7)
+    loss, _, grad, _ = opt.hypergradient(dataclasses.replace(single, ensemble=3), prob, att)
+    runs = [opt.hypergradient(single, prob, att.replace(key=jax.random.fold_in(att.key, j))) for j in (1, 2, 3)]
+    assert len({float(r[0]) for r in runs}) == 3  # three different surrogates
+    np.testing.assert_allclose(float(loss), np.mean([float(r[0]) for r in runs]), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(grad), np.mean([np.asarray(r[2]) for r in runs], 0), rtol=1e-4, atol=1e-7)
+
+
 def test_a_surrogate_without_edge_gradients_is_refused():
     train = _tiny()
     model = LightGCN(train.n_users, train.n_items, dim=4, propagation="bcsr_vjp")

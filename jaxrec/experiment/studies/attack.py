@@ -186,6 +186,7 @@ def _optimized(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log) -> 
         candidates=o.candidates,
         users=o.users,
         resample=o.resample,
+        ensemble=1 if kind == "truncated" else o.ensemble,
     )
     init = fake_sets(sc, (o.init,), a.seeds, a.seed, a.intent, a.selected)
     init = {(s, count): x for (_, s, count), x in init.items()}
