@@ -1,0 +1,381 @@
+"""Optimized (bi-level) poisoning: the known case, throughput, and large data. One JSON object per line.
+
+  python bench/optimized.py synthetic [--steps 50]      # RevAdv's synthetic experiment, on jaxrec
+  python bench/optimized.py throughput [--members 4]     # N attacks as members vs N sequential
+  python bench/optimized.py gowalla [--model lightgcn]   # the truncated attack at Gowalla's size
+
+``synthetic`` follows RevAdv's notebook (``synthetic_exp.ipynb`` of ``graytowne/revisit_adv_rec``):
+1,000 users x 300 items from a rank-20 Gaussian score thresholded at 5 (about 12 % dense); the first
+900 users are real (one random interaction each held out as the test item), the last 100 are the
+fake users' starting profiles (the generated users' rows); target item 0. The surrogate is MF-BPR
+(dim 16) trained 50 epochs from scratch at every outer step, every epoch differentiated; 50 outer
+steps. Reported: per step, the surrogate's target HR@10 (the target above the 10th best non-target
+item) for the profiles that step started from, as RevAdv reports; at the end, **freshly trained
+victims** (MF-BPR dim 64, another seed, 50 epochs) on the clean data, on the starting fakes
+(targets added) and on the optimized fakes: target HR@10 over the real users who never interacted
+with the target, and test HR@10 (the held-out item in the top 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def _machine() -> dict:
+    import jax
+
+    return {"cpus": os.cpu_count(), "machine": platform.machine(), "backend": jax.default_backend()}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _emit(row: dict, out: str | None) -> None:
+    line = json.dumps(row)
+    print(line, flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(line + "\n")
+
+
+def synthetic_setup(seed: int = 0):
+    """RevAdv's synthetic data: ``(split over 1000 users, starting fakes [100, 300], n_real)``."""
+    from jaxrec.data.synthetic import hold_out_one, low_rank
+
+    full = low_rank(1000, 300, rank=20, threshold=5.0, seed=seed)
+    n_real = 900
+    split = hold_out_one(full.select(full.users < n_real), seed=seed)
+    return split, full.dense()[n_real:], n_real
+
+
+def victims(split, n_real: int, fakes: dict, epochs: int = 50, seed: int = 7, dim=64, lr=1e-2, batch=2048):
+    """Train a fresh MF-BPR victim on the clean data and on each fake set (members of one program):
+    ``{name: {"target_hr@10", "test_hr@10"}}``. ``fakes``: ``{name: [F, n_items] 0/1}``."""
+    import numpy as np
+
+    from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
+    from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig
+    from jaxrec.data import concat
+    from jaxrec.data.interactions import Interactions
+    from jaxrec.experiment import train_members
+
+    cfg = Config(
+        model=ModelConfig(dim=dim),
+        eval=EvalConfig(ks=(10,)),
+        train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed),
+    )
+    trains = [split.train]
+    for profiles in fakes.values():
+        users, items = np.nonzero(profiles)
+        extra = Interactions(users + n_real, items, split.n_users, split.n_items, source="fakes")
+        trains.append(concat([split.train, extra], source="poisoned"))
+    run = train_members([cfg] * len(trains), split, progress=False, trains=trains)
+    ranking = target_ranking(split.train, [split.train, split.test], [TARGET], n_real)
+    out = members_outcomes(run.training.model, run.fit.best, run.training.inputs, ranking, (10,), True)
+    names = ["clean", *fakes]
+    return {
+        name: {
+            "target_hr@10": target_metrics({k: v[m] for k, v in out.items()}, ranking)["target_hr@10"],
+            "test_hr@10": run.metrics[m]["hit@10"],
+        }
+        for m, name in enumerate(names)
+    }
+
+
+TARGET = 0
+
+
+def synthetic(args) -> list[dict]:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxrec.attacks import optimized as opt
+    from jaxrec.models import MF
+
+    split, start, n_real = synthetic_setup(args.seed)
+    slots, batch = start.shape[0], 40000
+    prob, n_real_pairs = opt.problem(split.train, n_real, slots, batch)
+    model = MF(split.n_users, split.n_items, dim=16, initializer="normal", init_std=0.1)
+    spec = opt.Spec(
+        model,
+        "bpr",
+        0.0,
+        batch,
+        0.05,
+        args.epochs,
+        0,
+        False,
+        10,
+        "logsigmoid",
+        1.0,
+        slots,
+        split.n_items,
+        n_real_pairs,
+        args.resample,
+    )
+    tx = opt.outer_optimizer(1.0, 0.95)
+    profile0 = start.copy()
+    profile0[:, TARGET] = 0
+    lengths = profile0.sum(1).astype(np.int32)
+    atts = opt.members_init(
+        spec,
+        tx,
+        prob,
+        jnp.asarray(profile0)[None],
+        jnp.asarray([[TARGET]]),
+        jnp.asarray(lengths)[None],
+        0,
+        jax.random.key(args.seed + 1)[None],
+    )
+    rows, t0 = [], time.perf_counter()
+
+    def on_step(step, rec):
+        row = {
+            "bench": "optimized-synthetic",
+            "step": step,
+            "outer_loss": rec["outer_loss"][0],
+            "surrogate_target_hr@10": rec["surrogate_hr"][0],
+            "changed": rec["changed"][0],
+            "seconds": time.perf_counter() - t0,
+        }
+        rows.append(row)
+        _emit(row, args.out)
+
+    atts, _ = opt.optimize(spec, tx, prob, atts, args.steps, on_step)
+    with_target = start.copy()
+    with_target[:, TARGET] = 1
+    final = np.asarray(atts.profile[0])
+    sets = {"starting_fakes": with_target, "optimized": final}
+    result = victims(split, n_real, sets, seed=args.seed + 7)  # MF-BPR dim 64, mini-batches
+    same = victims(split, n_real, sets, seed=args.seed + 7, dim=16, lr=0.05, batch=batch)  # the surrogate's family
+    result.update({f"{name} (surrogate's family)": figs for name, figs in same.items()})
+    row = {
+        "bench": "optimized-synthetic-victims",
+        "steps": args.steps,
+        "epochs": args.epochs,
+        "resample": args.resample,
+        "wall_s": time.perf_counter() - t0,
+        "peak_rss_mb": round(_peak_mb()),
+        **{f"{name}:{k}": round(v, 4) for name, figs in result.items() for k, v in figs.items()},
+        **_machine(),
+    }
+    _emit(row, args.out)
+    return rows + [row]
+
+
+def _synthetic_attacks(args, members: int):
+    """The synthetic case's spec, problem and ``members`` stacked attacks (seeds ``0..members-1``,
+    each from its own random starting filler of the same sizes)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxrec.attacks import optimized as opt
+    from jaxrec.models import MF
+
+    split, start, n_real = synthetic_setup(args.seed)
+    slots, batch = start.shape[0], 40000
+    prob, n_real_pairs = opt.problem(split.train, n_real, slots, batch)
+    model = MF(split.n_users, split.n_items, dim=16, initializer="normal", init_std=0.1)
+    spec = opt.Spec(
+        model, "bpr", 0.0, batch, 0.05, args.epochs, 0, False, 10, "logsigmoid", 1.0, slots, split.n_items, n_real_pairs
+    )
+    tx = opt.outer_optimizer(1.0, 0.95)
+    lengths = np.maximum(start.sum(1), 1).astype(np.int32)
+    rng = np.random.default_rng(args.seed)
+    profile0 = np.stack([np.stack([rng.permutation(row) for row in start]) for _ in range(members)])
+    profile0[:, :, TARGET] = 0
+    atts = opt.members_init(
+        spec,
+        tx,
+        prob,
+        jnp.asarray(profile0),
+        jnp.full((members, 1), TARGET),
+        jnp.tile(jnp.asarray(lengths), (members, 1)),
+        0,
+        jax.vmap(jax.random.key)(jnp.arange(members)),
+    )
+    return spec, tx, prob, atts
+
+
+def throughput(args) -> dict:
+    """N attacks as members of one program against the same N one after another (the synthetic
+    case, compiled first; ``--steps`` timed outer steps each): wall times, their ratio, seconds
+    per outer step, and the members' results against the sequential ones."""
+    import jax
+    import numpy as np
+
+    from jaxrec.attacks import optimized as opt
+
+    spec, tx, prob, atts = _synthetic_attacks(args, args.members)
+    singles = [jax.tree.map(lambda x, m=m: x[m : m + 1], atts) for m in range(args.members)]
+    jax.block_until_ready(opt.members_step(spec, tx, prob, atts))  # compile both programs
+    jax.block_until_ready(opt.members_step(spec, tx, prob, singles[0]))
+    t0 = time.perf_counter()
+    together, _ = opt.optimize(spec, tx, prob, atts, args.steps)
+    members_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    alone = [opt.optimize(spec, tx, prob, one, args.steps)[0] for one in singles]
+    sequential_s = time.perf_counter() - t0
+    same = all(np.array_equal(np.asarray(together.profile[m]), np.asarray(a.profile[0])) for m, a in enumerate(alone))
+    row = {
+        "bench": "optimized-throughput",
+        "members": args.members,
+        "steps": args.steps,
+        "epochs": args.epochs,
+        "members_s": round(members_s, 2),
+        "sequential_s": round(sequential_s, 2),
+        "sequential_over_members": round(sequential_s / members_s, 3),
+        "s_per_outer_step_one_attack": round(sequential_s / args.members / args.steps, 3),
+        "s_per_outer_step_members": round(members_s / args.steps, 3),
+        "same_profiles": same,
+        "peak_rss_mb": round(_peak_mb()),
+        **_machine(),
+    }
+    _emit(row, args.out)
+    return row
+
+
+def gowalla(args) -> dict:
+    """The truncated attack at Gowalla's size (RevAdv's setting: 1 % fake users, 5 unpopular
+    targets, HR@50): an MF-BPR or LightGCN (segment_sum) surrogate warm-started for ``--warm``
+    epochs, ``--unroll`` differentiated epochs per outer step over the ``--candidates`` most popular
+    items; times the set-up, the first outer step (with compilation) and the next ones, and the
+    process's peak memory."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxrec.attacks import optimized as opt
+    from jaxrec.attacks.poison import widen_split
+    from jaxrec.config import DataConfig
+    from jaxrec.data.graph import bipartite_graph
+    from jaxrec.experiment import load_split
+    from jaxrec.models import MF, LightGCN
+    from jaxrec.models.lightgcn import lightgcn_inputs
+
+    t0 = time.perf_counter()
+    real = load_split(DataConfig(dataset="gowalla", split="predefined"))
+    n_real = real.n_users
+    slots = -(-n_real // 100)
+    split = widen_split(real, slots)
+    train = split.train
+    counts = train.item_counts()
+    pool = np.flatnonzero(counts > 0)
+    unpopular = pool[np.argsort(counts[pool], kind="stable")][: pool.size // 2]
+    targets = np.sort(np.random.default_rng(0).choice(unpopular, 5, replace=False))
+    candidates = np.union1d(np.argsort(-counts, kind="stable")[: args.candidates], targets)
+    inputs_of = None
+    if args.model == "lightgcn":
+        model = LightGCN(train.n_users, train.n_items, dim=64, layers=3, propagation="segment_sum")
+        inputs_of = lambda t: lightgcn_inputs(bipartite_graph(t, "segment_sum", capacity=len(t)))  # noqa: E731
+    else:
+        model = MF(train.n_users, train.n_items, dim=64)
+    users = np.sort(np.random.default_rng(1).choice(n_real, min(args.users, n_real), replace=False))
+    prob, n_real_pairs = opt.problem(train, n_real, slots, args.batch, candidates, inputs_of, users)
+    col = np.full(train.n_items, -1)
+    col[candidates] = np.arange(candidates.size)
+    spec = opt.Spec(
+        model,
+        "bpr",
+        0.0,
+        args.batch,
+        1e-3,
+        args.warm,
+        args.unroll,
+        True,
+        50,
+        "hr",
+        1.0,
+        slots,
+        candidates.size,
+        n_real_pairs,
+    )
+    tx = opt.outer_optimizer(1.0, 0.95)
+    rng = np.random.default_rng(2)
+    filler = int(round(len(real.train) / n_real))
+    profile0 = np.zeros((1, slots, candidates.size), np.float32)
+    for r in range(slots):
+        profile0[0, r, rng.choice(candidates.size, filler, replace=False)] = 1.0
+    setup_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    atts = opt.members_init(
+        spec,
+        tx,
+        prob,
+        jnp.asarray(profile0),
+        jnp.asarray(col[targets])[None],
+        jnp.full((1, slots), filler, jnp.int32),
+        args.warm,
+        jax.random.key(0)[None],
+    )
+    jax.block_until_ready(atts.profile)
+    warm_s = time.perf_counter() - t0
+    times, history = [], []
+    for _ in range(args.steps):
+        t0 = time.perf_counter()
+        atts, rec = opt.optimize(spec, tx, prob, atts, 1)
+        times.append(time.perf_counter() - t0)
+        history += rec
+    row = {
+        "bench": "optimized-gowalla",
+        "model": args.model,
+        "fake_users": slots,
+        "candidates": int(candidates.size),
+        "outer_users": args.users,
+        "warm_epochs": args.warm,
+        "unroll": args.unroll,
+        "batch": args.batch,
+        "setup_s": round(setup_s, 1),
+        "warm_start_s": round(warm_s, 1),
+        "first_step_s": round(times[0], 1),
+        "later_step_s": round(float(np.median(times[1:])), 1) if len(times) > 1 else None,
+        "surrogate_hr@50": [r["surrogate_hr"][0] for r in history],
+        "peak_rss_mb": round(_peak_mb()),
+        **_machine(),
+    }
+    _emit(row, args.out)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("synthetic")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resample", action="store_true", help="a new surrogate seed every outer step")
+    p.add_argument("--out", default=str(HERE / "results" / "optimized-synthetic.jsonl"))
+    p = sub.add_parser("throughput")
+    p.add_argument("--members", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(HERE / "results" / "optimized-throughput.jsonl"))
+    p = sub.add_parser("gowalla")
+    p.add_argument("--model", choices=["mf", "lightgcn"], default="mf")
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warm", type=int, default=1, help="epochs before the first outer step")
+    p.add_argument("--unroll", type=int, default=1)
+    p.add_argument("--batch", type=int, default=16384)
+    p.add_argument("--candidates", type=int, default=2000)
+    p.add_argument("--users", type=int, default=5000)
+    p.add_argument("--out", default=str(HERE / "results" / "optimized-gowalla.jsonl"))
+    args = parser.parse_args()
+    {"synthetic": synthetic, "throughput": throughput, "gowalla": gowalla}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
