@@ -10,7 +10,7 @@ poisoned training set with its filtered copies, one per detector.
 * :func:`fake_sets` -- ``{(kind, seed, size): ratings [size, n_items]}`` of the heuristic attacks:
   a smaller attack takes the first profiles of the same draw, seeded by
   :func:`~jaxrec.attacks.shilling.profile_seed` (an optimized attack,
-  :func:`jaxrec.attacks.optimized.scenario_fakes`, optimizes every size on its own);
+  :func:`jaxrec.attacks.optimized_fakes.scenario_fakes`, optimizes every size on its own);
 * :func:`poisoned_sets` -- every (attack, size, seed) poisoned training set (defense ``none``)
   and, per detector, the same set without the users it flags at the trusted users' threshold,
   with the detector's figures; ROC curves at the largest size and seed 0.

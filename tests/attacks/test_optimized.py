@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxrec.attacks import optimized as opt
-from jaxrec.attacks import poison
+from jaxrec.attacks import optimized_fakes, poison
 from jaxrec.attacks.scenario import fake_sets, scenario
 from jaxrec.attacks.shilling import given_profiles, rating_stats
 from jaxrec.data.graph import bipartite_graph
@@ -159,8 +159,8 @@ def test_scenario_fakes_are_valid_profiles_and_touch_no_real_user(rated_scenario
     sc = rated_scenario
     init = {(s, c): x for (_, s, c), x in fake_sets(sc, ("bandwagon",), 2, 0).items()}
     model = MF(sc.split.n_users, sc.split.n_items, dim=4, initializer="normal", init_std=0.1)
-    settings = opt.Settings(epochs=3, unroll=2, batch=128, lr=0.05, steps=2, k=5, outer="hr", kappa=0.5)
-    fakes, history = opt.scenario_fakes(sc, model, settings, 2, init)
+    settings = optimized_fakes.Settings(epochs=3, unroll=2, batch=128, lr=0.05, steps=2, k=5, outer="hr", kappa=0.5)
+    fakes, history = optimized_fakes.scenario_fakes(sc, model, settings, 2, init)
     members = [(s, c) for s in (0, 1) for c in (2, 3)]
     assert [(r["step"], r["seed"], r["size"]) for r in history] == [(t, s, c) for t in (1, 2) for s, c in members]
     real = sc.rated.train.select(sc.rated.train.users < sc.n_real)

@@ -40,7 +40,7 @@ import numpy as np
 from jaxrec.attacks import detection
 from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
 from jaxrec.attacks.optimized import KINDS as OPTIMIZED
-from jaxrec.attacks.optimized import Settings, scenario_fakes
+from jaxrec.attacks.optimized_fakes import Settings, scenario_fakes
 from jaxrec.attacks.scenario import Scenario, fake_sets, poisoned_sets, scenario
 from jaxrec.attacks.shilling import given_profiles
 from jaxrec.config import CheckpointConfig, Config, validate
