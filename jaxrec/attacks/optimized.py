@@ -19,8 +19,9 @@ written with jaxrec's own pieces, so that ``jax.grad`` gives the hypergradient e
   weight says whether adding (or dropping) that item helps. The surrogate trains ``epochs`` from
   scratch with a fixed seed (the same initialisation and batches at every outer step), the last
   ``unroll`` of them differentiated (0: all; RevAdv unrolls the last 10 of 50), each epoch under
-  ``jax.checkpoint`` so memory holds one epoch's steps. ``warm`` instead keeps the surrogate from
-  one outer step to the next and unrolls only its ``unroll`` newest epochs: a truncated
+  ``jax.checkpoint`` (and each step within it) so memory holds one epoch's step states. ``warm``
+  instead keeps the surrogate from one outer step to the next and unrolls only its ``unroll``
+  newest epochs: a truncated
   hypergradient (Shaban et al., AISTATS 2019), the cheap approximation for large data.
 * **Outer loss** (a smooth surrogate of target HR@K over the eligible real users -- those who never
   interacted with the target in training -- averaged over (user, target) pairs): ``logsigmoid``:
@@ -209,8 +210,10 @@ def _tx(spec: Spec) -> optax.GradientTransformation:
 
 
 def _epoch(spec: Spec):
+    """The engine's epoch with every step under ``jax.checkpoint``: differentiating an epoch keeps
+    each step's state, not each step's intermediates (the dense gradient tables, Adam's updates)."""
     step = make_train_step(make_loss_fn(spec.model, spec.loss, with_l2=spec.l2 > 0))
-    return make_epoch(step, spec.batch)
+    return make_epoch(jax.checkpoint(step), spec.batch)
 
 
 def fresh_surrogate(spec: Spec, data: TrainData, key: jax.Array) -> TrainState:
