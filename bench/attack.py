@@ -19,19 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
+from common import machine  # bench/ is the script's directory, on sys.path
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def _machine() -> dict:
-    import jax
-
-    return {"cpus": os.cpu_count(), "machine": platform.machine(), "backend": jax.default_backend()}
 
 
 def retrain(args) -> dict:
@@ -88,7 +82,7 @@ def retrain(args) -> dict:
         "speedup": seq_s / members_s,
         "speedup_train": seq_train_s / (sum(secs[1:]) + float(np.median(secs[1:] or secs))),
         "max_metric_diff": float(max(diffs)),
-        **_machine(),
+        **machine(),
     }
 
 
@@ -104,7 +98,7 @@ def table(args) -> list[dict]:
         payload = json.loads((res.run_dir / "results.json").read_text())
     rows = [{"bench": "attack-table", **s} for s in payload["summary"]]
     rows += [{"bench": "attack-detection", **d} for d in payload["detection_summary"]]
-    rows.append({"bench": "attack-table-timing", "targets": payload["targets"], **payload["timing"], **_machine()})
+    rows.append({"bench": "attack-table-timing", "targets": payload["targets"], **payload["timing"], **machine()})
     return rows
 
 

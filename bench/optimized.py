@@ -19,33 +19,13 @@ with the target, and test HR@10 (the held-out item in the top 10).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import resource
 import time
 from pathlib import Path
 
+from common import emit, machine, peak_mb  # bench/ is the script's directory, on sys.path
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def _machine() -> dict:
-    import jax
-
-    return {"cpus": os.cpu_count(), "machine": platform.machine(), "backend": jax.default_backend()}
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _emit(row: dict, out: str | None) -> None:
-    line = json.dumps(row)
-    print(line, flush=True)
-    if out:
-        with open(out, "a") as f:
-            f.write(line + "\n")
 
 
 def synthetic_setup(seed: int = 0):
@@ -150,7 +130,7 @@ def synthetic(args) -> list[dict]:
             "seconds": time.perf_counter() - t0,
         }
         rows.append(row)
-        _emit(row, args.out)
+        emit(row, args.out)
 
     atts, _ = opt.optimize(spec, tx, prob, atts, args.steps, on_step)
     with_target = start.copy()
@@ -166,11 +146,11 @@ def synthetic(args) -> list[dict]:
         "epochs": args.epochs,
         "resample": args.resample,
         "wall_s": time.perf_counter() - t0,
-        "peak_rss_mb": round(_peak_mb()),
+        "peak_rss_mb": round(peak_mb()),
         **{f"{name}:{k}": round(v, 4) for name, figs in result.items() for k, v in figs.items()},
-        **_machine(),
+        **machine(),
     }
-    _emit(row, args.out)
+    emit(row, args.out)
     return rows + [row]
 
 
@@ -240,10 +220,10 @@ def throughput(args) -> dict:
         "s_per_outer_step_one_attack": round(sequential_s / args.members / args.steps, 3),
         "s_per_outer_step_members": round(members_s / args.steps, 3),
         "same_profiles": same,
-        "peak_rss_mb": round(_peak_mb()),
-        **_machine(),
+        "peak_rss_mb": round(peak_mb()),
+        **machine(),
     }
-    _emit(row, args.out)
+    emit(row, args.out)
     return row
 
 
@@ -342,10 +322,10 @@ def gowalla(args) -> dict:
         "first_step_s": round(times[0], 1),
         "later_step_s": round(float(np.median(times[1:])), 1) if len(times) > 1 else None,
         "surrogate_hr@50": [r["surrogate_hr"][0] for r in history],
-        "peak_rss_mb": round(_peak_mb()),
-        **_machine(),
+        "peak_rss_mb": round(peak_mb()),
+        **machine(),
     }
-    _emit(row, args.out)
+    emit(row, args.out)
     return row
 
 

@@ -22,27 +22,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from common import machine, peak_mb  # bench/ is the script's directory, on sys.path
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-
-
-def _machine() -> dict:
-    import jax
-
-    return {"cpus": os.cpu_count(), "machine": platform.machine(), "backend": jax.default_backend()}
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method: str) -> dict:
@@ -77,7 +66,7 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
             perturbed_metrics(tr.model, params, tr.inputs, tr.data, ranking, [e], method, ks, True).rows[0] for e in eps
         ]
 
-    before = _peak_mb()
+    before = peak_mb()
     t0 = time.perf_counter()
     rows = once()
     first = time.perf_counter() - t0
@@ -103,9 +92,9 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
         "median_s": round(statistics.median(secs), 3) if secs else None,
         "reps": reps,
         "peak_rss_mb_before_sweep": round(before),
-        "peak_rss_mb": round(_peak_mb()),
+        "peak_rss_mb": round(peak_mb()),
         f"ndcg@{k}_last": rows[-1][f"ndcg@{k}"],
-        **_machine(),
+        **machine(),
     }
 
 
@@ -176,7 +165,7 @@ def data(args) -> None:
                 "members_epoch_s": round(med(2), 4),
                 "sequential_epoch_s_sum": round(med(3), 4),
                 "epoch_ratio": round(med(3) / med(2), 2),
-                **_machine(),
+                **machine(),
             }
         ),
         flush=True,
@@ -198,7 +187,7 @@ def table(args) -> None:
                 "config": Path(args.config).name,
                 **res.timing,
                 "run_dir": str(res.run_dir),
-                **_machine(),
+                **machine(),
             }
         ),
         flush=True,
