@@ -40,14 +40,12 @@ import numpy as np
 from jaxrec.attacks import detection
 from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
 from jaxrec.attacks.optimized import KINDS as OPTIMIZED
-from jaxrec.attacks.optimized_fakes import Settings, scenario_fakes
 from jaxrec.attacks.scenario import Scenario, fake_sets, poisoned_sets, scenario
-from jaxrec.attacks.shilling import given_profiles
 from jaxrec.config import CheckpointConfig, Config, validate
 from jaxrec.errors import JaxrecError, config_key, config_section
 from jaxrec.evaluate import check_ks, model_chunk
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.models import build_model
+from jaxrec.experiment.optimized import optimized_fakes
 from jaxrec.experiment.output import atomic_write, run_dir_of, write_results
 from jaxrec.experiment.report import Table, cell, markdown_report, plot_curves, plot_roc
 from jaxrec.experiment.studies.base import (
@@ -60,7 +58,6 @@ from jaxrec.experiment.studies.base import (
     with_drops,
 )
 from jaxrec.experiment.training import train_members
-from jaxrec.models import MODELS
 
 NAME = "attack"
 HELP = "inject fake users (random/average/bandwagon/GAN/optimized), retrain victims with defenses; target HR"
@@ -160,52 +157,6 @@ def _gan(cfg: Config, sc: Scenario, run_dir: Path, progress: bool, log):
     return generate, (lambda r: gt.d_suspicion(spec, params["d"], gt.d_view(r, levels)))
 
 
-def _optimized(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log) -> tuple[dict, list]:
-    """The ``kind`` attack's rated fake profiles ``{(kind, seed, count): [count, n_items]}``, every
-    (seed, size) optimized as a member of one program from the ``optimized.init`` attack's
-    profiles, and the outer steps' history."""
-    a, o, t = cfg.attack, cfg.optimized, surrogate.train
-    mcfg = surrogate.model
-    if MODELS[mcfg.name].__dataclass_fields__.get("propagation"):
-        mcfg = dataclasses.replace(mcfg, propagation="segment_sum")  # differentiable in the fake edges
-    model, _ = build_model(mcfg, sc.split.train)
-    settings = Settings(
-        epochs=t.epochs,
-        unroll=o.unroll,
-        warm=kind == "truncated",
-        batch=t.batch_size,
-        lr=t.lr,
-        l2=t.l2,
-        loss=t.loss,
-        steps=o.steps,
-        outer_lr=o.lr,
-        momentum=o.momentum,
-        k=o.k,
-        outer=o.loss,
-        kappa=o.kappa,
-        candidates=o.candidates,
-        users=o.users,
-        resample=o.resample,
-        ensemble=1 if kind == "truncated" else o.ensemble,
-    )
-    init = fake_sets(sc, (o.init,), a.seeds, a.seed, a.intent, a.selected)
-    init = {(s, count): x for (_, s, count), x in init.items()}
-    log(f"{kind} attack: {a.seeds} seed(s) x {len(sc.counts)} size(s) as members, {o.steps} outer steps")
-
-    def on_step(step, record):
-        loss, hr = record["outer_loss"], record["surrogate_hr"]
-        span = lambda v: f"{min(v):.4f}..{max(v):.4f}"  # noqa: E731
-        log(f"{kind} step {step}: outer loss {span(loss)}, surrogate HR@{o.k} {span(hr)}")
-
-    inputs_of = lambda train: build_model(mcfg, train, capacity=len(train))[1]  # noqa: E731
-    items, history = scenario_fakes(sc, model, settings, a.seeds, init, t.seed, inputs_of, on_step)
-    rated = {
-        (kind, s, count): given_profiles(x, sc.stats, sc.targets, intent=a.intent) for (s, count), x in items.items()
-    }
-    hr = f"surrogate_target_hr@{o.k}"
-    return rated, [{"attack": kind, **{hr if k == "surrogate_hr" else k: v for k, v in r.items()}} for r in history]
-
-
 def _detectors(cfg: Config, d_suspicion) -> dict:
     """``{name: suspicion(ratings)}`` of ``attack.detectors``; an error names the detector."""
     a = cfg.attack
@@ -291,7 +242,7 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     for kind in (k for k in a.kinds if k in OPTIMIZED):
         t1 = time.perf_counter()
         with config_key("optimized"):
-            made, history = _optimized(cfg, sc, plan.surrogate, kind, log)
+            made, history = optimized_fakes(cfg, sc, plan.surrogate, kind, log)
         fakes.update(made)
         outer += history
         timing[f"{kind}_optimization_s"] = time.perf_counter() - t1
