@@ -62,7 +62,7 @@ from jaxrec.data.sampling import positive_sets
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import score_function
 from jaxrec.models.propagation import SYMMETRIC_VJP
-from jaxrec.train.state import TrainState, create_state
+from jaxrec.train.state import TrainState, adam, create_state
 from jaxrec.train.steps import TrainData, make_epoch, make_loss_fn, make_train_step
 
 LOSSES = ("logsigmoid", "hr", "cw", "ce")  #: outer losses (see the module docstring)
@@ -203,12 +203,6 @@ def with_profiles(spec: Spec, data: TrainData, weights: jax.Array) -> TrainData:
     return out
 
 
-def _tx(spec: Spec) -> optax.GradientTransformation:
-    from jaxrec.train.state import adam  # one cached Adam: the state's tx is static
-
-    return adam()
-
-
 def _epoch(spec: Spec):
     """The engine's epoch with every step under ``jax.checkpoint``: differentiating an epoch keeps
     each step's state, not each step's intermediates (the dense gradient tables, Adam's updates)."""
@@ -218,7 +212,7 @@ def _epoch(spec: Spec):
 
 def fresh_surrogate(spec: Spec, data: TrainData, key: jax.Array) -> TrainState:
     """The surrogate's initial state from ``key`` (Adam at ``spec.lr``)."""
-    return create_state(spec.model, key, _tx(spec), data.inputs, {"l2": spec.l2}, spec.lr)
+    return create_state(spec.model, key, adam(), data.inputs, {"l2": spec.l2}, spec.lr)
 
 
 def train_surrogate(spec: Spec, state: TrainState, data: TrainData, weights: jax.Array, epochs: int, unroll: int):
