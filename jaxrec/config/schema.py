@@ -30,6 +30,7 @@ from jaxrec.models.gan import RATING_HEADS
 from jaxrec.robustness.data_noise import KINDS as DATA_NOISE
 from jaxrec.robustness.perturb import METHODS as PERTURBATION_METHODS
 from jaxrec.train.losses import LOSSES
+from jaxrec.train.rowwise import OPTIMIZERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +83,8 @@ class TrainConfig:
     epochs: int = ranged(20, at_least(0))
     batch_size: int = ranged(2048, at_least(1))
     lr: float = ranged(1e-3, above(0))
+    #: adam (dense) | lazy_adam | rowwise_adagrad: row-wise sparse updates of the embedding tables
+    optimizer: str = ranged("adam", one_of(*OPTIMIZERS))
     loss: str = ranged("bpr", one_of(*LOSSES))  #: bpr | bce
     l2: float = ranged(0.0, at_least(0))  #: weight of the L2 term on the batch's layer-0 embeddings
     n_negatives: int = ranged(1, at_least(1))

@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxrec.adversarial.apr import make_apr_loss
 from jaxrec.train.engine import Engine, make_engine
-from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step
+from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, view_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,8 @@ class EpochSpec:
       model: the Recommender module; loss: ``bpr`` | ``bce``; with_l2: the L2 term is computed
       (some member has ``train.l2 > 0``); adv: ``none`` | ``apr``; adv_relative, adv_perturb:
       APR's strength unit and perturbation; batch: pairs per step; n_negatives, sampling: the
-      negatives; skip_empty: padding-only batches are no steps (members with their own data).
+      negatives; skip_empty: padding-only batches are no steps (members with their own data);
+      optimizer: ``train.optimizer`` (``adam`` or a row-wise one, :mod:`jaxrec.train.rowwise`).
     """
 
     model: Hashable
@@ -48,18 +49,28 @@ class EpochSpec:
     n_negatives: int
     sampling: str
     skip_empty: bool
+    optimizer: str = "adam"
+
+
+def make_step_fn(spec: EpochSpec) -> Callable:
+    """The unjitted one-member ``step(state, batch, data)`` of ``spec``.
+
+    A row-wise optimizer on a row-local model (``model.row_local``) trains through the step's
+    row view: the loss is built on the model cloned to the view's sizes."""
+    model = spec.model
+    rows = spec.optimizer != "adam" and getattr(model, "row_local", False)
+    if rows:
+        model = view_model(model, spec.batch, spec.n_negatives)
+    if spec.adv == "apr":
+        loss_fn = make_apr_loss(model, spec.loss, spec.with_l2, relative=spec.adv_relative, method=spec.adv_perturb)
+    else:
+        loss_fn = make_loss_fn(model, spec.loss, with_l2=spec.with_l2)
+    return make_train_step(loss_fn, skip_empty=spec.skip_empty, rows=rows)
 
 
 def make_epoch_fn(spec: EpochSpec) -> Callable:
     """The unjitted one-member ``epoch(state, data)`` of ``spec`` (the engine vmaps and jits it)."""
-    if spec.adv == "apr":
-        loss_fn = make_apr_loss(
-            spec.model, spec.loss, spec.with_l2, relative=spec.adv_relative, method=spec.adv_perturb
-        )
-    else:
-        loss_fn = make_loss_fn(spec.model, spec.loss, with_l2=spec.with_l2)
-    step = make_train_step(loss_fn, skip_empty=spec.skip_empty)
-    return make_epoch(step, spec.batch, spec.n_negatives, spec.sampling)
+    return make_epoch(make_step_fn(spec), spec.batch, spec.n_negatives, spec.sampling)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,10 +37,12 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
 from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, shapes_of
+from jaxrec.models import MODELS
 from jaxrec.train.engine import Engine, init_tracker
 from jaxrec.train.loop import FitResult, MembersFit, fit, member_record
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
-from jaxrec.train.state import adam, create_members, learning_rate, member, with_lr
+from jaxrec.train.rowwise import optimizer
+from jaxrec.train.state import create_members, learning_rate, member, with_lr
 from jaxrec.train.steps import stack_data, train_data
 
 _MODELS: dict = {}  #: one module instance per equal module
@@ -118,6 +120,11 @@ def _check_train(cfg: Config) -> None:
     name, _, k = t_cfg.monitor.partition("@")
     if name not in METRICS or not k.isdigit():
         raise JaxrecError(f"train.monitor: {t_cfg.monitor!r} is not a ranking metric like 'recall@20'")
+    if cfg.adv.method == "apr" and cfg.adv.relative and t_cfg.optimizer != "adam" and MODELS[cfg.model.name].row_local:
+        raise JaxrecError(
+            f"adv.relative: true needs each table's mean row norm, and train.optimizer: {t_cfg.optimizer} (row-wise) "
+            "sees only the batch's rows; use adv.relative: false or train.optimizer: adam"
+        )
 
 
 def build_training(cfgs: Config | list[Config], split: Split, trains: list[Interactions] | None = None) -> Training:
@@ -186,7 +193,7 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
             reg=[c.adv.reg for c in cfgs],
             start_step=[c.adv.start_epoch * s for c, s in zip(cfgs, per_epoch)],
         )
-    state = create_members(model, keys, adam(), inputs, hparams, [c.train.lr for c in cfgs])
+    state = create_members(model, keys, optimizer(t_cfg.optimizer), inputs, hparams, [c.train.lr for c in cfgs])
     if t_cfg.init_from:
         state = state.replace(params=warm_start(t_cfg.init_from, state.params, len(cfgs)))
     spec = EpochSpec(
@@ -200,6 +207,7 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
         t_cfg.n_negatives,
         t_cfg.negative_sampling,
         skip_empty=batched,  # a variant's padding batches are no steps
+        optimizer=t_cfg.optimizer,
     )
     return Training(model, data.inputs if batched else inputs, state, data, spec, cfgs, batched)
 

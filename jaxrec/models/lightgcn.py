@@ -36,6 +36,7 @@ class LightGCN(MF):
     initializer: str = "xavier_uniform"
     layers: int = 3
     propagation: str = "bcsr_vjp"
+    row_local: ClassVar[bool] = False  #: propagation reads every row
     graph_input: ClassVar[bool] = True  #: reads the ``"graph"`` collection (:func:`lightgcn_inputs`)
 
     def graph(self) -> dict | None:

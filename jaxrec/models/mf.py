@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -26,6 +28,8 @@ class MF(nn.Module):
     initializer: str = "xavier_normal"
     init_std: float = 0.1
     dtype: jnp.dtype = jnp.float32  #: compute dtype (parameters stay float32)
+    #: a pair's score reads only its user's and item's rows (row-wise optimizers train a view)
+    row_local: ClassVar[bool] = True
 
     def setup(self):
         shapes = (("user", self.n_users, self.dim), ("item", self.n_items, self.dim))

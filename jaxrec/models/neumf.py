@@ -22,6 +22,7 @@ Only the later MLP layers run on every (user, item) pair: ``score_all`` material
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -89,6 +90,7 @@ class NeuMF(nn.Module):
     initializer: str = "normal"
     init_std: float = 0.01
     dtype: jnp.dtype = jnp.float32  #: compute dtype (parameters stay float32)
+    row_local: ClassVar[bool] = True  #: see :class:`jaxrec.models.mf.MF`
 
     @property
     def pair_width(self) -> int:

@@ -14,7 +14,8 @@ parameters) -- no ``pmean`` anywhere.
   single-device path is unchanged). ``B`` must divide by the ``data`` axis size.
 * **Parameters and optimizer state** are replicated within a member, except that with a
   ``model`` axis of size > 1 every embedding table (``params["params"]["embeddings"][name]``,
-  ``[M, rows, dim]``, and the optimizer moments mirroring it) is sharded along its rows, for
+  ``[M, rows, dim]``, and the optimizer state mirroring it: Adam's moments, a row-wise
+  optimizer's ``[M, rows]`` accumulators) is sharded along its rows, for
   catalogues too large for one device.
 * **Training data** (pairs, positive sets, model inputs) is replicated (or split along
   ``member`` when members train on different data variants).
@@ -162,14 +163,14 @@ def member_shardings(tree, mesh: Mesh, batched: bool = True):
             raise JaxrecError(
                 f"the {n_member} devices of the 'member' axis must divide the number of members ({shape[0]})"
             )
-        if n_model > 1 and _is_embedding_path(path) and len(shape) == 3:
+        if n_model > 1 and _is_embedding_path(path) and len(shape) in (2, 3):  # [M, rows(, dim)]
             if shape[1] % n_model:
                 name = getattr(path[-1], "key", path[-1])
                 raise JaxrecError(
                     f"model axis of {n_model}: embedding table {name!r} has {shape[1]} rows, "
                     "not divisible by the 'model' axis size (choose a divisor of every table's rows)"
                 )
-            return NamedSharding(mesh, P(MEMBER_AXIS, MODEL_AXIS, None))
+            return NamedSharding(mesh, P(MEMBER_AXIS, MODEL_AXIS, *([None] * (len(shape) - 2))))
         return NamedSharding(mesh, P(MEMBER_AXIS))
 
     return jax.tree_util.tree_map_with_path(pick, tree)

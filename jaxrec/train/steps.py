@@ -25,6 +25,7 @@ from jaxrec.errors import JaxrecError
 from jaxrec.models.base import batch_l2
 from jaxrec.train.losses import get_loss
 from jaxrec.train.parallel import constrain_batches
+from jaxrec.train.rowwise import join_params, split_params, touched
 from jaxrec.train.state import TrainState
 
 _SHUFFLE, _NEGATIVES, _DROPOUT = 0, 1, 2  # fold_in tags separating the random streams
@@ -138,7 +139,7 @@ def make_loss_fn(model, loss: str = "bpr", with_l2: bool = False) -> Callable:
     return loss_fn
 
 
-def make_train_step(loss_fn: Callable, skip_empty: bool = False) -> Callable:
+def make_train_step(loss_fn: Callable, skip_empty: bool = False, rows: bool = False) -> Callable:
     """``step(state, batch, data) -> (state, metrics)``: one optimizer update on ``batch``.
 
     ``loss_fn`` has the signature of :func:`make_loss_fn`'s result (APR and other adversarial
@@ -146,15 +147,37 @@ def make_train_step(loss_fn: Callable, skip_empty: bool = False) -> Callable:
     dropout key is ``fold_in(state.key, step)``. With ``skip_empty`` (data padded beyond its last real batch) a
     batch without real rows leaves the state unchanged, step counter included. ``metrics`` always
     holds ``batch`` (1.0 for an update, 0.0 for a skipped batch). Jit it with ``donate_argnums=0``.
+
+    ``rows`` (a row-wise optimizer, :class:`~jaxrec.train.rowwise.RowWise`, on a row-local
+    model): the step gathers the rows the batch touches into a *view* of the tables (one slot per
+    user entry and per item entry of the batch, :func:`~jaxrec.train.rowwise.touched`),
+    evaluates ``loss_fn`` -- built on the model cloned to the view's sizes,
+    :func:`view_model` -- on the view with the batch re-indexed into it, differentiates with
+    respect to the view and scatters the update back (``state.tx.apply_rows``): no table-sized
+    array is computed.
     """
 
     def update(state: TrainState, batch: Batch, data: TrainData):
         key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _DROPOUT)
         hparams = {**state.hparams, "step": state.step}  # the optimizer step, for schedules
-        grads, aux = jax.grad(loss_fn, has_aux=True)(
-            state.params, data.inputs, batch.users, batch.items, batch.mask, key, hparams
-        )
-        return state.apply_gradients(grads=grads), {**aux, "batch": jnp.float32(1.0)}
+        if not rows:
+            grads, aux = jax.grad(loss_fn, has_aux=True)(
+                state.params, data.inputs, batch.users, batch.items, batch.mask, key, hparams
+            )
+            return state.apply_gradients(grads=grads), {**aux, "batch": jnp.float32(1.0)}
+        slots = state.opt_state.slots
+        u_rows, users, u_slots = touched(batch.users, batch.mask, slots["user"])
+        real = jnp.broadcast_to(batch.mask[:, None], batch.items.shape).reshape(-1)
+        i_rows, items, i_slots = touched(batch.items.reshape(-1), real, slots["item"])
+        items = items.reshape(batch.items.shape)
+        tables, rest = split_params(state.params)
+        idx = {k: u_rows if k.startswith("user") else i_rows for k in tables}
+        view = join_params({k: t.at[idx[k]].get(mode="fill", fill_value=0) for k, t in tables.items()}, rest)
+        grads, aux = jax.grad(loss_fn, has_aux=True)(view, data.inputs, users, items, batch.mask, key, hparams)
+        new_slots = {"user": u_slots, "item": i_slots}
+        params, opt_state = state.tx.apply_rows(state.params, state.opt_state, grads, idx, new_slots)
+        new = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+        return new, {**aux, "batch": jnp.float32(1.0)}
 
     if not skip_empty:
         return update
@@ -167,6 +190,12 @@ def make_train_step(loss_fn: Callable, skip_empty: bool = False) -> Callable:
         return jax.lax.cond(jnp.sum(batch.mask) > 0, update, skip, state, batch, data)
 
     return step
+
+
+def view_model(model, batch_size: int, n_negatives: int):
+    """``model`` cloned to the sizes of a row view: ``batch_size`` user rows and
+    ``batch_size * (1 + n_negatives)`` item rows (:func:`make_train_step` with ``rows``)."""
+    return model.clone(n_users=batch_size, n_items=batch_size * (1 + n_negatives))
 
 
 def epoch_batches(

@@ -229,3 +229,24 @@ def test_apr_data_parallel_matches_one_device(tiny_split):
     np.testing.assert_allclose([h["adv_loss"] for h in a.history], [h["adv_loss"] for h in b.history], rtol=1e-5)
     assert a.history[-1]["adv_loss"] > 0
     assert_params_close(a.state.params, b.state.params)
+
+
+@pytest.mark.parametrize("optimizer", ["lazy_adam", "rowwise_adagrad"])
+def test_rowwise_optimizers_on_a_data_x_model_mesh_match_one_device(tiny_split, optimizer):
+    """Row-wise updates (gather the batch's rows, scatter the update back) on tables whose rows,
+    with the row state, are split over 'model', batches over 'data': equal to one device."""
+    from jaxrec.experiment import train_members
+
+    def cfg(parallel):
+        return Config(
+            train=TrainConfig(epochs=2, batch_size=16, lr=0.05, optimizer=optimizer),
+            eval=EvalConfig(ks=(5,)),
+            parallel=parallel,
+        )
+
+    four = train_members([cfg(ParallelConfig(data=2, model=2))], tiny_split, progress=False)
+    one = train_members([cfg(ParallelConfig())], tiny_split, progress=False)
+    assert_params_close(four.fit.state.params, one.fit.state.params)
+    rows = four.fit.state.opt_state.rows["embeddings"]["item"]
+    for leaf in jax.tree.leaves(rows):
+        assert leaf.sharding.spec[:2] == ("member", "model"), leaf.sharding
