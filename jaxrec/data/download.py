@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from jaxrec.data import loaders, tables
+from jaxrec.data import loaders, synthetic, tables
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
 
@@ -322,8 +322,11 @@ def load_dataset(name_or_path: str | os.PathLike, **kwargs) -> Interactions | Sp
     ``ratings.csv`` is MovieLens; any other file is read by :func:`jaxrec.data.tables.read_table`
     (``kwargs``: ``user_col``, ``item_col``, ``rating_col``, ``time_col``, ``delimiter``,
     ``id_dtype``). Returns a :class:`Split` for data with a predefined split, else
-    :class:`Interactions`.
+    :class:`Interactions`. ``synthetic:users=...,pairs=...`` generates power-law data
+    (:func:`jaxrec.data.synthetic.from_spec`).
     """
+    if isinstance(name_or_path, str) and name_or_path.startswith("synthetic:"):
+        return synthetic.from_spec(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in DATASETS:
         spec = DATASETS[name_or_path]
         return spec.reader(resolve(name_or_path, **kwargs))

@@ -104,6 +104,8 @@ def power_law(
     for k, v in args.items():
         if int(v) < 1:
             raise JaxrecError(f"synthetic data: {k} must be >= 1, got {v}")
+    if n_pairs < n_users:
+        raise JaxrecError(f"synthetic data: {n_pairs} pairs for {n_users} users; every user needs one (pairs >= users)")
     if n_pairs > n_users * n_items:
         raise JaxrecError(f"synthetic data: {n_pairs} pairs do not fit in {n_users} x {n_items}")
     if not 0.0 <= noise <= 1.0:

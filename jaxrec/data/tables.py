@@ -253,3 +253,30 @@ def read_split_files(
     info["users_cold"] = int(np.sum(~train_u))
     info["items_cold"] = int(np.sum(~train_i))
     return Split(train=parts["train"], test=parts["test"], valid=parts.get("valid"), info=info)
+
+
+def write_table(inter: Interactions, path: PathLike) -> Path:
+    """Write ``inter``'s (user, item) pairs with the header ``user_id,item_id`` (the columns
+    :func:`read_table` reads by default): CSV (``.csv``), TSV (``.tsv``) or Parquet (``.parquet`` /
+    ``.pq``, needs ``pyarrow``). Ids are written as the integer indices."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    users, items = np.asarray(inter.users, np.int64), np.asarray(inter.items, np.int64)
+    if suffix in (".parquet", ".pq"):
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise JaxrecError(f"{path}: writing Parquet needs pyarrow (pip install 'jaxrec[parquet]')") from None
+        pq.write_table(pa.table({"user_id": users, "item_id": items}), path)
+        return path
+    sep = {".csv": ",", ".tsv": "\t"}.get(suffix)
+    if sep is None:
+        raise JaxrecError(f"{path}: write .csv, .tsv or .parquet (got {suffix or 'no extension'!r})")
+    with open(path, "w") as f:
+        f.write(f"user_id{sep}item_id\n")
+        step = 1 << 20
+        for s in range(0, len(users), step):  # formatted a million rows at a time
+            block = np.char.add(np.char.add(users[s : s + step].astype(str), sep), items[s : s + step].astype(str))
+            f.write("\n".join(block.tolist()) + "\n")
+    return path

@@ -111,9 +111,11 @@ def plot_curves(
     xlabel: str | None = None,
     size: tuple[float, float] = (7.0, 4.5),
     dpi: int = 100,
+    log: bool = False,
 ) -> Path:
     """``metric`` (mean, with a ± std band over seeds) against ``x``, one curve per value of
-    ``groups`` (e.g. victim and method); a PNG of ``size`` inches at ``dpi``."""
+    ``groups`` (e.g. victim and method); a PNG of ``size`` inches at ``dpi`` (``log``: both axes
+    logarithmic, for cost curves)."""
     plt = _pyplot()
     curves: dict = {}
     for r in summary:
@@ -134,6 +136,9 @@ def plot_curves(
             color=line.get_color(),
             alpha=0.2,
         )
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(metric)
     ax.set_title(title)

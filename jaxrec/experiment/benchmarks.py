@@ -1,0 +1,229 @@
+"""The measurements of ``jaxrec bench``: each case times exactly what the commands run.
+
+Every case builds its training with :func:`~jaxrec.experiment.training.build_training` (the path
+of ``jaxrec train`` / ``sweep``), compiles once, then times repeated calls and reports the
+**median** (the machine is shared and noisy). A case returns plain rows (``case``, what was
+measured, ``seconds`` and the case's ratios); ``peak_rss_mb`` is the process's peak resident
+memory so far (cases run from small to large, so it bounds the case just measured).
+
+* :func:`epoch_case` -- seconds per training epoch and microseconds per training pair;
+* :func:`ranking_case` -- full-ranking evaluation of the test users against the bare score
+  product (``score_all`` in chunks of users, no masking or top-k): their ratio is the ranking's
+  overhead over the compute floor;
+* :func:`members_case` -- ``M`` seeds as members of one program: seconds per member-epoch
+  against one member;
+* :func:`variants_case` -- ``M`` members each on its own data variant (noisy retraining, the
+  shape of poisoned retraining) against the same trainings run one after the other;
+* :func:`apr_case` -- an APR epoch against a plain one;
+* :func:`strengths_case` -- a robustness curve of ``S`` strengths vmapped in one program
+  against a Python loop over the strengths.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.config import AdvConfig, Config, EvalConfig, ModelConfig, TrainConfig
+from jaxrec.data.interactions import Split
+from jaxrec.evaluate import compile_evaluator, model_chunk, split_ranking
+from jaxrec.experiment.training import build_training
+from jaxrec.robustness.data_noise import perturb_data
+from jaxrec.robustness.strengths import perturbed_metrics
+from jaxrec.train.engine import init_tracker, make_engine
+from jaxrec.train.state import member
+
+#: the model settings every case trains (the protocol's: 64 dimensions, RecBole's defaults)
+MODELS = {
+    "mf": ModelConfig(name="mf", dim=64),
+    "neumf": ModelConfig(name="neumf", dim=64, initializer="normal", init_std=0.01),
+    "lightgcn": ModelConfig(name="lightgcn", dim=64, layers=2, initializer="xavier_uniform"),
+}
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, MB (Linux ``ru_maxrss`` is in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def config(model: str, batch: int, optimizer: str = "adam", seed: int = 0, **adv) -> Config:
+    loss = "bce" if model == "neumf" else "bpr"
+    return Config(
+        model=MODELS[model],
+        train=TrainConfig(batch_size=batch, lr=1e-3, loss=loss, optimizer=optimizer, seed=seed),
+        eval=EvalConfig(ks=(20,)),
+        adv=AdvConfig(**adv) if adv else AdvConfig(),
+    )
+
+
+def timed(fn: Callable, repeats: int) -> tuple[float, float]:
+    """``(first call seconds, median of `repeats` more)``; ``fn`` must block on its result."""
+    t = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return first, float(np.median(times))
+
+
+def _epoch_seconds(cfgs: list[Config], split: Split, repeats: int, trains=None) -> tuple[float, object]:
+    """Median seconds of one epoch of the member engine of ``cfgs`` (compiled first)."""
+    training = build_training(cfgs, split, trains)
+    n = len(cfgs)
+    engine = make_engine(training.epoch, n, data_batched=training.data_batched, n_traces=None)
+    box = [training.state, init_tracker(training.state.params, n, False)]
+
+    def one():
+        box[0], box[1], metrics = engine.epoch(box[0], box[1], training.data, 1)
+        jax.block_until_ready(metrics)
+
+    _, seconds = timed(one, repeats)
+    return seconds, training
+
+
+def epoch_case(data: str, split: Split, model: str, batch: int, optimizer: str, repeats: int) -> dict:
+    seconds, training = _epoch_seconds([config(model, batch, optimizer)], split, repeats)
+    pairs = len(split.train)
+    return {
+        "case": "epoch",
+        "data": data,
+        "model": model,
+        "optimizer": optimizer,
+        "pairs": pairs,
+        "batch": training.batch_size,
+        "seconds": seconds,
+        "us_per_pair": seconds / pairs * 1e6,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def ranking_case(data: str, split: Split, model: str, repeats: int, chunk: int = 1024) -> dict:
+    """Full ranking (top-K with the training items masked) vs ``score_all`` alone."""
+    training = build_training([config(model, 2048)], split)
+    params = member(training.state.params, 0)
+    variables = {**params, **training.inputs}
+    chunk = min(chunk, model_chunk(training.model, split.n_items))
+    ranking = split_ranking(split, "test", chunk)
+    evaluator = compile_evaluator(training.model, variables, ranking, (20,))
+    _, rank_s = timed(lambda: evaluator(variables, ranking), repeats)
+    bare = _bare_product(training.model, chunk)
+    users = ranking.users
+    _, bare_s = timed(lambda: jax.block_until_ready(bare(variables, users)), repeats)
+    return {
+        "case": "ranking",
+        "data": data,
+        "model": model,
+        "users": int(np.asarray(ranking.mask).sum()),
+        "items": split.n_items,
+        "seconds": rank_s,
+        "bare_seconds": bare_s,
+        "overhead": rank_s / bare_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def _bare_product(model, chunk: int):
+    """``(variables, users [n_chunks, chunk]) -> []``: every chunk's ``score_all`` reduced to
+    one number (so nothing is skipped), the model's embeddings computed once."""
+
+    @jax.jit
+    def run(variables, users):
+        cache = model.apply(variables, method="embeddings")
+
+        def one(total, u):
+            scores = model.apply(variables, u, cache, method="score_all")
+            return total + jnp.sum(scores[:, :1]) + jnp.max(scores), None
+
+        return jax.lax.scan(one, jnp.float32(0), users)[0]
+
+    return run
+
+
+def members_case(data: str, split: Split, model: str, batch: int, counts: list[int], repeats: int) -> list[dict]:
+    rows, one = [], None
+    for m in counts:
+        seconds, _ = _epoch_seconds([config(model, batch, seed=s) for s in range(m)], split, repeats)
+        one = seconds if one is None else one
+        rows.append(
+            {
+                "case": "members",
+                "data": data,
+                "model": model,
+                "members": m,
+                "seconds": seconds,
+                "member_epoch_s": seconds / m,
+                "speedup": one * m / seconds,  # vs m separate epochs of one member
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    return rows
+
+
+def variants_case(data: str, split: Split, model: str, batch: int, m: int, repeats: int) -> dict:
+    """``m`` members on their own noisy variants (5 % added pairs) vs the ``m`` trainings one by one."""
+    trains = [perturb_data(split.train, "add", 0.05, seed) for seed in range(m)]
+    cfgs = [config(model, batch, seed=s) for s in range(m)]
+    together, _ = _epoch_seconds(cfgs, split, repeats, trains)
+    alone = sum(_epoch_seconds([c], split, repeats, [t])[0] for c, t in zip(cfgs, trains))
+    return {
+        "case": "variants",
+        "data": data,
+        "model": model,
+        "members": m,
+        "seconds": together,
+        "sequential_seconds": alone,
+        "speedup": alone / together,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def apr_case(data: str, split: Split, model: str, batch: int, repeats: int) -> dict:
+    plain, _ = _epoch_seconds([config(model, batch)], split, repeats)
+    apr, _ = _epoch_seconds([config(model, batch, method="apr", eps=0.5, reg=1.0)], split, repeats)
+    return {
+        "case": "apr",
+        "data": data,
+        "model": model,
+        "seconds": apr,
+        "plain_seconds": plain,
+        "overhead": apr / plain,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def strengths_case(data: str, split: Split, model: str, n: int, repeats: int) -> dict:
+    """``n`` FGM strengths of one robustness curve: vmapped in one program vs one call each."""
+    training = build_training([config(model, 2048)], split)
+    params = member(training.state.params, 0)
+    eps = list(np.linspace(0.05, 2.0, n))
+    tdata = training.data
+    ranking = split_ranking(split, "test", model_chunk(training.model, split.n_items, n))
+    one_ranking = split_ranking(split, "test", model_chunk(training.model, split.n_items, 1))
+
+    def vmapped():
+        perturbed_metrics(training.model, params, training.inputs, tdata, ranking, eps, "fgm", (20,), True)
+
+    def loop():
+        for e in eps:
+            perturbed_metrics(training.model, params, training.inputs, tdata, one_ranking, [e], "fgm", (20,), True)
+
+    _, together = timed(vmapped, repeats)
+    _, alone = timed(loop, repeats)
+    return {
+        "case": "strengths",
+        "data": data,
+        "model": model,
+        "strengths": n,
+        "seconds": together,
+        "sequential_seconds": alone,
+        "speedup": alone / together,
+        "peak_rss_mb": peak_rss_mb(),
+    }
