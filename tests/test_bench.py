@@ -15,9 +15,7 @@ def _row(device: str, case: str, seconds: float, **keys) -> dict:
 def test_compare_puts_two_machines_side_by_side_with_their_ratio(tmp_path, capsys):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     common = {"data": "ml-100k", "model": "mf", "pairs": 80808, "batch": 2048}
-    a.write_text(
-        "\n".join(json.dumps(r) for r in [_row("cpu:x", "epoch", 0.03, optimizer="adam", **common)]) + "\n"
-    )
+    a.write_text("\n".join(json.dumps(r) for r in [_row("cpu:x", "epoch", 0.03, optimizer="adam", **common)]) + "\n")
     b.write_text(
         "\n".join(
             json.dumps(r)
