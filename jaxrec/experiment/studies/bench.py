@@ -161,7 +161,7 @@ def _split(name: str):
     if name.startswith("synthetic-"):
         inter = power_law(*ML20M_SHAPE, int(name.split("-")[1]), seed=0)
         return random_ratio(inter, (0.8, 0.1, 0.1), seed=0)
-    return load_split(DataConfig(dataset=name))
+    return load_split(DataConfig(dataset=name, split="predefined" if name == "gowalla" else "random"))
 
 
 def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bool = False) -> StudyResult:
