@@ -29,6 +29,7 @@ from jaxrec.models.base import DTYPES, INITIALIZERS
 from jaxrec.models.gan import RATING_HEADS
 from jaxrec.robustness.data_noise import KINDS as DATA_NOISE
 from jaxrec.robustness.perturb import METHODS as PERTURBATION_METHODS
+from jaxrec.train.engine import LOOPS as MEMBER_LOOPS
 from jaxrec.train.losses import LOSSES
 from jaxrec.train.rowwise import OPTIMIZERS
 
@@ -119,6 +120,9 @@ class ParallelConfig:
     data: int = ranged(1, at_least(0))  #: devices on the 'data' axis, batches split over them (0: all devices / model)
     model: int = ranged(1, at_least(1))  #: devices on the 'model' axis, embedding rows split over them
     member: int = ranged(1, at_least(1))  #: devices on the 'member' axis, a sweep's members split over them
+    #: how one program runs its members: vmap (batched) | map (one after the other, one program)
+    #: | auto (map on a CPU when a member's state passes 256 KiB, else vmap)
+    member_loop: str = ranged("auto", one_of("auto", *MEMBER_LOOPS))
 
 
 @dataclasses.dataclass(frozen=True)

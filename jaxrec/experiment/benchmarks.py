@@ -32,6 +32,7 @@ import numpy as np
 from jaxrec.config import AdvConfig, Config, EvalConfig, ModelConfig, TrainConfig
 from jaxrec.data.interactions import Split
 from jaxrec.evaluate import compile_evaluator, model_chunk, split_ranking
+from jaxrec.experiment.programs import member_loop
 from jaxrec.experiment.training import build_training
 from jaxrec.robustness.data_noise import perturb_data
 from jaxrec.robustness.strengths import perturbed_metrics
@@ -75,10 +76,12 @@ def timed(fn: Callable, repeats: int) -> tuple[float, float]:
 
 
 def _epoch_seconds(cfgs: list[Config], split: Split, repeats: int, trains=None) -> tuple[float, object]:
-    """Median seconds of one epoch of the member engine of ``cfgs`` (compiled first)."""
+    """Median seconds of one epoch of the member engine of ``cfgs`` (compiled first), its members
+    run as ``train_members`` runs them (``parallel.member_loop``)."""
     training = build_training(cfgs, split, trains)
     n = len(cfgs)
-    engine = make_engine(training.epoch, n, data_batched=training.data_batched, n_traces=None)
+    loop = member_loop(cfgs[0].parallel.member_loop, training.state, n)
+    engine = make_engine(training.epoch, n, data_batched=training.data_batched, n_traces=None, loop=loop)
     box = [training.state, init_tracker(training.state.params, n, False)]
 
     def one():

@@ -282,6 +282,7 @@ def train_members(
         shapes_of((tdata, valid)),
         None if validate is None else (valid_ks, t_cfg.monitor, t_cfg.patience),
         None if mesh is None else mesh.shape_tuple,
+        programs.member_loop(p.member_loop, state, n, mesh),
     )
     engine = programs.engine(key, validate, t_cfg.monitor, t_cfg.patience, mesh)  # built once per key
     ckpt = checkpointer_for(ckpt_cfg or base, resume)

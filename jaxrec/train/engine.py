@@ -80,14 +80,35 @@ def init_tracker(kept, n: int, keep_best: bool, start_epoch: int = 0) -> Tracker
     )
 
 
-def over_members(fn: Callable, n: int, in_axes, sharded: bool = False) -> Callable:
-    """``fn`` over a leading member axis: ``jax.vmap`` for ``n > 1``; for ``n == 1`` the member
-    axis is dropped, ``fn`` runs unbatched and the axis is put back (a single run is exactly the
-    unbatched program). ``sharded``: sharding constraints inside ``fn`` (the batches' ``data``
-    axis) place the member dimension on the ``member`` mesh axis."""
+LOOPS = ("vmap", "map")  #: how one program runs its members (:func:`over_members`)
+
+
+def over_members(fn: Callable, n: int, in_axes, sharded: bool = False, loop: str = "vmap") -> Callable:
+    """``fn`` over a leading member axis.
+
+    ``loop="vmap"``: ``jax.vmap`` -- every operation batched over the members (what an
+    accelerator wants). ``loop="map"``: ``lax.map`` -- the members one after the other inside the
+    one program, each with its own working set (on a CPU whose caches hold one member's tables
+    but not ``n`` of them, this is as fast as separate runs, where vmap is up to 2x slower:
+    docs/speed.md). For ``n == 1`` the member axis is dropped, ``fn`` runs unbatched and the axis
+    is put back (a single run is exactly the unbatched program). ``sharded``: sharding
+    constraints inside ``fn`` (the batches' ``data`` axis) place the member dimension on the
+    ``member`` mesh axis (vmap only)."""
+    if loop not in LOOPS:
+        raise JaxrecError(f"unknown member loop {loop!r}; choose one of {LOOPS}")
+    axes = in_axes if isinstance(in_axes, tuple) else (in_axes,)
+    if n > 1 and loop == "map" and not sharded:
+
+        def mapped(*args):
+            def body(xs):
+                it = iter(xs)
+                return fn(*[next(it) if ax is not None else a for a, ax in zip(args, axes)])
+
+            return jax.lax.map(body, [a for a, ax in zip(args, axes) if ax is not None])
+
+        return mapped
     if n > 1:
         return jax.vmap(fn, in_axes=in_axes, spmd_axis_name=MEMBER_AXIS if sharded else None)
-    axes = in_axes if isinstance(in_axes, tuple) else (in_axes,)
 
     def one(*args):
         args = [a if ax is None else jax.tree.map(lambda x: x[0], a) for a, ax in zip(args, axes)]
@@ -136,6 +157,7 @@ class Engine:
     loss_key: str
     mesh: Any = None
     data_batched: bool = False
+    loop: str = "vmap"  #: how the epoch runs its members (:func:`over_members`)
 
     def traces(self) -> int:
         return self.epoch.traces()
@@ -164,6 +186,7 @@ def make_engine(
     loss_key: str = "loss",
     mesh=None,
     n_traces: int | None = 1,
+    loop: str = "vmap",
 ) -> Engine:
     """Compile the member programs for ``n`` members of the one-member ``epoch_fn``.
 
@@ -181,11 +204,13 @@ def make_engine(
       mesh: shard the member axis over its ``member`` mesh axis (and batches / embedding rows
         over ``data`` / ``model`` as :mod:`jaxrec.train.parallel` does); None: one device.
       n_traces: each program may be traced at most this often (a recompilation raises).
+      loop: ``vmap`` | ``map``, how the epoch runs its members (:func:`over_members`; a mesh
+        always vmaps). Validation always vmaps (its ranking is chunked for the member width).
     """
     if n < 1:
         raise JaxrecError(f"the number of members must be >= 1, got {n}")
     data_axis = 0 if data_batched else None
-    run_epoch = over_members(epoch_fn, n, (0, data_axis), sharded=mesh is not None)
+    run_epoch = over_members(epoch_fn, n, (0, data_axis), sharded=mesh is not None, loop=loop)
 
     def members_epoch(state, tracker: Tracker, data, epoch_no):
         new_state, metrics = run_epoch(state, data)
@@ -232,7 +257,7 @@ def make_engine(
     valid_j = None
     if members_validate is not None:
         valid_j = _jit(members_validate, mesh, n_traces, donate=(1,), batched=(True, True, data_batched, False, False))
-    return Engine(n, epoch_j, valid_j, keep, loss_key, mesh, data_batched)
+    return Engine(n, epoch_j, valid_j, keep, loss_key, mesh, data_batched, loop)
 
 
 def _jit(fn: Callable, mesh, n_traces, donate, batched) -> Callable:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import random_interactions
 
-from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig
+from jaxrec.config import Config, EvalConfig, ModelConfig, ParallelConfig, TrainConfig
 from jaxrec.data import Interactions
 from jaxrec.data.graph import bipartite_graph
 from jaxrec.experiment import train_members
@@ -67,9 +67,17 @@ def test_four_seeds_in_one_program_equal_four_runs(tiny_split, model):
     assert len(set(losses)) == 4
 
 
-def test_learning_rates_times_l2_in_one_program_equal_separate_runs(tiny_split):
-    cfgs = [_cfg("mf", lr=lr, l2=l2) for lr in (0.005, 0.05) for l2 in (0.0, 0.1)]
+@pytest.mark.parametrize("loop", ["vmap", "map"])
+def test_learning_rates_times_l2_in_one_program_equal_separate_runs(tiny_split, loop):
+    """Members batched (vmap) or one after the other inside the one program (map: what a CPU
+    gets for members too large for its caches) equal the separate runs."""
+    cfgs = [
+        dataclasses.replace(_cfg("mf", lr=lr, l2=l2), parallel=ParallelConfig(member_loop=loop))
+        for lr in (0.005, 0.05)
+        for l2 in (0.0, 0.1)
+    ]
     together = train_members(cfgs, tiny_split, progress=False)
+    assert together.engine.loop == loop
     for m, c in enumerate(cfgs):
         _assert_member_equals_run(together, m, train_members([c], tiny_split, progress=False))
     rank = [together.fit.member(m).history[-1]["rank_loss"] for m in range(4)]
@@ -220,3 +228,17 @@ def test_members_of_one_program_must_share_their_structure(tiny_split):
 
     with pytest.raises(JaxrecError, match="members of one program may differ only in train.seed"):
         train_members([_cfg("mf"), dataclasses.replace(_cfg("mf"), model=ModelConfig(dim=4))], tiny_split)
+
+
+def test_auto_member_loop_maps_large_members_on_a_cpu_and_vmaps_small_ones():
+    from jaxrec.experiment.programs import CACHE_BYTES, member_loop
+
+    small = create_members(
+        MF(20, 10, 4), jax.random.split(jax.random.key(0), 2), adam(), {}, {"l2": [0.0, 0.0]}, [0.1, 0.1]
+    )
+    big = create_members(
+        MF(600, 400, 64), jax.random.split(jax.random.key(0), 2), adam(), {}, {"l2": [0.0, 0.0]}, [0.1, 0.1]
+    )
+    assert 3 * 1000 * 64 * 4 > CACHE_BYTES  # the big member's params and moments pass the bound
+    assert member_loop("auto", small, 2) == "vmap" and member_loop("auto", big, 2) == "map"
+    assert member_loop("auto", big, 1) == "vmap" and member_loop("vmap", big, 2) == "vmap"
