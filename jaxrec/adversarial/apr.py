@@ -21,8 +21,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxrec.models.base import embedding_tables
-from jaxrec.robustness.perturb import apply, perturbation, table_gradients
+from jaxrec.models.base import batch_l2, embedding_tables
+from jaxrec.robustness.perturb import apply, perturbation
 from jaxrec.train.steps import make_loss_fn
 
 HPARAMS = ("eps", "reg", "start_step")  #: the APR entries of ``state.hparams``
@@ -38,25 +38,51 @@ def make_apr_loss(
     ``hparams["step"]`` (the train step passes it); ``aux`` adds ``adv_loss`` (``L(Θ + Δ)``, 0
     while the term is off) to the plain loss's ``loss`` / ``rank_loss``.
     """
-    clean_fn = make_loss_fn(model, loss, with_l2)
     rank_fn = make_loss_fn(model, loss, with_l2=False)
 
     def loss_fn(params, inputs, users, items, mask, key, hparams):
-        clean, aux = clean_fn(params, inputs, users, items, mask, key, hparams)
-
         def rank(p):
             return rank_fn(p, inputs, users, items, mask, key, hparams)[0]
 
+        # one forward and backward pass of L serves both its own gradient and the FGM direction
+        # (two passes per step, not three: docs/adversarial.md)
+        rank_loss, grads = value_and_own_grad(rank)(params)
+        clean = rank_loss
+        if with_l2:
+            clean = clean + hparams["l2"] * batch_l2(params, users, items, mask)
+
         def adversarial(p):
             frozen = jax.lax.stop_gradient(p)
-            delta = perturbation(
-                method, embedding_tables(frozen), table_gradients(rank, frozen), hparams["eps"], relative
-            )
+            g = jax.lax.stop_gradient(embedding_tables(grads))
+            delta = perturbation(method, embedding_tables(frozen), g, hparams["eps"], relative)
             return rank(apply(p, jax.lax.stop_gradient(delta)))
 
         on = hparams["step"] >= hparams["start_step"]
         adv = jax.lax.cond(on, adversarial, lambda p: jnp.zeros((), jnp.float32), params)
         total = clean + hparams["reg"] * adv
-        return total, {**aux, "loss": total, "adv_loss": adv}
+        return total, {"loss": total, "rank_loss": rank_loss, "adv_loss": adv}
 
     return loss_fn
+
+
+def value_and_own_grad(fn: Callable) -> Callable:
+    """``p -> (fn(p), ∂fn/∂p)`` whose derivative is the gradient it has already computed.
+
+    Differentiating ``fn(p)`` (the first output) reuses the stored gradient -- no second
+    backward pass; the gradient output is a constant (stop it before use). With it APR computes
+    ``L``, ``∂L/∂Θ`` for the perturbation and ``∂L/∂Θ`` for the update in one pass.
+    """
+
+    @jax.custom_vjp
+    def f(p):
+        return jax.value_and_grad(fn)(p)
+
+    def fwd(p):
+        value, g = jax.value_and_grad(fn)(p)
+        return (value, g), g
+
+    def bwd(g, cotangent):
+        return (jax.tree.map(lambda x: cotangent[0] * x, g),)
+
+    f.defvjp(fwd, bwd)
+    return f
