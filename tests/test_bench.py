@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from jaxrec.cli import main
-from jaxrec.experiment.benchmarks import epoch_case
 
 
 def _row(device: str, case: str, seconds: float, **keys) -> dict:
@@ -37,9 +36,3 @@ def test_compare_puts_two_machines_side_by_side_with_their_ratio(tmp_path, capsy
 def test_bench_flags_and_a_missing_compare_file(tmp_path, capsys):
     assert main(["bench", "-q", "--compare", str(tmp_path / "nope.jsonl"), str(tmp_path / "b.jsonl")]) == 2
     assert "nope.jsonl is not a file" in capsys.readouterr().err
-
-
-def test_epoch_case_times_the_training_it_reports(tiny_split):
-    row = epoch_case("tiny", tiny_split, "mf", 16, "lazy_adam", repeats=1)
-    assert row["pairs"] == len(tiny_split.train) and row["batch"] == 16
-    assert row["us_per_pair"] == row["seconds"] / row["pairs"] * 1e6

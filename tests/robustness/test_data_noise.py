@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from jaxrec.config import Config, EvalConfig, ModelConfig, ParallelConfig, TrainConfig
+from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig
 from jaxrec.errors import JaxrecError
 from jaxrec.experiment import train_members
 from jaxrec.robustness import data_noise
@@ -37,22 +37,19 @@ def test_drop_and_add_change_the_requested_number_of_interactions(tiny_split):
         data_noise.perturb_data(train, "swap", 0.1, 0)
 
 
-@pytest.mark.parametrize("loop", ["vmap", "map"])
-def test_data_variant_members_equal_separate_runs_on_the_same_data(tiny_split, loop):
+def test_data_variant_members_equal_separate_runs_on_the_same_data(tiny_split):
     """LightGCN: padded pairs, positive sets and graph edges, per-member graphs in training and
-    in the test evaluation (MF's padded variants: tests/train/test_members.py); members batched
-    or mapped one after the other in the program."""
+    in the test evaluation (MF's padded variants: tests/train/test_members.py; mapped members on
+    their own data: tests/train/test_rowwise.py)."""
     cfg = Config(
         model=ModelConfig(name="lightgcn", dim=8, layers=1),
         eval=EvalConfig(ks=(5,)),
         train=TrainConfig(epochs=3, batch_size=16, lr=0.05, l2=1e-3),
-        parallel=ParallelConfig(member_loop=loop),
     )
     variants = [data_noise.drop(tiny_split.train, 0.2, 0), data_noise.add(tiny_split.train, 0.1, 1), tiny_split.train]
     cfgs = [dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=s)) for s in range(3)]
     together = train_members(cfgs, tiny_split, progress=False, trains=variants)
     assert together.training.data_batched and together.timing["traces"]["epoch"] == 1
-    assert together.engine.loop == loop
     for m, v in enumerate(variants):
         alone = train_members([cfgs[m]], tiny_split, progress=False, trains=[v])  # unpadded, unbatched
         for k, x in alone.metrics[0].items():

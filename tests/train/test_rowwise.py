@@ -13,13 +13,14 @@ import pytest
 from conftest import random_interactions
 
 from jaxrec.adversarial.apr import make_apr_loss
-from jaxrec.config import AdvConfig, CheckpointConfig, Config, EvalConfig, ModelConfig, TrainConfig
+from jaxrec.config import AdvConfig, CheckpointConfig, Config, EvalConfig, ModelConfig, ParallelConfig, TrainConfig
 from jaxrec.data.graph import bipartite_graph
 from jaxrec.errors import JaxrecError
 from jaxrec.experiment import run, train_members
 from jaxrec.experiment.programs import EpochSpec, make_epoch_fn, make_step_fn
 from jaxrec.models import MF, LightGCN, NeuMF
 from jaxrec.models.lightgcn import lightgcn_inputs
+from jaxrec.robustness import data_noise
 from jaxrec.train.rowwise import RowWise, optimizer
 from jaxrec.train.state import adam, create_state
 from jaxrec.train.steps import Batch, make_loss_fn, train_data
@@ -73,8 +74,10 @@ def _batches(n_users, n_items, b, steps, seed=0):
         yield Batch(jnp.asarray(users, jnp.int32), jnp.asarray(items, jnp.int32), jnp.asarray(mask))
 
 
-@pytest.mark.parametrize("kind", ["lazy_adam", "rowwise_adagrad"])
-@pytest.mark.parametrize("name", ["mf", "neumf", "mf-apr"])
+@pytest.mark.parametrize(
+    "name, kind",
+    [("mf", "lazy_adam"), ("mf", "rowwise_adagrad"), ("neumf", "lazy_adam"), ("mf-apr", "rowwise_adagrad")],
+)
 def test_sparse_step_is_the_row_rule_applied_to_the_dense_gradient(kind, name):
     """Three steps of the row view (gather, differentiate, scatter) equal the rule applied by
     hand to the touched rows of the full model's dense gradient; untouched rows and their state
@@ -155,11 +158,18 @@ def _cfg(tmp_path=None, optimizer="lazy_adam", seed=0, epochs=3, every=0, model=
     )
 
 
-@pytest.mark.parametrize("kind", ["lazy_adam", "rowwise_adagrad"])
-def test_members_equal_separate_runs(tiny_split, kind):
-    together = train_members([_cfg(optimizer=kind, seed=s) for s in (0, 1)], tiny_split, progress=False)
+@pytest.mark.parametrize("kind, loop", [("lazy_adam", "vmap"), ("rowwise_adagrad", "map")])
+def test_members_on_their_own_data_equal_separate_runs(tiny_split, kind, loop):
+    """Two members, each on its own data variant (padded to one shape), batched (vmap) or one
+    after the other in the program (map): each equals its separate, unpadded run."""
+    trains = [data_noise.drop(tiny_split.train, 0.2, 0), data_noise.add(tiny_split.train, 0.1, 1)]
+    cfgs = [
+        dataclasses.replace(_cfg(optimizer=kind, seed=s), parallel=ParallelConfig(member_loop=loop)) for s in (0, 1)
+    ]
+    together = train_members(cfgs, tiny_split, progress=False, trains=trains)
+    assert together.engine.loop == loop and together.training.data_batched
     for m in (0, 1):
-        alone = train_members([_cfg(optimizer=kind, seed=m)], tiny_split, progress=False)
+        alone = train_members([cfgs[m]], tiny_split, progress=False, trains=[trains[m]])
         for x, y in zip(
             jax.tree.leaves(together.fit.member(m).best_params), jax.tree.leaves(alone.fit.member(0).best_params)
         ):
