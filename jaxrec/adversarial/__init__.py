@@ -1,7 +1,8 @@
 """Adversarial training and adversarial generators: APR, and GANs over user behaviour.
 
 * :mod:`~jaxrec.adversarial.apr` -- Adversarial Personalized Ranking (He et al., SIGIR 2018), a
-  loss wrapper on the one engine (:data:`TRAINING_METHODS` lists the ``adv.method`` choices);
+  loss wrapper on the one engine (:data:`TRAINING_METHODS` lists the ``adv.method`` choices), and
+  :mod:`~jaxrec.adversarial.vat` -- VAT's per-user strengths for it (Zhang et al., RecSys 2024);
 * :mod:`~jaxrec.adversarial.gan_training` -- G and D trained against each other (Goodfellow et
   al., NeurIPS 2014; conditional mode = CFGAN, Chae et al., CIKM 2018): pure jitted steps
   (:mod:`~jaxrec.adversarial.gan_steps`, losses in :mod:`~jaxrec.adversarial.gan_losses`, the
@@ -31,8 +32,9 @@ from jaxrec.adversarial.gan_training import (
     make_gan_step,
 )
 
-#: adversarial training of a recommender (``adv.method``): none, or APR (:mod:`~jaxrec.adversarial.apr`)
-TRAINING_METHODS = ("none", "apr")
+#: adversarial training of a recommender (``adv.method``): none, APR (:mod:`~jaxrec.adversarial.apr`)
+#: or VAT, APR with per-user strengths (:mod:`~jaxrec.adversarial.vat`)
+TRAINING_METHODS = ("none", "apr", "vat")
 
 __all__ = [
     "TRAINING_METHODS",

@@ -21,41 +21,54 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jaxrec.adversarial.vat import row_strengths, user_weights
 from jaxrec.models.base import batch_l2, embedding_tables
 from jaxrec.robustness.perturb import apply, perturbation
-from jaxrec.train.steps import make_loss_fn
+from jaxrec.train.steps import make_example_losses
 
-HPARAMS = ("eps", "reg", "start_step")  #: the APR entries of ``state.hparams``
+HPARAMS = ("eps", "reg", "start_step")  #: the APR entries of ``state.hparams`` (VAT adds ``vat_lambda``)
 PERTURBATIONS = ("fgm", "fgsm")  #: the perturbation APR trains against (:mod:`jaxrec.robustness.perturb`)
 
 
 def make_apr_loss(
-    model, loss: str = "bpr", with_l2: bool = False, relative: bool = False, method: str = "fgm"
+    model,
+    loss: str = "bpr",
+    with_l2: bool = False,
+    relative: bool = False,
+    method: str = "fgm",
+    vat: bool = False,
 ) -> Callable:
-    """``loss_fn(params, inputs, users, items, mask, key, hparams) -> (loss, aux)`` for APR.
+    """``loss_fn(params, inputs, users, items, mask, key, hparams) -> (loss, aux)`` for APR, or
+    for VAT with ``vat`` (per-user strengths, :mod:`jaxrec.adversarial.vat`).
 
-    Reads ``hparams["eps"]``, ``["reg"]``, ``["start_step"]`` and the optimizer step
-    ``hparams["step"]`` (the train step passes it); ``aux`` adds ``adv_loss`` (``L(Θ + Δ)``, 0
-    while the term is off) to the plain loss's ``loss`` / ``rank_loss``.
+    Reads ``hparams["eps"]``, ``["reg"]``, ``["start_step"]`` (VAT: also ``["vat_lambda"]``) and
+    the optimizer step ``hparams["step"]`` (the train step passes it); ``aux`` adds ``adv_loss``
+    (``L(Θ + Δ)``, 0 while the term is off) to the plain loss's ``loss`` / ``rank_loss``.
     """
-    rank_fn = make_loss_fn(model, loss, with_l2=False)
+    example_losses = make_example_losses(model, loss)
 
     def loss_fn(params, inputs, users, items, mask, key, hparams):
         def rank(p):
-            return rank_fn(p, inputs, users, items, mask, key, hparams)[0]
+            per = example_losses(p, inputs, users, items, key)
+            return jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0), per
 
         # one forward and backward pass of L serves both its own gradient and the FGM direction
         # (two passes per step, not three: docs/adversarial.md)
-        rank_loss, grads = value_and_own_grad(rank)(params)
+        (rank_loss, per), grads = value_and_own_grad(rank)(params)
         clean = rank_loss
         if with_l2:
             clean = clean + hparams["l2"] * batch_l2(params, users, items, mask)
 
         def adversarial(p):
-            frozen = jax.lax.stop_gradient(p)
+            frozen = embedding_tables(jax.lax.stop_gradient(p))
             g = jax.lax.stop_gradient(embedding_tables(grads))
-            delta = perturbation(method, embedding_tables(frozen), g, hparams["eps"], relative)
-            return rank(apply(p, jax.lax.stop_gradient(delta)))
+            eps = hparams["eps"]
+            if vat:
+                n_users = next(t.shape[0] for k, t in frozen.items() if k.startswith("user"))
+                w = user_weights(jax.lax.stop_gradient(per), users, mask, n_users, hparams["vat_lambda"])
+                eps = row_strengths(frozen, eps, w, users, items, mask)
+            delta = perturbation(method, frozen, g, eps, relative)
+            return rank(apply(p, jax.lax.stop_gradient(delta)))[0]
 
         on = hparams["step"] >= hparams["start_step"]
         adv = jax.lax.cond(on, adversarial, lambda p: jnp.zeros((), jnp.float32), params)
@@ -66,23 +79,24 @@ def make_apr_loss(
 
 
 def value_and_own_grad(fn: Callable) -> Callable:
-    """``p -> (fn(p), ∂fn/∂p)`` whose derivative is the gradient it has already computed.
+    """``p -> ((value, aux), ∂value/∂p)`` for ``fn(p) -> (value, aux)``, whose derivative is the
+    gradient it has already computed.
 
-    Differentiating ``fn(p)`` (the first output) reuses the stored gradient -- no second
+    Differentiating ``value`` reuses the stored gradient -- no second
     backward pass; the gradient output is a constant (stop it before use). With it APR computes
     ``L``, ``∂L/∂Θ`` for the perturbation and ``∂L/∂Θ`` for the update in one pass.
     """
 
     @jax.custom_vjp
     def f(p):
-        return jax.value_and_grad(fn)(p)
+        return jax.value_and_grad(fn, has_aux=True)(p)
 
     def fwd(p):
-        value, g = jax.value_and_grad(fn)(p)
-        return (value, g), g
+        (value, aux), g = jax.value_and_grad(fn, has_aux=True)(p)
+        return ((value, aux), g), g
 
     def bwd(g, cotangent):
-        return (jax.tree.map(lambda x: cotangent[0] * x, g),)
+        return (jax.tree.map(lambda x: cotangent[0][0] * x, g),)
 
     f.defvjp(fwd, bwd)
     return f

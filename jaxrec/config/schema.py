@@ -184,14 +184,17 @@ class GANConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AdvConfig:
-    """Adversarial training (see :mod:`jaxrec.adversarial.apr`): APR, He et al., SIGIR 2018."""
+    """Adversarial training (see :mod:`jaxrec.adversarial.apr`): APR, He et al., SIGIR 2018; VAT,
+    Zhang et al., RecSys 2024 (:mod:`jaxrec.adversarial.vat`)."""
 
-    method: str = ranged("none", one_of(*TRAINING_METHODS))  #: none | apr
+    method: str = ranged("none", one_of(*TRAINING_METHODS))  #: none | apr | vat
     eps: float = ranged(0.5, at_least(0))  #: perturbation strength (per-row L2 norm for fgm)
     reg: float = ranged(1.0, at_least(0))  #: lambda, the weight of the adversarial term
     relative: bool = False  #: eps x each table's mean row norm
     start_epoch: int = ranged(0, at_least(0))  #: the adversarial term is off before this epoch (plain pretraining)
     perturb: str = ranged("fgm", one_of(*PERTURBATIONS))  #: fgm (APR) | fgsm
+    #: VAT: the largest per-user weight (the paper's ``user_lmb``; 2 = APR's eps for an average user)
+    vat_lambda: float = ranged(2.0, at_least(0))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,7 @@ class EpochSpec:
 
     Attributes:
       model: the Recommender module; loss: ``bpr`` | ``bce``; with_l2: the L2 term is computed
-      (some member has ``train.l2 > 0``); adv: ``none`` | ``apr``; adv_relative, adv_perturb:
+      (some member has ``train.l2 > 0``); adv: ``none`` | ``apr`` | ``vat``; adv_relative, adv_perturb:
       APR's strength unit and perturbation; batch: pairs per step; n_negatives, sampling: the
       negatives; skip_empty: padding-only batches are no steps (members with their own data);
       optimizer: ``train.optimizer`` (``adam`` or a row-wise one, :mod:`jaxrec.train.rowwise`).
@@ -61,8 +61,10 @@ def make_step_fn(spec: EpochSpec) -> Callable:
     rows = spec.optimizer != "adam" and getattr(model, "row_local", False)
     if rows:
         model = view_model(model, spec.batch, spec.n_negatives)
-    if spec.adv == "apr":
-        loss_fn = make_apr_loss(model, spec.loss, spec.with_l2, relative=spec.adv_relative, method=spec.adv_perturb)
+    if spec.adv != "none":
+        loss_fn = make_apr_loss(
+            model, spec.loss, spec.with_l2, relative=spec.adv_relative, method=spec.adv_perturb, vat=spec.adv == "vat"
+        )
     else:
         loss_fn = make_loss_fn(model, spec.loss, with_l2=spec.with_l2)
     return make_train_step(loss_fn, skip_empty=spec.skip_empty, rows=rows)

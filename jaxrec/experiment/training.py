@@ -48,7 +48,7 @@ from jaxrec.train.steps import stack_data, train_data
 _MODELS: dict = {}  #: one module instance per equal module
 
 #: config keys whose values may differ between the members of one compiled program
-MEMBER_KEYS = ("train.seed", "train.lr", "train.l2", "adv.eps", "adv.reg", "adv.start_epoch")
+MEMBER_KEYS = ("train.seed", "train.lr", "train.l2", "adv.eps", "adv.reg", "adv.start_epoch", "adv.vat_lambda")
 
 
 def _get(cfg: Config, key: str):
@@ -120,7 +120,7 @@ def _check_train(cfg: Config) -> None:
     name, _, k = t_cfg.monitor.partition("@")
     if name not in METRICS or not k.isdigit():
         raise JaxrecError(f"train.monitor: {t_cfg.monitor!r} is not a ranking metric like 'recall@20'")
-    if cfg.adv.method == "apr" and cfg.adv.relative and t_cfg.optimizer != "adam" and MODELS[cfg.model.name].row_local:
+    if cfg.adv.method != "none" and cfg.adv.relative and t_cfg.optimizer != "adam" and MODELS[cfg.model.name].row_local:
         raise JaxrecError(
             f"adv.relative: true needs each table's mean row norm, and train.optimizer: {t_cfg.optimizer} (row-wise) "
             "sees only the batch's rows; use adv.relative: false or train.optimizer: adam"
@@ -184,7 +184,7 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
     l2 = [c.train.l2 for c in cfgs]
     hparams = {"l2": l2}
     with_l2 = any(v != 0 for v in l2)
-    if a_cfg.method == "apr":
+    if a_cfg.method != "none":
         # optimizer steps per epoch: whole batches of each member's real pairs (empty ones are skipped)
         sizes = [len(t) for t in trains] if batched else [data.n_pairs] * len(cfgs)
         per_epoch = [-(-n // batch) for n in sizes]
@@ -193,6 +193,8 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
             reg=[c.adv.reg for c in cfgs],
             start_step=[c.adv.start_epoch * s for c, s in zip(cfgs, per_epoch)],
         )
+        if a_cfg.method == "vat":
+            hparams["vat_lambda"] = [c.adv.vat_lambda for c in cfgs]
     state = create_members(model, keys, optimizer(t_cfg.optimizer), inputs, hparams, [c.train.lr for c in cfgs])
     if t_cfg.init_from:
         state = state.replace(params=warm_start(t_cfg.init_from, state.params, len(cfgs)))

@@ -24,7 +24,9 @@ per-row form of its official code):
   0 is FGM.
 
 ``relative``: ``eps`` is multiplied, per table, by the table's mean row norm, so one eps means
-the same across models and tables. ``eps`` may be a traced scalar (members, sweeps).
+the same across models and tables. ``eps`` may be a traced scalar (members, sweeps), or a dict
+``{table: [rows]}`` of per-row strengths (VAT's per-user magnitudes,
+:mod:`jaxrec.adversarial.vat`).
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ METHODS = ("random", "gaussian", "fgm", "fgsm", "pgd")  #: the first four are on
 
 
 def scale(tables: dict, eps, relative: bool) -> dict:
-    """Per table, the absolute strength: ``eps``, or ``eps`` x the table's mean row norm."""
+    """Per table, the absolute strength: ``eps``, or ``eps`` x the table's mean row norm; a
+    scalar, or ``[rows, 1]`` when ``eps`` is a dict of per-row strengths ``{table: [rows]}``."""
+    per = {k: jnp.asarray(eps[k], jnp.float32)[:, None] for k in tables} if isinstance(eps, dict) else None
     if not relative:
-        return {k: jnp.asarray(eps, jnp.float32) for k in tables}
-    return {k: eps * jnp.mean(jnp.linalg.norm(t.astype(jnp.float32), axis=-1)) for k, t in tables.items()}
+        return per or {k: jnp.asarray(eps, jnp.float32) for k in tables}
+    norms = {k: jnp.mean(jnp.linalg.norm(t.astype(jnp.float32), axis=-1)) for k, t in tables.items()}
+    return {k: (per[k] if per else eps) * norms[k] for k in tables}
 
 
 def _unit_rows(x: jax.Array) -> jax.Array:

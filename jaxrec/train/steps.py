@@ -117,6 +117,18 @@ class Batch(NamedTuple):
     mask: jax.Array
 
 
+def make_example_losses(model, loss: str = "bpr") -> Callable:
+    """``losses(params, inputs, users [B], items [B, 1 + n], key) -> [B]``: each example's ranking
+    loss (padding rows included: weigh them with the batch's mask)."""
+    per_example = get_loss(loss)
+
+    def losses(params, inputs, users, items, key):
+        scores = model.apply({**params, **inputs}, users, items, train=True, method="score", rngs={"dropout": key})
+        return per_example(scores[:, 0], scores[:, 1:])
+
+    return losses
+
+
 def make_loss_fn(model, loss: str = "bpr", with_l2: bool = False) -> Callable:
     """``loss_fn(params, inputs, users [B], items [B, 1 + n], mask [B], key, hparams) -> (loss, aux)``.
 
@@ -126,11 +138,10 @@ def make_loss_fn(model, loss: str = "bpr", with_l2: bool = False) -> Callable:
     come from one ``model.score`` call, so shared work (LightGCN's propagation) happens once per
     step. Padding rows (``mask`` 0) weigh nothing.
     """
-    per_example = get_loss(loss)
+    per_example = make_example_losses(model, loss)
 
     def loss_fn(params, inputs, users, items, mask, key, hparams):
-        scores = model.apply({**params, **inputs}, users, items, train=True, method="score", rngs={"dropout": key})
-        rank_loss = jnp.sum(per_example(scores[:, 0], scores[:, 1:]) * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+        rank_loss = jnp.sum(per_example(params, inputs, users, items, key) * mask) / jnp.maximum(jnp.sum(mask), 1.0)
         total = rank_loss
         if with_l2:
             total = total + hparams["l2"] * batch_l2(params, users, items, mask)

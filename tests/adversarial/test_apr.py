@@ -166,7 +166,7 @@ def test_warm_start_from_an_earlier_run_and_config_errors(tmp_path, tiny_split):
         ):
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     for bad, message in [
-        (AdvConfig(method="amf"), r"adv.method must be one of \['none', 'apr'\], got 'amf'"),
+        (AdvConfig(method="amf"), r"adv.method must be one of \['none', 'apr', 'vat'\], got 'amf'"),
         (AdvConfig(method="apr", eps=-1.0), r"adv.eps must be >= 0, got -1.0"),
         (AdvConfig(method="apr", perturb="pgd"), r"adv.perturb must be one of \['fgm', 'fgsm'\], got 'pgd'"),
     ]:
