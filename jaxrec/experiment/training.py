@@ -127,7 +127,9 @@ def _check_train(cfg: Config) -> None:
         )
 
 
-def build_training(cfgs: Config | list[Config], split: Split, trains: list[Interactions] | None = None) -> Training:
+def build_training(
+    cfgs: Config | list[Config], split: Split, trains: list[Interactions] | None = None, capacity: int | None = None
+) -> Training:
     """Model, stacked state, data and epoch function for the member configurations ``cfgs``
     (one :class:`Config` = one member) on ``split`` -- the setup of :func:`train_members`, shared
     with the benchmarks so that they measure exactly what ``jaxrec train`` / ``sweep`` run.
@@ -135,7 +137,9 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
     ``trains``: one training set per member (data variants in ``split``'s id space, e.g.
     :mod:`jaxrec.robustness.data_noise`) instead of ``split.train``; they are padded to one
     capacity (pairs, positive sets, graph edges) and stacked, so the members still run as one
-    program."""
+    program. ``capacity``: pad them to this many pairs and to ``split.train``'s positive-set
+    depth instead of their own largest (subsets of ``split.train`` in several calls then share
+    one shape, so one compiled program: :mod:`~jaxrec.experiment.studies.certify`)."""
     cfgs = [cfgs] if isinstance(cfgs, Config) else list(cfgs)
     if not cfgs:
         raise JaxrecError("no member configurations to train")
@@ -173,6 +177,10 @@ def build_training(cfgs: Config | list[Config], split: Split, trains: list[Inter
                 raise JaxrecError(f"{t.source}: a data variant must keep the split's id space")
         cap = max(len(t) for t in trains)
         steps = max(search_depth(t) for t in trains)
+        if capacity is not None:
+            if capacity < cap:
+                raise JaxrecError(f"a data variant has {cap} training pairs, more than the capacity {capacity}")
+            cap, steps = capacity, max(steps, search_depth(split.train))
         built = [build_model(base.model, t, capacity=cap) for t in trains]
         model, inputs = built[0]
         data = stack_data(
@@ -235,14 +243,17 @@ def train_members(
     ckpt_cfg: Config | None = None,
     trains: list[Interactions] | None = None,
     on_record=None,
+    capacity: int | None = None,
+    test: bool = True,
 ) -> MembersRun:
     """Train the member configurations ``cfgs`` in one program and test each member.
 
     ``on_record(record)``: called with each epoch's record of the fit loop as it finishes (the
     run writer appends it to ``history.jsonl``).
 
-    ``trains``: each member's own training set (see :func:`build_training`); the test ranking
-    is ``split``'s (its training and validation items masked) for every member.
+    ``trains``: each member's own training set (see :func:`build_training`, and ``capacity``
+    there); the test ranking is ``split``'s (its training and validation items masked) for every
+    member; ``test=False`` skips it (``metrics`` is empty).
 
     ``ckpt_cfg`` (default ``cfgs[0]``) names the checkpoint directory and settings; ``resume``
     continues from its latest checkpoint. Divergence and early stopping are per member; a single
@@ -252,7 +263,7 @@ def train_members(
     t_cfg = base.train
     with config_key("eval.ks"):
         ks = check_ks(base.eval.ks, split.n_items)
-    training = build_training(cfgs, split, trains)
+    training = build_training(cfgs, split, trains, capacity)
     model, state, tdata = training.model, training.state, training.data
     n = len(cfgs)
     p = base.parallel
@@ -328,17 +339,20 @@ def train_members(
     finally:
         if ckpt is not None:
             ckpt.close()
-    test = split_ranking(split, "test", chunk)
     best = result.best if jax.process_count() == 1 else host_tree(result.best)
-    if n == 1:
+    ranking = split_ranking(split, "test", chunk) if test else None
+    t0 = time.perf_counter()
+    if not test:
+        metrics = []
+    elif n == 1:
         variables = {**member(best, 0), **training.inputs}
-        evaluator = compile_evaluator(model, variables, test, ks)
+        evaluator = compile_evaluator(model, variables, ranking, ks)
         t0 = time.perf_counter()
-        metrics = [evaluator(variables, test)]
+        metrics = [evaluator(variables, ranking)]
     else:
-        evaluator = compile_members_evaluator(model, best, training.inputs, test, ks, training.data_batched)
+        evaluator = compile_members_evaluator(model, best, training.inputs, ranking, ks, training.data_batched)
         t0 = time.perf_counter()
-        metrics = evaluator(best, training.inputs, test)
+        metrics = evaluator(best, training.inputs, ranking)
     eval_s = time.perf_counter() - t0
     secs = [h["seconds"] for h in result.history]
     timing = {

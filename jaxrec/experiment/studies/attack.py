@@ -10,7 +10,8 @@ with a training positive, attacked jointly, or raw item ids (``[50]`` for MovieL
    the same draw (:mod:`jaxrec.attacks.scenario`). The GAN attack's filler comes from a GAN (the
    config's ``gan`` section) trained on the real, untrusted users' training profiles; its D is
    one of the detectors.
-2. Defenses: none; an APR-trained victim (a victim with ``adv.method: apr``); and filters: each
+2. Defenses: none; an adversarially trained victim (a victim with ``adv.method: apr`` or
+   ``vat``); and filters: each
    detector of ``attack.detectors`` flags users, with a threshold at ``attack.fpr`` on the
    *trusted* real users (``attack.trusted`` of them, never flagged and held out of the GAN), and
    the victim retrains without the flagged users.
@@ -176,7 +177,8 @@ def attack_victim(label: str, vcfg: Config, sc: Scenario, variants: list, ks, pr
     """Rows of one victim: its clean members, then one program per attack (see the module
     docstring); and its timings."""
     a = vcfg.attack
-    apr = vcfg.adv.method != "none"
+    adv = vcfg.adv.method  # a training defense (apr, vat) or none
+    trained = adv != "none"
     base = {"victim": label, "model": vcfg.model.name}
     timing: dict = {}
     seeds = seed_configs(vcfg, a.seeds)
@@ -210,17 +212,17 @@ def attack_victim(label: str, vcfg: Config, sc: Scenario, variants: list, ks, pr
 
     ranking, out = outcomes(clean)
     clean_scores = out["score"]
-    rows = [row(clean, out, s, "apr" if apr else "none", "clean", 0, s) for s in range(a.seeds)]
+    rows = [row(clean, out, s, adv, "clean", 0, s) for s in range(a.seeds)]
     for kind in a.kinds:
-        mine = [v for v in variants if v.kind == kind and (v.defense == "none" or not apr)]
+        mine = [v for v in variants if v.kind == kind and (v.defense == "none" or not trained)]
         log(f"{label}: {kind} attack, {len(mine)} poisoned training sets as members of one program")
         t0 = time.perf_counter()
         run = train_members([seeds[v.seed] for v in mine], sc.split, progress=progress, trains=[v.train for v in mine])
         timing[f"{kind}_train_s"] = time.perf_counter() - t0
         _, out = outcomes(run)
         for m, v in enumerate(mine):
-            detected = None if apr else v.detection
-            rows.append(row(run, out, m, "apr" if apr else v.defense, kind, v.count, v.seed, detected))
+            detected = None if trained else v.detection
+            rows.append(row(run, out, m, adv if trained else v.defense, kind, v.count, v.seed, detected))
         timing[f"{kind}_members"] = len(mine)
     return rows, timing
 

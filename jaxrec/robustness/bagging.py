@@ -1,0 +1,107 @@
+"""Bagged recommenders: user subsamples, and the votes of base recommenders trained on them,
+aggregated on device (PORE, Jia et al., USENIX Security 2023; the certificate is in
+:mod:`jaxrec.robustness.certificate`).
+
+A base sees the training data of the ``s`` users of its subsample and recommends its top ``N'``
+unseen items to each of them. ``votes[u, i]`` counts the bases that recommended ``i`` to ``u``.
+A user is outside most subsamples, so its votes sum to about ``T * s / n * N'``. Two kinds of
+base:
+
+* :func:`item_votes` -- item-based (non-learned, PORE's "SAR" base without its time decay):
+  Jaccard similarity of items over the subsample's users,
+  ``J_ij = C_ij / (C_ii + C_jj - C_ij)`` with ``C = X_S^T X_S``. A user's score for an item is
+  ``x_u J``, the sum of its similarities to the user's items.
+* :func:`model_votes` -- a trained recommender per subsample (e.g. MF-BPR). The sub-models train
+  as members of one compiled program (:func:`jaxrec.experiment.training.train_members` with one
+  data variant per member). Here their parameters, stacked on a member axis, score their users.
+
+Both loop over the members of a chunk inside one program (``lax.scan``) and add to one
+``[n_users, n_items]`` int32 count table. A chunk's padding members (index ``-1`` users) vote
+for nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def draw_subsets(n_users: int, size: int, count: int, seed: int, chunk: int = 0) -> np.ndarray:
+    """``[count, size]`` int32: ``count`` samples of ``size`` users drawn without replacement,
+    each sorted. A chunk has its own seeded stream (``(seed, chunk)``), so any chunk can be redrawn
+    alone."""
+    rng = np.random.default_rng([seed, chunk])
+    picks = np.argpartition(rng.random((count, n_users)), size - 1, axis=1)[:, :size]
+    return np.sort(picks, axis=1).astype(np.int32)
+
+
+def _add_votes(votes: jax.Array, users: jax.Array, top: jax.Array) -> jax.Array:
+    """``votes`` plus one vote per ``(users[j], top[j, k])``; rows with ``users < 0`` are padding."""
+    rows = jnp.where(users < 0, votes.shape[0], users)  # out of range: dropped
+    return votes.at[rows[:, None], top].add(1, mode="drop")
+
+
+def _unseen_top(scores: jax.Array, seen: jax.Array, n_votes: int) -> jax.Array:
+    """``[s, N']``: each row's ``N'`` best unseen items (ties: the lower id)."""
+    return jax.lax.top_k(jnp.where(seen, -jnp.inf, scores), n_votes)[1]
+
+
+def item_scores(matrix: jax.Array, users: jax.Array) -> jax.Array:
+    """``[s, n_items]``: the item-based base of the subsample ``users [s]`` (``-1``: padding)
+    scoring its users, ``x_u J`` with ``J`` the items' Jaccard similarity over the subsample."""
+    x = matrix[jnp.maximum(users, 0)] * (users >= 0)[:, None]  # [s, I]
+    co = x.T @ x  # [I, I] co-occurrence counts
+    d = jnp.diag(co)
+    return x @ (co / jnp.maximum(d[:, None] + d[None, :] - co, 1.0))
+
+
+@functools.partial(jax.jit, static_argnames="n_votes", donate_argnums=0)
+def item_votes(votes: jax.Array, matrix: jax.Array, seen: jax.Array, subsets: jax.Array, n_votes: int) -> jax.Array:
+    """``votes`` plus the item-based bases' votes.
+
+    Args:
+      votes: ``[n_users, n_items]`` int32, donated; matrix: ``[n_users, n_items]`` float32, the
+        training interactions (0/1); seen: ``[n_users, n_items]`` bool, the items a user is never
+        recommended (training and validation); subsets: ``[M, s]`` int32, one row per base (a
+        padding row is all ``-1``).
+    """
+
+    def one(v, users):
+        top = _unseen_top(item_scores(matrix, users), seen[jnp.maximum(users, 0)], n_votes)
+        return _add_votes(v, users, top), None
+
+    return jax.lax.scan(one, votes, subsets)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("model", "n_votes", "batched"), donate_argnums=0)
+def model_votes(
+    votes: jax.Array,
+    model,
+    params,
+    inputs,
+    seen: jax.Array,
+    subsets: jax.Array,
+    n_votes: int,
+    batched: bool = False,
+) -> jax.Array:
+    """``votes`` plus the votes of trained bases, one per member.
+
+    Args:
+      model: the Recommender (static). params: its parameters with a leading member axis
+        ``[M, ...]``. inputs: the model's data inputs, with a member axis when ``batched``.
+      seen, subsets: as in :func:`item_votes`; subset ``m`` is the data member ``m`` trained on.
+    """
+
+    def one(v, xs):
+        p, i, users = xs
+        variables = {**p, **(i if batched else inputs)}
+        cache = model.apply(variables, method="embeddings")
+        safe = jnp.maximum(users, 0)
+        scores = model.apply(variables, safe, cache, method="score_all")  # [s, I]
+        return _add_votes(v, users, _unseen_top(scores.astype(jnp.float32), seen[safe], n_votes)), None
+
+    member_inputs = inputs if batched else jnp.zeros(subsets.shape[0])
+    return jax.lax.scan(one, votes, (params, member_inputs, subsets))[0]

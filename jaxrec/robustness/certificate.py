@@ -1,0 +1,112 @@
+"""Certified robustness of a bagged recommender against injected fake users (PORE: Jia, Liu, Hu,
+Gong, "PORE: Provably Robust Recommender Systems against Data Poisoning Attacks", USENIX
+Security 2023).
+
+The ensemble: ``T`` base recommenders, each trained on ``s`` users drawn without replacement from
+the ``n`` users. Each recommends its top ``N'`` items to the users of its sample. An item's vote
+probability for user ``u`` is ``p_i = Pr(u is drawn and i is in the base's top-N')``, estimated by
+``c_i / T`` from the vote counts. The ensemble recommends the ``N`` most-voted unseen items.
+
+``e`` fake users enlarge the pool to ``n + e``. A sample without any fake user, which happens with
+probability ``rho_e = C(n, s) / C(n + e, s)``, is a clean sample. Every poisoned probability is
+therefore bounded:
+
+* ``p'_i >= rho_e * p_i``;
+* ``p'_v <= rho_e * p_v + delta_e``, with ``delta_e = s / (n + e) - rho_e * s / n`` (the chance
+  that ``u`` is drawn together with a fake user);
+* ``sum_{v in C} p'_v <= rho_e * sum_{v in C} p_v + N' * delta_e``, because a sample votes for
+  ``N'`` items.
+
+``p`` itself is bounded at confidence ``1 - alpha``: one-sided Clopper-Pearson bounds, Bonferroni
+over every (user, item). An item of ``I_u`` (the user's test items) gets its lower bound, every
+other candidate its upper bound. Walking ``I_u`` by decreasing lower bound, item ``mu`` at rank
+``R <= N`` stays in the top-``N`` if its lowest poisoned probability beats the highest that the
+``L = N - R + 1`` next candidates outside ``I_u`` can reach (their sum shared out, or the
+smallest of them). ``r`` is the length of the run of items that pass. PORE's code does the same,
+and :func:`certified_counts` reproduces its published curve from its vote files (``docs/certify.md``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+_MARGIN = 1e-12  #: a certified item beats its rivals' bound by more than this (float ties fail)
+
+
+def rho_delta(n: int, s: int, e: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+    """``rho_e = C(n, s) / C(n + e, s)`` and ``delta_e = s / (n + e) - rho_e * s / n`` for each
+    ``e`` (see the module docstring)."""
+    e = np.atleast_1d(np.asarray(e, np.int64))
+    rho = np.array([np.prod((n + np.arange(1, k + 1) - s) / (n + np.arange(1, k + 1))) for k in e], np.float64)
+    return rho, s / (n + e) - rho * s / n
+
+
+def vote_bounds(counts: np.ndarray, total: int, alpha: float, tests: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper-Pearson bounds of ``counts / total``, each one-sided at ``alpha / tests``
+    (Bonferroni over ``tests`` (user, item) pairs). Returns ``(lower, upper)`` shaped like
+    ``counts``."""
+    a = alpha / tests
+    values, inverse = np.unique(np.asarray(counts, np.int64), return_inverse=True)
+    lower = np.where(values > 0, stats.beta.ppf(a, np.maximum(values, 1), total - values + 1), 0.0)
+    upper = np.where(values < total, stats.beta.isf(a, values + 1, np.maximum(total - values, 1)), 1.0)
+    shape = np.shape(counts)
+    return lower[inverse].reshape(shape), upper[inverse].reshape(shape)
+
+
+def certified_counts(
+    lower: np.ndarray,
+    upper: np.ndarray,
+    relevant: np.ndarray,
+    top_n: int,
+    n_votes: int,
+    n: int,
+    s: int,
+    fakes: np.ndarray,
+    candidates: np.ndarray | None = None,
+) -> np.ndarray:
+    """``[U, E]``: per user and per number of fake users ``e``, the certified ``r``. At least
+    ``r`` of the user's relevant items stay in the ensemble's top-``N`` after ``e`` fake users
+    join the data.
+
+    Args:
+      lower, upper: ``[U, I]`` bounds of the vote probabilities (:func:`vote_bounds`; equal for
+        exact probabilities).
+      relevant: ``[U, I]`` bool, the items ``I_u`` (PORE certifies the test items).
+      top_n: ``N``. n_votes: ``N'``, the items each base recommends. n, s: users and subsample
+        size.
+      fakes: ``[E]`` the values of ``e``.
+      candidates: ``[U, I]`` bool, the other items the ensemble may recommend. The default is
+        every item; pass the unseen items when the ensemble never recommends seen ones.
+    """
+    rho, delta = rho_delta(n, s, fakes)
+    lower, upper, relevant = np.asarray(lower, np.float64), np.asarray(upper, np.float64), np.asarray(relevant, bool)
+    others = ~relevant if candidates is None else np.asarray(candidates, bool) & ~relevant
+    out = np.zeros((lower.shape[0], rho.size), np.int64)
+    for u in range(lower.shape[0]):
+        rel = np.flatnonzero(relevant[u])
+        if rel.size == 0:
+            continue
+        oth = np.flatnonzero(others[u])
+        rel = rel[np.argsort(-lower[u, rel], kind="stable")]  # ties: lower item id first
+        rest = np.sort(upper[u, oth])[::-1]  # [m] the other candidates by upper bound
+        # the combined ranking (ties: lower id first): a relevant item's rank counts the relevant
+        # items before it and the others whose upper bound beats its lower bound
+        # (or equals it with a lower id)
+        key_o = upper[u, oth]
+        above = np.array([np.sum((key_o > lower[u, i]) | ((key_o == lower[u, i]) & (oth < i))) for i in rel], np.int64)
+        ranks = np.arange(1, rel.size + 1) + above  # [t] 1-based
+        alive = np.ones(rho.size, bool)
+        for j, i in enumerate(rel):
+            if ranks[j] > top_n:
+                break
+            size = top_n - ranks[j] + 1  # L
+            c = rest[above[j] : above[j] + size]  # the next L other candidates, by upper bound
+            share = (rho * c.sum() + n_votes * delta) / size
+            single = rho * c.min() + delta if c.size else np.full(rho.size, np.inf)
+            # strictly above, by more than rounding: an exact tie may go to the other item
+            alive &= rho * lower[u, i] > np.minimum(share, single) + _MARGIN
+            out[u] += alive
+            if not alive.any():
+                break
+    return out

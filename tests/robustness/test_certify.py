@@ -1,0 +1,161 @@
+"""PORE's certificate (Jia et al., USENIX Security 2023) and the bagged votes behind it."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from jaxrec.config import ModelConfig
+from jaxrec.experiment import build_model
+from jaxrec.robustness import bagging, certificate
+from jaxrec.robustness.certificate import certified_counts, rho_delta, vote_bounds
+from jaxrec.train.state import adam, create_members
+
+
+def test_rho_and_delta_by_hand():
+    rho, delta = rho_delta(5, 2, [0, 1, 2])
+    np.testing.assert_allclose(rho, [1.0, math.comb(5, 2) / math.comb(6, 2), math.comb(5, 2) / math.comb(7, 2)])
+    np.testing.assert_allclose(delta, [0.0, 2 / 6 - rho[1] * 2 / 5, 2 / 7 - rho[2] * 2 / 5])
+
+
+def test_vote_bounds_are_clopper_pearson_with_bonferroni():
+    counts = np.array([[0, 3, 10], [7, 10, 1]])
+    lo, hi = vote_bounds(counts, 10, 0.01, 6)
+    a = 0.01 / 6
+    for c, low, high in zip(counts.ravel(), lo.ravel(), hi.ravel()):
+        assert low == (0.0 if c == 0 else pytest.approx(stats.beta.ppf(a, c, 11 - c)))
+        assert high == (1.0 if c == 10 else pytest.approx(stats.beta.isf(a, c + 1, 10 - c)))
+        assert low <= c / 10 <= high
+
+
+# ------------------------------------------------------------------------------------------------
+# brute force: every way to inject e fake users into a tiny data set
+
+
+def _base_top1(profiles: np.ndarray, sample: tuple, n_real: int) -> dict:
+    """The item-based base trained on the users ``sample`` (rows of ``profiles``, fakes included):
+    each real user's best unseen item (ties: the lower id)."""
+    x = profiles[list(sample)].astype(np.float64)
+    co = x.T @ x
+    d = np.diag(co)
+    jac = co / np.maximum(d[:, None] + d[None, :] - co, 1.0)
+    out = {}
+    for u in sample:
+        if u < n_real:
+            scores = np.where(profiles[u] > 0, -np.inf, profiles[u] @ jac)
+            out[u] = int(np.argmax(scores))
+    return out
+
+
+def _probabilities(profiles: np.ndarray, n_real: int, s: int) -> np.ndarray:
+    """``[n_real, I]`` exact vote probabilities over every sample of ``s`` of the users."""
+    p = np.zeros((n_real, profiles.shape[1]))
+    samples = list(itertools.combinations(range(profiles.shape[0]), s))
+    for sample in samples:
+        for u, i in _base_top1(profiles, sample, n_real).items():
+            p[u, i] += 1
+    return p / len(samples)
+
+
+def _top(p: np.ndarray, unseen: np.ndarray, n: int) -> np.ndarray:
+    """``[U, I]`` bool: each user's ``n`` most probable unseen items (ties: the lower id)."""
+    out = np.zeros_like(unseen)
+    for u in range(p.shape[0]):
+        order = [i for i in np.argsort(-p[u], kind="stable") if unseen[u, i]]
+        out[u, order[:n]] = True
+    return out
+
+
+def test_no_injection_of_e_fake_users_breaks_the_certified_r(monkeypatch):
+    rng = np.random.default_rng(3)
+    n, m, s, top_n = 5, 5, 2, 2
+    real = np.zeros((n, m), np.int8)
+    for u in range(n):
+        real[u, rng.choice(m, 2, replace=False)] = 1
+    unseen = real == 0
+    p = _probabilities(real, n, s)
+    relevant = _top(p, unseen, top_n)  # certify the clean ensemble's own top-N
+    fakes = np.array([1, 2])
+    r = certified_counts(p, p, relevant, top_n, 1, n, s, fakes, candidates=unseen)  # exact p: no CI
+    assert r[:, 0].sum() > 0 and np.all(r[:, 1] <= r[:, 0])  # something is certified, no more at e=2
+    profiles = [np.array(b, np.int8) for b in itertools.product((0, 1), repeat=m) if any(b)]
+    worst = np.full((n, fakes.size), top_n)  # the fewest relevant items kept by any injection
+    for k, e in enumerate(fakes):
+        for chosen in itertools.combinations_with_replacement(range(len(profiles)), int(e)):
+            poisoned = np.vstack([real, *[profiles[c][None] for c in chosen]])
+            kept = (_top(_probabilities(poisoned, n, s), unseen, top_n) & relevant).sum(1)
+            worst[:, k] = np.minimum(worst[:, k], kept)
+    assert np.all(worst >= r), (worst, r)
+    # the brute force has teeth: certifying everything, or a bound with half of delta, is broken
+    assert np.any(worst < top_n)
+    full = certificate.rho_delta
+    monkeypatch.setattr(certificate, "rho_delta", lambda n, s, e: (full(n, s, e)[0], full(n, s, e)[1] / 2))
+    half = certified_counts(p, p, relevant, top_n, 1, n, s, fakes, candidates=unseen)
+    assert np.any(worst < half)
+
+
+# ------------------------------------------------------------------------------------------------
+# votes on device equal a loop over the sub-models
+
+
+@pytest.fixture(scope="module")
+def votes_setup(tiny_split):
+    train = tiny_split.train
+    matrix = jnp.asarray(train.dense() > 0, jnp.float32)
+    subsets = bagging.draw_subsets(train.n_users, 7, 5, seed=1)
+    subsets = np.vstack([subsets, np.full((1, 7), -1, np.int32)])  # a padding base
+    return train, matrix, matrix > 0, subsets
+
+
+def _loop_votes(scores_of, subsets, seen, n_votes, shape):
+    votes = np.zeros(shape, np.int64)
+    for m, users in enumerate(subsets):
+        if users[0] < 0:
+            continue
+        scores = np.where(np.asarray(seen)[users], -np.inf, np.asarray(scores_of(m, users)))
+        for row, u in enumerate(users):
+            votes[u, np.argsort(-scores[row], kind="stable")[:n_votes]] += 1
+    return votes
+
+
+def test_subsets_are_without_replacement_and_reproducible():
+    a = bagging.draw_subsets(50, 20, 30, seed=4, chunk=2)
+    assert all(len(set(row)) == 20 for row in a) and a.min() >= 0 and a.max() < 50
+    np.testing.assert_array_equal(a, bagging.draw_subsets(50, 20, 30, seed=4, chunk=2))
+    assert not np.array_equal(a, bagging.draw_subsets(50, 20, 30, seed=4, chunk=3))
+
+
+def test_item_based_votes_equal_a_loop_over_the_bases(votes_setup):
+    train, matrix, seen, subsets = votes_setup
+    x = np.asarray(matrix, np.float64)
+    users = subsets[0]
+    co = x[users].T @ x[users]
+    d = np.diag(co)
+    want = x[users] @ (co / np.maximum(d[:, None] + d[None, :] - co, 1.0))  # Jaccard by hand
+    np.testing.assert_allclose(np.asarray(bagging.item_scores(matrix, jnp.asarray(users))), want, rtol=1e-5)
+    shape = (train.n_users, train.n_items)
+    votes = bagging.item_votes(jnp.zeros(shape, jnp.int32), matrix, seen, jnp.asarray(subsets), 2)
+    loop = _loop_votes(lambda m, u: bagging.item_scores(matrix, jnp.asarray(u)), subsets, seen, 2, shape)
+    np.testing.assert_array_equal(np.asarray(votes), loop)
+    assert int(votes.sum()) == 5 * 7 * 2  # the padding base voted for nothing
+
+
+def test_trained_bases_votes_equal_a_loop_over_the_members(votes_setup):
+    train, _, seen, subsets = votes_setup
+    model, inputs = build_model(ModelConfig(name="mf", dim=8), train)
+    keys = jax.vmap(jax.random.key)(jnp.arange(len(subsets), dtype=jnp.uint32))
+    params = create_members(model, keys, adam(), inputs, {"l2": [0.0] * len(subsets)}, [1e-3] * len(subsets)).params
+    shape = (train.n_users, train.n_items)
+    votes = bagging.model_votes(jnp.zeros(shape, jnp.int32), model, params, inputs, seen, jnp.asarray(subsets), 3)
+
+    def scores_of(m, users):
+        variables = {**jax.tree.map(lambda a: a[m], params), **inputs}
+        return model.apply(variables, jnp.asarray(users), method="score_all")
+
+    np.testing.assert_array_equal(np.asarray(votes), _loop_votes(scores_of, subsets, seen, 3, shape))
