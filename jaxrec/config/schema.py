@@ -27,6 +27,7 @@ from jaxrec.errors import JaxrecError
 from jaxrec.models import MODELS
 from jaxrec.models.base import DTYPES, INITIALIZERS
 from jaxrec.models.gan import RATING_HEADS
+from jaxrec.robustness.bagging import BASES
 from jaxrec.robustness.data_noise import KINDS as DATA_NOISE
 from jaxrec.robustness.perturb import METHODS as PERTURBATION_METHODS
 from jaxrec.train.engine import LOOPS as MEMBER_LOOPS
@@ -256,6 +257,27 @@ class AttackConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CertifyConfig:
+    """``jaxrec certify`` (see :mod:`jaxrec.experiment.studies.certify`): an ensemble of base
+    recommenders, each trained on a subsample of the users, whose votes come with a certificate
+    against any ``e`` injected fake users (PORE, Jia et al., USENIX Security 2023)."""
+
+    #: item (item-based, non-learned) | model (this config's model and train sections, e.g. MF-BPR)
+    bases: tuple[str, ...] = ranged(("item", "model"), one_of(*BASES))
+    sub_models: int = ranged(1000, at_least(1))  #: T, the base recommenders per base kind
+    subsample: int = ranged(200, at_least(1))  #: s, users per subsample (drawn without replacement)
+    votes: int = ranged(1, at_least(1))  #: N', the items each base recommends to each of its users
+    top_n: int = ranged(10, at_least(1))  #: N, the ensemble's list length
+    alpha: float = ranged(0.001, between(0, 1, low_open=True, high_open=True))  #: 1 - confidence
+    max_fakes: int = ranged(50, at_least(0))  #: certify e = 0 .. max_fakes fake users
+    chunk: int = ranged(64, at_least(1))  #: bases per compiled call (bounds memory)
+    #: directories with PORE's vote files (frequency_aggregation_1.txt, test_1.csv; relative to
+    #: this file) whose curves are recomputed and drawn next to this run's
+    reference: tuple[str, ...] = ()
+    seed: int = 0  #: the subsamples
+
+
+@dataclasses.dataclass(frozen=True)
 class OptimizedConfig:
     """The optimized attacks of ``jaxrec attack`` (see :mod:`jaxrec.attacks.optimized`): fake
     profiles learned by differentiating through a surrogate's training. ``bilevel`` trains the
@@ -296,6 +318,7 @@ class Config:
     robustness: RobustnessConfig = RobustnessConfig()
     attack: AttackConfig = AttackConfig()
     optimized: OptimizedConfig = OptimizedConfig()
+    certify: CertifyConfig = CertifyConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     parallel: ParallelConfig = ParallelConfig()
 

@@ -167,11 +167,12 @@ def build_training(
             file=sys.stderr,
         )
         batch = n_pairs
-    if not batched:
+    padded = trains is not None and (batched or capacity is not None)
+    if not padded:
         train = split.train if trains is None else trains[0]
         model, inputs = build_model(base.model, train)
         data = train_data(train, batch, inputs, alpha)
-    else:
+    else:  # data variants in one shape (or one member alone in the shape of the chunks it is compared with)
         for t in trains:
             if (t.n_users, t.n_items) != (split.n_users, split.n_items):
                 raise JaxrecError(f"{t.source}: a data variant must keep the split's id space")
@@ -183,9 +184,8 @@ def build_training(
             cap, steps = capacity, max(steps, search_depth(split.train))
         built = [build_model(base.model, t, capacity=cap) for t in trains]
         model, inputs = built[0]
-        data = stack_data(
-            [train_data(t, batch, i, alpha, capacity=cap, search_steps=steps) for t, (_, i) in zip(trains, built)]
-        )
+        datas = [train_data(t, batch, i, alpha, capacity=cap, search_steps=steps) for t, (_, i) in zip(trains, built)]
+        data = stack_data(datas) if batched else datas[0]
     model = _MODELS.setdefault(model, model)  # equal modules -> one instance (its apply is static state)
     seeds = jnp.asarray([c.train.seed for c in cfgs], jnp.uint32)
     keys = jax.vmap(jax.random.key)(seeds)
@@ -216,7 +216,7 @@ def build_training(
         batch,
         t_cfg.n_negatives,
         t_cfg.negative_sampling,
-        skip_empty=batched,  # a variant's padding batches are no steps
+        skip_empty=padded,  # a variant's padding batches are no steps
         optimizer=t_cfg.optimizer,
     )
     return Training(model, data.inputs if batched else inputs, state, data, spec, cfgs, batched)

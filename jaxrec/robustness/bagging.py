@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+BASES = ("item", "model")  #: item-based (:func:`item_votes`) | a trained recommender (:func:`model_votes`)
+
 
 def draw_subsets(n_users: int, size: int, count: int, seed: int, chunk: int = 0) -> np.ndarray:
     """``[count, size]`` int32: ``count`` samples of ``size`` users drawn without replacement,

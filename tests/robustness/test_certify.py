@@ -159,3 +159,85 @@ def test_trained_bases_votes_equal_a_loop_over_the_members(votes_setup):
         return model.apply(variables, jnp.asarray(users), method="score_all")
 
     np.testing.assert_array_equal(np.asarray(votes), _loop_votes(scores_of, subsets, seen, 3, shape))
+
+
+# ------------------------------------------------------------------------------------------------
+# the study: sub-models as members equal sub-models trained alone
+
+
+def _certify_cfg(tmp_path, **certify):
+    from jaxrec.config import CertifyConfig, Config, EvalConfig, TrainConfig
+
+    return Config(
+        name="cert",
+        output_dir=str(tmp_path),
+        model=ModelConfig(name="mf", dim=8),
+        train=TrainConfig(epochs=2, batch_size=16, lr=0.01),
+        eval=EvalConfig(ks=(5,)),
+        certify=CertifyConfig(**{"sub_models": 5, "subsample": 9, "top_n": 3, "votes": 2, "chunk": 4, **certify}),
+    )
+
+
+def test_trained_sub_models_as_members_vote_like_each_trained_alone(tmp_path, tiny_split):
+    from jaxrec.experiment import certified
+    from jaxrec.experiment.training import train_members
+
+    cfg = _certify_cfg(tmp_path)
+    ens = certified.ensemble(cfg, tiny_split, "model")  # 2 chunks of 4; the last one has 1 real base
+    seen = jnp.asarray(certified.unseen_mask(tiny_split))
+    counts = np.bincount(tiny_split.train.users, minlength=tiny_split.n_users)
+    chunks = list(certified._chunks(cfg, tiny_split.n_users))
+    capacity = max(int(counts[s].sum(axis=1).max()) for _, s, _ in chunks)
+    loop = jnp.zeros((tiny_split.n_users, tiny_split.n_items), jnp.int32)
+    for k, subsets, real in chunks:
+        for m in range(real):
+            one = cfg.train.__class__(**{**cfg.train.__dict__, "seed": cfg.train.seed + k * len(subsets) + m})
+            train = tiny_split.train.select(np.isin(tiny_split.train.users, subsets[m]))
+            run = train_members(
+                [cfg.__class__(**{**cfg.__dict__, "train": one})],
+                tiny_split,
+                progress=False,
+                trains=[train],
+                capacity=capacity,
+                test=False,
+            )
+            tr = run.training
+            loop = bagging.model_votes(
+                loop, tr.model, run.fit.best, tr.inputs, seen, jnp.asarray(subsets[m : m + 1]), 2
+            )
+    np.testing.assert_array_equal(ens.votes, np.asarray(loop))
+    assert ens.votes.sum() == 5 * 9 * 2 and ens.traces == 1  # every chunk ran one compiled program
+
+
+def test_the_study_certifies_and_writes_its_report(tmp_path):
+    from jaxrec.data import random_ratio
+    from jaxrec.data.synthetic import power_law
+    from jaxrec.experiment.studies import run_study
+
+    split = random_ratio(power_law(40, 30, 400, clusters=3, noise=0.0, seed=1), (0.8, 0.2), seed=0)  # 3 tastes
+    cfg = _certify_cfg(tmp_path, sub_models=160, subsample=12, chunk=32, max_fakes=3, alpha=0.5, top_n=5)
+    result = run_study("certify", cfg, split=split, progress=False)
+    rows = {(r["base"], r["fakes"]): r for r in result.rows}
+    assert set(rows) == {(b, e) for b in ("item", "mf") for e in range(4)}
+    for b in ("item", "mf"):  # no more items certified as e grows
+        p = [rows[b, e]["certified_precision@5"] for e in range(4)]
+        assert all(x >= y for x, y in zip(p, p[1:])), (b, p)
+    assert rows["item", 0]["certified_precision@5"] > rows["item", 2]["certified_precision@5"] > 0
+    text = (result.run_dir / "report.md").read_text()
+    assert "certified_precision@5" in text and (result.run_dir / "certified_precision@5.png").is_file()
+    with np.load(result.run_dir / "certified_r.npz") as f:
+        assert f["item"].shape == (split.n_users, 4)
+
+
+def test_certify_config_errors(tmp_path, tiny_split):
+    from jaxrec.errors import JaxrecError
+    from jaxrec.experiment.studies import certify
+
+    with pytest.raises(JaxrecError, match="certify.subsample: 99 is more than the 30 users"):
+        certify.check(_certify_cfg(tmp_path, subsample=99), split=tiny_split)
+    bad = tmp_path / "100k_200_1_100000_sar_default"
+    bad.mkdir()
+    (bad / "frequency_aggregation_1.txt").write_text("[(1,5);(2,3)\n(4,x)]\n")
+    (bad / "test_1.csv").write_text("userID,itemID,rating,timestamp\n1,2,4.0,0\n")
+    with pytest.raises(JaxrecError, match=r"certify.reference\[0\]: .*frequency_aggregation_1.txt, line 2"):
+        certify.check(_certify_cfg(tmp_path, reference=(str(bad),)), split=tiny_split)

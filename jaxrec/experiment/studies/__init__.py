@@ -10,11 +10,11 @@ A study is a module here with ``NAME``, ``HELP``, ``check``, ``describe``, ``run
 
 from __future__ import annotations
 
-from jaxrec.experiment.studies import attack, bench, gan, robustness, sweep
+from jaxrec.experiment.studies import attack, bench, certify, gan, robustness, sweep
 from jaxrec.experiment.studies.base import StudyResult, execute
 
 #: name -> study module (the ``jaxrec <name>`` subcommand)
-STUDIES = {m.NAME: m for m in (sweep, gan, robustness, attack, bench)}
+STUDIES = {m.NAME: m for m in (sweep, gan, robustness, attack, certify, bench)}
 
 
 def run_study(name: str, cfg, **kwargs) -> StudyResult:

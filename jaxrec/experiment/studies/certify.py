@@ -1,0 +1,199 @@
+"""``jaxrec certify``: an ensemble of recommenders trained on user subsamples, certified against
+data poisoning (PORE: Jia, Liu, Hu, Gong, USENIX Security 2023).
+
+1. Per base kind of ``certify.bases`` (``item``: item-based; ``model``: this config's model and
+   train sections, e.g. MF-BPR), ``certify.sub_models`` (T) bases, each trained on
+   ``certify.subsample`` (s) users drawn without replacement. The trained ones run as members of
+   one compiled program per chunk of ``certify.chunk`` (:mod:`jaxrec.experiment.certified`).
+2. Each base votes for its top ``certify.votes`` (N') unseen items for each of its users, and
+   the votes are summed on device. The ensemble recommends the ``certify.top_n`` (N) most-voted
+   unseen items. Its test metrics are the clean accuracy.
+3. The certificate (:mod:`jaxrec.robustness.certificate`), at confidence ``1 - certify.alpha``:
+   per user and per ``e = 0 .. certify.max_fakes`` fake users, ``r`` of the user's test items
+   are guaranteed to stay in the top-N. Certified precision@N is the mean of ``r / N`` and
+   certified recall@N the mean of ``r / |test items|``.
+4. With ``certify.reference`` (PORE's vote directories), PORE's published ensembles are
+   certified by the same code and drawn next to this run's.
+
+Writes ``<output_dir>/<name>/{config.yaml, results.json, results.csv, certified_r.npz,
+report.md}`` and ``certified_{precision,recall}@N.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from jaxrec.config import Config, validate
+from jaxrec.errors import JaxrecError, config_key
+from jaxrec.experiment.certified import Reference, certify, curve, ensemble, read_reference, unseen_mask
+from jaxrec.experiment.data import load_split
+from jaxrec.experiment.output import atomic_write, write_results
+from jaxrec.experiment.report import Table, markdown_report, plot_curves
+from jaxrec.experiment.studies.base import StudyResult, say, summarise
+
+NAME = "certify"
+HELP = "train thousands of sub-models on user subsamples; certified precision/recall against e fake users"
+DEFAULTS = "1,000 item-based and 1,000 MF sub-models of 200 users on ml-100k"
+SHOWN_FAKES = (0, 1, 2, 3, 5, 10, 20, 30, 50)  #: the e values in the report's tables
+
+
+@dataclasses.dataclass
+class Plan:
+    split: object
+    references: list  #: [Reference]
+    base_config: Config  #: the sub-models' config (no validation: they train ``train.epochs``)
+
+
+@dataclasses.dataclass
+class Extras:
+    ensembles: list  #: [certified.Ensemble]
+    certified: dict  #: base label -> ``[U, E]`` certified r
+
+
+def check(cfg: Config, base_dir=".", split=None) -> Plan:
+    """Every ``certify.*`` value, the data, and PORE's reference files, before any training."""
+    validate(cfg)
+    c = cfg.certify
+    if not c.bases or len(set(c.bases)) != len(c.bases):
+        raise JaxrecError(f"certify.bases: give each of item, model at most once, got {list(c.bases)}")
+    split = load_split(cfg.data) if split is None else split
+    if split.test is None:
+        raise JaxrecError("data: certify needs a test part (data.ratios with a test share)")
+    if c.subsample > split.n_users:
+        raise JaxrecError(f"certify.subsample: {c.subsample} is more than the {split.n_users} users")
+    for key, value in (("top_n", c.top_n), ("votes", c.votes)):
+        if value >= split.n_items:
+            raise JaxrecError(f"certify.{key}: {value} is not fewer than the {split.n_items} items")
+    references = []
+    for i, d in enumerate(c.reference):
+        with config_key(f"certify.reference[{i}]"):
+            references.append(read_reference(Path(base_dir) / d))
+    base = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, eval_every=0))
+    return Plan(split, references, base)
+
+
+def describe(cfg: Config, plan: Plan) -> str:
+    c = cfg.certify
+    return (
+        f"{c.sub_models} sub-models of {c.subsample} users per base ({', '.join(c.bases)}) on {cfg.data.dataset}, "
+        f"top-{c.top_n} certified for 0..{c.max_fakes} fake users"
+    )
+
+
+def _relevant(split) -> np.ndarray:
+    out = np.zeros((split.n_users, split.n_items), bool)
+    out[split.test.users, split.test.items] = True
+    return out
+
+
+def _rows(label: str, total: int, r: np.ndarray, relevant: np.ndarray, top_n: int) -> list[dict]:
+    precision, recall = curve(r, relevant, top_n)
+    return [
+        {
+            "base": label,
+            "sub_models": total,
+            "fakes": e,
+            f"certified_precision@{top_n}": float(p),
+            f"certified_recall@{top_n}": float(q),
+            "failed": False,
+        }
+        for e, (p, q) in enumerate(zip(precision, recall))
+    ]
+
+
+def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bool = False) -> StudyResult:
+    c, split, log = cfg.certify, plan.split, say(console, progress)
+    fakes = np.arange(c.max_fakes + 1)
+    relevant, unseen = _relevant(split), ~unseen_mask(split)
+    rows, ensembles, certified, timing = [], [], {}, {}
+    for base in c.bases:
+        ens = ensemble(plan.base_config, split, base, log)
+        label = cfg.model.name if base == "model" else base
+        ens = dataclasses.replace(ens, base=label)
+        r = certify(ens.votes, c.sub_models, relevant, unseen, c.top_n, c.votes, c.subsample, c.alpha, fakes)
+        rows += _rows(label, c.sub_models, r, relevant, c.top_n)
+        ensembles.append(ens)
+        certified[label] = r
+        timing[f"{label}_s"] = ens.seconds
+        timing[f"{label}_sub_models_per_s"] = c.sub_models / ens.seconds
+    for ref in plan.references:  # PORE's published votes, certified by the same code
+        ref: Reference
+        r = certify(ref.votes, ref.sub_models, ref.relevant, None, c.top_n, ref.n_votes, ref.subsample, c.alpha, fakes)
+        rows += _rows(ref.label, ref.sub_models, r, ref.relevant, c.top_n)
+        certified[ref.label] = r
+    timing["wall_s"] = sum(e.seconds for e in ensembles)
+    summary = summarise(rows, ["base", "sub_models", "fakes"])
+    return StudyResult(NAME, cfg, rows, summary, timing, Extras(ensembles, certified))
+
+
+# ------------------------------------------------------------------------------------------------
+# report
+
+
+def tables(result: StudyResult) -> list[Table]:
+    """The ensembles (clean accuracy, cost), then certified precision and recall at chosen e."""
+    c = result.config.certify
+    n = c.top_n
+    header = ["base", "T", f"precision@{n}", f"recall@{n}", f"ndcg@{n}", "seconds", "bases/s", "peak RSS MB"]
+    rows = [
+        [
+            e.base,
+            str(e.sub_models),
+            f"{e.metrics[f'precision@{n}']:.4f}",
+            f"{e.metrics[f'recall@{n}']:.4f}",
+            f"{e.metrics[f'ndcg@{n}']:.4f}",
+            f"{e.seconds:.1f}",
+            f"{e.sub_models / e.seconds:.1f}",
+            f"{e.peak_rss_mb:.0f}",
+        ]
+        for e in result.extras.ensembles
+    ]
+    out = [Table(f"the ensembles: clean test accuracy of their top-{n}, and their cost", header, rows)]
+    shown = [e for e in SHOWN_FAKES if e <= c.max_fakes]
+    by_base: dict = {}
+    for s in result.summary:
+        by_base.setdefault((s["base"], s["sub_models"]), {})[s["fakes"]] = s
+    for metric in (f"certified_precision@{n}", f"certified_recall@{n}"):
+        body = [[b, str(t), *(f"{cells[e][metric + '_mean']:.4f}" for e in shown)] for (b, t), cells in by_base.items()]
+        out.append(
+            Table(f"{metric} against e fake users (confidence {1 - c.alpha:g})", ["base", "T", *map(str, shown)], body)
+        )
+    return out
+
+
+def plots(result: StudyResult, run_dir: Path) -> list[Path]:
+    n = result.config.certify.top_n
+    return [
+        plot_curves(
+            result.summary, "fakes", m, ["base", "sub_models"], run_dir / f"{m}.png", f"{m} (certified)", "fake users e"
+        )
+        for m in (f"certified_precision@{n}", f"certified_recall@{n}")
+    ]
+
+
+def write_report(result: StudyResult, run_dir: Path) -> None:
+    """``config.yaml``, ``results.csv``, ``results.json``, ``certified_r.npz``, plots, ``report.md``."""
+    cfg, c = result.config, result.config.certify
+    figures = plots(result, run_dir)
+    ensembles = [
+        {"base": e.base, "sub_models": e.sub_models, **e.metrics, "seconds": e.seconds, "peak_rss_mb": e.peak_rss_mb}
+        for e in result.extras.ensembles
+    ]
+    payload = {"rows": result.rows, "summary": result.summary, "ensembles": ensembles, "timing": result.timing}
+    write_results(cfg, result.rows, payload, command=NAME)
+    with open(run_dir / "certified_r.npz", "wb") as f:
+        np.savez_compressed(f, **{k.replace(" ", "_"): v for k, v in result.extras.certified.items()})
+    intro = [
+        f"Data: `{cfg.data.dataset}`, split `{cfg.data.split}` {list(cfg.data.ratios)}. T = {c.sub_models} bases per "
+        f"kind, each on s = {c.subsample} users drawn without replacement; each votes for its top N' = {c.votes} "
+        f"unseen items; the ensemble recommends the N = {c.top_n} most voted.",
+        f"Certificate (PORE, Jia et al. 2023): confidence 1 - {c.alpha:g} (Clopper-Pearson, Bonferroni over every "
+        "(user, item)); r = the user's test items certified to stay in the top-N for any e fake users.",
+        f"The model base: `{cfg.model.name}`, {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, lr "
+        f"{cfg.train.lr}, its sub-models trained as members of one program per chunk of {c.chunk}.",
+    ]
+    text = markdown_report(f"{cfg.name}: certified ensembles", intro, tables(result), figures, result.timing)
+    atomic_write(run_dir / "report.md", text)
