@@ -161,9 +161,10 @@ class Reference:
 
 def read_reference(directory: str | Path) -> Reference:
     """PORE's ``frequency_aggregation_1.txt`` (one line per user, ids from 1:
-    ``(item,count);(item,count)...``, the file in one pair of brackets) and ``test_1.csv`` (``userID,itemID,...``), in ``directory`` named as
-    in its repository (``100k_200_1_100000_sar_default``: s, N', T, base). A bad file or line is an
-    error that names it."""
+    ``(item,count);(item,count)...``, the file in one pair of brackets) and ``test_1.csv``
+    (``userID,itemID,...``), in ``directory`` named as in its repository
+    (``100k_200_1_100000_sar_default``: s, N', T, base). A bad file or line is an error that names
+    it."""
     d = Path(directory)
     m = _DIR.match(d.name)
     if m is None:
