@@ -126,3 +126,15 @@ def test_run_attack_end_to_end_on_tiny_data(rated_split, tmp_path):
     row = next(r for r in res.rows if (r["attack"], r["size"], r["seed"], r["defense"]) == ("bandwagon", 4, 1, "none"))
     for k in ("recall@5", "ndcg@10"):
         assert row[k] == pytest.approx(alone.metrics[0][k], abs=1e-5)
+    # the defense table: every defense at the largest size, its cells from the summary
+    from jaxrec.experiment.studies.attack import tables
+
+    table = next(t for t in tables(res) if t.title.startswith("defenses"))
+    assert sorted((r[1], r[2]) for r in table.rows) == [
+        ("none", "bandwagon"),
+        ("pca", "bandwagon"),
+        ("rdma", "bandwagon"),
+    ]
+    s = next(x for x in res.summary if (x["defense"], x["attack"], x["size"]) == ("pca", "bandwagon", 4))
+    ks = sorted(cfg.eval.ks)
+    assert next(r for r in table.rows if r[1] == "pca")[3].startswith(f"{s[f'target_hr@{ks[0]}_mean']:.4f}")
