@@ -253,6 +253,9 @@ class AttackConfig:
     fpr: float = ranged(0.05, between(0, 1, low_open=True, high_open=True))
     pca_components: int = ranged(3, at_least(1))
     degsim_k: int = ranged(25, at_least(1))
+    #: certified ensembles as defenses (item | model: the ``certify`` section's T, s and N'),
+    #: each retrained on every poisoned training set
+    certified: tuple[str, ...] = ranged((), one_of(*BASES))
     seed: int = 0  #: targets, trusted users
 
 

@@ -22,8 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrec.attacks.metrics import TargetRanking, pair_outcomes
 from jaxrec.config import Config
-from jaxrec.data.interactions import Split
+from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import mean_metrics, split_ranking
 from jaxrec.experiment.benchmarks import peak_rss_mb
@@ -67,18 +68,22 @@ def unseen_mask(split: Split) -> np.ndarray:
     return seen
 
 
-def ensemble(cfg: Config, split: Split, base: str, log=lambda *a: None) -> Ensemble:
-    """Train ``certify.sub_models`` bases of kind ``base`` (``item`` | ``model``) and count their
-    votes (see the module docstring)."""
+def ensemble(
+    cfg: Config, split: Split, base: str, log=lambda *a: None, train: Interactions | None = None, ks=None
+) -> Ensemble:
+    """Train ``certify.sub_models`` bases of kind ``base`` (``item`` | ``model``) on ``train``
+    (default ``split.train``; a poisoned one keeps the split's id space) and count their votes
+    (see the module docstring); the ensemble's test metrics at ``ks`` (default ``top_n``)."""
     c = cfg.certify
+    train = split.train if train is None else train
     seen = unseen_mask(split)
     seen_dev = jnp.asarray(seen)
     votes = jnp.zeros((split.n_users, split.n_items), jnp.int32)
-    counts = np.bincount(split.train.users, minlength=split.n_users)
+    counts = np.bincount(train.users, minlength=split.n_users)
     capacity = max(int(counts[s].sum(axis=1).max()) for _, s, _ in _chunks(cfg, split.n_users))
     matrix = None
     if base == "item":
-        matrix = jnp.zeros((split.n_users, split.n_items), jnp.float32).at[split.train.users, split.train.items].set(1)
+        matrix = jnp.zeros((split.n_users, split.n_items), jnp.float32).at[train.users, train.items].set(1)
     t0, traces = time.perf_counter(), 0
     for k, subsets, real in _chunks(cfg, split.n_users):
         if base == "item":
@@ -89,7 +94,7 @@ def ensemble(cfg: Config, split: Split, base: str, log=lambda *a: None) -> Ensem
                 dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + start + m))
                 for m in range(len(subsets))
             ]
-            trains = [split.train.select(np.isin(split.train.users, s)) for s in subsets]
+            trains = [train.select(np.isin(train.users, s)) for s in subsets]
             run = train_members(cfgs, split, progress=False, trains=trains, capacity=capacity, test=False)
             tr = run.training
             votes = bagging.model_votes(
@@ -99,18 +104,34 @@ def ensemble(cfg: Config, split: Split, base: str, log=lambda *a: None) -> Ensem
         jax.block_until_ready(votes)
         log(f"{base}: {min((k + 1) * len(subsets), c.sub_models)} of {c.sub_models} bases")
     seconds = time.perf_counter() - t0
-    metrics = _ensemble_metrics(votes, split_ranking(split, "test"), (c.top_n,))
+    metrics = _ensemble_metrics(votes, split_ranking(split, "test"), tuple(ks or (c.top_n,)))
     return Ensemble(base, np.asarray(votes), c.sub_models, metrics, seconds, peak_rss_mb(), traces)
+
+
+def _votes_score(votes):
+    return lambda users: votes[users].astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnums=2)
 def _mean_metrics(votes, data, ks):
-    return mean_metrics(lambda users: votes[users].astype(jnp.float32), data, ks)
+    return mean_metrics(_votes_score(votes), data, ks)
 
 
 def _ensemble_metrics(votes: jax.Array, data, ks) -> dict:
     """The ensemble's test metrics: its top-N are the most-voted unseen items (ties: lower id)."""
     return {k: float(v) for k, v in _mean_metrics(votes, data, ks).items()}
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _pair_outcomes(votes, data, ks):
+    return pair_outcomes(_votes_score(votes), data, ks)
+
+
+def target_outcomes(votes: np.ndarray, ranking: TargetRanking, ks) -> dict:
+    """The ensemble's ``hit@K`` and ``score`` (the target's votes) per (user, target) pair of
+    ``ranking``, as :func:`jaxrec.attacks.metrics.target_metrics` takes them."""
+    out = jax.device_get(_pair_outcomes(jnp.asarray(votes), ranking.data, tuple(ks)))
+    return {k: np.asarray(v)[: ranking.pair_user.size] for k, v in out.items()}
 
 
 def certify(

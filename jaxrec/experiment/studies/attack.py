@@ -45,10 +45,11 @@ from jaxrec.attacks.scenario import Scenario, fake_sets, poisoned_sets, scenario
 from jaxrec.config import CheckpointConfig, Config, validate
 from jaxrec.errors import JaxrecError, config_key, config_section
 from jaxrec.evaluate import check_ks, model_chunk
+from jaxrec.experiment.certified import ensemble, target_outcomes
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.optimized import optimized_fakes
-from jaxrec.experiment.output import atomic_write, run_dir_of, write_results
-from jaxrec.experiment.report import Table, cell, markdown_report, plot_curves, plot_roc
+from jaxrec.experiment.output import run_dir_of
+from jaxrec.experiment.studies.attack_report import tables, write_report  # noqa: F401 (the study's parts)
 from jaxrec.experiment.studies.base import (
     StudyResult,
     entry_config,
@@ -227,6 +228,37 @@ def attack_victim(label: str, vcfg: Config, sc: Scenario, variants: list, ks, pr
     return rows, timing
 
 
+def attack_certified(cfg: Config, base: str, sc: Scenario, variants: list, ks, log) -> list:
+    """Rows of a certified ensemble (``attack.certified``; :mod:`jaxrec.experiment.certified`):
+    one ensemble per clean seed, then one per unfiltered poisoned training set, subsampled with
+    ``certify.seed + seed``. Defense ``certified``; its ``target_score`` is the target's votes."""
+    label = cfg.model.name if base == "model" else base
+    interacted = [p for p in (sc.rated.train, sc.rated.valid, sc.rated.test) if p is not None]
+    ranking = target_ranking(sc.split.train, interacted, sc.targets, sc.n_real)
+
+    def one(seed: int, train):
+        c = dataclasses.replace(cfg, certify=dataclasses.replace(cfg.certify, seed=cfg.certify.seed + seed))
+        ens = ensemble(c, sc.split, base, train=train, ks=ks)
+        return ens.metrics, target_outcomes(ens.votes, ranking, ks)
+
+    base_row = {"victim": f"certified-{label}", "model": f"certified-{label}", "defense": "certified"}
+    clean, rows = {}, []
+    log(f"certified {label} ensemble: {cfg.certify.sub_models} bases per training set")
+    for seed in range(cfg.attack.seeds):
+        clean[seed] = one(seed, sc.split.train)
+        metrics, out = clean[seed]
+        row = {**base_row, "attack": "clean", "size": 0, "share": 0.0, "seed": seed}
+        rows.append({**row, **with_drops(dict(metrics), metrics, ks), **target_metrics(out, ranking, out["score"])})
+    for v in variants:
+        if v.defense != "none":
+            continue
+        metrics, out = one(v.seed, v.train)
+        c_metrics, c_out = clean[v.seed]
+        row = {**base_row, "attack": v.kind, "size": v.count, "share": v.count / sc.n_real, "seed": v.seed}
+        rows.append({**row, **with_drops(dict(metrics), c_metrics, ks), **target_metrics(out, ranking, c_out["score"])})
+    return [{**r, "failed": False} for r in rows]
+
+
 def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bool = False) -> StudyResult:
     a, sc, log = cfg.attack, plan.scenario, say(console, progress)
     t_all = time.perf_counter()
@@ -256,6 +288,10 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     for label, vcfg in plan.victims:
         vrows, timing["victims"][label] = attack_victim(label, vcfg, sc, variants, plan.ks, progress, log)
         rows += vrows
+    for base in a.certified:
+        t1 = time.perf_counter()
+        rows += attack_certified(cfg, base, sc, variants, plan.ks, log)
+        timing[f"certified_{base}_s"] = time.perf_counter() - t1
     timing["wall_s"] = time.perf_counter() - t_all
     summary = summarise(rows, ["model", "defense", "attack", "size"], ("target_score_shift", "target_score"))
     found = [
@@ -266,195 +302,3 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     found_summary = summarise(found, ["detector", "attack", "size"], DETECTION_FIGURES) if found else []
     extras = Extras(found, found_summary, roc, targets, sc, outer)
     return StudyResult(NAME, cfg, rows, summary, timing, extras)
-
-
-# ------------------------------------------------------------------------------------------------
-# report
-
-
-def _with_clean(summary: list[dict]) -> dict:
-    """``{(model, defense, attack): {size: summary row}}``, every attack's curve starting at its
-    victim's clean row (a filter defense starts at the undefended clean victim)."""
-    clean = {(s["model"], s["defense"]): s for s in summary if s["attack"] == "clean"}
-    out: dict = {}
-    for s in summary:
-        if s["attack"] == "clean":
-            continue
-        start = clean.get((s["model"], s["defense"])) or clean.get((s["model"], "none"))
-        cells = out.setdefault((s["model"], s["defense"], s["attack"]), {})
-        cells[s["size"]] = s
-        if start is not None:
-            cells[0] = start
-    return out
-
-
-def size_table(title: str, summary: list[dict], metric: str, digits: int = 4) -> Table:
-    """Per (model, defense, attack) ``metric`` before the attack (size 0) and at every size,
-    ``mean ± std`` over seeds."""
-    curves = _with_clean(summary)
-    sizes = sorted({k for c in curves.values() for k in c})
-    header = ["model", "defense", "attack", *("clean" if n == 0 else f"{n} fakes" for n in sizes)]
-    rows = [[*key, *(cell(c[n], metric, digits) if n in c else "-" for n in sizes)] for key, c in curves.items()]
-    return Table(title, header, rows)
-
-
-def tables(result: StudyResult) -> list[Table]:
-    """Target HR at every K, the prediction shift, the drop of test NDCG, the detectors."""
-    ks, s = sorted(result.config.eval.ks), result.summary
-    out = [
-        size_table(
-            f"target HR@{k} (real users who never interacted with a target), mean ± std over seeds", s, f"target_hr@{k}"
-        )
-        for k in ks
-    ]
-    out.append(size_table("target prediction shift (poisoned minus clean score)", s, "target_score_shift"))
-    k = ks[len(ks) // 2]
-    out.append(size_table(f"relative drop of test NDCG@{k} (1 - poisoned / clean)", s, f"drop_ndcg@{k}", 3))
-    out.append(defense_table(result))
-    if result.extras.outer:
-        out.append(outer_table(result))
-    found = result.extras.detection_summary
-    if found:
-        header = ["detector", "attack", "fakes", "precision", "recall", "ROC-AUC", "flagged (real)", "FPR on real"]
-        rows = [
-            [
-                d["detector"],
-                d["attack"],
-                str(d["size"]),
-                cell(d, "precision", 3),
-                cell(d, "recall", 3),
-                cell(d, "auc", 3),
-                f"{d['flagged_mean']:.1f} ({d['real_flagged_mean']:.1f})",
-                cell(d, "fpr", 3),
-            ]
-            for d in found
-        ]
-        out.append(
-            Table(
-                f"detectors: flag users above the threshold set at FPR {result.config.attack.fpr} (nominal) on trusted "
-                "real users; FPR on real: measured on the untrusted real users",
-                header,
-                rows,
-            )
-        )
-    return out
-
-
-def defense_table(result: StudyResult) -> Table:
-    """Every defense against every attack at the largest size: target HR at the smallest and the
-    largest K, the prediction shift, the poisoned victim's test NDCG@K and its clean one (a
-    training defense's accuracy cost shows against the undefended victim's clean row)."""
-    ks, s = sorted(result.config.eval.ks), result.summary
-    k = ks[len(ks) // 2]
-    clean = {(r["model"], r["defense"]): r for r in s if r["attack"] == "clean"}
-    largest = max((r["size"] for r in s if r["attack"] != "clean"), default=0)
-    hr = dict.fromkeys((f"target_hr@{ks[0]}", f"target_hr@{ks[-1]}"))
-    header = ["model", "defense", "attack", *hr, "shift", f"ndcg@{k}", f"clean ndcg@{k}"]
-    rows = []
-    for r in s:
-        if r["attack"] == "clean" or r["size"] != largest:
-            continue
-        c = clean.get((r["model"], r["defense"])) or clean.get((r["model"], "none"))
-        rows.append(
-            [
-                r["model"],
-                r["defense"],
-                r["attack"],
-                *(cell(r, m) for m in hr),
-                cell(r, "target_score_shift", 3),
-                cell(r, f"ndcg@{k}"),
-                cell(c, f"ndcg@{k}") if c else "-",
-            ]
-        )
-    return Table(f"defenses against every attack with {largest} fake users, mean ± std over seeds", header, rows)
-
-
-def _outer_summary(result: StudyResult) -> list[dict]:
-    """The outer steps, mean ± std over seeds per (attack, size, step)."""
-    rows = [{**r, "failed": False} for r in result.extras.outer]
-    return summarise(rows, ["attack", "size", "step"], ["outer_loss", "changed"])
-
-
-def outer_table(result: StudyResult) -> Table:
-    """Per optimized attack and size: the outer loss and the surrogate's own target HR at the first
-    and the last outer step (each of the profile that step started from)."""
-    k = result.config.optimized.k
-    hr = f"surrogate_target_hr@{k}"
-    summary = _outer_summary(result)
-    rows = []
-    for attack, size in dict.fromkeys((s["attack"], s["size"]) for s in summary):
-        steps = [s for s in summary if (s["attack"], s["size"]) == (attack, size)]
-        first, last = steps[0], steps[-1]
-        rows.append(
-            [attack, str(size), cell(first, "outer_loss"), cell(last, "outer_loss"), cell(first, hr), cell(last, hr)]
-        )
-    header = ["attack", "fakes", "outer loss, first step", "last step", f"surrogate HR@{k}, first", "last"]
-    return Table("optimized attacks: the surrogate's own figures over the outer steps", header, rows)
-
-
-def plots(result: StudyResult, run_dir: Path) -> list[Path]:
-    """Target HR@K (smallest and largest K) against the attack size per attack; ROC curves."""
-    ks = sorted(result.config.eval.ks)
-    out, curves = [], []
-    for (model, defense, attack), cells in _with_clean(result.summary).items():
-        curves += [{**s, "model": model, "defense": defense, "attack": attack, "size": n} for n, s in cells.items()]
-    for attack in dict.fromkeys(c["attack"] for c in curves):
-        mine = [c for c in curves if c["attack"] == attack]
-        for k in dict.fromkeys((ks[0], ks[-1])):
-            m = f"target_hr@{k}"
-            out.append(
-                plot_curves(
-                    mine,
-                    "size",
-                    m,
-                    ["model", "defense"],
-                    run_dir / f"{m}_vs_size_{attack}.png",
-                    f"{attack} attack: {m}",
-                    "fake users (0: clean)",
-                )
-            )
-    if result.extras.outer:
-        summary, hr = _outer_summary(result), f"surrogate_target_hr@{result.config.optimized.k}"
-        for attack in dict.fromkeys(s["attack"] for s in summary):
-            mine = [s for s in summary if s["attack"] == attack]
-            path = run_dir / f"{hr}_vs_step_{attack}.png"
-            out.append(
-                plot_curves(mine, "step", hr, ["size"], path, f"{attack} attack: the surrogate's {hr}", "outer step")
-            )
-    roc = result.extras.roc
-    for attack in dict.fromkeys(a for a, _ in roc):
-        mine = {d: c for (a, d), c in roc.items() if a == attack}
-        out.append(plot_roc(mine, run_dir / f"roc_{attack}.png", f"detectors vs the {attack} attack"))
-    return out
-
-
-def write_report(result: StudyResult, run_dir: Path) -> None:
-    """``config.yaml``, ``results.csv``, ``results.json``, the plots and ``report.md``."""
-    cfg, x = result.config, result.extras
-    sc, a = x.scenario, cfg.attack
-    figures = plots(result, run_dir)
-    payload = {
-        "rows": result.rows,
-        "summary": result.summary,
-        "detection": x.detection,
-        "detection_summary": x.detection_summary,
-        "targets": x.targets,
-        "outer": x.outer,
-        "timing": result.timing,
-        "fake_users": sc.counts,
-        "n_real_users": sc.n_real,
-        "filler": sc.filler,
-        "trusted_users": sc.trusted.size,
-        "plots": [p.name for p in figures],
-    }
-    write_results(cfg, result.rows, payload, command=NAME)
-    intro = [
-        f"Data: `{cfg.data.dataset}`, split `{cfg.data.split}` {list(cfg.data.ratios)}; ratings >= {a.threshold} are "
-        "positives after the fake users join the training part. Test set, full ranking.",
-        f"Targets (raw item ids, attacked jointly, {a.intent}): {x.targets}. Attacks: {', '.join(a.kinds)}; "
-        f"fake users {sc.counts} of {sc.n_real} real; filler {sc.filler} items; {a.seeds} seed(s).",
-        f"Detectors: {', '.join(a.detectors) or 'none'}, threshold at FPR {a.fpr} on {sc.trusted.size} trusted "
-        f"real users. Wall time: {result.timing['wall_s']:.1f} s.",
-    ]
-    text = markdown_report(f"Attack report: {cfg.name}", intro, tables(result), figures, result.timing)
-    atomic_write(run_dir / "report.md", text)
