@@ -274,6 +274,9 @@ class CertifyConfig:
     alpha: float = ranged(0.001, between(0, 1, low_open=True, high_open=True))  #: 1 - confidence
     max_fakes: int = ranged(50, at_least(0))  #: certify e = 0 .. max_fakes fake users
     chunk: int = ranged(64, at_least(1))  #: bases per compiled call (bounds memory)
+    #: also certify each ensemble as if it had this many bases with the same vote frequencies
+    #: (counts scaled by extrapolate / sub_models: a plug-in estimate, not a certificate; 0: off)
+    extrapolate: int = ranged(0, at_least(0))
     #: directories with PORE's vote files (frequency_aggregation_1.txt, test_1.csv; relative to
     #: this file) whose curves are recomputed and drawn next to this run's
     reference: tuple[str, ...] = ()

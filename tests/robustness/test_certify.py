@@ -215,10 +215,16 @@ def test_the_study_certifies_and_writes_its_report(tmp_path):
     from jaxrec.experiment.studies import run_study
 
     split = random_ratio(power_law(40, 30, 400, clusters=3, noise=0.0, seed=1), (0.8, 0.2), seed=0)  # 3 tastes
-    cfg = _certify_cfg(tmp_path, sub_models=160, subsample=12, chunk=32, max_fakes=3, alpha=0.5, top_n=5)
+    cfg = _certify_cfg(
+        tmp_path, sub_models=160, subsample=12, chunk=32, max_fakes=3, alpha=0.5, top_n=5, extrapolate=160
+    )
     result = run_study("certify", cfg, split=split, progress=False)
     rows = {(r["base"], r["fakes"]): r for r in result.rows}
-    assert set(rows) == {(b, e) for b in ("item", "mf") for e in range(4)}
+    bases = ("item", "mf", "item (extrapolated)", "mf (extrapolated)")
+    assert set(rows) == {(b, e) for b in bases for e in range(4)}
+    for b in ("item", "mf"):  # extrapolated to its own T: the same votes, the same certificate
+        for e in range(4):
+            assert rows[f"{b} (extrapolated)", e]["certified_precision@5"] == rows[b, e]["certified_precision@5"]
     for b in ("item", "mf"):  # no more items certified as e grows
         p = [rows[b, e]["certified_precision@5"] for e in range(4)]
         assert all(x >= y for x, y in zip(p, p[1:])), (b, p)

@@ -15,8 +15,12 @@ data poisoning (PORE: Jia, Liu, Hu, Gong, USENIX Security 2023).
 4. With ``certify.reference`` (PORE's vote directories), PORE's published ensembles are
    certified by the same code and drawn next to this run's.
 
+5. With ``certify.extrapolate``, each ensemble is certified again as if it had that many bases
+   with the same vote frequencies: a plug-in estimate of a larger T's curve, labelled
+   "(extrapolated)", not a certificate.
+
 Writes ``<output_dir>/<name>/{config.yaml, results.json, results.csv, certified_r.npz,
-report.md}`` and ``certified_{precision,recall}@N.png``.
+votes.npz, report.md}`` and ``certified_{precision,recall}@N.png``.
 """
 
 from __future__ import annotations
@@ -117,6 +121,11 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
         rows += _rows(label, c.sub_models, r, relevant, c.top_n)
         ensembles.append(ens)
         certified[label] = r
+        if c.extrapolate:  # the same vote frequencies from more bases: what a larger T would certify
+            scaled = np.rint(ens.votes * (c.extrapolate / c.sub_models)).astype(np.int64)
+            r = certify(scaled, c.extrapolate, relevant, unseen, c.top_n, c.votes, c.subsample, c.alpha, fakes)
+            rows += _rows(f"{label} (extrapolated)", c.extrapolate, r, relevant, c.top_n)
+            certified[f"{label} (extrapolated)"] = r
         timing[f"{label}_s"] = ens.seconds
         timing[f"{label}_sub_models_per_s"] = c.sub_models / ens.seconds
     for ref in plan.references:  # PORE's published votes, certified by the same code
@@ -167,15 +176,18 @@ def tables(result: StudyResult) -> list[Table]:
 def plots(result: StudyResult, run_dir: Path) -> list[Path]:
     n = result.config.certify.top_n
     return [
-        plot_curves(
-            result.summary, "fakes", m, ["base", "sub_models"], run_dir / f"{m}.png", f"{m} (certified)", "fake users e"
-        )
+        plot_curves(result.summary, "fakes", m, ["base", "sub_models"], run_dir / f"{m}.png", m, "fake users e")
         for m in (f"certified_precision@{n}", f"certified_recall@{n}")
     ]
 
 
+def _key(label: str) -> str:
+    return label.replace(" ", "_").replace("(", "").replace(")", "")
+
+
 def write_report(result: StudyResult, run_dir: Path) -> None:
-    """``config.yaml``, ``results.csv``, ``results.json``, ``certified_r.npz``, plots, ``report.md``."""
+    """``config.yaml``, ``results.csv``, ``results.json``, ``certified_r.npz`` (per base ``[U, E]``
+    certified ``r``), ``votes.npz`` (per base ``[U, I]`` vote counts), plots, ``report.md``."""
     cfg, c = result.config, result.config.certify
     figures = plots(result, run_dir)
     ensembles = [
@@ -185,7 +197,9 @@ def write_report(result: StudyResult, run_dir: Path) -> None:
     payload = {"rows": result.rows, "summary": result.summary, "ensembles": ensembles, "timing": result.timing}
     write_results(cfg, result.rows, payload, command=NAME)
     with open(run_dir / "certified_r.npz", "wb") as f:
-        np.savez_compressed(f, **{k.replace(" ", "_"): v for k, v in result.extras.certified.items()})
+        np.savez_compressed(f, **{_key(k): v for k, v in result.extras.certified.items()})
+    with open(run_dir / "votes.npz", "wb") as f:
+        np.savez_compressed(f, **{_key(e.base): e.votes for e in result.extras.ensembles})
     intro = [
         f"Data: `{cfg.data.dataset}`, split `{cfg.data.split}` {list(cfg.data.ratios)}. T = {c.sub_models} bases per "
         f"kind, each on s = {c.subsample} users drawn without replacement; each votes for its top N' = {c.votes} "
