@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import emit, machine, peak_mb  # noqa: E402
 
 from jaxrec.config import load_config  # noqa: E402
-from jaxrec.experiment.certified import unseen_mask  # noqa: E402
+from jaxrec.experiment.certified import seen_mask  # noqa: E402
 from jaxrec.experiment.data import load_split  # noqa: E402
 from jaxrec.experiment.training import train_members  # noqa: E402
 from jaxrec.robustness import bagging  # noqa: E402
@@ -77,7 +77,7 @@ def main() -> None:
         },
         args.out,
     )
-    seen = jnp.asarray(unseen_mask(split))
+    seen = jnp.asarray(seen_mask(split))
     matrix = jnp.zeros(seen.shape, jnp.float32).at[split.train.users, split.train.items].set(1)
     chunk = jnp.asarray(subsets)
 

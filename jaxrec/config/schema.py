@@ -11,6 +11,7 @@ from jaxrec.adversarial import TRAINING_METHODS
 from jaxrec.adversarial.apr import PERTURBATIONS
 from jaxrec.adversarial.gan_losses import LOSSES as GAN_LOSSES
 from jaxrec.adversarial.gan_training import SELECTIONS
+from jaxrec.adversarial.vat import LAMBDA as VAT_LAMBDA
 from jaxrec.attacks.detection import DETECTORS
 from jaxrec.attacks.discrete import RELAXATIONS
 from jaxrec.attacks.optimized import KINDS as OPTIMIZED
@@ -195,7 +196,7 @@ class AdvConfig:
     start_epoch: int = ranged(0, at_least(0))  #: the adversarial term is off before this epoch (plain pretraining)
     perturb: str = ranged("fgm", one_of(*PERTURBATIONS))  #: fgm (APR) | fgsm
     #: VAT: the largest per-user weight (the paper's ``user_lmb``; 2 = APR's eps for an average user)
-    vat_lambda: float = ranged(2.0, at_least(0))
+    vat_lambda: float = ranged(VAT_LAMBDA, at_least(0))
 
 
 @dataclasses.dataclass(frozen=True)

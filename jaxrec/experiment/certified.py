@@ -59,7 +59,7 @@ def _padded(subsets: np.ndarray, real: int) -> jax.Array:
     return jnp.asarray(np.where(np.arange(len(subsets))[:, None] < real, subsets, -1))
 
 
-def unseen_mask(split: Split) -> np.ndarray:
+def seen_mask(split: Split) -> np.ndarray:
     """``[n_users, n_items]`` bool: items a user never gets recommended (training and validation)."""
     seen = np.zeros((split.n_users, split.n_items), bool)
     for part in (split.train, split.valid):
@@ -76,7 +76,7 @@ def ensemble(
     (see the module docstring); the ensemble's test metrics at ``ks`` (default ``top_n``)."""
     c = cfg.certify
     train = split.train if train is None else train
-    seen = unseen_mask(split)
+    seen = seen_mask(split)
     seen_dev = jnp.asarray(seen)
     votes = jnp.zeros((split.n_users, split.n_items), jnp.int32)
     counts = np.bincount(train.users, minlength=split.n_users)

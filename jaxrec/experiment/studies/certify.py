@@ -32,7 +32,7 @@ import numpy as np
 
 from jaxrec.config import Config, validate
 from jaxrec.errors import JaxrecError, config_key
-from jaxrec.experiment.certified import Reference, certify, curve, ensemble, read_reference, unseen_mask
+from jaxrec.experiment.certified import Reference, certify, curve, ensemble, read_reference, seen_mask
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, markdown_report, plot_curves
@@ -111,7 +111,7 @@ def _rows(label: str, total: int, r: np.ndarray, relevant: np.ndarray, top_n: in
 def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bool = False) -> StudyResult:
     c, split, log = cfg.certify, plan.split, say(console, progress)
     fakes = np.arange(c.max_fakes + 1)
-    relevant, unseen = _relevant(split), ~unseen_mask(split)
+    relevant, unseen = _relevant(split), ~seen_mask(split)
     rows, ensembles, certified, timing = [], [], {}, {}
     for base in c.bases:
         ens = ensemble(plan.base_config, split, base, log)
