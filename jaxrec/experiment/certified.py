@@ -7,7 +7,8 @@ A ``model`` base is this config's model and train sections. Its ``T`` sub-models
 members of one compiled program per chunk (``certify.chunk`` of them). Each member trains on
 the training pairs of its subsample's users. All chunks are padded to one capacity, the most
 pairs of any subsample, so every chunk runs the same program. Member ``t`` trains with seed
-``train.seed + t``. A last, partial chunk is filled with repeats whose votes are dropped.
+``train.seed + t`` for ``train.epochs`` (no validation). A last, partial chunk is filled with
+repeats whose votes are dropped.
 """
 
 from __future__ import annotations
@@ -90,10 +91,11 @@ def ensemble(
             votes = bagging.item_votes(votes, matrix, seen_dev, _padded(subsets, real), c.votes)
         else:
             start = k * len(subsets)
-            cfgs = [
-                dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=cfg.train.seed + start + m))
+            trains_cfg = [
+                dataclasses.replace(cfg.train, seed=cfg.train.seed + start + m, eval_every=0)
                 for m in range(len(subsets))
             ]
+            cfgs = [dataclasses.replace(cfg, train=t) for t in trains_cfg]
             trains = [train.select(np.isin(train.users, s)) for s in subsets]
             run = train_members(cfgs, split, progress=False, trains=trains, capacity=capacity, test=False)
             tr = run.training

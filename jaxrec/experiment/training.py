@@ -194,7 +194,7 @@ def build_training(
     with_l2 = any(v != 0 for v in l2)
     if a_cfg.method != "none":
         # optimizer steps per epoch: whole batches of each member's real pairs (empty ones are skipped)
-        sizes = [len(t) for t in trains] if batched else [data.n_pairs] * len(cfgs)
+        sizes = [len(t) for t in trains] if padded else [data.n_pairs] * len(cfgs)
         per_epoch = [-(-n // batch) for n in sizes]
         hparams.update(
             eps=[c.adv.eps for c in cfgs],

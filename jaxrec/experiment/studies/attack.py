@@ -11,7 +11,8 @@ with a training positive, attacked jointly, or raw item ids (``[50]`` for MovieL
    config's ``gan`` section) trained on the real, untrusted users' training profiles; its D is
    one of the detectors.
 2. Defenses: none; an adversarially trained victim (a victim with ``adv.method: apr`` or
-   ``vat``); and filters: each
+   ``vat``); a certified ensemble (``attack.certified``: PORE's bagged ensemble of the
+   ``certify`` section, retrained on every poisoned set, :func:`attack_certified`); and filters: each
    detector of ``attack.detectors`` flags users, with a threshold at ``attack.fpr`` on the
    *trusted* real users (``attack.trusted`` of them, never flagged and held out of the GAN), and
    the victim retrains without the flagged users.

@@ -48,7 +48,6 @@ SHOWN_FAKES = (0, 1, 2, 3, 5, 10, 20, 30, 50)  #: the e values in the report's t
 class Plan:
     split: object
     references: list  #: [Reference]
-    base_config: Config  #: the sub-models' config (no validation: they train ``train.epochs``)
 
 
 @dataclasses.dataclass
@@ -75,8 +74,7 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
     for i, d in enumerate(c.reference):
         with config_key(f"certify.reference[{i}]"):
             references.append(read_reference(Path(base_dir) / d))
-    base = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, eval_every=0))
-    return Plan(split, references, base)
+    return Plan(split, references)
 
 
 def describe(cfg: Config, plan: Plan) -> str:
@@ -114,7 +112,7 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     relevant, unseen = _relevant(split), ~seen_mask(split)
     rows, ensembles, certified, timing = [], [], {}, {}
     for base in c.bases:
-        ens = ensemble(plan.base_config, split, base, log)
+        ens = ensemble(cfg, split, base, log)
         label = cfg.model.name if base == "model" else base
         ens = dataclasses.replace(ens, base=label)
         r = certify(ens.votes, c.sub_models, relevant, unseen, c.top_n, c.votes, c.subsample, c.alpha, fakes)
