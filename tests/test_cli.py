@@ -156,6 +156,7 @@ def test_robustness_writes_rows_report_and_real_plots(tiny_csv, tmp_path, capsys
 STUDY_ARGS = {
     "robustness": ["--set", "eval.ks=[5,10]", "--set", "robustness.plot_metric=ndcg@10"],
     "attack": ["--set", "data.rating_col=rating", "--set", "attack.kinds=[random]", "--set", "attack.sizes=[3]"],
+    "certify": ["--set", "eval.ks=[5]", "--set", "certify.subsample=5"],
 }
 
 
@@ -181,6 +182,11 @@ STUDY_ARGS = {
             "robustness.victims[0]: nowhere.yaml: config file not found",
         ),
         ("robustness", "robustness.seeds=0", "robustness.seeds must be >= 1"),
+        ("certify", "certify.bases=[item,knn]", "certify.bases must be one of ['item', 'model'], got ['item', 'knn']"),
+        ("certify", "certify.subsample=99", "certify.subsample: 99 is more than the 25 users"),
+        ("certify", "certify.alpha=1", "certify.alpha must be in (0, 1), got 1.0"),
+        ("certify", "certify.reference=[nowhere]", "certify.reference[0]: nowhere: not a PORE vote directory"),
+        ("attack", "attack.certified=[svd]", "attack.certified must be one of ['item', 'model'], got ['svd']"),
         (
             "attack",
             "attack.kinds=[sybil]",
@@ -236,6 +242,16 @@ def test_study_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, 
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and not (tmp_path / "run").exists()
+
+
+def test_certify_prints_its_tables_and_writes_the_report(tiny_csv, tmp_path, capsys):
+    sets = [*STUDY_ARGS["certify"], "certify.bases=[item]", "certify.sub_models=20", "certify.max_fakes=2"]
+    args = ["certify", "-q", "--set", f"data.dataset={tiny_csv}", "--set", f"output_dir={tmp_path}"]
+    args += [x for one in sets if one != "--set" for x in ("--set", one)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "certified_precision@10" in out and "item: 20 bases in" in out
+    assert (tmp_path / "run" / "report.md").is_file() and (tmp_path / "run" / "votes.npz").is_file()
 
 
 def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_path, capsys):

@@ -171,6 +171,12 @@ def tables(result: StudyResult) -> list[Table]:
     return out
 
 
+def footer(result: StudyResult) -> str:
+    """The line after the tables: each ensemble's size and time."""
+    done = ", ".join(f"{e.base}: {e.sub_models} bases in {e.seconds:.1f} s" for e in result.extras.ensembles)
+    return f"{done}; {len(result.rows)} rows"
+
+
 def plots(result: StudyResult, run_dir: Path) -> list[Path]:
     n = result.config.certify.top_n
     return [
