@@ -274,6 +274,8 @@ class CertifyConfig:
     top_n: int = ranged(10, at_least(1))  #: N, the ensemble's list length
     alpha: float = ranged(0.001, between(0, 1, low_open=True, high_open=True))  #: 1 - confidence
     max_fakes: int = ranged(50, at_least(0))  #: certify e = 0 .. max_fakes fake users
+    #: target items (drawn, seeded, from the unpopular half) whose HR@N is bounded for every e (0: none)
+    targets: int = ranged(5, at_least(0))
     chunk: int = ranged(64, at_least(1))  #: bases per compiled call (bounds memory)
     #: also certify each ensemble as if it had this many bases with the same vote frequencies
     #: (counts scaled by extrapolate / sub_models: a plug-in estimate, not a certificate; 0: off)

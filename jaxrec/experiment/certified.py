@@ -31,7 +31,7 @@ from jaxrec.evaluate import mean_metrics, split_ranking
 from jaxrec.experiment.benchmarks import peak_rss_mb
 from jaxrec.experiment.training import train_members
 from jaxrec.robustness import bagging
-from jaxrec.robustness.certificate import certified_counts, vote_bounds
+from jaxrec.robustness.certificate import certified_counts, target_hr_bound, vote_bounds
 
 
 @dataclasses.dataclass
@@ -134,6 +134,24 @@ def target_outcomes(votes: np.ndarray, ranking: TargetRanking, ks) -> dict:
     ``ranking``, as :func:`jaxrec.attacks.metrics.target_metrics` takes them."""
     out = jax.device_get(_pair_outcomes(jnp.asarray(votes), ranking.data, tuple(ks)))
     return {k: np.asarray(v)[: ranking.pair_user.size] for k, v in out.items()}
+
+
+def target_bound(
+    votes: np.ndarray,
+    total: int,
+    targets: np.ndarray,
+    eligible: np.ndarray,
+    candidates: np.ndarray | None,
+    top_n: int,
+    subsample: int,
+    alpha: float,
+    fakes: np.ndarray,
+) -> np.ndarray:
+    """``[E]``: the certified upper bound of the ``targets``' HR@N (mean over targets) for every
+    ``e`` (:func:`jaxrec.robustness.certificate.target_hr_bound`), from ``total`` bases' votes."""
+    lower, upper = vote_bounds(votes, total, alpha, votes.size)
+    n = votes.shape[0]
+    return target_hr_bound(lower, upper, targets, eligible, top_n, n, subsample, fakes, candidates).mean(axis=0)
 
 
 def certify(

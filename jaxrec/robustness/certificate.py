@@ -24,6 +24,9 @@ other candidate its upper bound. Walking ``I_u`` by decreasing lower bound, item
 ``L = N - R + 1`` next candidates outside ``I_u`` can reach (their sum shared out, or the
 smallest of them). ``r`` is the length of the run of items that pass. PORE's code does the same,
 and :func:`certified_counts` reproduces its published curve from its vote files (``docs/certify.md``).
+
+The same bounds cap what an attacker can do for a target item (:func:`target_hr_bound`): the
+target cannot enter the top-``N`` of a user for whom ``N`` rivals certainly beat it.
 """
 
 from __future__ import annotations
@@ -109,4 +112,46 @@ def certified_counts(
             out[u] += alive
             if not alive.any():
                 break
+    return out
+
+
+def target_hr_bound(
+    lower: np.ndarray,
+    upper: np.ndarray,
+    targets: np.ndarray,
+    eligible: np.ndarray,
+    top_n: int,
+    n: int,
+    s: int,
+    fakes: np.ndarray,
+    candidates: np.ndarray | None = None,
+) -> np.ndarray:
+    """``[T, E]``: per target item and per ``e``, an upper bound of its HR@N over its eligible
+    users after ``e`` fake users join, whatever their profiles.
+
+    A target is certified out of a user's top-``N`` when ``N`` other candidates certainly beat
+    it: their lowest poisoned probability ``rho_e * lower_v`` exceeds the target's highest,
+    ``rho_e * upper_t + delta_e``. The bound is the share of eligible users for whom this fails.
+
+    Args:
+      targets: ``[T]`` item ids. eligible: ``[U, T]`` bool, the users each target is measured on
+        (those who never interacted with it). Others as in :func:`certified_counts`.
+    """
+    rho, delta = rho_delta(n, s, fakes)
+    lower, upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+    out = np.zeros((len(targets), rho.size))
+    for j, t in enumerate(targets):
+        users = np.flatnonzero(eligible[:, j])
+        if users.size == 0:
+            continue
+        lo = lower[users].copy()
+        if candidates is not None:
+            lo[~np.asarray(candidates, bool)[users]] = -np.inf
+        lo[:, t] = -np.inf
+        if lo.shape[1] < top_n:
+            out[j] = 1.0
+            continue
+        nth = -np.partition(-lo, top_n - 1, axis=1)[:, top_n - 1]  # [u] the N-th best rival's lower bound
+        out_of_top = rho[None, :] * nth[:, None] > rho[None, :] * upper[users, t][:, None] + delta[None, :] + _MARGIN
+        out[j] = 1.0 - out_of_top.mean(axis=0)
     return out

@@ -86,18 +86,27 @@ def test_no_injection_of_e_fake_users_breaks_the_certified_r(monkeypatch):
     assert r[:, 0].sum() > 0 and np.all(r[:, 1] <= r[:, 0])  # something is certified, no more at e=2
     profiles = [np.array(b, np.int8) for b in itertools.product((0, 1), repeat=m) if any(b)]
     worst = np.full((n, fakes.size), top_n)  # the fewest relevant items kept by any injection
+    best_hr = np.zeros((m, fakes.size))  # every item as a target: its highest HR@1 by any injection
     for k, e in enumerate(fakes):
         for chosen in itertools.combinations_with_replacement(range(len(profiles)), int(e)):
             poisoned = np.vstack([real, *[profiles[c][None] for c in chosen]])
-            kept = (_top(_probabilities(poisoned, n, s), unseen, top_n) & relevant).sum(1)
-            worst[:, k] = np.minimum(worst[:, k], kept)
+            probabilities = _probabilities(poisoned, n, s)
+            top, top1 = _top(probabilities, unseen, top_n), _top(probabilities, unseen, 1)
+            worst[:, k] = np.minimum(worst[:, k], (top & relevant).sum(1))
+            best_hr[:, k] = np.maximum(best_hr[:, k], (top1 & unseen).sum(0) / unseen.sum(0))
     assert np.all(worst >= r), (worst, r)
+    bound = certificate.target_hr_bound(p, p, np.arange(m), unseen, 1, n, s, fakes, candidates=unseen)
+    assert np.all(best_hr <= bound + 1e-12), (best_hr, bound)
+    assert np.any(bound < 1) and np.any((bound < 1) & (best_hr == bound))  # non-trivial, and tight here
     # the brute force has teeth: certifying everything, or a bound with half of delta, is broken
     assert np.any(worst < top_n)
     full = certificate.rho_delta
     monkeypatch.setattr(certificate, "rho_delta", lambda n, s, e: (full(n, s, e)[0], full(n, s, e)[1] / 2))
     half = certified_counts(p, p, relevant, top_n, 1, n, s, fakes, candidates=unseen)
     assert np.any(worst < half)
+    monkeypatch.undo()  # the target bound of the clean data (e = 0) is broken by the injections
+    clean = certificate.target_hr_bound(p, p, np.arange(m), unseen, 1, n, s, np.zeros(2, int), candidates=unseen)
+    assert np.any(best_hr > clean)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -229,6 +238,9 @@ def test_the_study_certifies_and_writes_its_report(tmp_path):
         p = [rows[b, e]["certified_precision@5"] for e in range(4)]
         assert all(x >= y for x, y in zip(p, p[1:])), (b, p)
     assert rows["item", 0]["certified_precision@5"] > rows["item", 2]["certified_precision@5"] > 0
+    for b in ("item", "mf"):  # the targets' HR bound only grows with e
+        h = [rows[b, e]["target_hr_bound@5"] for e in range(4)]
+        assert all(0 <= x <= y <= 1 for x, y in zip(h, h[1:])), (b, h)
     text = (result.run_dir / "report.md").read_text()
     assert "certified_precision@5" in text and (result.run_dir / "certified_precision@5.png").is_file()
     with np.load(result.run_dir / "certified_r.npz") as f:

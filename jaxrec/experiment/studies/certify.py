@@ -11,7 +11,9 @@ data poisoning (PORE: Jia, Liu, Hu, Gong, USENIX Security 2023).
 3. The certificate (:mod:`jaxrec.robustness.certificate`), at confidence ``1 - certify.alpha``:
    per user and per ``e = 0 .. certify.max_fakes`` fake users, ``r`` of the user's test items
    are guaranteed to stay in the top-N. Certified precision@N is the mean of ``r / N`` and
-   certified recall@N the mean of ``r / |test items|``.
+   certified recall@N the mean of ``r / |test items|``. For ``certify.targets`` items drawn from
+   the unpopular half (an attacker's targets), a certified upper bound of their HR@N: no ``e``
+   fake users can push them into more of their eligible users' top-N.
 4. With ``certify.reference`` (PORE's vote directories), PORE's published ensembles are
    certified by the same code and drawn next to this run's.
 
@@ -30,9 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxrec.attacks.poison import pick_targets
 from jaxrec.config import Config, validate
 from jaxrec.errors import JaxrecError, config_key
-from jaxrec.experiment.certified import Reference, certify, curve, ensemble, read_reference, seen_mask
+from jaxrec.experiment.certified import (
+    Reference,
+    certify,
+    curve,
+    ensemble,
+    read_reference,
+    seen_mask,
+    target_bound,
+)
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, markdown_report, plot_curves
@@ -48,6 +59,7 @@ SHOWN_FAKES = (0, 1, 2, 3, 5, 10, 20, 30, 50)  #: the e values in the report's t
 class Plan:
     split: object
     references: list  #: [Reference]
+    targets: np.ndarray  #: [T] target item ids (empty: none)
 
 
 @dataclasses.dataclass
@@ -74,7 +86,9 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
     for i, d in enumerate(c.reference):
         with config_key(f"certify.reference[{i}]"):
             references.append(read_reference(Path(base_dir) / d))
-    return Plan(split, references)
+    with config_key("certify.targets"):
+        targets = pick_targets(split.train, c.targets, "unpopular", c.seed) if c.targets else np.zeros(0, np.int32)
+    return Plan(split, references, targets)
 
 
 def describe(cfg: Config, plan: Plan) -> str:
@@ -91,9 +105,9 @@ def _relevant(split) -> np.ndarray:
     return out
 
 
-def _rows(label: str, total: int, r: np.ndarray, relevant: np.ndarray, top_n: int) -> list[dict]:
+def _rows(label: str, total: int, r: np.ndarray, relevant: np.ndarray, top_n: int, hr=None) -> list[dict]:
     precision, recall = curve(r, relevant, top_n)
-    return [
+    rows = [
         {
             "base": label,
             "sub_models": total,
@@ -104,6 +118,18 @@ def _rows(label: str, total: int, r: np.ndarray, relevant: np.ndarray, top_n: in
         }
         for e, (p, q) in enumerate(zip(precision, recall))
     ]
+    for row, h in zip(rows, () if hr is None else hr):
+        row[f"target_hr_bound@{top_n}"] = float(h)
+    return rows
+
+
+def _eligible(split, targets: np.ndarray) -> np.ndarray:
+    """``[U, T]``: the users who never interacted with each target."""
+    seen = np.zeros((split.n_users, split.n_items), bool)
+    for part in (split.train, split.valid, split.test):
+        if part is not None:
+            seen[part.users, part.items] = True
+    return ~seen[:, targets]
 
 
 def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bool = False) -> StudyResult:
@@ -111,18 +137,25 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     fakes = np.arange(c.max_fakes + 1)
     relevant, unseen = _relevant(split), ~seen_mask(split)
     rows, ensembles, certified, timing = [], [], {}, {}
+    eligible = _eligible(split, plan.targets)
+
+    def bound(votes, total):
+        if not plan.targets.size:
+            return None
+        return target_bound(votes, total, plan.targets, eligible, unseen, c.top_n, c.subsample, c.alpha, fakes)
+
     for base in c.bases:
         ens = ensemble(cfg, split, base, log)
         label = cfg.model.name if base == "model" else base
         ens = dataclasses.replace(ens, base=label)
         r = certify(ens.votes, c.sub_models, relevant, unseen, c.top_n, c.votes, c.subsample, c.alpha, fakes)
-        rows += _rows(label, c.sub_models, r, relevant, c.top_n)
+        rows += _rows(label, c.sub_models, r, relevant, c.top_n, bound(ens.votes, c.sub_models))
         ensembles.append(ens)
         certified[label] = r
         if c.extrapolate:  # the same vote frequencies from more bases: what a larger T would certify
             scaled = np.rint(ens.votes * (c.extrapolate / c.sub_models)).astype(np.int64)
             r = certify(scaled, c.extrapolate, relevant, unseen, c.top_n, c.votes, c.subsample, c.alpha, fakes)
-            rows += _rows(f"{label} (extrapolated)", c.extrapolate, r, relevant, c.top_n)
+            rows += _rows(f"{label} (extrapolated)", c.extrapolate, r, relevant, c.top_n, bound(scaled, c.extrapolate))
             certified[f"{label} (extrapolated)"] = r
         timing[f"{label}_s"] = ens.seconds
         timing[f"{label}_sub_models_per_s"] = c.sub_models / ens.seconds
@@ -163,11 +196,20 @@ def tables(result: StudyResult) -> list[Table]:
     by_base: dict = {}
     for s in result.summary:
         by_base.setdefault((s["base"], s["sub_models"]), {})[s["fakes"]] = s
-    for metric in (f"certified_precision@{n}", f"certified_recall@{n}"):
-        body = [[b, str(t), *(f"{cells[e][metric + '_mean']:.4f}" for e in shown)] for (b, t), cells in by_base.items()]
-        out.append(
-            Table(f"{metric} against e fake users (confidence {1 - c.alpha:g})", ["base", "T", *map(str, shown)], body)
-        )
+    titles = {
+        f"certified_precision@{n}": f"certified_precision@{n} against e fake users",
+        f"certified_recall@{n}": f"certified_recall@{n} against e fake users",
+        f"target_hr_bound@{n}": f"target_hr_bound@{n}: the most HR@{n} that e fake users can give "
+        f"{c.targets} unpopular targets",
+    }
+    for metric, title in titles.items():
+        body = [
+            [b, str(t), *(f"{cells[e][metric + '_mean']:.4f}" for e in shown)]
+            for (b, t), cells in by_base.items()
+            if metric + "_mean" in cells[0]
+        ]
+        if body:
+            out.append(Table(f"{title} (confidence {1 - c.alpha:g})", ["base", "T", *map(str, shown)], body))
     return out
 
 
@@ -181,7 +223,8 @@ def plots(result: StudyResult, run_dir: Path) -> list[Path]:
     n = result.config.certify.top_n
     return [
         plot_curves(result.summary, "fakes", m, ["base", "sub_models"], run_dir / f"{m}.png", m, "fake users e")
-        for m in (f"certified_precision@{n}", f"certified_recall@{n}")
+        for m in (f"certified_precision@{n}", f"certified_recall@{n}", f"target_hr_bound@{n}")
+        if f"{m}_mean" in result.summary[0]
     ]
 
 
