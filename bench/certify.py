@@ -6,7 +6,7 @@ the whole chunk. ``sequential``: one call per sub-model, in the same padded shap
 runs the one compiled program. Both are warmed up first, so compilation is not timed. The
 item-based base is timed the same way: a chunk in one ``item_votes`` call vs one call per base.
 
-    python bench/certify.py [--members 32] [--repeats 3] [--out bench/results/certify.jsonl]
+    python bench/certify.py [--members 32] [--repeats 3] [--loop auto] [--out bench/results/certify.jsonl]
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--members", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--loop", default="auto", help="parallel.member_loop of the members: auto | vmap | map")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    cfg = load_config("configs/ml100k-certify.yaml", [])
+    cfg = load_config("configs/ml100k-certify.yaml", [f"parallel.member_loop={args.loop}"])
     split = load_split(cfg.data)
     m, s = args.members, cfg.certify.subsample
     subsets = bagging.draw_subsets(split.n_users, s, m, seed=0)
@@ -68,6 +69,7 @@ def main() -> None:
             **base,
             "base": cfg.model.name,
             "epochs": cfg.train.epochs,
+            "member_loop": args.loop,
             "members_s": members,
             "sequential_s": sequential,
             "members_per_s": m / members,
