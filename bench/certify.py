@@ -61,24 +61,16 @@ def main() -> None:
         run = train_members(cs, split, progress=False, trains=ts, capacity=capacity, test=False)
         jax.block_until_ready(run.fit.best)
 
+    base = {"bench": "certify", "data": "ml-100k", "subsample": s, "members": m, **machine()}
+
+    def report(members: float, sequential: float, **what) -> None:
+        rates = {"members_per_s": m / members, "sequential_per_s": m / sequential, "speedup": sequential / members}
+        row = {**base, **what, "members_s": members, "sequential_s": sequential, **rates, "peak_mb": peak_mb()}
+        emit(row, args.out)
+
     members = median_seconds(lambda: fit(cfgs, trains), args.repeats)
     sequential = median_seconds(lambda: [fit([c], [t]) for c, t in zip(cfgs, trains)], args.repeats)
-    base = {"bench": "certify", "data": "ml-100k", "subsample": s, "members": m, **machine()}
-    emit(
-        {
-            **base,
-            "base": cfg.model.name,
-            "epochs": cfg.train.epochs,
-            "member_loop": args.loop,
-            "members_s": members,
-            "sequential_s": sequential,
-            "members_per_s": m / members,
-            "sequential_per_s": m / sequential,
-            "speedup": sequential / members,
-            "peak_mb": peak_mb(),
-        },
-        args.out,
-    )
+    report(members, sequential, base=cfg.model.name, epochs=cfg.train.epochs, member_loop=args.loop)
     seen = jnp.asarray(seen_mask(split))
     matrix = jnp.zeros(seen.shape, jnp.float32).at[split.train.users, split.train.items].set(1)
     chunk = jnp.asarray(subsets)
@@ -91,19 +83,7 @@ def main() -> None:
 
     members = median_seconds(lambda: item([chunk]), args.repeats)
     sequential = median_seconds(lambda: item([chunk[i : i + 1] for i in range(m)]), args.repeats)
-    emit(
-        {
-            **base,
-            "base": "item",
-            "members_s": members,
-            "sequential_s": sequential,
-            "members_per_s": m / members,
-            "sequential_per_s": m / sequential,
-            "speedup": sequential / members,
-            "peak_mb": peak_mb(),
-        },
-        args.out,
-    )
+    report(members, sequential, base="item")
 
 
 if __name__ == "__main__":
