@@ -60,13 +60,14 @@ def _padded(subsets: np.ndarray, real: int) -> jax.Array:
     return jnp.asarray(np.where(np.arange(len(subsets))[:, None] < real, subsets, -1))
 
 
-def seen_mask(split: Split) -> np.ndarray:
-    """``[n_users, n_items]`` bool: items a user never gets recommended (training and validation)."""
-    seen = np.zeros((split.n_users, split.n_items), bool)
-    for part in (split.train, split.valid):
+def pairs_mask(split: Split, parts: tuple[str, ...] = ("train", "valid")) -> np.ndarray:
+    """``[n_users, n_items]`` bool: the (user, item) pairs of the split's ``parts``. The default
+    is the items a user never gets recommended (training and validation)."""
+    mask = np.zeros((split.n_users, split.n_items), bool)
+    for part in (getattr(split, p) for p in parts):
         if part is not None:
-            seen[part.users, part.items] = True
-    return seen
+            mask[part.users, part.items] = True
+    return mask
 
 
 def ensemble(
@@ -77,7 +78,7 @@ def ensemble(
     (see the module docstring); the ensemble's test metrics at ``ks`` (default ``top_n``)."""
     c = cfg.certify
     train = split.train if train is None else train
-    seen = seen_mask(split)
+    seen = pairs_mask(split)
     seen_dev = jnp.asarray(seen)
     votes = jnp.zeros((split.n_users, split.n_items), jnp.int32)
     counts = np.bincount(train.users, minlength=split.n_users)

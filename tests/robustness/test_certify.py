@@ -193,7 +193,7 @@ def test_trained_sub_models_as_members_vote_like_each_trained_alone(tmp_path, ti
 
     cfg = _certify_cfg(tmp_path)
     ens = certified.ensemble(cfg, tiny_split, "model")  # 2 chunks of 4; the last one has 1 real base
-    seen = jnp.asarray(certified.seen_mask(tiny_split))
+    seen = jnp.asarray(certified.pairs_mask(tiny_split))
     counts = np.bincount(tiny_split.train.users, minlength=tiny_split.n_users)
     chunks = list(certified._chunks(cfg, tiny_split.n_users))
     capacity = max(int(counts[s].sum(axis=1).max()) for _, s, _ in chunks)

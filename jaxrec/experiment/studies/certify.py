@@ -40,8 +40,8 @@ from jaxrec.experiment.certified import (
     certify,
     curve,
     ensemble,
+    pairs_mask,
     read_reference,
-    seen_mask,
     target_bound,
 )
 from jaxrec.experiment.data import load_split
@@ -73,7 +73,7 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
     validate(cfg)
     c = cfg.certify
     if not c.bases or len(set(c.bases)) != len(c.bases):
-        raise JaxrecError(f"certify.bases: give each of item, model at most once, got {list(c.bases)}")
+        raise JaxrecError(f"certify.bases: give item, model or both, each once; got {list(c.bases)}")
     split = load_split(cfg.data) if split is None else split
     if split.test is None:
         raise JaxrecError("data: certify needs a test part (data.ratios with a test share)")
@@ -99,12 +99,6 @@ def describe(cfg: Config, plan: Plan) -> str:
     )
 
 
-def _relevant(split) -> np.ndarray:
-    out = np.zeros((split.n_users, split.n_items), bool)
-    out[split.test.users, split.test.items] = True
-    return out
-
-
 def _rows(label: str, total: int, r: np.ndarray, relevant: np.ndarray, top_n: int, hr=None) -> list[dict]:
     precision, recall = curve(r, relevant, top_n)
     rows = [
@@ -123,21 +117,12 @@ def _rows(label: str, total: int, r: np.ndarray, relevant: np.ndarray, top_n: in
     return rows
 
 
-def _eligible(split, targets: np.ndarray) -> np.ndarray:
-    """``[U, T]``: the users who never interacted with each target."""
-    seen = np.zeros((split.n_users, split.n_items), bool)
-    for part in (split.train, split.valid, split.test):
-        if part is not None:
-            seen[part.users, part.items] = True
-    return ~seen[:, targets]
-
-
 def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bool = False) -> StudyResult:
     c, split, log = cfg.certify, plan.split, say(console, progress)
     fakes = np.arange(c.max_fakes + 1)
-    relevant, unseen = _relevant(split), ~seen_mask(split)
+    relevant, unseen = pairs_mask(split, ("test",)), ~pairs_mask(split)
     rows, ensembles, certified, timing = [], [], {}, {}
-    eligible = _eligible(split, plan.targets)
+    eligible = ~pairs_mask(split, ("train", "valid", "test"))[:, plan.targets]  # [U, T] never interacted
 
     def bound(votes, total):
         if not plan.targets.size:
