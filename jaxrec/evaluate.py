@@ -1,8 +1,8 @@
 """Full-ranking evaluation: Recall / NDCG / Precision / Hit / MRR @K (RecBole's definitions).
 
 For each evaluated user the model scores *every* item, the user's training items (and validation
-items when scoring test) are masked out, ``jax.lax.top_k`` takes the ``max(ks)`` best, and all
-metrics at all K come from that one ranking. Users are processed in fixed-size chunks
+items when scoring test) are masked out, an exact top-k (:mod:`jaxrec.top_k`) takes the
+``max(ks)`` best, and all metrics at all K come from that one ranking. Users are processed in fixed-size chunks
 (``lax.map``) so memory is bounded by ``chunk * n_items`` scores whatever the data-set size.
 
 Definitions (docs/protocols.md, RecBole 1.2.1), ``hit_i`` = 1 when the i-th ranked item is held out:
@@ -17,7 +17,6 @@ evaluator can be vmapped over parameters (e.g. a robustness sweep) and over padd
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 
@@ -28,6 +27,7 @@ import numpy as np
 
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
+from jaxrec.top_k import top_k
 
 METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
 
@@ -192,30 +192,11 @@ def metrics_from_hits(hits: jax.Array, n_targets: jax.Array, ks: Sequence[int]) 
     return out
 
 
-@functools.cache
-def _top_k(k: int):
-    """``lax.top_k(x, k)`` whose vmap flattens every batch axis into the rows: XLA's CPU top-k
-    is fast on a 2-D operand (one row per user) and slower on 3-D ones (a vmapped sweep ranks
-    ``strengths x users`` rows at once; top-20 of [8, 409, 40981] scores: 0.25 s flattened,
-    0.44 s not, on 2 CPU cores)."""
-
-    @jax.custom_batching.custom_vmap
-    def top_k(x):
-        return tuple(jax.lax.top_k(x, k))
-
-    @top_k.def_vmap
-    def _rule(axis_size, in_batched, x):
-        vals, idx = top_k(x.reshape(-1, x.shape[-1]))
-        return (vals.reshape(*x.shape[:-1], k), idx.reshape(*x.shape[:-1], k)), (True, True)
-
-    return top_k
-
-
 def rank_top(scores: jax.Array, exclude_rows, exclude_cols, kmax: int) -> tuple[jax.Array, jax.Array]:
     """``scores [C, n_items]`` -> the ``[C, kmax]`` best scores and item ids after masking
     ``(row, col)`` pairs."""
     scores = scores.astype(jnp.float32).at[exclude_rows, exclude_cols].set(-jnp.inf, mode="drop")
-    return _top_k(kmax)(scores)
+    return top_k(kmax)(scores)
 
 
 @chex.dataclass(frozen=True)
