@@ -1,0 +1,108 @@
+"""Floors of this CPU that the speed figures are measured against (``docs/speed.md``, Limits).
+
+  python bench/floors.py mf      # 40 BPR steps of ml-100k's shape written directly in JAX
+  python bench/floors.py topk    # one [1024, 26744] ranking chunk: product, mask, top-k
+
+``mf``: MF-BPR on tables of ml-100k's shape (943 x 1682, dim 64), 40 batches of 2048 (one
+epoch's steps, no batching), as one jitted ``lax.scan`` with optax's Adam / SGD / Adagrad, and the
+gathers and scatter-adds of those steps alone. ``topk``: the bare product, the product with 50k
+masked pairs, ``lax.top_k`` of it and :func:`jaxrec.top_k.block_top_k` of it (checked equal).
+Medians of 15 (``mf``) or 7 (``topk``) calls, milliseconds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxrec.top_k import block_top_k
+
+
+def timed(f, *args, repeats: int = 7) -> float:
+    jax.block_until_ready(f(*args))
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - t)
+    return round(float(np.median(times)) * 1e3, 2)
+
+
+def mf() -> dict:
+    n_users, n_items, dim, batch, steps = 943, 1682, 64, 2048, 40
+    rng = np.random.default_rng(0)
+    params = {
+        k: jnp.asarray(rng.normal(size=(n, dim)).astype(np.float32) * 0.1) for k, n in (("u", n_users), ("i", n_items))
+    }
+    users = jnp.asarray(rng.integers(0, n_users, (steps, batch)))
+    items = jnp.asarray(rng.integers(0, n_items, (steps, batch, 2)))
+
+    def loss(p, u, it):
+        s = jnp.einsum("bd,bnd->bn", p["u"][u], p["i"][it])
+        return -jnp.mean(jax.nn.log_sigmoid(s[:, 0] - s[:, 1]))
+
+    def epoch_of(tx):
+        @jax.jit
+        def epoch(p, o):
+            def step(c, b):
+                p, o = c
+                up, o = tx.update(jax.grad(loss)(p, *b), o, p)
+                return (optax.apply_updates(p, up), o), None
+
+            return jax.lax.scan(step, (p, o), (users, items))[0]
+
+        return epoch
+
+    out = {}
+    for name, tx in (("adam", optax.adam(1e-3)), ("sgd", optax.sgd(1e-3)), ("adagrad", optax.adagrad(1e-3))):
+        out[f"epoch_{name}_ms"] = timed(epoch_of(tx), params, tx.init(params), repeats=15)
+
+    @jax.jit
+    def gathers(p):
+        step = lambda c, b: (c + jnp.sum(p["u"][b[0]]) + jnp.sum(p["i"][b[1]]), None)  # noqa: E731
+        return jax.lax.scan(step, 0.0, (users, items))[0]
+
+    @jax.jit
+    def scatters(p):
+        def step(c, b):
+            gu = jnp.zeros_like(p["u"]).at[b[0]].add(jnp.ones((batch, dim)))
+            gi = jnp.zeros_like(p["i"]).at[b[1]].add(jnp.ones((batch, 2, dim)))
+            return c + gu[0, 0] + gi[0, 0], None
+
+        return jax.lax.scan(step, 0.0, (users, items))[0]
+
+    out["gathers_ms"] = timed(gathers, params, repeats=15)
+    out["scatter_adds_ms"] = timed(scatters, params, repeats=15)
+    return out
+
+
+def topk() -> dict:
+    rows, n, dim, k = 1024, 26744, 64, 20
+    rng = np.random.default_rng(0)
+    u = jnp.asarray(rng.normal(size=(rows, dim)).astype(np.float32))
+    v = jnp.asarray(rng.normal(size=(n, dim)).astype(np.float32) * np.linspace(0.2, 2, n, dtype=np.float32)[:, None])
+    er = jnp.asarray(rng.integers(0, rows, 50_000).astype(np.int32))
+    ec = jnp.asarray(rng.integers(0, n, 50_000).astype(np.int32))
+    masked = lambda u, v, er, ec: (u @ v.T).at[er, ec].set(-jnp.inf, mode="drop")  # noqa: E731
+    bare = jax.jit(lambda u, v: jnp.max(u @ v.T))
+    mask_only = jax.jit(lambda u, v, er, ec: jnp.max(masked(u, v, er, ec)))
+    lax_top = jax.jit(lambda u, v, er, ec: jax.lax.top_k(masked(u, v, er, ec), k))
+    two_stage = jax.jit(lambda u, v, er, ec: block_top_k(masked(u, v, er, ec), k))
+    a, b = lax_top(u, v, er, ec), two_stage(u, v, er, ec)
+    assert bool(jnp.all(a[0] == b[0])) and bool(jnp.all(a[1] == b[1])), "two-stage top-k differs"
+    return {
+        "bare_ms": timed(bare, u, v),
+        "masked_ms": timed(mask_only, u, v, er, ec),
+        "lax_top_k_ms": timed(lax_top, u, v, er, ec),
+        "block_top_k_ms": timed(two_stage, u, v, er, ec),
+    }
+
+
+if __name__ == "__main__":
+    which = sys.argv[1] if len(sys.argv) > 1 else "mf"
+    print({"mf": mf, "topk": topk}[which]())
