@@ -2,8 +2,9 @@
 
 For each evaluated user the model scores *every* item, the user's training items (and validation
 items when scoring test) are masked out, an exact top-k (:mod:`jaxrec.top_k`) takes the
-``max(ks)`` best, and all metrics at all K come from that one ranking. Users are processed in fixed-size chunks
-(``lax.map``) so memory is bounded by ``chunk * n_items`` scores whatever the data-set size.
+``max(ks)`` best, and all metrics at all K come from that one ranking. Users are processed in
+fixed-size chunks (``lax.map``) so memory is bounded by ``chunk * n_items`` scores whatever the
+data-set size.
 
 Definitions (docs/protocols.md, RecBole 1.2.1), ``hit_i`` = 1 when the i-th ranked item is held out:
   hit@K = 1[any hit], precision@K = sum(hit)/K, recall@K = sum(hit)/|T|,
