@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrec.top_k import top_k
+
 BASES = ("item", "model")  #: item-based (:func:`item_votes`) | a trained recommender (:func:`model_votes`)
 
 
@@ -48,7 +50,7 @@ def _add_votes(votes: jax.Array, users: jax.Array, top: jax.Array) -> jax.Array:
 
 def _unseen_top(scores: jax.Array, seen: jax.Array, n_votes: int) -> jax.Array:
     """``[s, N']``: each row's ``N'`` best unseen items (ties: the lower id)."""
-    return jax.lax.top_k(jnp.where(seen, -jnp.inf, scores), n_votes)[1]
+    return top_k(n_votes)(jnp.where(seen, -jnp.inf, scores))[1]
 
 
 def item_scores(matrix: jax.Array, users: jax.Array) -> jax.Array:
