@@ -1,36 +1,57 @@
 """Floors of this CPU that the speed figures are measured against (``docs/speed.md``, Limits).
+One JSON object per line, appended to ``results/floors.jsonl``.
 
-  python bench/floors.py mf      # 40 BPR steps of ml-100k's shape written directly in JAX
-  python bench/floors.py topk    # one [1024, 26744] ranking chunk: product, mask, top-k
+  python bench/floors.py mf                # an ml-100k MF epoch: jaxrec's, and its floor
+  python bench/floors.py topk              # one [1024, 26744] ranking chunk: product, mask, top-k
+  python bench/floors.py ranking gowalla synthetic-1000000 ...   # full ranking vs the bare product
 
-``mf``: MF-BPR on tables of ml-100k's shape (943 x 1682, dim 64), 40 batches of 2048 (one
-epoch's steps, no batching), as one jitted ``lax.scan`` with optax's Adam / SGD / Adagrad, and the
-gathers and scatter-adds of those steps alone. ``topk``: the bare product, the product with 50k
-masked pairs, ``lax.top_k`` of it and :func:`jaxrec.top_k.block_top_k` of it (checked equal).
-Medians of 15 (``mf``) or 7 (``topk``) calls, milliseconds.
+``mf``: jaxrec's MF epoch on ml-100k (the engine's epoch function, batch 2048, Adam) and its
+batching alone; then MF-BPR on tables of ml-100k's shape (943 x 1682, dim 64), 40 batches of 2048
+(one epoch's steps, no batching) as one jitted ``lax.scan`` with optax's Adam / SGD / Adagrad,
+and the gathers and scatter-adds of those steps alone. ``topk``: the bare product, the product
+with 50k masked pairs, ``lax.top_k`` of it and :func:`jaxrec.top_k.block_top_k` of it (checked
+equal). ``ranking``: ``jaxrec bench``'s ranking case on each named data set (``ml-100k``,
+``gowalla``, ``synthetic-<pairs>``). Medians, milliseconds (``ranking``: seconds).
 """
 
 from __future__ import annotations
 
 import sys
-import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from common import emit, machine, peak_mb  # bench/ is the script's directory, on sys.path
 
+from jaxrec.experiment import benchmarks
 from jaxrec.top_k import block_top_k
+
+OUT = Path(__file__).resolve().parent / "results" / "floors.jsonl"
 
 
 def timed(f, *args, repeats: int = 7) -> float:
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t)
-    return round(float(np.median(times)) * 1e3, 2)
+    """Median milliseconds of ``f(*args)`` (compiled by a first call)."""
+    return round(benchmarks.timed(lambda: jax.block_until_ready(f(*args)), repeats)[1] * 1e3, 2)
+
+
+def jaxrec_epoch() -> dict:
+    """jaxrec's own MF epoch on ml-100k (what ``jaxrec bench`` times, one member) and its batches."""
+    from jaxrec.config import DataConfig
+    from jaxrec.experiment.data import load_split
+    from jaxrec.experiment.training import build_training
+    from jaxrec.train.state import member
+    from jaxrec.train.steps import epoch_batches
+
+    training = build_training([benchmarks.config("mf", 2048)], load_split(DataConfig(dataset="ml-100k")))
+    state = member(training.state, 0)
+    epoch = jax.jit(training.epoch)
+    batches = jax.jit(lambda s, d: epoch_batches(s, d, training.batch_size))
+    return {
+        "jaxrec_epoch_ms": timed(epoch, state, training.data, repeats=15),
+        "jaxrec_batches_ms": timed(batches, state, training.data, repeats=15),
+    }
 
 
 def mf() -> dict:
@@ -58,7 +79,7 @@ def mf() -> dict:
 
         return epoch
 
-    out = {}
+    out = jaxrec_epoch()
     for name, tx in (("adam", optax.adam(1e-3)), ("sgd", optax.sgd(1e-3)), ("adagrad", optax.adagrad(1e-3))):
         out[f"epoch_{name}_ms"] = timed(epoch_of(tx), params, tx.init(params), repeats=15)
 
@@ -103,6 +124,14 @@ def topk() -> dict:
     }
 
 
+def ranking(names: list[str]) -> list[dict]:
+    from jaxrec.experiment.studies.bench import _split
+
+    return [benchmarks.ranking_case(name, _split(name), "mf", 3) for name in names]
+
+
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "mf"
-    print({"mf": mf, "topk": topk}[which]())
+    rows = ranking(sys.argv[2:]) if which == "ranking" else [{"case": which, **{"mf": mf, "topk": topk}[which]()}]
+    for row in rows:
+        emit({"bench": "floors", **row, "peak_rss_mb": round(peak_mb()), **machine()}, str(OUT))
