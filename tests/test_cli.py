@@ -190,8 +190,8 @@ STUDY_ARGS = {
         (
             "attack",
             "attack.kinds=[sybil]",
-            "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan', 'bilevel', 'truncated'], "
-            "got ['sybil']",
+            "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan', 'bilevel', 'truncated', "
+            "'closed'], got ['sybil']",
         ),
         ("attack", "attack.sizes=[1.5]", "attack.sizes: give shares in (0, 1) or whole counts >= 1"),
         ("attack", "attack.sizes=[0.01]", "attack.sizes: [0.01] of 25 users gives an attack without fake users"),
@@ -299,9 +299,9 @@ def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_
 
 
 def test_optimized_attacks_run_as_kinds_of_the_attack_study(tiny_csv, tmp_path, capsys):
-    """``bilevel`` (a LightGCN surrogate from its own config file) and ``truncated`` are kinds of
-    ``jaxrec attack``: judged like the heuristic ones, their outer steps in results.json, one member
-    per (seed, size)."""
+    """``bilevel`` (a LightGCN surrogate from its own config file), ``truncated`` and ``closed``
+    (EASE) are kinds of ``jaxrec attack``: judged like the heuristic ones, their outer steps in
+    results.json, one member per (seed, size)."""
     surrogate = tmp_path / "surrogate.yaml"
     surrogate.write_text("name: lgn\nmodel:\n  name: lightgcn\n  dim: 8\n  layers: 1\ntrain:\n  epochs: 2\n")
     args = ["attack", "-q"]
@@ -313,7 +313,7 @@ def test_optimized_attacks_run_as_kinds_of_the_attack_study(tiny_csv, tmp_path, 
         "name=opt",
         "model.dim=8",
         "train.epochs=2",
-        "attack.kinds=[bandwagon,bilevel,truncated]",
+        "attack.kinds=[bandwagon,bilevel,truncated,closed]",
         "attack.sizes=[2,3]",
         "attack.seeds=1",
         "attack.filler=4",
@@ -328,12 +328,13 @@ def test_optimized_attacks_run_as_kinds_of_the_attack_study(tiny_csv, tmp_path, 
     out = capsys.readouterr().out
     res = json.loads((tmp_path / "opt" / "results.json").read_text())
     kinds = {(r["attack"], r["defense"]) for r in res["rows"]}
-    assert {("bilevel", "none"), ("truncated", "degsim")} <= kinds
+    assert {("bilevel", "none"), ("truncated", "degsim"), ("closed", "none")} <= kinds
     steps = [(r["attack"], r["step"], r["size"]) for r in res["outer"]]  # members: 1 seed x 2 sizes
-    assert steps == [(kind, step, size) for kind in ("bilevel", "truncated") for step in (1, 2) for size in (2, 3)]
+    kinds = ("bilevel", "truncated", "closed")
+    assert steps == [(kind, step, size) for kind in kinds for step in (1, 2) for size in (2, 3)]
     assert "surrogate HR@5, first" in (tmp_path / "opt" / "report.md").read_text()
     assert (tmp_path / "opt" / "surrogate_target_hr@5_vs_step_bilevel.png").is_file() and "bilevel" in out
-    assert res["timing"]["bilevel_optimization_s"] > 0
+    assert res["timing"]["bilevel_optimization_s"] > 0 and res["timing"]["closed_optimization_s"] > 0
 
 
 def test_integer_raw_ids_are_attack_targets_and_the_report_names_them(tmp_path, capsys):

@@ -23,6 +23,12 @@ written with jaxrec's own pieces, so that ``jax.grad`` gives the hypergradient e
   instead keeps the surrogate from one outer step to the next and unrolls only its ``unroll``
   newest epochs: a truncated
   hypergradient (Shaban et al., AISTATS 2019), the cheap approximation for large data.
+* **Closed-form inner problem** (``closed``): the surrogate is EASE (Steck, WWW 2019), a linear
+  item-item model whose fit on real + fake data is one matrix inverse (:func:`ease_scores`), over
+  the candidate items. Its fitted state is a smooth function of the profile, not the end of one
+  noisy training run: the trained surrogates' optimum belongs to their training trajectory (a
+  retrained surrogate from another seed does not see it), the closed form's to the data, and its
+  profiles transfer to victims retrained from scratch (``docs/attacks.md``, measured).
 * **Outer loss** (a smooth surrogate of target HR@K over the eligible real users -- those who never
   interacted with the target in training -- averaged over (user, target) pairs): ``logsigmoid``:
   ``-log sigmoid(s_ut - s_u,(K))`` with ``s_u,(K)`` the user's K-th best score among the items it
@@ -56,7 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxrec.attacks.discrete import top_l_mask
+from jaxrec.attacks.outer import LOSSES, project, scores_loss
 from jaxrec.data.interactions import Interactions
 from jaxrec.data.sampling import positive_sets
 from jaxrec.errors import JaxrecError
@@ -65,8 +71,8 @@ from jaxrec.models.propagation import SYMMETRIC_VJP
 from jaxrec.train.state import TrainState, adam, create_state
 from jaxrec.train.steps import TrainData, make_epoch, make_loss_fn, make_train_step
 
-LOSSES = ("logsigmoid", "hr", "cw", "ce")  #: outer losses (see the module docstring)
-KINDS = ("bilevel", "truncated")  #: the optimized attacks: the surrogate from scratch every step, or kept
+#: the optimized attacks: the surrogate trained from scratch every step, trained and kept, or in closed form
+KINDS = ("bilevel", "truncated", "closed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +90,8 @@ class Spec:
       profiles must work for any training run, not one (False: RevAdv's fixed seed); ensemble:
       surrogates trained from that many seeds at every outer step, their outer losses and
       hypergradients averaged (an expectation over the surrogate's training randomness, as
-      Athalye et al., ICML 2018, average over transformations).
+      Athalye et al., ICML 2018, average over transformations); closed: > 0 replaces the trained
+      surrogate by EASE's closed form with this L2 weight (:func:`ease_scores`; ``model`` unused).
     """
 
     model: Hashable
@@ -103,6 +110,7 @@ class Spec:
     n_real_pairs: int
     resample: bool = False
     ensemble: int = 1
+    closed: float = 0.0
 
     def __post_init__(self):
         if self.outer not in LOSSES:
@@ -132,15 +140,27 @@ class Problem:
       candidates: ``[C]`` sorted item indices a fake profile may hold.
       users: ``[U]`` the real users of the outer loss; seen: ``[U, n_items]`` bool, the items each
         interacted with in training (never ranked, and the targets they saw make them ineligible).
+      gram: ``[C, C]`` the real positives' co-occurrences of the candidates ``X^T X`` (only for
+        the closed-form surrogate, :func:`ease_scores`).
     """
 
     data: TrainData
     candidates: jax.Array
     users: jax.Array
     seen: jax.Array
+    gram: jax.Array | None = None
 
 
-def problem(train: Interactions, n_real: int, slots: int, batch: int, candidates=None, inputs_of=None, users=None):
+def problem(
+    train: Interactions,
+    n_real: int,
+    slots: int,
+    batch: int,
+    candidates=None,
+    inputs_of=None,
+    users=None,
+    gram: bool = False,
+):
     """:class:`Problem` for ``slots`` fake users after the ``n_real`` real ones of ``train`` (the
     real positives in an id space widened by the slots, :func:`jaxrec.attacks.poison.widen`).
 
@@ -148,7 +168,8 @@ def problem(train: Interactions, n_real: int, slots: int, batch: int, candidates
       candidates: the items a profile may hold (default: every item); inputs_of: ``train ->
         inputs`` for graph models (e.g. ``lambda t: lightgcn_inputs(bipartite_graph(t,
         "segment_sum", capacity=len(t)))``: a kernel differentiable in its edge weights); users:
-        the real users of the outer loss (default: every real user with training data).
+        the real users of the outer loss (default: every real user with training data); gram: also
+        the real positives' co-occurrences of the candidates (the closed-form surrogate's data).
     Returns ``(problem, n_real_pairs)``.
     """
     if train.n_users < n_real + slots:
@@ -185,7 +206,17 @@ def problem(train: Interactions, n_real: int, slots: int, batch: int, candidates
     pos[users] = np.arange(users.size)
     keep = pos[real.users] >= 0
     seen[pos[real.users[keep]], real.items[keep]] = True
-    out = Problem(data=data, candidates=jnp.asarray(cand, jnp.int32), users=jnp.asarray(users), seen=jnp.asarray(seen))
+    co = None
+    if gram:
+        col = np.full(train.n_items, -1)
+        col[cand] = np.arange(cand.size)
+        on = col[real.items] >= 0
+        x = np.zeros((n_real, cand.size), np.float32)  # the real positives' candidate columns
+        x[real.users[on], col[real.items[on]]] = 1.0
+        co = jnp.asarray(x.T @ x)
+    out = Problem(
+        data=data, candidates=jnp.asarray(cand, jnp.int32), users=jnp.asarray(users), seen=jnp.asarray(seen), gram=co
+    )
     return out, n_real_pairs
 
 
@@ -234,23 +265,19 @@ def outer_loss(spec: Spec, params, inputs: dict, prob: Problem, targets: jax.Arr
     """The attacker's loss of the surrogate ``params`` and ``targets [T]`` (smaller = the targets
     rank higher), and the surrogate's own target hit ratio at K (a target beating the K-th best
     non-target item) over the eligible (user, target) pairs."""
-    scores = score_function(spec.model, {**params, **inputs})(prob.users)  # [U, I]
-    target_cols = jnp.zeros(scores.shape[1], bool).at[targets].set(True)
-    masked = jnp.where(prob.seen | target_cols[None, :], -jnp.inf, scores)
-    kth = jax.lax.top_k(masked, spec.k)[0][:, -1]  # [U]
-    st = scores[:, targets]  # [U, T]
-    eligible = (~prob.seen[:, targets]).astype(jnp.float32)
-    margin = st - kth[:, None]
-    if spec.outer == "logsigmoid":
-        per = -jax.nn.log_sigmoid(margin)
-    elif spec.outer == "hr":
-        per = -jax.nn.sigmoid(margin / spec.kappa)
-    elif spec.outer == "cw":
-        per = jnp.maximum(-margin, -spec.kappa)
-    else:
-        per = -jax.nn.log_softmax(scores, axis=-1)[:, targets]
-    n = jnp.maximum(jnp.sum(eligible), 1.0)
-    return jnp.sum(per * eligible) / n, {"surrogate_hr": jnp.sum((margin > 0) * eligible) / n}
+    return scores_loss(spec, score_function(spec.model, {**params, **inputs})(prob.users), prob.seen, targets)
+
+
+def ease_scores(prob: Problem, weights: jax.Array, lam: float) -> jax.Array:
+    """The outer-loss users' scores ``[U, C]`` of the candidate items under EASE (Steck, WWW 2019)
+    fitted in closed form on the candidates' columns of the real positives ``X`` plus the fake
+    profiles ``P = weights [F, C]``: ``G = X^T X + P^T P + lam I``, ``B = I - G^-1 diag(1 /
+    diag(G^-1))`` (zero diagonal), scores ``X_U B``. The fitted model is a smooth function of the
+    profile -- no training run, no seed -- so the attack cannot fit one training trajectory."""
+    g = prob.gram.astype(weights.dtype) + weights.T @ weights + lam * jnp.eye(weights.shape[1], dtype=weights.dtype)
+    inv = jnp.linalg.inv(g)
+    b = jnp.eye(g.shape[0], dtype=g.dtype) - inv / jnp.diagonal(inv)[None, :]
+    return prob.seen[:, prob.candidates].astype(b.dtype) @ b
 
 
 @chex.dataclass(frozen=True)
@@ -268,33 +295,6 @@ class Attack:
     key: jax.Array
     surrogate: TrainState | None = None
     step: jax.Array = 0  #: outer steps taken (folded into the surrogate's key when resampling)
-
-
-def project(scores: jax.Array, lengths: jax.Array, targets: jax.Array) -> jax.Array:
-    """``[F, C]`` valid profiles: each row's ``lengths[r]`` best non-target candidates plus the
-    targets (an empty row stays empty)."""
-    is_target = jnp.zeros(scores.shape[1], bool).at[targets].set(True)
-    filler = top_l_mask(jnp.where(is_target[None, :], -jnp.inf, scores), lengths)
-    return jnp.where(is_target[None, :] & (lengths[:, None] > 0), 1.0, filler)
-
-
-def normalize_rows() -> optax.GradientTransformation:
-    """Each row of every update divided by its L2 norm (rows of zeros stay zero): RevAdv's
-    per-fake-user gradient normalisation."""
-
-    def update(updates, state, params=None):
-        def unit(g):
-            norm = jnp.linalg.norm(g, axis=-1, keepdims=True)
-            return jnp.where(norm > 0, g / jnp.where(norm > 0, norm, 1.0), 0.0)
-
-        return jax.tree.map(unit, updates), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
-
-
-def outer_optimizer(lr: float = 1.0, momentum: float = 0.95) -> optax.GradientTransformation:
-    """RevAdv's outer step: per-row normalised gradients, SGD with momentum."""
-    return optax.chain(normalize_rows(), optax.sgd(lr, momentum))
 
 
 def init_attack(spec, tx, prob: Problem, profile0, targets, lengths, key, warm_epochs: int = 0) -> Attack:
@@ -334,6 +334,10 @@ def hypergradient(spec: Spec, prob: Problem, att: Attack):
         return loss, (aux, state)
 
     def objective(weights):
+        if spec.closed:
+            seen = prob.seen[:, prob.candidates]
+            loss, aux = scores_loss(spec, ease_scores(prob, weights, spec.closed), seen, att.targets)
+            return loss, (aux, att.surrogate)
         key = jax.random.fold_in(att.key, att.step) if spec.resample else att.key
         if spec.ensemble == 1:
             return one(weights, key)
@@ -342,7 +346,7 @@ def hypergradient(spec: Spec, prob: Problem, att: Attack):
         return jnp.mean(loss), (jax.tree.map(jnp.mean, aux), jax.tree.map(lambda x: x[0], states))
 
     (loss, (aux, state)), grad = jax.value_and_grad(objective, has_aux=True)(att.profile)
-    return loss, aux, grad, jax.lax.stop_gradient(state)
+    return loss, aux, grad, None if state is None else jax.lax.stop_gradient(state)
 
 
 def outer_step(spec: Spec, tx, prob: Problem, att: Attack) -> tuple[Attack, dict]:

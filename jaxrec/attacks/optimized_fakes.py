@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.attacks.optimized import Spec, members_init, optimize, outer_optimizer, problem
+from jaxrec.attacks.optimized import Spec, members_init, optimize, problem
+from jaxrec.attacks.outer import outer_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Settings:
     users: int = 0
     resample: bool = False
     ensemble: int = 1
+    closed: float = 0.0
 
 
 def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: int = 0, inputs_of=None, on_step=None):
@@ -62,7 +64,9 @@ def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: 
     if settings.users:
         pool = np.flatnonzero(real.user_counts()[:n_real] > 0)
         users = np.sort(np.random.default_rng(seed).choice(pool, min(settings.users, pool.size), replace=False))
-    prob, n_real_pairs = problem(train, n_real, slots, settings.batch, candidates, inputs_of, users)
+    gram = settings.closed > 0  # the closed form needs co-occurrences, not a graph
+    inputs_of = None if gram else inputs_of
+    prob, n_real_pairs = problem(train, n_real, slots, settings.batch, candidates, inputs_of, users, gram)
     cand = np.asarray(prob.candidates)
     col = np.full(train.n_items, -1)
     col[cand] = np.arange(cand.size)
@@ -83,6 +87,7 @@ def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: 
         n_real_pairs,
         settings.resample,
         settings.ensemble,
+        settings.closed,
     )
     members = [(s, count) for s in range(seeds) for count in sc.counts]
     targets = np.asarray(col[sc.targets], np.int32)

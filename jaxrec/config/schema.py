@@ -15,7 +15,7 @@ from jaxrec.adversarial.vat import LAMBDA as VAT_LAMBDA
 from jaxrec.attacks.detection import DETECTORS
 from jaxrec.attacks.discrete import RELAXATIONS
 from jaxrec.attacks.optimized import KINDS as OPTIMIZED
-from jaxrec.attacks.optimized import LOSSES as OUTER_LOSSES
+from jaxrec.attacks.outer import LOSSES as OUTER_LOSSES
 from jaxrec.attacks.poison import POOLS
 from jaxrec.attacks.profiles import LENGTHS
 from jaxrec.attacks.shilling import INTENTS
@@ -232,7 +232,7 @@ class AttackConfig:
 
     victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
     #: the heuristic attacks (random, average, bandwagon, gan) and the optimized ones (bilevel,
-    #: truncated: the ``optimized`` section)
+    #: truncated, closed: the ``optimized`` section)
     kinds: tuple[str, ...] = ranged(ATTACKS, one_of(*ATTACKS, *OPTIMIZED))
     #: fake users: a share of the real users (< 1) or a count (>= 1)
     sizes: tuple[float, ...] = ranged((0.01, 0.03, 0.05), above(0))
@@ -291,7 +291,8 @@ class OptimizedConfig:
     """The optimized attacks of ``jaxrec attack`` (see :mod:`jaxrec.attacks.optimized`): fake
     profiles learned by differentiating through a surrogate's training. ``bilevel`` trains the
     surrogate from scratch at every outer step (RevAdv); ``truncated`` keeps it and trains
-    ``unroll`` epochs per step (cheaper, for large data)."""
+    ``unroll`` epochs per step (cheaper, for large data); ``closed`` replaces the trained surrogate
+    by EASE fitted in closed form (``lam``; no training run, so nothing to unroll)."""
 
     #: the surrogate: a config file (relative to this file), optionally followed by KEY=VALUE
     #: overrides, whose model and train sections give its model, loss, batch, learning rate, L2 and
@@ -308,6 +309,7 @@ class OptimizedConfig:
     resample: bool = False  #: a new surrogate seed at every outer step (false: one fixed seed, as RevAdv)
     #: bilevel: surrogates from this many seeds per outer step, their hypergradients averaged
     ensemble: int = ranged(1, at_least(1))
+    lam: float = ranged(50.0, above(0))  #: closed: EASE's L2 weight (the closed-form surrogate)
     candidates: int = ranged(0, at_least(0))  #: items a profile may hold: 0 all, N the N most popular (+ targets)
     users: int = ranged(0, at_least(0))  #: real users of the outer loss: 0 all, N a seeded sample
     #: the heuristic attack whose profiles (filler items and sizes) start the optimization

@@ -1,7 +1,8 @@
 """The attack study's optimized fake users from the config's ``optimized`` section: the surrogate
 built from its config entry (a graph model on the ``segment_sum`` kernel, differentiable in its
-fake edges), every (seed, size) optimized as members of one program from the ``optimized.init``
-attack's profiles, then rated. The attack itself is :mod:`jaxrec.attacks.optimized`."""
+fake edges; the ``closed`` kind fits EASE in closed form instead, ``optimized.lam``), every
+(seed, size) optimized as members of one program from the ``optimized.init`` attack's profiles,
+then rated. The attack itself is :mod:`jaxrec.attacks.optimized`."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def optimized_fakes(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log
     mcfg = surrogate.model
     if MODELS[mcfg.name].__dataclass_fields__.get("propagation"):
         mcfg = dataclasses.replace(mcfg, propagation="segment_sum")  # differentiable in the fake edges
-    model, _ = build_model(mcfg, sc.split.train)
+    model = None if kind == "closed" else build_model(mcfg, sc.split.train)[0]  # closed: EASE, no model
     settings = Settings(
         epochs=t.epochs,
         unroll=o.unroll,
@@ -42,6 +43,7 @@ def optimized_fakes(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log
         users=o.users,
         resample=o.resample,
         ensemble=1 if kind == "truncated" else o.ensemble,
+        closed=o.lam if kind == "closed" else 0.0,
     )
     init = fake_sets(sc, (o.init,), a.seeds, a.seed, a.intent, a.selected)
     init = {(s, count): x for (_, s, count), x in init.items()}

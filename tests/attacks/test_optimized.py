@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jaxrec.attacks import optimized as opt
-from jaxrec.attacks import optimized_fakes, poison
+from jaxrec.attacks import optimized_fakes, outer, poison
 from jaxrec.attacks.scenario import fake_sets, scenario
 from jaxrec.attacks.shilling import given_profiles, rating_stats
 from jaxrec.data.graph import bipartite_graph
@@ -39,7 +39,7 @@ def _model(name, train, dtype=jnp.float32):
 
 def _attack(spec, prob, profile, key=0):
     targets, lengths = jnp.asarray([1]), jnp.asarray([3] * spec.slots)
-    att = opt.init_attack(spec, opt.outer_optimizer(), prob, profile, targets, lengths, jax.random.key(key))
+    att = opt.init_attack(spec, outer.outer_optimizer(), prob, profile, targets, lengths, jax.random.key(key))
     return att.replace(profile=profile)
 
 
@@ -122,7 +122,7 @@ def test_a_surrogate_without_edge_gradients_is_refused():
 def test_projection_keeps_exactly_the_filler_and_the_targets():
     scores = jax.random.normal(jax.random.key(0), (3, 12))
     lengths, targets = jnp.asarray([4, 0, 6]), jnp.asarray([2, 9])
-    p = np.asarray(opt.project(scores, lengths, targets))
+    p = np.asarray(outer.project(scores, lengths, targets))
     assert set(np.unique(p)) <= {0.0, 1.0}
     np.testing.assert_array_equal(p.sum(1), [4 + 2, 0, 6 + 2])
     np.testing.assert_array_equal(p[[0, 2]][:, [2, 9]], 1.0)
@@ -208,7 +208,7 @@ def planted():
     spec = opt.Spec(model, "bpr", 0.0, 128, 0.05, 30, 0, False, 3, "logsigmoid", 1.0, 3, 14, n_pairs)
     start = np.zeros((3, 14))
     start[:, [6, 7, 8]] = 1.0  # group B's items: the wrong answer
-    return spec, prob, opt.outer_optimizer(0.5, 0.9), start
+    return spec, prob, outer.outer_optimizer(0.5, 0.9), start
 
 
 def test_the_attack_finds_the_planted_answer(planted):
@@ -253,3 +253,71 @@ def test_members_equal_attacks_optimized_one_at_a_time(planted):
         assert not np.asarray(together.profile[m])[lengths[m] == 0].any()
         for a, b in zip(hist, alone_hist):
             np.testing.assert_allclose(a["outer_loss"][m], b["outer_loss"][0], rtol=1e-5)
+
+
+def _ease_reference(x: np.ndarray, lam: float) -> np.ndarray:
+    """EASE fitted by hand (Steck, WWW 2019): ``B = I - G^-1 / diag(G^-1)``, ``G = X^T X + lam I``."""
+    inv = np.linalg.inv(x.T @ x + lam * np.eye(x.shape[1]))
+    return np.eye(x.shape[1]) - inv / np.diag(inv)[None, :]
+
+
+def test_closed_form_scores_equal_ease_refit_on_the_injected_data():
+    """Two fake rows over 7 of 10 candidate items: the closed-form surrogate's scores of the real
+    users equal EASE refitted by hand on the candidates' columns of the real rows stacked with the
+    injected profiles."""
+    train = _tiny()
+    cand = np.array([0, 1, 2, 4, 5, 7, 9])
+    prob, _ = opt.problem(train, 12, 2, 64, candidates=cand, gram=True)
+    profile = np.zeros((2, cand.size), np.float32)
+    profile[0, [0, 3, 6]] = 1.0
+    profile[1, [1, 2]] = 1.0
+    x = np.zeros((12, train.n_items))
+    x[train.users, train.items] = 1.0
+    fake = np.zeros((2, train.n_items))
+    fake[:, cand] = profile
+    assert not np.allclose(_ease_reference(np.r_[x, fake][:, cand], 3.0), _ease_reference(x[:, cand], 3.0))
+    want = x[np.asarray(prob.users)][:, cand] @ _ease_reference(np.r_[x, fake][:, cand], 3.0)
+    got = opt.ease_scores(prob, jnp.asarray(profile), 3.0)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+
+
+def test_closed_form_hypergradient_equals_central_finite_differences():
+    """Float64, every (fake slot, item) weight at a fractional profile: the gradient through EASE's
+    closed form (a matrix inverse) against central differences of the outer loss."""
+    with jax.enable_x64(True):
+        train = _tiny()
+        prob, n_pairs = opt.problem(train, 12, 2, 64, gram=True)
+        spec = dataclasses.replace(_spec(None, n_pairs, 2, train.n_items, epochs=1, unroll=0), closed=2.0)
+        w = jnp.asarray(np.random.default_rng(1).uniform(0.2, 0.8, (2, train.n_items)))
+        att = _attack(spec, prob, w)
+        hyper = jax.jit(lambda a: opt.hypergradient(spec, prob, a)[:3])
+        loss, _, grad = hyper(att)
+        assert loss.dtype == jnp.float64 and grad.dtype == jnp.float64
+        fd = _central_differences(lambda x: hyper(att.replace(profile=x))[0], np.asarray(w))
+        assert np.abs(fd).max() > 1e-4
+        np.testing.assert_allclose(np.asarray(grad), fd, rtol=1e-3, atol=1e-6 * np.abs(fd).max())
+
+
+def test_the_closed_form_attack_finds_the_planted_answer():
+    """The planted case with EASE as the surrogate: from two of group B's items and an unrated one
+    the fakes move to group A's items and put the target in group A's top 3 (for 8 of its 10
+    users); three closed-form attacks as members equal each alone."""
+    train = _planted()
+    prob, n_pairs = opt.problem(train, 20, 3, 128, users=np.arange(10), gram=True)
+    spec = opt.Spec(None, "bpr", 0.0, 128, 0.05, 1, 0, False, 3, "logsigmoid", 1.0, 3, 14, n_pairs, closed=1.0)
+    tx = outer.outer_optimizer(0.5, 0.9)
+    start = np.zeros((3, 14))
+    start[:, [9, 10, 13]] = 1.0  # (group B's items alone are a stationary point here: they tie with the target)
+    rng = np.random.default_rng(5)
+    starts = np.stack([start, rng.permutation(start.T).T, np.roll(start, 3, axis=1)])
+    lengths = np.array([[3, 3, 3], [3, 3, 3], [3, 3, 0]])
+    together, history = opt.optimize(spec, tx, prob, _planted_attacks(spec, prob, tx, [0, 1, 2], starts, lengths), 15)
+    final = np.asarray(together.profile[0])
+    np.testing.assert_array_equal(final[:, 12], 1.0)
+    assert final[:, :6].sum() == final[:, :12].sum() == 9  # every filler item group A's, none at first
+    assert history[0]["surrogate_hr"][0] == 0 and history[-1]["surrogate_hr"][0] >= 0.8
+    for m in range(3):
+        alone, _ = opt.optimize(
+            spec, tx, prob, _planted_attacks(spec, prob, tx, [m], starts[m : m + 1], lengths[m : m + 1]), 15
+        )
+        np.testing.assert_array_equal(np.asarray(together.profile[m]), np.asarray(alone.profile[0]))
