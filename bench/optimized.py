@@ -1,8 +1,10 @@
 """Optimized (bi-level) poisoning: the known case, throughput, and large data. One JSON object per line.
 
-  python bench/optimized.py synthetic [--steps 50]      # RevAdv's synthetic experiment, on jaxrec
-  python bench/optimized.py throughput [--members 4]     # N attacks as members vs N sequential
-  python bench/optimized.py gowalla [--model lightgcn]   # the truncated attack at Gowalla's size
+  python bench/optimized.py synthetic [--steps 50] [--closed LAM]   # RevAdv's synthetic experiment, on jaxrec
+  python bench/optimized.py throughput [--members 4] [--closed LAM]  # N attacks as members vs N sequential
+  python bench/optimized.py gowalla [--model lightgcn|closed] [--victim-epochs N]  # at Gowalla's size
+
+``--closed LAM`` / ``--model closed``: the closed-form (EASE) surrogate instead of a trained one.
 
 ``synthetic`` follows RevAdv's notebook (``synthetic_exp.ipynb`` of ``graytowne/revisit_adv_rec``):
 1,000 users x 300 items from a rank-20 Gaussian score thresholded at 5 (about 12 % dense); the first
@@ -19,6 +21,7 @@ with the target, and test HR@10 (the held-out item in the top 10).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -38,9 +41,12 @@ def synthetic_setup(seed: int = 0):
     return split, full.dense()[n_real:], n_real
 
 
-def victims(split, n_real: int, fakes: dict, epochs: int = 50, seed: int = 7, dim=64, lr=1e-2, batch=2048):
+def victims(
+    split, n_real: int, fakes: dict, epochs: int = 50, seed: int = 7, dim=64, lr=1e-2, batch=2048, targets=None, k=10
+):
     """Train a fresh MF-BPR victim on the clean data and on each fake set (members of one program):
-    ``{name: {"target_hr@10", "test_hr@10"}}``. ``fakes``: ``{name: [F, n_items] 0/1}``."""
+    ``{name: {"target_hr@K", "test_hr@K"}}``. ``fakes``: ``{name: [F, n_items] 0/1}``; ``targets``:
+    item indices (default: the synthetic case's)."""
     import numpy as np
 
     from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
@@ -51,7 +57,7 @@ def victims(split, n_real: int, fakes: dict, epochs: int = 50, seed: int = 7, di
 
     cfg = Config(
         model=ModelConfig(dim=dim),
-        eval=EvalConfig(ks=(10,)),
+        eval=EvalConfig(ks=(k,)),
         train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed),
     )
     trains = [split.train]
@@ -60,13 +66,14 @@ def victims(split, n_real: int, fakes: dict, epochs: int = 50, seed: int = 7, di
         extra = Interactions(users + n_real, items, split.n_users, split.n_items, source="fakes")
         trains.append(concat([split.train, extra], source="poisoned"))
     run = train_members([cfg] * len(trains), split, progress=False, trains=trains)
-    ranking = target_ranking(split.train, [split.train, split.test], [TARGET], n_real)
-    out = members_outcomes(run.training.model, run.fit.best, run.training.inputs, ranking, (10,), True)
+    targets = [TARGET] if targets is None else list(targets)
+    ranking = target_ranking(split.train, [split.train, split.test], targets, n_real)
+    out = members_outcomes(run.training.model, run.fit.best, run.training.inputs, ranking, (k,), True)
     names = ["clean", *fakes]
     return {
         name: {
-            "target_hr@10": target_metrics({k: v[m] for k, v in out.items()}, ranking)["target_hr@10"],
-            "test_hr@10": run.metrics[m]["hit@10"],
+            f"target_hr@{k}": target_metrics({key: v[m] for key, v in out.items()}, ranking)[f"target_hr@{k}"],
+            f"test_hr@{k}": run.metrics[m][f"hit@{k}"],
         }
         for m, name in enumerate(names)
     }
@@ -81,14 +88,15 @@ def synthetic(args) -> list[dict]:
     import numpy as np
 
     from jaxrec.attacks import optimized as opt
+    from jaxrec.attacks import outer
     from jaxrec.models import MF
 
     split, start, n_real = synthetic_setup(args.seed)
     slots, batch = start.shape[0], 40000
-    prob, n_real_pairs = opt.problem(split.train, n_real, slots, batch)
+    prob, n_real_pairs = opt.problem(split.train, n_real, slots, batch, gram=args.closed > 0)
     model = MF(split.n_users, split.n_items, dim=16, initializer="normal", init_std=0.1)
     spec = opt.Spec(
-        model,
+        None if args.closed else model,
         "bpr",
         0.0,
         batch,
@@ -103,8 +111,9 @@ def synthetic(args) -> list[dict]:
         split.n_items,
         n_real_pairs,
         args.resample,
+        closed=args.closed,
     )
-    tx = opt.outer_optimizer(1.0, 0.95)
+    tx = outer.outer_optimizer(1.0, 0.95)
     profile0 = start.copy()
     profile0[:, TARGET] = 0
     lengths = profile0.sum(1).astype(np.int32)
@@ -139,12 +148,14 @@ def synthetic(args) -> list[dict]:
     sets = {"starting_fakes": with_target, "optimized": final}
     result = victims(split, n_real, sets, seed=args.seed + 7)  # MF-BPR dim 64, mini-batches
     same = victims(split, n_real, sets, seed=args.seed + 7, dim=16, lr=0.05, batch=batch)  # the surrogate's family
-    result.update({f"{name} (surrogate's family)": figs for name, figs in same.items()})
+    family = "(MF dim 16)" if args.closed else "(surrogate's family)"
+    result.update({f"{name} {family}": figs for name, figs in same.items()})
     row = {
         "bench": "optimized-synthetic-victims",
         "steps": args.steps,
         "epochs": args.epochs,
         "resample": args.resample,
+        "closed": args.closed,
         "wall_s": time.perf_counter() - t0,
         "peak_rss_mb": round(peak_mb()),
         **{f"{name}:{k}": round(v, 4) for name, figs in result.items() for k, v in figs.items()},
@@ -162,16 +173,18 @@ def _synthetic_attacks(args, members: int):
     import numpy as np
 
     from jaxrec.attacks import optimized as opt
+    from jaxrec.attacks import outer
     from jaxrec.models import MF
 
     split, start, n_real = synthetic_setup(args.seed)
     slots, batch = start.shape[0], 40000
-    prob, n_real_pairs = opt.problem(split.train, n_real, slots, batch)
-    model = MF(split.n_users, split.n_items, dim=16, initializer="normal", init_std=0.1)
+    prob, n_real_pairs = opt.problem(split.train, n_real, slots, batch, gram=args.closed > 0)
+    model = None if args.closed else MF(split.n_users, split.n_items, dim=16, initializer="normal", init_std=0.1)
     spec = opt.Spec(
         model, "bpr", 0.0, batch, 0.05, args.epochs, 0, False, 10, "logsigmoid", 1.0, slots, split.n_items, n_real_pairs
     )
-    tx = opt.outer_optimizer(1.0, 0.95)
+    spec = dataclasses.replace(spec, closed=args.closed)
+    tx = outer.outer_optimizer(1.0, 0.95)
     lengths = np.maximum(start.sum(1), 1).astype(np.int32)
     rng = np.random.default_rng(args.seed)
     profile0 = np.stack([np.stack([rng.permutation(row) for row in start]) for _ in range(members)])
@@ -214,6 +227,7 @@ def throughput(args) -> dict:
         "members": args.members,
         "steps": args.steps,
         "epochs": args.epochs,
+        "closed": args.closed,
         "members_s": round(members_s, 2),
         "sequential_s": round(sequential_s, 2),
         "sequential_over_members": round(sequential_s / members_s, 3),
@@ -238,6 +252,7 @@ def gowalla(args) -> dict:
     import numpy as np
 
     from jaxrec.attacks import optimized as opt
+    from jaxrec.attacks import outer
     from jaxrec.attacks.poison import widen_split
     from jaxrec.config import DataConfig
     from jaxrec.data.graph import bipartite_graph
@@ -257,13 +272,15 @@ def gowalla(args) -> dict:
     targets = np.sort(np.random.default_rng(0).choice(unpopular, 5, replace=False))
     candidates = np.union1d(np.argsort(-counts, kind="stable")[: args.candidates], targets)
     inputs_of = None
+    model = None  # closed: EASE's closed form, no model
     if args.model == "lightgcn":
         model = LightGCN(train.n_users, train.n_items, dim=64, layers=3, propagation="segment_sum")
         inputs_of = lambda t: lightgcn_inputs(bipartite_graph(t, "segment_sum", capacity=len(t)))  # noqa: E731
-    else:
+    elif args.model == "mf":
         model = MF(train.n_users, train.n_items, dim=64)
+    closed = args.lam if args.model == "closed" else 0.0
     users = np.sort(np.random.default_rng(1).choice(n_real, min(args.users, n_real), replace=False))
-    prob, n_real_pairs = opt.problem(train, n_real, slots, args.batch, candidates, inputs_of, users)
+    prob, n_real_pairs = opt.problem(train, n_real, slots, args.batch, candidates, inputs_of, users, closed > 0)
     col = np.full(train.n_items, -1)
     col[candidates] = np.arange(candidates.size)
     spec = opt.Spec(
@@ -274,15 +291,16 @@ def gowalla(args) -> dict:
         1e-3,
         args.warm,
         args.unroll,
-        True,
+        not closed,
         50,
-        "hr",
+        "logsigmoid" if closed else "hr",
         1.0,
         slots,
         candidates.size,
         n_real_pairs,
+        closed=closed,
     )
-    tx = opt.outer_optimizer(1.0, 0.95)
+    tx = outer.outer_optimizer(1.0, 0.95)
     rng = np.random.default_rng(2)
     filler = int(round(len(real.train) / n_real))
     profile0 = np.zeros((1, slots, candidates.size), np.float32)
@@ -297,7 +315,7 @@ def gowalla(args) -> dict:
         jnp.asarray(profile0),
         jnp.asarray(col[targets])[None],
         jnp.full((1, slots), filler, jnp.int32),
-        args.warm,
+        0 if closed else args.warm,
         jax.random.key(0)[None],
     )
     jax.block_until_ready(atts.profile)
@@ -325,6 +343,24 @@ def gowalla(args) -> dict:
         "peak_rss_mb": round(peak_mb()),
         **machine(),
     }
+    if args.victim_epochs:
+        final = np.zeros((slots, train.n_items), np.float32)
+        final[:, candidates] = np.asarray(atts.profile[0])
+        start = np.zeros_like(final)
+        start[:, candidates] = profile0[0]
+        start[:, targets] = 1.0
+        bandwagon = np.zeros_like(final)  # RevAdv's heuristic baseline: 10 popular items + random filler
+        bandwagon[:, np.argsort(-counts, kind="stable")[:10]] = 1.0
+        for r in range(slots):
+            bandwagon[r, rng.choice(np.flatnonzero(bandwagon[r] == 0), filler - 10, replace=False)] = 1.0
+        bandwagon[:, targets] = 1.0
+        t0 = time.perf_counter()
+        sets = {"random_popular": start, "bandwagon": bandwagon, "optimized": final}
+        figs = victims(split, n_real, sets, args.victim_epochs, 7, 64, args.victim_lr, 2048, targets, 50)
+        row["victim"] = f"mf dim 64, {args.victim_epochs} epochs, lr {args.victim_lr}, batch 2048, seed 7"
+        row["victim_s"] = round(time.perf_counter() - t0, 1)
+        row.update({f"{name}:{k}": round(v, 4) for name, f in figs.items() for k, v in f.items()})
+        row["peak_rss_mb"] = round(peak_mb())
     emit(row, args.out)
     return row
 
@@ -337,15 +373,20 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resample", action="store_true", help="a new surrogate seed every outer step")
+    p.add_argument("--closed", type=float, default=0.0, help="> 0: the closed-form (EASE) surrogate, this L2 weight")
     p.add_argument("--out", default=str(HERE / "results" / "optimized-synthetic.jsonl"))
     p = sub.add_parser("throughput")
     p.add_argument("--members", type=int, default=4)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--closed", type=float, default=0.0, help="> 0: the closed-form (EASE) surrogate")
     p.add_argument("--out", default=str(HERE / "results" / "optimized-throughput.jsonl"))
     p = sub.add_parser("gowalla")
-    p.add_argument("--model", choices=["mf", "lightgcn"], default="mf")
+    p.add_argument("--model", choices=["mf", "lightgcn", "closed"], default="mf", help="the surrogate")
+    p.add_argument("--lam", type=float, default=50.0, help="closed: EASE's L2 weight")
+    p.add_argument("--victim-epochs", type=int, default=0, help="> 0: MF victims retrained on the fakes")
+    p.add_argument("--victim-lr", type=float, default=5e-3)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warm", type=int, default=1, help="epochs before the first outer step")
     p.add_argument("--unroll", type=int, default=1)
