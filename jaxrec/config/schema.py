@@ -309,7 +309,7 @@ class OptimizedConfig:
     resample: bool = False  #: a new surrogate seed at every outer step (false: one fixed seed, as RevAdv)
     #: bilevel: surrogates from this many seeds per outer step, their hypergradients averaged
     ensemble: int = ranged(1, at_least(1))
-    lam: float = ranged(50.0, above(0))  #: closed: EASE's L2 weight (the closed-form surrogate)
+    lam: float = ranged(20.0, above(0))  #: closed: EASE's L2 weight (the closed-form surrogate)
     candidates: int = ranged(0, at_least(0))  #: items a profile may hold: 0 all, N the N most popular (+ targets)
     users: int = ranged(0, at_least(0))  #: real users of the outer loss: 0 all, N a seeded sample
     #: the heuristic attack whose profiles (filler items and sizes) start the optimization
