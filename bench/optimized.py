@@ -293,8 +293,8 @@ def gowalla(args) -> dict:
         args.unroll,
         not closed,
         50,
-        "logsigmoid" if closed else "hr",
-        1.0,
+        args.loss,
+        args.kappa,
         slots,
         candidates.size,
         n_real_pairs,
@@ -304,8 +304,14 @@ def gowalla(args) -> dict:
     rng = np.random.default_rng(2)
     filler = int(round(len(real.train) / n_real))
     profile0 = np.zeros((1, slots, candidates.size), np.float32)
+    top10 = np.argsort(-counts[candidates], kind="stable")[:10]  # candidate columns of the 10 most popular
     for r in range(slots):
-        profile0[0, r, rng.choice(candidates.size, filler, replace=False)] = 1.0
+        if args.init == "bandwagon":  # the 10 most popular items, the rest at random among the candidates
+            profile0[0, r, top10] = 1.0
+            rest = np.setdiff1d(np.arange(candidates.size), top10)
+            profile0[0, r, rng.choice(rest, filler - 10, replace=False)] = 1.0
+        else:
+            profile0[0, r, rng.choice(candidates.size, filler, replace=False)] = 1.0
     setup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     atts = opt.members_init(
@@ -332,6 +338,10 @@ def gowalla(args) -> dict:
         "fake_users": slots,
         "candidates": int(candidates.size),
         "outer_users": args.users,
+        "loss": args.loss,
+        "kappa": args.kappa,
+        "lam": closed,
+        "init": args.init,
         "warm_epochs": args.warm,
         "unroll": args.unroll,
         "batch": args.batch,
@@ -355,7 +365,7 @@ def gowalla(args) -> dict:
             bandwagon[r, rng.choice(np.flatnonzero(bandwagon[r] == 0), filler - 10, replace=False)] = 1.0
         bandwagon[:, targets] = 1.0
         t0 = time.perf_counter()
-        sets = {"random_popular": start, "bandwagon": bandwagon, "optimized": final}
+        sets = {"start": start, "bandwagon": bandwagon, "optimized": final}
         figs = victims(split, n_real, sets, args.victim_epochs, 7, 64, args.victim_lr, 2048, targets, 50)
         row["victim"] = f"mf dim 64, {args.victim_epochs} epochs, lr {args.victim_lr}, batch 2048, seed 7"
         row["victim_s"] = round(time.perf_counter() - t0, 1)
@@ -385,6 +395,9 @@ def main() -> None:
     p = sub.add_parser("gowalla")
     p.add_argument("--model", choices=["mf", "lightgcn", "closed"], default="mf", help="the surrogate")
     p.add_argument("--lam", type=float, default=50.0, help="closed: EASE's L2 weight")
+    p.add_argument("--loss", default="hr", help="the outer loss (logsigmoid | hr | cw | ce)")
+    p.add_argument("--kappa", type=float, default=1.0)
+    p.add_argument("--init", choices=["random", "bandwagon"], default="random", help="the starting profiles")
     p.add_argument("--victim-epochs", type=int, default=0, help="> 0: MF victims retrained on the fakes")
     p.add_argument("--victim-lr", type=float, default=5e-3)
     p.add_argument("--steps", type=int, default=3)
