@@ -105,8 +105,8 @@ def synthetic(args) -> list[dict]:
         0,
         False,
         10,
-        "logsigmoid",
-        1.0,
+        args.loss,
+        args.kappa,
         slots,
         split.n_items,
         n_real_pairs,
@@ -156,6 +156,8 @@ def synthetic(args) -> list[dict]:
         "epochs": args.epochs,
         "resample": args.resample,
         "closed": args.closed,
+        "loss": args.loss,
+        "kappa": args.kappa,
         "wall_s": time.perf_counter() - t0,
         "peak_rss_mb": round(peak_mb()),
         **{f"{name}:{k}": round(v, 4) for name, figs in result.items() for k, v in figs.items()},
@@ -384,6 +386,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resample", action="store_true", help="a new surrogate seed every outer step")
     p.add_argument("--closed", type=float, default=0.0, help="> 0: the closed-form (EASE) surrogate, this L2 weight")
+    p.add_argument("--loss", default="logsigmoid", help="the outer loss (logsigmoid | hr | cw | ce)")
+    p.add_argument("--kappa", type=float, default=1.0)
     p.add_argument("--out", default=str(HERE / "results" / "optimized-synthetic.jsonl"))
     p = sub.add_parser("throughput")
     p.add_argument("--members", type=int, default=4)
