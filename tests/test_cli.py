@@ -226,6 +226,11 @@ STUDY_ARGS = {
             "eval.ks=[5] attack.kinds=[truncated] optimized.k=5 optimized.unroll=0",
             "optimized.unroll: the truncated attack trains unroll >= 1 epochs per outer step",
         ),
+        (
+            "attack",
+            "eval.ks=[5] attack.kinds=[closed] optimized.candidates=4 optimized.k=5",
+            "optimized.k: 5 is more than the 4 candidate items the closed attack ranks",
+        ),
     ],
 )
 def test_study_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, capsys, command, setting, message):

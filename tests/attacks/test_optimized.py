@@ -321,3 +321,14 @@ def test_the_closed_form_attack_finds_the_planted_answer():
             spec, tx, prob, _planted_attacks(spec, prob, tx, [m], starts[m : m + 1], lengths[m : m + 1]), 15
         )
         np.testing.assert_array_equal(np.asarray(together.profile[m]), np.asarray(alone.profile[0]))
+
+
+def test_the_closed_attack_refuses_a_catalogue_it_cannot_invert():
+    """All 40,981 items of a Gowalla-sized catalogue as candidates would be 6.7 GB per C x C
+    matrix: one clear line naming optimized.candidates, before any work; 2,000 candidates pass."""
+    from jaxrec.config.schema import OptimizedConfig
+    from jaxrec.experiment.studies.attack import _check_closed
+
+    with pytest.raises(JaxrecError, match=r"optimized.candidates: .* C = 40981 \(all items\) is more than 20000"):
+        _check_closed(OptimizedConfig(candidates=0), 40_981)
+    _check_closed(OptimizedConfig(candidates=2000), 40_981)

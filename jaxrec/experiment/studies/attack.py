@@ -120,7 +120,29 @@ def check(cfg: Config, base_dir=".", rated=None) -> Plan:
             raise JaxrecError(f"optimized.k: {o.k} is more than the {sc.split.n_items} items minus the targets")
         if "truncated" in a.kinds and o.unroll < 1:
             raise JaxrecError("optimized.unroll: the truncated attack trains unroll >= 1 epochs per outer step")
+        if "closed" in a.kinds:
+            _check_closed(o, sc.split.n_items)
     return Plan(run_victims, sc, ks, surrogate)
+
+
+CLOSED_MAX = 20_000  #: the closed attack's candidate items at most (C x C float32 matrices: 1.6 GB each)
+
+
+def _check_closed(o, n_items: int) -> None:
+    """The closed attack fits EASE over its candidate items, ranks only them, and inverts a
+    ``C x C`` matrix per outer step: refuse a K it cannot rank and a C it cannot hold."""
+    c = o.candidates or n_items
+    if o.candidates and o.k > o.candidates:
+        raise JaxrecError(
+            f"optimized.k: {o.k} is more than the {o.candidates} candidate items the closed attack ranks; "
+            "raise optimized.candidates or lower optimized.k"
+        )
+    if c > CLOSED_MAX:
+        raise JaxrecError(
+            f"optimized.candidates: the closed attack inverts a C x C matrix per outer step, and C = {c} "
+            f"({'all items' if not o.candidates else 'the setting'}) is more than {CLOSED_MAX}; set "
+            f"optimized.candidates to at most {CLOSED_MAX} (the most popular items and the targets)"
+        )
 
 
 def describe(cfg: Config, plan: Plan) -> str:
