@@ -21,7 +21,6 @@ with the target, and test HR@10 (the held-out item in the top 10).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -94,9 +93,9 @@ def synthetic(args) -> list[dict]:
     split, start, n_real = synthetic_setup(args.seed)
     slots, batch = start.shape[0], 40000
     prob, n_real_pairs = opt.problem(split.train, n_real, slots, batch, gram=args.closed > 0)
-    model = MF(split.n_users, split.n_items, dim=16, initializer="normal", init_std=0.1)
+    model = None if args.closed else MF(split.n_users, split.n_items, dim=16, initializer="normal", init_std=0.1)
     spec = opt.Spec(
-        None if args.closed else model,
+        model,
         "bpr",
         0.0,
         batch,
@@ -183,9 +182,22 @@ def _synthetic_attacks(args, members: int):
     prob, n_real_pairs = opt.problem(split.train, n_real, slots, batch, gram=args.closed > 0)
     model = None if args.closed else MF(split.n_users, split.n_items, dim=16, initializer="normal", init_std=0.1)
     spec = opt.Spec(
-        model, "bpr", 0.0, batch, 0.05, args.epochs, 0, False, 10, "logsigmoid", 1.0, slots, split.n_items, n_real_pairs
+        model,
+        "bpr",
+        0.0,
+        batch,
+        0.05,
+        args.epochs,
+        0,
+        False,
+        10,
+        "logsigmoid",
+        1.0,
+        slots,
+        split.n_items,
+        n_real_pairs,
+        closed=args.closed,
     )
-    spec = dataclasses.replace(spec, closed=args.closed)
     tx = outer.outer_optimizer(1.0, 0.95)
     lengths = np.maximum(start.sum(1), 1).astype(np.int32)
     rng = np.random.default_rng(args.seed)
@@ -306,13 +318,11 @@ def gowalla(args) -> dict:
     rng = np.random.default_rng(2)
     filler = int(round(len(real.train) / n_real))
     profile0 = np.zeros((1, slots, candidates.size), np.float32)
-    top10 = np.argsort(-counts[candidates], kind="stable")[:10]  # candidate columns of the 10 most popular
-    for r in range(slots):
-        if args.init == "bandwagon":  # the 10 most popular items, the rest at random among the candidates
-            profile0[0, r, top10] = 1.0
-            rest = np.setdiff1d(np.arange(candidates.size), top10)
-            profile0[0, r, rng.choice(rest, filler - 10, replace=False)] = 1.0
-        else:
+    if args.init == "bandwagon":  # among the candidates
+        top10 = np.argsort(-counts[candidates], kind="stable")[:10]
+        profile0[0] = _popular_plus_random(rng, slots, candidates.size, top10, filler)
+    else:
+        for r in range(slots):
             profile0[0, r, rng.choice(candidates.size, filler, replace=False)] = 1.0
     setup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -361,10 +371,8 @@ def gowalla(args) -> dict:
         start = np.zeros_like(final)
         start[:, candidates] = profile0[0]
         start[:, targets] = 1.0
-        bandwagon = np.zeros_like(final)  # RevAdv's heuristic baseline: 10 popular items + random filler
-        bandwagon[:, np.argsort(-counts, kind="stable")[:10]] = 1.0
-        for r in range(slots):
-            bandwagon[r, rng.choice(np.flatnonzero(bandwagon[r] == 0), filler - 10, replace=False)] = 1.0
+        # RevAdv's heuristic baseline over every item
+        bandwagon = _popular_plus_random(rng, slots, train.n_items, np.argsort(-counts, kind="stable")[:10], filler)
         bandwagon[:, targets] = 1.0
         t0 = time.perf_counter()
         sets = {"start": start, "bandwagon": bandwagon, "optimized": final}
@@ -375,6 +383,19 @@ def gowalla(args) -> dict:
         row["peak_rss_mb"] = round(peak_mb())
     emit(row, args.out)
     return row
+
+
+def _popular_plus_random(rng, rows: int, cols: int, popular, size: int):
+    """``[rows, cols]`` 0/1 bandwagon-style profiles of ``size`` items: the ``popular`` columns in
+    every row, the rest drawn per row (without replacement) from the other columns."""
+    import numpy as np
+
+    out = np.zeros((rows, cols), np.float32)
+    out[:, popular] = 1.0
+    rest = np.setdiff1d(np.arange(cols), popular)
+    for r in range(rows):
+        out[r, rng.choice(rest, size - len(popular), replace=False)] = 1.0
+    return out
 
 
 def main() -> None:

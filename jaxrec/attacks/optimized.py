@@ -268,16 +268,17 @@ def outer_loss(spec: Spec, params, inputs: dict, prob: Problem, targets: jax.Arr
     return scores_loss(spec, score_function(spec.model, {**params, **inputs})(prob.users), prob.seen, targets)
 
 
-def ease_scores(prob: Problem, weights: jax.Array, lam: float) -> jax.Array:
-    """The outer-loss users' scores ``[U, C]`` of the candidate items under EASE (Steck, WWW 2019)
-    fitted in closed form on the candidates' columns of the real positives ``X`` plus the fake
+def ease_scores(gram: jax.Array, rows: jax.Array, weights: jax.Array, lam: float) -> jax.Array:
+    """Scores ``[U, C]`` of the candidate items under EASE (Steck, WWW 2019) fitted in closed form
+    on the candidates' columns of the real positives ``X`` (``gram = X^T X [C, C]``) plus the fake
     profiles ``P = weights [F, C]``: ``G = X^T X + P^T P + lam I``, ``B = I - G^-1 diag(1 /
-    diag(G^-1))`` (zero diagonal), scores ``X_U B``. The fitted model is a smooth function of the
-    profile -- no training run, no seed -- so the attack cannot fit one training trajectory."""
-    g = prob.gram.astype(weights.dtype) + weights.T @ weights + lam * jnp.eye(weights.shape[1], dtype=weights.dtype)
+    diag(G^-1))`` (zero diagonal), scores ``rows B`` for the users' candidate rows ``rows [U, C]``.
+    The fitted model is a smooth function of the profile -- no training run, no seed -- so the
+    attack cannot fit one training trajectory."""
+    g = gram.astype(weights.dtype) + weights.T @ weights + lam * jnp.eye(weights.shape[1], dtype=weights.dtype)
     inv = jnp.linalg.inv(g)
     b = jnp.eye(g.shape[0], dtype=g.dtype) - inv / jnp.diagonal(inv)[None, :]
-    return prob.seen[:, prob.candidates].astype(b.dtype) @ b
+    return rows.astype(b.dtype) @ b
 
 
 @chex.dataclass(frozen=True)
@@ -335,8 +336,8 @@ def hypergradient(spec: Spec, prob: Problem, att: Attack):
 
     def objective(weights):
         if spec.closed:
-            seen = prob.seen[:, prob.candidates]
-            loss, aux = scores_loss(spec, ease_scores(prob, weights, spec.closed), seen, att.targets)
+            seen = prob.seen[:, prob.candidates]  # [U, C]: the users' rows and their masks, gathered once
+            loss, aux = scores_loss(spec, ease_scores(prob.gram, seen, weights, spec.closed), seen, att.targets)
             return loss, (aux, att.surrogate)
         key = jax.random.fold_in(att.key, att.step) if spec.resample else att.key
         if spec.ensemble == 1:

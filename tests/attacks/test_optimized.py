@@ -277,7 +277,7 @@ def test_closed_form_scores_equal_ease_refit_on_the_injected_data():
     fake[:, cand] = profile
     assert not np.allclose(_ease_reference(np.r_[x, fake][:, cand], 3.0), _ease_reference(x[:, cand], 3.0))
     want = x[np.asarray(prob.users)][:, cand] @ _ease_reference(np.r_[x, fake][:, cand], 3.0)
-    got = opt.ease_scores(prob, jnp.asarray(profile), 3.0)
+    got = opt.ease_scores(prob.gram, prob.seen[:, prob.candidates], jnp.asarray(profile), 3.0)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
 
 
