@@ -21,6 +21,7 @@ with the target, and test HR@10 (the held-out item in the top 10).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -41,11 +42,22 @@ def synthetic_setup(seed: int = 0):
 
 
 def victims(
-    split, n_real: int, fakes: dict, epochs: int = 50, seed: int = 7, dim=64, lr=1e-2, batch=2048, targets=None, k=10
+    split,
+    n_real: int,
+    fakes: dict,
+    epochs: int = 50,
+    seed: int = 7,
+    dim=64,
+    lr=1e-2,
+    batch=2048,
+    targets=None,
+    k=10,
+    cfg=None,
 ):
     """Train a fresh MF-BPR victim on the clean data and on each fake set (members of one program):
     ``{name: {"target_hr@K", "test_hr@K"}}``. ``fakes``: ``{name: [F, n_items] 0/1}``; ``targets``:
-    item indices (default: the synthetic case's)."""
+    item indices (default: the synthetic case's). ``cfg``: the victim's own configuration (any
+    model; its ``eval.ks`` replaced by ``(k,)``) instead of MF-BPR with ``epochs`` ... ``batch``."""
     import numpy as np
 
     from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
@@ -54,11 +66,14 @@ def victims(
     from jaxrec.data.interactions import Interactions
     from jaxrec.experiment import train_members
 
-    cfg = Config(
-        model=ModelConfig(dim=dim),
-        eval=EvalConfig(ks=(k,)),
-        train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed),
-    )
+    if cfg is None:
+        cfg = Config(
+            model=ModelConfig(dim=dim),
+            eval=EvalConfig(ks=(k,)),
+            train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed),
+        )
+    else:
+        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, ks=(k,)))
     trains = [split.train]
     for profiles in fakes.values():
         users, items = np.nonzero(profiles)
@@ -376,8 +391,17 @@ def gowalla(args) -> dict:
         bandwagon[:, targets] = 1.0
         t0 = time.perf_counter()
         sets = {"start": start, "bandwagon": bandwagon, "optimized": final}
-        figs = victims(split, n_real, sets, args.victim_epochs, 7, 64, args.victim_lr, 2048, targets, 50)
-        row["victim"] = f"mf dim 64, {args.victim_epochs} epochs, lr {args.victim_lr}, batch 2048, seed 7"
+        sets = {name: sets[name] for name in args.victim_sets.split(",")}
+        if args.victim_config:
+            from jaxrec.config import load_config
+
+            over = [f"train.epochs={args.victim_epochs}", "train.seed=7", "train.eval_every=0"]
+            cfg = load_config(args.victim_config, over)
+            figs = victims(split, n_real, sets, targets=targets, k=50, cfg=cfg)
+            row["victim"] = f"{args.victim_config}, {args.victim_epochs} epochs, seed 7"
+        else:
+            figs = victims(split, n_real, sets, args.victim_epochs, 7, 64, args.victim_lr, 2048, targets, 50)
+            row["victim"] = f"mf dim 64, {args.victim_epochs} epochs, lr {args.victim_lr}, batch 2048, seed 7"
         row["victim_s"] = round(time.perf_counter() - t0, 1)
         row.update({f"{name}:{k}": round(v, 4) for name, f in figs.items() for k, v in f.items()})
         row["peak_rss_mb"] = round(peak_mb())
@@ -425,6 +449,8 @@ def main() -> None:
     p.add_argument("--init", choices=["random", "bandwagon"], default="random", help="the starting profiles")
     p.add_argument("--victim-epochs", type=int, default=0, help="> 0: MF victims retrained on the fakes")
     p.add_argument("--victim-lr", type=float, default=5e-3)
+    p.add_argument("--victim-config", help="the victims' config (e.g. configs/gowalla-lightgcn.yaml), not MF")
+    p.add_argument("--victim-sets", default="start,bandwagon,optimized", help="the fake sets the victims train on")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warm", type=int, default=1, help="epochs before the first outer step")
     p.add_argument("--unroll", type=int, default=1)
