@@ -395,13 +395,14 @@ def gowalla(args) -> dict:
         if args.victim_config:
             from jaxrec.config import load_config
 
-            over = [f"train.epochs={args.victim_epochs}", "train.seed=7", "train.eval_every=0"]
+            over = [f"train.epochs={args.victim_epochs}", f"train.seed={args.victim_seed}", "train.eval_every=0"]
             cfg = load_config(args.victim_config, over)
             figs = victims(split, n_real, sets, targets=targets, k=50, cfg=cfg)
-            row["victim"] = f"{args.victim_config}, {args.victim_epochs} epochs, seed 7"
+            row["victim"] = f"{args.victim_config}, {args.victim_epochs} epochs, seed {args.victim_seed}"
         else:
-            figs = victims(split, n_real, sets, args.victim_epochs, 7, 64, args.victim_lr, 2048, targets, 50)
-            row["victim"] = f"mf dim 64, {args.victim_epochs} epochs, lr {args.victim_lr}, batch 2048, seed 7"
+            seed, lr = args.victim_seed, args.victim_lr
+            figs = victims(split, n_real, sets, args.victim_epochs, seed, 64, lr, 2048, targets, 50)
+            row["victim"] = f"mf dim 64, {args.victim_epochs} epochs, lr {lr}, batch 2048, seed {seed}"
         row["victim_s"] = round(time.perf_counter() - t0, 1)
         row.update({f"{name}:{k}": round(v, 4) for name, f in figs.items() for k, v in f.items()})
         row["peak_rss_mb"] = round(peak_mb())
@@ -449,6 +450,7 @@ def main() -> None:
     p.add_argument("--init", choices=["random", "bandwagon"], default="random", help="the starting profiles")
     p.add_argument("--victim-epochs", type=int, default=0, help="> 0: MF victims retrained on the fakes")
     p.add_argument("--victim-lr", type=float, default=5e-3)
+    p.add_argument("--victim-seed", type=int, default=7, help="the victims' training seed (never the attacker's)")
     p.add_argument("--victim-config", help="the victims' config (e.g. configs/gowalla-lightgcn.yaml), not MF")
     p.add_argument("--victim-sets", default="start,bandwagon,optimized", help="the fake sets the victims train on")
     p.add_argument("--steps", type=int, default=3)
