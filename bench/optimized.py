@@ -21,11 +21,11 @@ with the target, and test HR@10 (the held-out item in the top 10).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
 from common import emit, machine, peak_mb  # bench/ is the script's directory, on sys.path
+from poisoned_victims import popular_plus_random, victims
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -39,58 +39,6 @@ def synthetic_setup(seed: int = 0):
     n_real = 900
     split = hold_out_one(full.select(full.users < n_real), seed=seed)
     return split, full.dense()[n_real:], n_real
-
-
-def victims(
-    split,
-    n_real: int,
-    fakes: dict,
-    epochs: int = 50,
-    seed: int = 7,
-    dim=64,
-    lr=1e-2,
-    batch=2048,
-    targets=None,
-    k=10,
-    cfg=None,
-):
-    """Train a fresh MF-BPR victim on the clean data and on each fake set (members of one program):
-    ``{name: {"target_hr@K", "test_hr@K"}}``. ``fakes``: ``{name: [F, n_items] 0/1}``; ``targets``:
-    item indices (default: the synthetic case's). ``cfg``: the victim's own configuration (any
-    model; its ``eval.ks`` replaced by ``(k,)``) instead of MF-BPR with ``epochs`` ... ``batch``."""
-    import numpy as np
-
-    from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
-    from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig
-    from jaxrec.data import concat
-    from jaxrec.data.interactions import Interactions
-    from jaxrec.experiment import train_members
-
-    if cfg is None:
-        cfg = Config(
-            model=ModelConfig(dim=dim),
-            eval=EvalConfig(ks=(k,)),
-            train=TrainConfig(epochs=epochs, batch_size=batch, lr=lr, seed=seed),
-        )
-    else:
-        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, ks=(k,)))
-    trains = [split.train]
-    for profiles in fakes.values():
-        users, items = np.nonzero(profiles)
-        extra = Interactions(users + n_real, items, split.n_users, split.n_items, source="fakes")
-        trains.append(concat([split.train, extra], source="poisoned"))
-    run = train_members([cfg] * len(trains), split, progress=False, trains=trains)
-    targets = [TARGET] if targets is None else list(targets)
-    ranking = target_ranking(split.train, [split.train, split.test], targets, n_real)
-    out = members_outcomes(run.training.model, run.fit.best, run.training.inputs, ranking, (k,), True)
-    names = ["clean", *fakes]
-    return {
-        name: {
-            f"target_hr@{k}": target_metrics({key: v[m] for key, v in out.items()}, ranking)[f"target_hr@{k}"],
-            f"test_hr@{k}": run.metrics[m][f"hit@{k}"],
-        }
-        for m, name in enumerate(names)
-    }
 
 
 TARGET = 0
@@ -160,8 +108,9 @@ def synthetic(args) -> list[dict]:
     with_target[:, TARGET] = 1
     final = np.asarray(atts.profile[0])
     sets = {"starting_fakes": with_target, "optimized": final}
-    result = victims(split, n_real, sets, seed=args.seed + 7)  # MF-BPR dim 64, mini-batches
-    same = victims(split, n_real, sets, seed=args.seed + 7, dim=16, lr=0.05, batch=batch)  # the surrogate's family
+    result = victims(split, n_real, sets, seed=args.seed + 7, targets=[TARGET])  # MF-BPR dim 64, mini-batches
+    # the surrogate's family
+    same = victims(split, n_real, sets, seed=args.seed + 7, dim=16, lr=0.05, batch=batch, targets=[TARGET])
     family = "(MF dim 16)" if args.closed else "(surrogate's family)"
     result.update({f"{name} {family}": figs for name, figs in same.items()})
     row = {
@@ -335,7 +284,7 @@ def gowalla(args) -> dict:
     profile0 = np.zeros((1, slots, candidates.size), np.float32)
     if args.init == "bandwagon":  # among the candidates
         top10 = np.argsort(-counts[candidates], kind="stable")[:10]
-        profile0[0] = _popular_plus_random(rng, slots, candidates.size, top10, filler)
+        profile0[0] = popular_plus_random(rng, slots, candidates.size, top10, filler)
     else:
         for r in range(slots):
             profile0[0, r, rng.choice(candidates.size, filler, replace=False)] = 1.0
@@ -387,7 +336,7 @@ def gowalla(args) -> dict:
         start[:, candidates] = profile0[0]
         start[:, targets] = 1.0
         # RevAdv's heuristic baseline over every item
-        bandwagon = _popular_plus_random(rng, slots, train.n_items, np.argsort(-counts, kind="stable")[:10], filler)
+        bandwagon = popular_plus_random(rng, slots, train.n_items, np.argsort(-counts, kind="stable")[:10], filler)
         bandwagon[:, targets] = 1.0
         t0 = time.perf_counter()
         sets = {"start": start, "bandwagon": bandwagon, "optimized": final}
@@ -408,19 +357,6 @@ def gowalla(args) -> dict:
         row["peak_rss_mb"] = round(peak_mb())
     emit(row, args.out)
     return row
-
-
-def _popular_plus_random(rng, rows: int, cols: int, popular, size: int):
-    """``[rows, cols]`` 0/1 bandwagon-style profiles of ``size`` items: the ``popular`` columns in
-    every row, the rest drawn per row (without replacement) from the other columns."""
-    import numpy as np
-
-    out = np.zeros((rows, cols), np.float32)
-    out[:, popular] = 1.0
-    rest = np.setdiff1d(np.arange(cols), popular)
-    for r in range(rows):
-        out[r, rng.choice(rest, size - len(popular), replace=False)] = 1.0
-    return out
 
 
 def main() -> None:
