@@ -231,6 +231,28 @@ STUDY_ARGS = {
             "eval.ks=[5] attack.kinds=[closed] optimized.candidates=4 optimized.k=5",
             "optimized.k: 5 is more than the 4 candidate items the closed attack ranks",
         ),
+        (
+            "attack",
+            "eval.ks=[5] attack.kinds=[bandwagon] optimized.k=5 optimized.tune_lam=[5,20]",
+            "optimized.tune_lam, tune_kappa: only the closed attack is tuned; add closed to attack.kinds",
+        ),
+        (
+            "attack",
+            "eval.ks=[5] attack.kinds=[closed] optimized.k=5 optimized.tune_kappa=[0.1]",
+            "optimized.tune_kappa: the logsigmoid loss has no kappa",
+        ),
+        ("attack", "optimized.tune_lam=[20,0]", "optimized.tune_lam must be > 0, got [20.0, 0.0]"),
+        (
+            "attack",
+            "eval.ks=[5] attack.kinds=[closed] optimized.k=5 optimized.tune_lam=[5] attack.seeds=3 "
+            "optimized.proxy_seed=2",
+            "optimized.proxy_seed: 2 would train a proxy with a victim's seed",
+        ),
+        (
+            "attack",
+            "eval.ks=[5] attack.kinds=[closed] optimized.k=5 optimized.tune_lam=[5] optimized.proxies=[nowhere.yaml]",
+            "optimized.proxies[0]: nowhere.yaml: config file not found",
+        ),
     ],
 )
 def test_study_mistakes_give_one_clear_line_before_training(tiny_csv, tmp_path, capsys, command, setting, message):
@@ -340,6 +362,41 @@ def test_optimized_attacks_run_as_kinds_of_the_attack_study(tiny_csv, tmp_path, 
     assert "surrogate HR@5, first" in (tmp_path / "opt" / "report.md").read_text()
     assert (tmp_path / "opt" / "surrogate_target_hr@5_vs_step_bilevel.png").is_file() and "bilevel" in out
     assert res["timing"]["bilevel_optimization_s"] > 0 and res["timing"]["closed_optimization_s"] > 0
+
+
+def test_closed_settings_are_chosen_on_proxies_and_reported(tiny_csv, tmp_path, capsys):
+    """``optimized.tune_lam`` / ``tune_kappa``: the closed attack runs with the grid point its
+    proxies (here: this config's model) rate best; results.json and the report show the grid."""
+    args = ["attack", "-q"]
+    for one in (
+        f"data.dataset={tiny_csv}",
+        "data.rating_col=rating",
+        "eval.ks=[5]",
+        f"output_dir={tmp_path}",
+        "name=tuned",
+        "model.dim=8",
+        "train.epochs=2",
+        "attack.kinds=[closed]",
+        "attack.sizes=[3]",
+        "attack.seeds=1",
+        "attack.filler=4",
+        "attack.detectors=[]",
+        "optimized.steps=2",
+        "optimized.unroll=1",
+        "optimized.k=5",
+        "optimized.loss=hr",
+        "optimized.tune_lam=[2,50]",
+        "optimized.tune_kappa=[0.1,1]",
+    ):
+        args += ["--set", one]
+    assert main(args) == 0, capsys.readouterr().err
+    res = json.loads((tmp_path / "tuned" / "results.json").read_text())
+    grid = [(r["lam"], r["kappa"]) for r in res["tuning"]]
+    assert grid == [(2.0, 0.1), (2.0, 1.0), (50.0, 0.1), (50.0, 1.0)]
+    means = [r["proxy_target_hr@5"] for r in res["tuning"]]
+    assert [r["chosen"] for r in res["tuning"]] == [i == int(np.argmax(means)) for i in range(4)]
+    assert "settings tried on the attacker's proxy victims" in (tmp_path / "tuned" / "report.md").read_text()
+    assert res["timing"]["closed_tuning_s"] > 0
 
 
 def test_integer_raw_ids_are_attack_targets_and_the_report_names_them(tmp_path, capsys):

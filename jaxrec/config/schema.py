@@ -314,6 +314,15 @@ class OptimizedConfig:
     users: int = ranged(0, at_least(0))  #: real users of the outer loss: 0 all, N a seeded sample
     #: the heuristic attack whose profiles (filler items and sizes) start the optimization
     init: str = ranged("bandwagon", one_of("random", "average", "bandwagon"))
+    #: closed: EASE L2 weights to choose ``lam`` from on the attacker's proxies (empty: ``lam``)
+    tune_lam: tuple[float, ...] = ranged((), above(0))
+    #: closed: temperatures / margins to choose ``kappa`` from on the proxies (empty: ``kappa``)
+    tune_kappa: tuple[float, ...] = ranged((), above(0))
+    #: the attacker's proxy victims for tuning: config files and overrides as ``attack.victims``
+    #: (empty: this config); trained on the training part only, judged on the real users
+    proxies: tuple[str, ...] = ()
+    #: added to every proxy's ``train.seed``: the attacker never trains with a victim's seed
+    proxy_seed: int = ranged(1000, at_least(1))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,17 +2,25 @@
 built from its config entry (a graph model on the ``segment_sum`` kernel, differentiable in its
 fake edges; the ``closed`` kind fits EASE in closed form instead, ``optimized.lam``), every
 (seed, size) optimized as members of one program from the ``optimized.init`` attack's profiles,
-then rated. The attack itself is :mod:`jaxrec.attacks.optimized`."""
+then rated; and the closed attack's settings chosen on the attacker's own proxy victims
+(:func:`tune_closed`). The attack itself is :mod:`jaxrec.attacks.optimized`."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
+import numpy as np
+
+from jaxrec.attacks import poison
+from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
 from jaxrec.attacks.optimized_fakes import Settings, scenario_fakes
 from jaxrec.attacks.scenario import Scenario, fake_sets
 from jaxrec.attacks.shilling import given_profiles
 from jaxrec.config import Config
+from jaxrec.evaluate import model_chunk
 from jaxrec.experiment.models import build_model
+from jaxrec.experiment.training import train_members
 from jaxrec.models import MODELS
 
 
@@ -61,3 +69,59 @@ def optimized_fakes(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log
     }
     hr = f"surrogate_target_hr@{o.k}"
     return rated, [{"attack": kind, **{hr if k == "surrogate_hr" else k: v for k, v in r.items()}} for r in history]
+
+
+def tune_closed(cfg: Config, sc: Scenario, proxies: list, log) -> tuple[Config, list[dict]]:
+    """``cfg`` with the closed attack's ``optimized.lam`` and ``kappa`` chosen on the attacker's
+    proxies, and one row per grid point (``lam``, ``kappa``, ``proxy_target_hr@K`` per proxy and
+    their ``mean``, ``chosen``).
+
+    Every point of ``tune_lam x tune_kappa`` (an empty grid: the value as set) runs the attack
+    once (seed 0, the largest size); each proxy of ``proxies`` (``[(label, config)]``) is trained
+    on every poisoned training part as members of one program, with ``train.seed +
+    optimized.proxy_seed``, and judged by target HR@K (K = ``optimized.k``) over the real users,
+    their training items masked: the attacker sees neither the victims, their seeds nor the
+    validation and test parts. The point with the best mean over the proxies wins (the first
+    on a tie)."""
+    o, a = cfg.optimized, cfg.attack
+    grid = list(itertools.product(o.tune_lam or (o.lam,), o.tune_kappa or (o.kappa,)))
+    count = max(sc.counts)
+    one = dataclasses.replace(sc, counts=[count])
+    trains = []
+    log(f"closed: {len(grid)} settings on {len(proxies)} proxy victim(s), {count} fakes")
+    for lam, kappa in grid:
+        point = dataclasses.replace(
+            cfg,
+            optimized=dataclasses.replace(o, lam=lam, kappa=kappa),
+            attack=dataclasses.replace(a, seeds=1),
+        )
+        rated, _ = optimized_fakes(point, one, cfg, "closed", lambda _: None)
+        injected = poison.inject(sc.rated.train, rated["closed", 0, count], sc.n_real)
+        trains.append(poison.positives(injected, a.threshold))
+    key = f"target_hr@{o.k}"
+    figures = np.zeros((len(grid), len(proxies)))
+    for j, (_, pcfg) in enumerate(proxies):
+        own = dataclasses.replace(pcfg.train, seed=pcfg.train.seed + o.proxy_seed, eval_every=0)  # no validation
+        seeded = dataclasses.replace(pcfg, train=own)
+        run = train_members([seeded] * len(grid), sc.split, progress=False, trains=trains, test=False)
+        tr = run.training
+        chunk = pcfg.eval.chunk or model_chunk(tr.model, sc.split.n_items, len(grid))
+        ranking = target_ranking(sc.split.train, [sc.rated.train], sc.targets, sc.n_real, chunk)
+        out = members_outcomes(tr.model, run.fit.best, tr.inputs, ranking, (o.k,), tr.data_batched)
+        figures[:, j] = [target_metrics({k: v[m] for k, v in out.items()}, ranking)[key] for m in range(len(grid))]
+    best = int(np.argmax(figures.mean(axis=1)))
+    rows = [
+        {
+            "lam": lam,
+            "kappa": kappa,
+            **{f"proxy_{key} {label}": float(figures[i, j]) for j, (label, _) in enumerate(proxies)},
+            f"proxy_{key}": float(figures[i].mean()),
+            "chosen": i == best,
+        }
+        for i, (lam, kappa) in enumerate(grid)
+    ]
+    for r in rows:
+        log(f"closed lam {r['lam']:g} kappa {r['kappa']:g}: proxies' {key} {r[f'proxy_{key}']:.4f}")
+    lam, kappa = grid[best]
+    log(f"closed: chose lam {lam:g}, kappa {kappa:g}")
+    return dataclasses.replace(cfg, optimized=dataclasses.replace(o, lam=lam, kappa=kappa)), rows

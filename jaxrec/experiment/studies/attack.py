@@ -48,7 +48,7 @@ from jaxrec.errors import JaxrecError, config_key, config_section
 from jaxrec.evaluate import check_ks, model_chunk
 from jaxrec.experiment.certified import ensemble, target_outcomes
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.optimized import optimized_fakes
+from jaxrec.experiment.optimized import optimized_fakes, tune_closed
 from jaxrec.experiment.output import run_dir_of
 from jaxrec.experiment.studies.attack_report import tables, write_report  # noqa: F401 (the study's parts)
 from jaxrec.experiment.studies.base import (
@@ -80,6 +80,8 @@ class Extras:
     scenario: Scenario
     #: the optimized attacks' outer steps: one row per (attack, step, seed, size)
     outer: list = dataclasses.field(default_factory=list)
+    #: the closed attack's settings tried on the attacker's proxies (:func:`tune_closed`)
+    tuning: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -88,6 +90,7 @@ class Plan:
     scenario: Scenario
     ks: tuple
     surrogate: Config | None = None  #: the optimized attacks' surrogate (``optimized.surrogate``)
+    proxies: list = dataclasses.field(default_factory=list)  #: ``[(label, config)]``: closed's tuning
 
 
 def check(cfg: Config, base_dir=".", rated=None) -> Plan:
@@ -122,7 +125,8 @@ def check(cfg: Config, base_dir=".", rated=None) -> Plan:
             raise JaxrecError("optimized.unroll: the truncated attack trains unroll >= 1 epochs per outer step")
         if "closed" in a.kinds:
             _check_closed(o, sc.split.n_items)
-    return Plan(run_victims, sc, ks, surrogate)
+    proxies = _check_tuning(cfg, base_dir)
+    return Plan(run_victims, sc, ks, surrogate, proxies)
 
 
 CLOSED_MAX = 20_000  #: the closed attack's candidate items at most (C x C float32 matrices: 1.6 GB each)
@@ -143,6 +147,28 @@ def _check_closed(o, n_items: int) -> None:
             f"({'all items' if not o.candidates else 'the setting'}) is more than {CLOSED_MAX}; set "
             f"optimized.candidates to at most {CLOSED_MAX} (the most popular items and the targets)"
         )
+
+
+def _check_tuning(cfg: Config, base_dir) -> list:
+    """The proxy victims (``[(label, config)]``) when the closed attack's settings are tuned (a
+    ``tune_lam`` or ``tune_kappa`` grid), else none; a grid without the closed attack, a ``kappa``
+    grid its loss ignores, or proxy seeds that could meet the victims' are refused."""
+    o, a = cfg.optimized, cfg.attack
+    if not (o.tune_lam or o.tune_kappa):
+        return []
+    if "closed" not in a.kinds:
+        raise JaxrecError("optimized.tune_lam, tune_kappa: only the closed attack is tuned; add closed to attack.kinds")
+    if o.tune_kappa and o.loss not in ("hr", "cw"):
+        raise JaxrecError(f"optimized.tune_kappa: the {o.loss} loss has no kappa; use loss hr or cw, or drop the grid")
+    if o.proxy_seed < a.seeds:
+        raise JaxrecError(
+            f"optimized.proxy_seed: {o.proxy_seed} would train a proxy with a victim's seed "
+            f"(victims use train.seed + 0..{a.seeds - 1}); give at least {a.seeds}"
+        )
+    entries = o.proxies or ()
+    if not entries:
+        return [(cfg.name, cfg)]
+    return [entry_config(cfg, e, base_dir, f"optimized.proxies[{i}]") for i, e in enumerate(entries)]
 
 
 def describe(cfg: Config, plan: Plan) -> str:
@@ -295,11 +321,15 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     heuristic = [k for k in a.kinds if k not in OPTIMIZED]
     with config_key("attack"):
         fakes = fake_sets(sc, heuristic, a.seeds, a.seed, a.intent, a.selected, generate)
-    outer = []
+    outer, tuning = [], []
     for kind in (k for k in a.kinds if k in OPTIMIZED):
         t1 = time.perf_counter()
         with config_key("optimized"):
-            made, history = optimized_fakes(cfg, sc, plan.surrogate, kind, log)
+            kcfg = cfg
+            if kind == "closed" and plan.proxies:
+                kcfg, tuning = tune_closed(cfg, sc, plan.proxies, log)
+                timing["closed_tuning_s"] = time.perf_counter() - t1
+            made, history = optimized_fakes(kcfg, sc, plan.surrogate, kind, log)
         fakes.update(made)
         outer += history
         timing[f"{kind}_optimization_s"] = time.perf_counter() - t1
@@ -323,5 +353,5 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
         if v.detection
     ]
     found_summary = summarise(found, ["detector", "attack", "size"], DETECTION_FIGURES) if found else []
-    extras = Extras(found, found_summary, roc, targets, sc, outer)
+    extras = Extras(found, found_summary, roc, targets, sc, outer, tuning)
     return StudyResult(NAME, cfg, rows, summary, timing, extras)

@@ -54,6 +54,8 @@ def tables(result: StudyResult) -> list[Table]:
     out.append(defense_table(result))
     if result.extras.outer:
         out.append(outer_table(result))
+    if result.extras.tuning:
+        out.append(tuning_table(result.extras.tuning))
     found = result.extras.detection_summary
     if found:
         header = ["detector", "attack", "fakes", "precision", "recall", "ROC-AUC", "flagged (real)", "FPR on real"]
@@ -108,6 +110,23 @@ def defense_table(result: StudyResult) -> Table:
             ]
         )
     return Table(f"defenses against every attack with {largest} fake users, mean ± std over seeds", header, rows)
+
+
+def tuning_table(tuning: list[dict]) -> Table:
+    """The closed attack's settings tried on the attacker's proxies (``tune_closed``'s rows): each
+    proxy's target HR@K, their mean, and the one chosen."""
+    figures = [k for k in tuning[0] if k.startswith("proxy_")]
+    names = [k.removeprefix("proxy_") for k in figures]
+    header = ["lam", "kappa", *names[:-1], f"mean {names[-1]}", "chosen"]
+    rows = [
+        [f"{r['lam']:g}", f"{r['kappa']:g}", *(f"{r[k]:.4f}" for k in figures), "yes" if r["chosen"] else ""]
+        for r in tuning
+    ]
+    return Table(
+        "closed: settings tried on the attacker's proxy victims (target HR on real users, training data only)",
+        header,
+        rows,
+    )
 
 
 def _outer_summary(result: StudyResult) -> list[dict]:
@@ -181,6 +200,7 @@ def write_report(result: StudyResult, run_dir: Path) -> None:
         "detection_summary": x.detection_summary,
         "targets": x.targets,
         "outer": x.outer,
+        "tuning": x.tuning,
         "timing": result.timing,
         "fake_users": sc.counts,
         "n_real_users": sc.n_real,
