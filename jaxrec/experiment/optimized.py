@@ -35,7 +35,7 @@ def optimized_fakes(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log
     model = None if kind == "closed" else build_model(mcfg, sc.split.train)[0]  # closed: EASE, no model
     settings = Settings(
         epochs=t.epochs,
-        unroll=o.unroll,
+        unroll=0 if kind == "closed" else o.unroll,  # closed: nothing to unroll
         warm=kind == "truncated",
         batch=t.batch_size,
         lr=t.lr,
