@@ -89,7 +89,8 @@ def tune_closed(cfg: Config, sc: Scenario, proxies: list, log) -> tuple[Config, 
     one = dataclasses.replace(sc, counts=[count])
     trains = []
     log(f"closed: {len(grid)} settings on {len(proxies)} proxy victim(s), {count} fakes")
-    for lam, kappa in grid:
+    for i, (lam, kappa) in enumerate(grid):
+        log(f"closed setting {i + 1}/{len(grid)}: lam {lam:g}, kappa {kappa:g}")
         point = dataclasses.replace(
             cfg,
             optimized=dataclasses.replace(o, lam=lam, kappa=kappa),
@@ -100,7 +101,8 @@ def tune_closed(cfg: Config, sc: Scenario, proxies: list, log) -> tuple[Config, 
         trains.append(poison.positives(injected, a.threshold))
     key = f"target_hr@{o.k}"
     figures = np.zeros((len(grid), len(proxies)))
-    for j, (_, pcfg) in enumerate(proxies):
+    for j, (label, pcfg) in enumerate(proxies):
+        log(f"closed: proxy {label} trained on the {len(grid)} poisoned sets as members of one program")
         own = dataclasses.replace(pcfg.train, seed=pcfg.train.seed + o.proxy_seed, eval_every=0)  # no validation
         seeded = dataclasses.replace(pcfg, train=own)
         run = train_members([seeded] * len(grid), sc.split, progress=False, trains=trains, test=False)
