@@ -329,6 +329,7 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
             if kind == "closed" and plan.proxies:
                 kcfg, tuning = tune_closed(cfg, sc, plan.proxies, log)
                 timing["closed_tuning_s"] = time.perf_counter() - t1
+                t1 = time.perf_counter()  # the optimization's own time follows
             made, history = optimized_fakes(kcfg, sc, plan.surrogate, kind, log)
         fakes.update(made)
         outer += history
