@@ -165,10 +165,9 @@ def _check_tuning(cfg: Config, base_dir) -> list:
             f"optimized.proxy_seed: {o.proxy_seed} would train a proxy with a victim's seed "
             f"(victims use train.seed + 0..{a.seeds - 1}); give at least {a.seeds}"
         )
-    entries = o.proxies or ()
-    if not entries:
+    if not o.proxies:
         return [(cfg.name, cfg)]
-    return [entry_config(cfg, e, base_dir, f"optimized.proxies[{i}]") for i, e in enumerate(entries)]
+    return [entry_config(cfg, e, base_dir, f"optimized.proxies[{i}]") for i, e in enumerate(o.proxies)]
 
 
 def describe(cfg: Config, plan: Plan) -> str:
