@@ -325,21 +325,28 @@ def test_attack_prints_the_target_hr_tables_and_writes_the_report(tiny_csv, tmp_
     assert (tmp_path / "att" / "roc_average.png").is_file()
 
 
+def _attack_args(tiny_csv, tmp_path, name: str) -> list[str]:
+    """``jaxrec attack`` on the tiny rated data, MF dim 8 for 2 epochs, K = 5, into ``tmp_path/name``."""
+    common = (
+        f"data.dataset={tiny_csv}",
+        "data.rating_col=rating",
+        "eval.ks=[5]",
+        f"output_dir={tmp_path}",
+        f"name={name}",
+        "model.dim=8",
+        "train.epochs=2",
+    )
+    return ["attack", "-q", *(x for one in common for x in ("--set", one))]
+
+
 def test_optimized_attacks_run_as_kinds_of_the_attack_study(tiny_csv, tmp_path, capsys):
     """``bilevel`` (a LightGCN surrogate from its own config file), ``truncated`` and ``closed``
     (EASE) are kinds of ``jaxrec attack``: judged like the heuristic ones, their outer steps in
     results.json, one member per (seed, size)."""
     surrogate = tmp_path / "surrogate.yaml"
     surrogate.write_text("name: lgn\nmodel:\n  name: lightgcn\n  dim: 8\n  layers: 1\ntrain:\n  epochs: 2\n")
-    args = ["attack", "-q"]
+    args = _attack_args(tiny_csv, tmp_path, "opt")
     for one in (
-        f"data.dataset={tiny_csv}",
-        "data.rating_col=rating",
-        "eval.ks=[5]",
-        f"output_dir={tmp_path}",
-        "name=opt",
-        "model.dim=8",
-        "train.epochs=2",
         "attack.kinds=[bandwagon,bilevel,truncated,closed]",
         "attack.sizes=[2,3]",
         "attack.seeds=1",
@@ -368,15 +375,8 @@ def test_closed_settings_are_chosen_on_proxies_and_reported(tiny_csv, tmp_path, 
     """``optimized.tune_lam`` / ``tune_kappa``: the closed attack runs with the grid point its
     proxies (here: this config's model) rate best; results.json and the report show the grid.
     (``train.epochs`` below the default ``optimized.unroll``: closed unrolls nothing.)"""
-    args = ["attack", "-q"]
+    args = _attack_args(tiny_csv, tmp_path, "tuned")
     for one in (
-        f"data.dataset={tiny_csv}",
-        "data.rating_col=rating",
-        "eval.ks=[5]",
-        f"output_dir={tmp_path}",
-        "name=tuned",
-        "model.dim=8",
-        "train.epochs=2",
         "attack.kinds=[closed]",
         "attack.sizes=[3]",
         "attack.seeds=1",
