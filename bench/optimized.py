@@ -44,11 +44,10 @@ def synthetic_setup(seed: int = 0):
 TARGET = 0
 
 
-def synthetic(args) -> list[dict]:
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
+def _synthetic_problem(args, loss: str = "logsigmoid", kappa: float = 1.0, resample: bool = False):
+    """RevAdv's synthetic case set up for the optimized attack: ``(split, start, n_real, batch,
+    problem, spec, outer optimizer)``; an MF-BPR surrogate (dim 16, ``--epochs`` from scratch at
+    every outer step, all differentiated) or, with ``--closed``, EASE in closed form."""
     from jaxrec.attacks import optimized as opt
     from jaxrec.attacks import outer
     from jaxrec.models import MF
@@ -67,15 +66,25 @@ def synthetic(args) -> list[dict]:
         0,
         False,
         10,
-        args.loss,
-        args.kappa,
+        loss,
+        kappa,
         slots,
         split.n_items,
         n_real_pairs,
-        args.resample,
+        resample,
         closed=args.closed,
     )
-    tx = outer.outer_optimizer(1.0, 0.95)
+    return split, start, n_real, batch, prob, spec, outer.outer_optimizer(1.0, 0.95)
+
+
+def synthetic(args) -> list[dict]:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxrec.attacks import optimized as opt
+
+    split, start, n_real, batch, prob, spec, tx = _synthetic_problem(args, args.loss, args.kappa, args.resample)
     profile0 = start.copy()
     profile0[:, TARGET] = 0
     lengths = profile0.sum(1).astype(np.int32)
@@ -138,31 +147,8 @@ def _synthetic_attacks(args, members: int):
     import numpy as np
 
     from jaxrec.attacks import optimized as opt
-    from jaxrec.attacks import outer
-    from jaxrec.models import MF
 
-    split, start, n_real = synthetic_setup(args.seed)
-    slots, batch = start.shape[0], 40000
-    prob, n_real_pairs = opt.problem(split.train, n_real, slots, batch, gram=args.closed > 0)
-    model = None if args.closed else MF(split.n_users, split.n_items, dim=16, initializer="normal", init_std=0.1)
-    spec = opt.Spec(
-        model,
-        "bpr",
-        0.0,
-        batch,
-        0.05,
-        args.epochs,
-        0,
-        False,
-        10,
-        "logsigmoid",
-        1.0,
-        slots,
-        split.n_items,
-        n_real_pairs,
-        closed=args.closed,
-    )
-    tx = outer.outer_optimizer(1.0, 0.95)
+    _, start, _, _, prob, spec, tx = _synthetic_problem(args)
     lengths = np.maximum(start.sum(1), 1).astype(np.int32)
     rng = np.random.default_rng(args.seed)
     profile0 = np.stack([np.stack([rng.permutation(row) for row in start]) for _ in range(members)])
