@@ -19,9 +19,7 @@ import jax.numpy as jnp
 
 from jaxrec.errors import JaxrecError
 from jaxrec.models.mf import MF
-from jaxrec.models.propagation import propagate
-
-GRAPH = "graph"  #: name of the variable collection holding the graph arrays
+from jaxrec.models.propagation import GRAPH, propagate
 
 
 class LightGCN(MF):

@@ -16,7 +16,8 @@ One layer multiplies by the symmetric normalised adjacency ``Â = [[0, R̃], [R�
 
 Under ``jax.vmap`` over members (seeds, strengths, data variants) the ``*_vjp`` kernels share one
 sparse product among the members (:func:`_member_batched_layer`). A graph built with a capacity
-(masked edges) is normalised here, on device, by :func:`normalise`.
+(masked edges) is normalised here, on device, by :func:`normalise`: once per epoch
+(:func:`normalise_inputs`), or at each propagation when it is not normalised yet.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from jax.experimental import sparse
 from jaxrec.data.graph import NEEDS, PROPAGATIONS
 from jaxrec.errors import JaxrecError
 
+GRAPH = "graph"  #: name of the model variable collection holding the graph arrays
+
 
 def normalise(graph: dict) -> dict:
     """A masked graph's weights ``m_e / sqrt(deg(u) deg(i))`` computed on device from the edge mask
@@ -41,7 +44,8 @@ def normalise(graph: dict) -> dict:
     them). Other graphs unchanged.
 
     Traceable and vmappable (a member's ``u_mask`` may differ); shapes: ``u_rows, u_cols,
-    u_mask, i_perm [E]`` in, ``u_w, i_w [E]`` (and ``norm [U, I]`` for the dense kernel) out.
+    u_mask, i_perm [E]`` in, ``u_w, i_w [E]`` (and ``norm [U, I]`` for the dense kernel) out. The
+    result is a plain graph (no ``u_mask`` / ``i_perm``), so normalising it again changes nothing.
     """
     if "u_mask" not in graph:
         return graph
@@ -52,10 +56,20 @@ def normalise(graph: dict) -> dict:
     deg_i = jax.ops.segment_sum(mask, cols, n_items)
     d = deg_u[rows] * deg_i[cols]
     w = mask * jax.lax.rsqrt(jnp.where(d > 0, d, 1.0))  # an edge of mask 1 has d >= 1: 1 / sqrt(d)
-    out = {**graph, "u_w": w, "i_w": w[graph["i_perm"]]}
+    out = {k: v for k, v in graph.items() if k not in ("u_mask", "i_perm")}  # normalised: a plain graph now
+    out.update(u_w=w, i_w=w[graph["i_perm"]])
     if "norm" in graph:
         out["norm"] = jnp.zeros(graph["norm"].shape, w.dtype).at[rows, cols].add(w)
     return out
+
+
+def normalise_inputs(inputs: dict) -> dict:
+    """A model's inputs with a masked graph normalised (:func:`normalise`; other inputs as they
+    are). An epoch does it once (:func:`jaxrec.train.steps.make_epoch`), so that the propagations
+    of its steps read the weights instead of recomputing the degrees every time."""
+    if GRAPH not in inputs:
+        return inputs
+    return {**inputs, GRAPH: normalise(inputs[GRAPH])}
 
 
 def auto_propagation(n_users: int, n_items: int, backend: str | None = None) -> str:

@@ -169,6 +169,33 @@ def test_masked_graph_normalises_on_device_like_the_host_graph(tiny_split):
     assert np.all(w[mask == 0] == 0) and np.all(w[mask > 0] > 0)
 
 
+def test_an_epoch_normalises_a_masked_graph_once_for_all_its_steps(tiny_split):
+    """Every step of an epoch reads the masked graph's weights as :func:`normalise` computes them,
+    without the mask (so its propagations do not normalise again), and normalising twice changes
+    nothing."""
+    from jaxrec.models.propagation import normalise
+
+    train = tiny_split.train
+    graph = jax.tree.map(jnp.asarray, bipartite_graph(train, "bcsr_vjp", capacity=len(train) + 7))
+    graph["u_mask"] = graph["u_mask"].at[::5].set(0.0)  # some real edges masked out too
+    data = train_data(train, B, lightgcn_inputs(graph))
+    model = LightGCN(train.n_users, train.n_items, dim=4, layers=2, propagation="bcsr_vjp")
+    state = member(create_members(model, jax.random.key(0)[None], adam(), data.inputs, {"l2": [0.0]}, [0.01]), 0)
+    seen = []
+
+    def step(state, batch, data):
+        seen.append(data.inputs["graph"])
+        return state, {"loss": jnp.float32(0.0)}
+
+    make_epoch(step, B)(state, data)
+    want = normalise(graph)
+    assert len(seen) == 1 and "u_mask" not in seen[0] and "i_perm" not in seen[0]
+    for k in ("u_w", "i_w"):
+        np.testing.assert_array_equal(np.asarray(seen[0][k]), np.asarray(want[k]))
+        np.testing.assert_array_equal(np.asarray(normalise(want)[k]), np.asarray(want[k]))
+    assert float(jnp.abs(want["u_w"] - graph["u_w"]).max()) > 0  # the host weights were not the masked ones
+
+
 @pytest.mark.parametrize("graph", [False, True], ids=["mf", "lightgcn"])
 def test_members_with_different_data_equal_their_separate_runs(tiny_split, graph):
     """Member 0 trains on the full data, member 1 with 10 % of the interactions dropped: one
