@@ -22,12 +22,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxrec.adversarial.vat import row_strengths, user_weights
+from jaxrec.errors import JaxrecError
 from jaxrec.models.base import batch_l2, embedding_tables
 from jaxrec.robustness.perturb import apply, perturbation
-from jaxrec.train.steps import make_example_losses
+from jaxrec.train.losses import get_loss
 
 HPARAMS = ("eps", "reg", "start_step")  #: the APR entries of ``state.hparams`` (VAT adds ``vat_lambda``)
 PERTURBATIONS = ("fgm", "fgsm")  #: the perturbation APR trains against (:mod:`jaxrec.robustness.perturb`)
+PERTURB_AT = ("tables", "final")  #: where it acts: the embedding tables, or the final representations
 
 
 def make_apr_loss(
@@ -37,41 +39,74 @@ def make_apr_loss(
     relative: bool = False,
     method: str = "fgm",
     vat: bool = False,
+    at: str = "tables",
 ) -> Callable:
     """``loss_fn(params, inputs, users, items, mask, key, hparams) -> (loss, aux)`` for APR, or
     for VAT with ``vat`` (per-user strengths, :mod:`jaxrec.adversarial.vat`).
+
+    ``at``: where ``Δ`` acts (:data:`PERTURB_AT`). ``tables``: the embedding tables, as APR's
+    code does. ``final``: the model's final representations (``model.embeddings()``, e.g.
+    LightGCN's propagated embeddings), as VAT's code does for LightGCN; then ``g`` is the gradient
+    with respect to them, and a step propagates twice instead of four times. For MF and NeuMF the
+    final representations are the tables, so both give the same gradient.
 
     Reads ``hparams["eps"]``, ``["reg"]``, ``["start_step"]`` (VAT: also ``["vat_lambda"]``) and
     the optimizer step ``hparams["step"]`` (the train step passes it); ``aux`` adds ``adv_loss``
     (``L(Θ + Δ)``, 0 while the term is off) to the plain loss's ``loss`` / ``rank_loss``.
     """
-    example_losses = make_example_losses(model, loss)
+    if at not in PERTURB_AT:
+        raise JaxrecError(f"unknown adv.perturb_at {at!r}; choose one of {PERTURB_AT}")
+    per_example = get_loss(loss)
 
     def loss_fn(params, inputs, users, items, mask, key, hparams):
-        def rank(p):
-            per = example_losses(p, inputs, users, items, key)
+        rngs = {"dropout": key}
+        # the point the loss is differentiated at: the params, or (params, final representations)
+        if at == "tables":
+            point, tables_of, moved = params, embedding_tables, apply
+
+            def scores(p):
+                return model.apply({**p, **inputs}, users, items, train=True, method="score", rngs=rngs)
+
+        else:
+            cache = model.apply({**params, **inputs}, train=True, method="embeddings", rngs=rngs)
+            point = (params, cache)
+
+            def tables_of(pc):
+                return pc[1]
+
+            def moved(pc, delta):
+                return pc[0], {k: t + delta[k].astype(t.dtype) for k, t in pc[1].items()}
+
+            def scores(pc):
+                return model.apply(
+                    {**pc[0], **inputs}, users, items, cache=pc[1], train=True, method="score", rngs=rngs
+                )
+
+        def rank(x):
+            s = scores(x)
+            per = per_example(s[:, 0], s[:, 1:])
             return jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0), per
 
         # one forward and backward pass of L serves both its own gradient and the FGM direction
         # (two passes per step, not three: docs/adversarial.md)
-        (rank_loss, per), grads = value_and_own_grad(rank)(params)
+        (rank_loss, per), grads = value_and_own_grad(rank)(point)
         clean = rank_loss
         if with_l2:
             clean = clean + hparams["l2"] * batch_l2(params, users, items, mask)
 
-        def adversarial(p):
-            frozen = embedding_tables(jax.lax.stop_gradient(p))
-            g = jax.lax.stop_gradient(embedding_tables(grads))
+        def adversarial(x):
+            frozen = tables_of(jax.lax.stop_gradient(x))
+            g = jax.lax.stop_gradient(tables_of(grads))
             eps = hparams["eps"]
             if vat:
                 n_users = next(t.shape[0] for k, t in frozen.items() if k.startswith("user"))
                 w = user_weights(jax.lax.stop_gradient(per), users, mask, n_users, hparams["vat_lambda"])
                 eps = row_strengths(frozen, eps, w, users, items, mask)
             delta = perturbation(method, frozen, g, eps, relative)
-            return rank(apply(p, jax.lax.stop_gradient(delta)))[0]
+            return rank(moved(x, jax.lax.stop_gradient(delta)))[0]
 
         on = hparams["step"] >= hparams["start_step"]
-        adv = jax.lax.cond(on, adversarial, lambda p: jnp.zeros((), jnp.float32), params)
+        adv = jax.lax.cond(on, adversarial, lambda x: jnp.zeros((), jnp.float32), point)
         total = clean + hparams["reg"] * adv
         return total, {"loss": total, "rank_loss": rank_loss, "adv_loss": adv}
 

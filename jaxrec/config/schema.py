@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from jaxrec.adversarial import TRAINING_METHODS
-from jaxrec.adversarial.apr import PERTURBATIONS
+from jaxrec.adversarial.apr import PERTURB_AT, PERTURBATIONS
 from jaxrec.adversarial.gan_losses import LOSSES as GAN_LOSSES
 from jaxrec.adversarial.gan_training import SELECTIONS
 from jaxrec.adversarial.vat import LAMBDA as VAT_LAMBDA
@@ -195,6 +195,9 @@ class AdvConfig:
     relative: bool = False  #: eps x each table's mean row norm
     start_epoch: int = ranged(0, at_least(0))  #: the adversarial term is off before this epoch (plain pretraining)
     perturb: str = ranged("fgm", one_of(*PERTURBATIONS))  #: fgm (APR) | fgsm
+    #: tables (APR's code: the embedding tables) | final (VAT's code: the final representations,
+    #: LightGCN's propagated embeddings; half the propagations per step)
+    perturb_at: str = ranged("tables", one_of(*PERTURB_AT))
     #: VAT: the largest per-user weight (the paper's ``user_lmb``; 2 = APR's eps for an average user)
     vat_lambda: float = ranged(VAT_LAMBDA, at_least(0))
 

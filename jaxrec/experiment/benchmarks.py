@@ -188,18 +188,27 @@ def variants_case(data: str, split: Split, model: str, batch: int, m: int, repea
     }
 
 
-def apr_case(data: str, split: Split, model: str, batch: int, repeats: int) -> dict:
-    plain, _ = _epoch_seconds([config(model, batch)], split, repeats)
-    apr, _ = _epoch_seconds([config(model, batch, method="apr", eps=0.5, reg=1.0)], split, repeats)
-    return {
-        "case": "apr",
-        "data": data,
-        "model": model,
-        "seconds": apr,
-        "plain_seconds": plain,
-        "overhead": apr / plain,
-        "peak_rss_mb": peak_rss_mb(),
-    }
+def apr_case(data: str, split: Split, model: str, batch: int, repeats: int) -> list[dict]:
+    """An APR epoch against a plain one; a graph model also with ``adv.perturb_at: final`` (the
+    propagated embeddings perturbed: half the propagations of the tables' APR per step)."""
+    plain, training = _epoch_seconds([config(model, batch)], split, repeats)
+    places = ("tables", "final") if getattr(training.model, "graph_input", False) else ("tables",)
+    rows = []
+    for at in places:
+        apr, _ = _epoch_seconds([config(model, batch, method="apr", eps=0.5, reg=1.0, perturb_at=at)], split, repeats)
+        rows.append(
+            {
+                "case": "apr",
+                "data": data,
+                "model": model,
+                "perturb_at": at,
+                "seconds": apr,
+                "plain_seconds": plain,
+                "overhead": apr / plain,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    return rows
 
 
 def strengths_case(data: str, split: Split, model: str, n: int, repeats: int) -> dict:

@@ -36,7 +36,8 @@ class EpochSpec:
       (some member has ``train.l2 > 0``); adv: ``none`` | ``apr`` | ``vat``; adv_relative, adv_perturb:
       APR's strength unit and perturbation; batch: pairs per step; n_negatives, sampling: the
       negatives; skip_empty: padding-only batches are no steps (members with their own data);
-      optimizer: ``train.optimizer`` (``adam`` or a row-wise one, :mod:`jaxrec.train.rowwise`).
+      optimizer: ``train.optimizer`` (``adam`` or a row-wise one, :mod:`jaxrec.train.rowwise`);
+      adv_at: ``adv.perturb_at``.
     """
 
     model: Hashable
@@ -50,6 +51,7 @@ class EpochSpec:
     sampling: str
     skip_empty: bool
     optimizer: str = "adam"
+    adv_at: str = "tables"
 
 
 def make_step_fn(spec: EpochSpec) -> Callable:
@@ -63,7 +65,13 @@ def make_step_fn(spec: EpochSpec) -> Callable:
         model = view_model(model, spec.batch, spec.n_negatives)
     if spec.adv != "none":
         loss_fn = make_apr_loss(
-            model, spec.loss, spec.with_l2, relative=spec.adv_relative, method=spec.adv_perturb, vat=spec.adv == "vat"
+            model,
+            spec.loss,
+            spec.with_l2,
+            relative=spec.adv_relative,
+            method=spec.adv_perturb,
+            vat=spec.adv == "vat",
+            at=spec.adv_at,
         )
     else:
         loss_fn = make_loss_fn(model, spec.loss, with_l2=spec.with_l2)

@@ -218,6 +218,7 @@ def build_training(
         t_cfg.negative_sampling,
         skip_empty=padded,  # a variant's padding batches are no steps
         optimizer=t_cfg.optimizer,
+        adv_at=a_cfg.perturb_at,
     )
     return Training(model, data.inputs if batched else inputs, state, data, spec, cfgs, batched)
 

@@ -13,6 +13,7 @@ from jaxrec.errors import JaxrecError
 from jaxrec.experiment import build_model, train_members
 from jaxrec.models.base import embedding_tables
 from jaxrec.robustness import perturb
+from jaxrec.train.losses import get_loss
 from jaxrec.train.state import adam, create_state
 from jaxrec.train.steps import make_loss_fn
 
@@ -118,6 +119,55 @@ def test_the_perturbation_is_not_differentiated_and_the_terms_are_the_right_way_
     assert dist(swapped, expected) > 100 * max(dist(g, expected), 1e-9)
 
 
+def test_at_the_final_representations_the_gradient_is_aprs_with_delta_on_them(model_setup, tiny_split):
+    """``perturb_at: final``: ∇[L(E(Θ)) + λ L(E(Θ) + Δ)] with ``E`` the model's final
+    representations (LightGCN: propagated) and ``Δ`` the FGM of ∂L/∂E held constant, computed here
+    by hand (numpy). For MF and NeuMF ``E`` is the tables, so it is APR's own gradient; for LightGCN
+    it differs from the tables' APR."""
+    model, inputs, params, loss = model_setup
+    users, items, mask = _batch(tiny_split)
+    key, lam, l2, eps = jax.random.key(0), 0.3, 0.05, 0.2
+    hp = _hp(eps=eps, reg=lam, l2=l2)
+    clean_fn = make_loss_fn(model, loss, with_l2=True)
+    rngs = {"dropout": key}
+
+    def final(p):
+        return model.apply({**p, **inputs}, train=True, method="embeddings", rngs=rngs)
+
+    def rank_at(p, cache):
+        s = model.apply({**p, **inputs}, users, items, cache=cache, train=True, method="score", rngs=rngs)
+        return jnp.sum(get_loss(loss)(s[:, 0], s[:, 1:]) * mask) / jnp.sum(mask)
+
+    g = jax.grad(lambda c: rank_at(params, c))(final(params))
+    delta = {}
+    for k, x in g.items():
+        x = np.asarray(x, np.float64)
+        n = np.linalg.norm(x, axis=-1, keepdims=True)
+        delta[k] = jnp.asarray(np.where(n > 0, eps * x / np.where(n > 0, n, 1.0), 0.0), jnp.float32)
+    clean = lambda p: clean_fn(p, inputs, users, items, mask, key, {"l2": l2})[0]  # noqa: E731
+
+    def expected_loss(p):
+        c = final(p)
+        return clean(p) + lam * rank_at(p, {k: v + delta[k] for k, v in c.items()})
+
+    expected = jax.grad(expected_loss)(params)
+    at_final = jax.grad(
+        lambda p: make_apr_loss(model, loss, with_l2=True, at="final")(p, inputs, users, items, mask, key, hp)[0]
+    )(params)
+    at_tables = jax.grad(lambda p: make_apr_loss(model, loss, with_l2=True)(p, inputs, users, items, mask, key, hp)[0])(
+        params
+    )
+
+    def dist(a, b):
+        return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    assert dist(at_final, expected) < 1e-6
+    if getattr(model, "graph_input", False):
+        assert dist(at_tables, expected) > 100 * max(dist(at_final, expected), 1e-9)
+    else:
+        assert dist(at_tables, at_final) < 1e-6
+
+
 def _cfg(model="mf", eps=0.5, **adv) -> Config:
     mcfg, loss = MODELS[model]
     return Config(
@@ -169,6 +219,7 @@ def test_warm_start_from_an_earlier_run_and_config_errors(tmp_path, tiny_split):
         (AdvConfig(method="amf"), r"adv.method must be one of \['none', 'apr', 'vat'\], got 'amf'"),
         (AdvConfig(method="apr", eps=-1.0), r"adv.eps must be >= 0, got -1.0"),
         (AdvConfig(method="apr", perturb="pgd"), r"adv.perturb must be one of \['fgm', 'fgsm'\], got 'pgd'"),
+        (AdvConfig(method="apr", perturb_at="output"), r"adv.perturb_at must be one of \['tables', 'final'\]"),
     ]:
         with pytest.raises(JaxrecError, match=message):
             train_members([dataclasses.replace(_cfg(), adv=bad)], tiny_split, progress=False)

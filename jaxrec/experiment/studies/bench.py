@@ -201,7 +201,7 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
 
 
 def _line(r: dict) -> str:
-    keys = [k for k in ("data", "model", "optimizer", "members", "strengths") if k in r]
+    keys = [k for k in ("data", "model", "optimizer", "members", "strengths", "perturb_at") if k in r]
     what = " ".join(str(r[k]) for k in keys)
     extra = next((f"{k} {r[k]:.2f}" for k in ("overhead", "speedup", "us_per_pair") if k in r), "")
     return f"{r['case']}: {what}: {r['seconds']:.3f} s {extra}"
@@ -219,7 +219,7 @@ COLUMNS = {
     "ranking": (["data", "model", "users", "items"], ["seconds", "bare_seconds", "overhead"]),
     "members": (["data", "model", "members"], ["seconds", "member_epoch_s", "speedup"]),
     "variants": (["data", "model", "members"], ["seconds", "sequential_seconds", "speedup"]),
-    "apr": (["data", "model"], ["seconds", "plain_seconds", "overhead"]),
+    "apr": (["data", "model", "perturb_at"], ["seconds", "plain_seconds", "overhead"]),
     "strengths": (["data", "model", "strengths"], ["seconds", "sequential_seconds", "speedup"]),
 }
 TITLES = {
