@@ -4,6 +4,7 @@ One JSON object per line, appended to ``results/floors.jsonl``.
   python bench/floors.py mf                # an ml-100k MF epoch: jaxrec's, and its floor
   python bench/floors.py topk              # one [1024, 26744] ranking chunk: product, mask, top-k
   python bench/floors.py ranking gowalla synthetic-1000000 ...   # full ranking vs the bare product
+  python bench/floors.py stages synthetic-1000000   # where a full ranking's time goes, stage by stage
 
 ``mf``: jaxrec's MF epoch on ml-100k (the engine's epoch function, batch 2048, Adam) and its
 batching alone; then MF-BPR on tables of ml-100k's shape (943 x 1682, dim 64), 40 batches of 2048
@@ -11,7 +12,12 @@ batching alone; then MF-BPR on tables of ml-100k's shape (943 x 1682, dim 64), 4
 and the gathers and scatter-adds of those steps alone. ``topk``: the bare product, the product
 with 50k masked pairs, ``lax.top_k`` of it and :func:`jaxrec.top_k.block_top_k` of it (checked
 equal). ``ranking``: ``jaxrec bench``'s ranking case on each named data set (``ml-100k``,
-``gowalla``, ``synthetic-<pairs>``). Medians, milliseconds (``ranking``: seconds).
+``gowalla``, ``synthetic-<pairs>``). ``stages``: the ranking of a trained-shape MF's test users
+on that data set (the evaluator's chunks), built up stage by stage -- the product reduced to a
+maximum, the training items masked in, the block maxima, the first ``lax.top_k`` (over the block
+maxima), the whole two-stage top-k, the hits against the held-out items -- each stage's
+seconds, and microseconds per user; then ``lax.top_k`` alone (top 20 of 4096 random rows of 105,
+640, 836 and 2,000 floats), microseconds per row. Medians, milliseconds (``ranking``, ``stages``: seconds).
 """
 
 from __future__ import annotations
@@ -124,6 +130,52 @@ def topk() -> dict:
     }
 
 
+def stages(name: str) -> dict:
+    from jaxrec.evaluate import model_chunk, split_ranking
+    from jaxrec.experiment.studies.bench import _split
+    from jaxrec.experiment.training import build_training
+    from jaxrec.top_k import BLOCK, top_k
+    from jaxrec.train.state import member
+
+    split = _split(name)
+    training = build_training([benchmarks.config("mf", 2048)], split)
+    variables = {**member(training.state.params, 0), **training.inputs}
+    data = split_ranking(split, "test", min(1024, model_chunk(training.model, split.n_items)))
+    cache = training.model.apply(variables, method="embeddings")
+    n, k = split.n_items, 20
+    pad = -(-n // BLOCK) * BLOCK - n
+
+    def scores(u, er, ec, masked=True):
+        s = cache["user"][u] @ cache["item"].T
+        return s.at[er, ec].set(-jnp.inf, mode="drop") if masked else s
+
+    def blocks(s):
+        return jax.lax.reduce_window(s, -jnp.inf, jax.lax.max, (1, BLOCK), (1, BLOCK), ((0, 0), (0, pad)))
+
+    cumulative = {
+        "product_max": lambda u, er, ec, t: jnp.max(scores(u, er, ec, masked=False), axis=1),
+        "masked_max": lambda u, er, ec, t: jnp.max(scores(u, er, ec), axis=1),
+        "block_maxima": lambda u, er, ec, t: blocks(scores(u, er, ec))[:, :k],
+        "first_top_k": lambda u, er, ec, t: jax.lax.top_k(blocks(scores(u, er, ec)), k)[1],
+        "two_stage_top_k": lambda u, er, ec, t: top_k(k)(scores(u, er, ec))[1],
+        "hits": lambda u, er, ec, t: jnp.any(top_k(k)(scores(u, er, ec))[1][:, :, None] == t[:, None, :], -1),
+    }
+    users = int(np.asarray(data.mask).sum())
+    out = {"data": name, "users": users, "chunk": int(data.users.shape[1]), "items": n}
+    for stage, body in cumulative.items():
+        f = jax.jit(
+            lambda d, body=body: jax.lax.map(lambda c: body(*c), (d.users, d.exclude_rows, d.exclude_cols, d.targets))
+        )
+        ms = timed(f, data, repeats=3)
+        out[f"{stage}_s"] = round(ms / 1e3, 3)
+        out[f"{stage}_us_per_user"] = round(ms * 1e3 / users, 2)
+    rng = np.random.default_rng(0)  # lax.top_k alone: its cost per row at a few row lengths
+    for length in (105, 640, 836, 2000):
+        x = jnp.asarray(rng.normal(size=(4096, length)).astype(np.float32))
+        out[f"lax_top_k_{length}_us_per_row"] = round(timed(jax.jit(lambda x: jax.lax.top_k(x, k)), x) * 1e3 / 4096, 2)
+    return out
+
+
 def ranking(names: list[str]) -> list[dict]:
     from jaxrec.experiment.studies.bench import _split
 
@@ -132,6 +184,11 @@ def ranking(names: list[str]) -> list[dict]:
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "mf"
-    rows = ranking(sys.argv[2:]) if which == "ranking" else [{"case": which, **{"mf": mf, "topk": topk}[which]()}]
+    if which == "ranking":
+        rows = ranking(sys.argv[2:])
+    elif which == "stages":
+        rows = [{"case": "stages", **stages(name)} for name in sys.argv[2:]]
+    else:
+        rows = [{"case": which, **{"mf": mf, "topk": topk}[which]()}]
     for row in rows:
         emit({"bench": "floors", **row, "peak_rss_mb": round(peak_mb()), **machine()}, str(OUT))
