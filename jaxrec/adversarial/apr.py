@@ -25,7 +25,7 @@ from jaxrec.adversarial.vat import row_strengths, user_weights
 from jaxrec.errors import JaxrecError
 from jaxrec.models.base import batch_l2, embedding_tables
 from jaxrec.robustness.perturb import apply, perturbation
-from jaxrec.train.losses import get_loss
+from jaxrec.train.steps import make_example_losses
 
 HPARAMS = ("eps", "reg", "start_step")  #: the APR entries of ``state.hparams`` (VAT adds ``vat_lambda``)
 PERTURBATIONS = ("fgm", "fgsm")  #: the perturbation APR trains against (:mod:`jaxrec.robustness.perturb`)
@@ -56,19 +56,18 @@ def make_apr_loss(
     """
     if at not in PERTURB_AT:
         raise JaxrecError(f"unknown adv.perturb_at {at!r}; choose one of {PERTURB_AT}")
-    per_example = get_loss(loss)
+    example_losses = make_example_losses(model, loss)
 
     def loss_fn(params, inputs, users, items, mask, key, hparams):
-        rngs = {"dropout": key}
         # the point the loss is differentiated at: the params, or (params, final representations)
         if at == "tables":
             point, tables_of, moved = params, embedding_tables, apply
 
-            def scores(p):
-                return model.apply({**p, **inputs}, users, items, train=True, method="score", rngs=rngs)
+            def losses(p):
+                return example_losses(p, inputs, users, items, key)
 
         else:
-            cache = model.apply({**params, **inputs}, train=True, method="embeddings", rngs=rngs)
+            cache = model.apply({**params, **inputs}, train=True, method="embeddings", rngs={"dropout": key})
             point = (params, cache)
 
             def tables_of(pc):
@@ -77,14 +76,11 @@ def make_apr_loss(
             def moved(pc, delta):
                 return pc[0], {k: t + delta[k].astype(t.dtype) for k, t in pc[1].items()}
 
-            def scores(pc):
-                return model.apply(
-                    {**pc[0], **inputs}, users, items, cache=pc[1], train=True, method="score", rngs=rngs
-                )
+            def losses(pc):
+                return example_losses(pc[0], inputs, users, items, key, pc[1])
 
         def rank(x):
-            s = scores(x)
-            per = per_example(s[:, 0], s[:, 1:])
+            per = losses(x)
             return jnp.sum(per * mask) / jnp.maximum(jnp.sum(mask), 1.0), per
 
         # one forward and backward pass of L serves both its own gradient and the FGM direction

@@ -119,12 +119,16 @@ class Batch(NamedTuple):
 
 
 def make_example_losses(model, loss: str = "bpr") -> Callable:
-    """``losses(params, inputs, users [B], items [B, 1 + n], key) -> [B]``: each example's ranking
-    loss (padding rows included: weigh them with the batch's mask)."""
+    """``losses(params, inputs, users [B], items [B, 1 + n], key, cache=None) -> [B]``: each
+    example's ranking loss (padding rows included: weigh them with the batch's mask). ``cache``:
+    the model's final representations to score with (``model.embeddings()``; computed from
+    ``params`` when None)."""
     per_example = get_loss(loss)
 
-    def losses(params, inputs, users, items, key):
-        scores = model.apply({**params, **inputs}, users, items, train=True, method="score", rngs={"dropout": key})
+    def losses(params, inputs, users, items, key, cache=None):
+        scores = model.apply(
+            {**params, **inputs}, users, items, cache=cache, train=True, method="score", rngs={"dropout": key}
+        )
         return per_example(scores[:, 0], scores[:, 1:])
 
     return losses
