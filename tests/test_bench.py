@@ -33,6 +33,33 @@ def test_compare_puts_two_machines_side_by_side_with_their_ratio(tmp_path, capsy
     assert "cpu:x" in report and "gpu:H200" in report
 
 
+def test_compare_tells_two_runs_of_one_machine_apart_by_commit(tmp_path, capsys):
+    """Before and after a change on the same device: the columns carry the commits, and the cost
+    curves stay two curves."""
+    a, b = tmp_path / "before.jsonl", tmp_path / "after.jsonl"
+    for path, commit, scale in ((a, "aaa111", 2.0), (b, "bbb222", 1.0)):
+        rows = [
+            {**_row("cpu:cpu", "epoch", scale * p / 1e6, data=f"synthetic-{p}", model="mf", optimizer="adam", pairs=p)}
+            for p in (1_000_000, 5_000_000)
+        ]
+        apr = {"data": "ml-100k", "model": "lightgcn"}  # older files have no perturb_at: it was tables
+        rows.append(
+            _row("cpu:cpu", "apr", scale, **apr)
+            if scale > 1
+            else _row("cpu:cpu", "apr", 1.0, **apr, perturb_at="tables")
+        )
+        for r in rows:
+            r["machine"]["commit"] = commit
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "runs"
+    assert main(["bench", "-q", "--compare", str(a), str(b), "--set", f"output_dir={out}", "--set", "name=cmp"]) == 0
+    report = (out / "cmp" / "report.md").read_text()
+    assert "| data | model | optimizer | pairs | cpu:cpu (aaa111) | cpu:cpu (bbb222) | ratio |" in report
+    assert "| synthetic-5000000 | mf | adam | 5000000 | 10.000 | 5.000 | 2.00 |" in report
+    assert "| ml-100k | lightgcn | tables | 2.000 | 1.000 | 2.00 |" in report
+    assert (out / "cmp" / "cost_epoch_vs_pairs.png").is_file()
+
+
 def test_bench_flags_and_a_missing_compare_file(tmp_path, capsys):
     assert main(["bench", "-q", "--compare", str(tmp_path / "nope.jsonl"), str(tmp_path / "b.jsonl")]) == 2
     assert "nope.jsonl is not a file" in capsys.readouterr().err

@@ -222,6 +222,14 @@ COLUMNS = {
     "apr": (["data", "model", "perturb_at"], ["seconds", "plain_seconds", "overhead"]),
     "strengths": (["data", "model", "strengths"], ["seconds", "sequential_seconds", "speedup"]),
 }
+#: what a row written before a key existed measured (results files of older commits)
+KEY_DEFAULTS = {"perturb_at": "tables"}
+
+
+def _key(row: dict, key: str, missing=None):
+    return row.get(key, KEY_DEFAULTS.get(key, missing))
+
+
 TITLES = {
     "epoch": "training epoch (median seconds)",
     "ranking": "full ranking vs the bare score product",
@@ -239,22 +247,34 @@ def tables(result: StudyResult) -> list[Table]:
     for case, (keys, vals) in COLUMNS.items():
         rs = [r for r in result.rows if r["case"] == case]
         if rs:
-            out.append(Table(TITLES[case], keys + vals, [[_fmt(r.get(k, "-")) for k in keys + vals] for r in rs]))
+            out.append(Table(TITLES[case], keys + vals, [[_fmt(_key(r, k, "-")) for k in keys + vals] for r in rs]))
     return out
+
+
+def _source_labels(result: StudyResult) -> dict[str, str]:
+    """``{results file: its column label}`` for ``--compare``: the device, and when both files come
+    from the same kind of device (one machine before and after a change), its commit too, or else
+    the file's name."""
+    paths = [str(p) for p in result.extras.compare]
+    info = {p: next((r["machine"] for r in result.rows if r["source"] == p), {}) for p in paths}
+    label = {p: str(info[p].get("device", p)) for p in paths}
+    if len(set(label.values())) < len(paths):
+        commits = {p: info[p].get("commit") for p in paths}
+        distinct = len(set(commits.values())) == len(paths) and all(commits.values())
+        label = {p: f"{label[p]} ({commits[p] if distinct else p})" for p in paths}
+    return label
 
 
 def _compare_tables(result: StudyResult) -> list[Table]:
     """Per case, each row's seconds on the two machines and their ratio (first / second)."""
     a, b = result.extras.compare
-    label = {
-        str(p): next((r["machine"]["device"] for r in result.rows if r["source"] == str(p)), str(p)) for p in (a, b)
-    }
+    label = _source_labels(result)
     out = []
     for case, (keys, _) in COLUMNS.items():
         found: dict = {}
         for r in result.rows:
             if r["case"] == case:
-                found.setdefault(tuple(r.get(k) for k in keys if k not in ("users", "batch")), {})[r["source"]] = r
+                found.setdefault(tuple(_key(r, k) for k in keys if k not in ("users", "batch")), {})[r["source"]] = r
         rows = []
         for key, by in found.items():
             sa, sb = (by.get(str(p), {}).get("seconds") for p in (a, b))
@@ -285,11 +305,8 @@ def write_report(result: StudyResult, run_dir) -> None:
 def _plots(result: StudyResult, run_dir: Path) -> list[Path]:
     """Seconds per epoch against training pairs (one curve per data family, model and
     optimizer; with --compare, per machine too) and member-epoch seconds against members."""
-    tag = (
-        (lambda r: r["machine"]["device"])
-        if isinstance(result.extras, Plan) and result.extras.compare
-        else (lambda r: "")
-    )
+    labels = _source_labels(result) if isinstance(result.extras, Plan) and result.extras.compare else {}
+    tag = (lambda r: labels[r["source"]]) if labels else (lambda r: "")
     out = []
     epochs = [
         {
