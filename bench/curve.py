@@ -1,8 +1,9 @@
-"""One model's cost curve beyond the standard suite: ``jaxrec bench``'s epoch case (and, with
-``--ranking``, its ranking case) on the named data sets, in one process, small to large. One JSON
-object per line, appended to ``results/curve.jsonl``.
+"""One model's cost curve beyond the standard suite: ``jaxrec bench``'s epoch and ranking cases
+on the named data sets, in one process, small to large. One JSON object per line, appended to
+``results/curve.jsonl``.
 
-  python bench/curve.py lightgcn synthetic-1000000 synthetic-5000000 synthetic-20000000 --repeats 1
+  python bench/curve.py lightgcn synthetic-1000000 synthetic-5000000 --repeats 1
+  python bench/curve.py lightgcn synthetic-1000000 synthetic-20000000 --cases ranking
 
 The standard suite times LightGCN up to 1M synthetic pairs only; an epoch there takes seconds, and
 the full suite is meant to finish in minutes. ``--repeats``: timed epochs after the compiling one
@@ -28,14 +29,16 @@ def main() -> None:
     p.add_argument("datasets", nargs="+", help="ml-100k, gowalla or synthetic-<pairs>")
     p.add_argument("--optimizer", default="adam")
     p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--ranking", action="store_true", help="also the full ranking against the bare product")
+    p.add_argument("--cases", nargs="+", choices=("epoch", "ranking"), default=["epoch"])
     args = p.parse_args()
     for name in args.datasets:
         split = _split(name)
         batch = BATCH.get(name, 8192)
-        rows = [benchmarks.epoch_case(name, split, args.model, batch, args.optimizer, args.repeats)]
-        if args.ranking:
-            rows.append(benchmarks.ranking_case(name, split, args.model, args.repeats))
+        rows = []
+        if "epoch" in args.cases:
+            rows.append(benchmarks.epoch_case(name, split, args.model, batch, args.optimizer, args.repeats))
+        if "ranking" in args.cases:
+            rows.append(benchmarks.ranking_case(name, split, args.model, max(args.repeats, 1)))
         for row in rows:
             emit({"bench": "curve", **row, **machine()}, str(OUT))
         del split
