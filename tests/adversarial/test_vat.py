@@ -117,3 +117,38 @@ def test_vat_config_errors(tiny_split):
     bad = dataclasses.replace(_cfg("mf", 2.0), adv=AdvConfig(method="vat", vat_lambda=-1.0))
     with pytest.raises(JaxrecError, match=r"adv.vat_lambda must be >= 0, got -1.0"):
         train_members([bad], tiny_split, progress=False)
+
+
+def test_vat_at_the_final_representations_weights_their_rows(tiny_split):
+    """``perturb_at: final`` on LightGCN: VAT's strengths weigh the rows of the propagated
+    embeddings, ``Δ = fgm(∂L/∂E, eps · row_strengths(w))`` with ``w`` from the per-example losses
+    at ``E``; the gradient is ``∇[L(E(Θ)) + λ L(E(Θ) + Δ)]`` with ``Δ`` constant."""
+    model, inputs = build_model(ModelConfig(name="lightgcn", dim=8, layers=2), tiny_split.train)
+    params = create_state(model, jax.random.key(1), adam(), inputs).params
+    params = replace_embedding_tables(params, {k: 4 * t for k, t in embedding_tables(params).items()})
+    users = jnp.asarray(tiny_split.train.users[:24])
+    items = jnp.stack([jnp.asarray(tiny_split.train.items[:24]), jnp.arange(24) % tiny_split.n_items], 1)
+    mask, key, eps, lam = jnp.ones(24), jax.random.key(0), 0.2, 0.5
+    hp = {"l2": 0.0, "eps": eps, "reg": lam, "start_step": 0, "step": 0, "vat_lambda": 2.0}
+    losses = make_example_losses(model, "bpr")
+
+    def final(p):
+        return model.apply({**p, **inputs}, train=True, method="embeddings", rngs={"dropout": key})
+
+    def rank(p, cache):
+        return jnp.mean(losses(p, inputs, users, items, key, cache))
+
+    cache = final(params)
+    g = jax.grad(lambda c: rank(params, c))(cache)
+    w = user_weights(losses(params, inputs, users, items, key, cache), users, mask, tiny_split.n_users, 2.0)
+    delta = perturb.fgm(cache, g, row_strengths(cache, eps, w, users, items, mask))
+    expected = jax.grad(lambda p: rank(p, final(p)) + lam * rank(p, jax.tree.map(jnp.add, final(p), delta)))(params)
+    fn = make_apr_loss(model, "bpr", vat=True, at="final")
+    got = jax.grad(lambda p: fn(p, inputs, users, items, mask, key, hp)[0])(params)
+    apr = jax.grad(lambda p: make_apr_loss(model, "bpr", at="final")(p, inputs, users, items, mask, key, hp)[0])(params)
+
+    def dist(a, b):
+        return max(float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+    assert dist(got, expected) < 1e-6
+    assert dist(apr, expected) > 100 * max(dist(got, expected), 1e-9)  # the weights matter
