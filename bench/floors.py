@@ -15,7 +15,8 @@ equal). ``ranking``: ``jaxrec bench``'s ranking case on each named data set (``m
 ``gowalla``, ``synthetic-<pairs>``). ``stages``: the ranking of a trained-shape MF's test users
 on that data set (the evaluator's chunks), built up stage by stage -- the product reduced to a
 maximum, the training items masked in, the block maxima, the first ``lax.top_k`` (over the block
-maxima), the whole two-stage top-k, the hits against the held-out items -- each stage's
+maxima), the whole two-stage top-k (``evaluate.rank_top``), the evaluator's ranking with its
+metrics (``evaluate.mean_metrics``) -- each stage's
 seconds, and microseconds per user; then ``lax.top_k`` alone (top 20 of 4096 random rows of 105,
 640, 836 and 2,000 floats), microseconds per row. Medians, milliseconds (``ranking``, ``stages``: seconds).
 """
@@ -131,10 +132,10 @@ def topk() -> dict:
 
 
 def stages(name: str) -> dict:
-    from jaxrec.evaluate import model_chunk, split_ranking
+    from jaxrec.evaluate import mean_metrics, model_chunk, rank_top, split_ranking
     from jaxrec.experiment.studies.bench import _split
     from jaxrec.experiment.training import build_training
-    from jaxrec.top_k import BLOCK, top_k
+    from jaxrec.top_k import block_maxima
     from jaxrec.train.state import member
 
     split = _split(name)
@@ -143,30 +144,28 @@ def stages(name: str) -> dict:
     data = split_ranking(split, "test", min(1024, model_chunk(training.model, split.n_items)))
     cache = training.model.apply(variables, method="embeddings")
     n, k = split.n_items, 20
-    pad = -(-n // BLOCK) * BLOCK - n
 
-    def scores(u, er, ec, masked=True):
-        s = cache["user"][u] @ cache["item"].T
-        return s.at[er, ec].set(-jnp.inf, mode="drop") if masked else s
+    def score_all(u):
+        return cache["user"][u] @ cache["item"].T
 
-    def blocks(s):
-        return jax.lax.reduce_window(s, -jnp.inf, jax.lax.max, (1, BLOCK), (1, BLOCK), ((0, 0), (0, pad)))
+    def masked(u, er, ec):
+        return score_all(u).at[er, ec].set(-jnp.inf, mode="drop")
+
+    def chunks(body):  # body(users, exclude_rows, exclude_cols) on every chunk of the evaluator's
+        return lambda d: jax.lax.map(lambda c: body(*c), (d.users, d.exclude_rows, d.exclude_cols))
 
     cumulative = {
-        "product_max": lambda u, er, ec, t: jnp.max(scores(u, er, ec, masked=False), axis=1),
-        "masked_max": lambda u, er, ec, t: jnp.max(scores(u, er, ec), axis=1),
-        "block_maxima": lambda u, er, ec, t: blocks(scores(u, er, ec))[:, :k],
-        "first_top_k": lambda u, er, ec, t: jax.lax.top_k(blocks(scores(u, er, ec)), k)[1],
-        "two_stage_top_k": lambda u, er, ec, t: top_k(k)(scores(u, er, ec))[1],
-        "hits": lambda u, er, ec, t: jnp.any(top_k(k)(scores(u, er, ec))[1][:, :, None] == t[:, None, :], -1),
+        "product_max": chunks(lambda u, er, ec: jnp.max(score_all(u), axis=1)),
+        "masked_max": chunks(lambda u, er, ec: jnp.max(masked(u, er, ec), axis=1)),
+        "block_maxima": chunks(lambda u, er, ec: block_maxima(masked(u, er, ec))[:, :k]),
+        "first_top_k": chunks(lambda u, er, ec: jax.lax.top_k(block_maxima(masked(u, er, ec)), k)[1]),
+        "two_stage_top_k": chunks(lambda u, er, ec: rank_top(score_all(u), er, ec, k)[1]),
+        "ranking": lambda d: mean_metrics(score_all, d, (k,)),  # the evaluator itself: hits and metrics
     }
     users = int(np.asarray(data.mask).sum())
     out = {"data": name, "users": users, "chunk": int(data.users.shape[1]), "items": n}
-    for stage, body in cumulative.items():
-        f = jax.jit(
-            lambda d, body=body: jax.lax.map(lambda c: body(*c), (d.users, d.exclude_rows, d.exclude_cols, d.targets))
-        )
-        ms = timed(f, data, repeats=3)
+    for stage, fn in cumulative.items():
+        ms = timed(jax.jit(fn), data, repeats=3)
         out[f"{stage}_s"] = round(ms / 1e3, 3)
         out[f"{stage}_us_per_user"] = round(ms * 1e3 / users, 2)
     rng = np.random.default_rng(0)  # lax.top_k alone: its cost per row at a few row lengths
