@@ -71,6 +71,18 @@ def optimized_fakes(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log
     return rated, [{"attack": kind, **{hr if k == "surrogate_hr" else k: v for k, v in r.items()}} for r in history]
 
 
+def members_on_targets(run, sc: Scenario, interacted: list, ks, chunk: int | None = None):
+    """``(ranking, outcomes)`` of every member of ``run`` (a :class:`~jaxrec.experiment.training.
+    MembersRun`) on ``sc``'s targets: hit@K and score per (real user, target) pair, each user's
+    ``interacted`` items masked (:func:`target_ranking`, :func:`members_outcomes`; one member's
+    figures: ``target_metrics({k: v[m] for k, v in outcomes.items()}, ranking)``). ``chunk``:
+    users per ranking chunk (None: sized for the members)."""
+    tr = run.training
+    chunk = chunk or model_chunk(tr.model, sc.split.n_items, len(run.configs))
+    ranking = target_ranking(sc.split.train, interacted, sc.targets, sc.n_real, chunk)
+    return ranking, members_outcomes(tr.model, run.fit.best, tr.inputs, ranking, ks, tr.data_batched)
+
+
 def tune_closed(cfg: Config, sc: Scenario, proxies: list, log) -> tuple[Config, list[dict]]:
     """``cfg`` with the closed attack's ``optimized.lam`` and ``kappa`` chosen on the attacker's
     proxies, and one row per grid point (``lam``, ``kappa``, ``proxy_target_hr@K`` per proxy and
@@ -106,10 +118,7 @@ def tune_closed(cfg: Config, sc: Scenario, proxies: list, log) -> tuple[Config, 
         own = dataclasses.replace(pcfg.train, seed=pcfg.train.seed + o.proxy_seed, eval_every=0)  # no validation
         seeded = dataclasses.replace(pcfg, train=own)
         run = train_members([seeded] * len(grid), sc.split, progress=False, trains=trains, test=False)
-        tr = run.training
-        chunk = pcfg.eval.chunk or model_chunk(tr.model, sc.split.n_items, len(grid))
-        ranking = target_ranking(sc.split.train, [sc.rated.train], sc.targets, sc.n_real, chunk)
-        out = members_outcomes(tr.model, run.fit.best, tr.inputs, ranking, (o.k,), tr.data_batched)
+        ranking, out = members_on_targets(run, sc, [sc.rated.train], (o.k,), pcfg.eval.chunk)
         figures[:, j] = [target_metrics({k: v[m] for k, v in out.items()}, ranking)[key] for m in range(len(grid))]
     best = int(np.argmax(figures.mean(axis=1)))
     rows = [

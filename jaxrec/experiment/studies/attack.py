@@ -40,15 +40,15 @@ from pathlib import Path
 import numpy as np
 
 from jaxrec.attacks import detection
-from jaxrec.attacks.metrics import members_outcomes, target_metrics, target_ranking
+from jaxrec.attacks.metrics import target_metrics, target_ranking
 from jaxrec.attacks.optimized import KINDS as OPTIMIZED
 from jaxrec.attacks.scenario import Scenario, fake_sets, poisoned_sets, scenario
 from jaxrec.config import CheckpointConfig, Config, validate
 from jaxrec.errors import JaxrecError, config_key, config_section
-from jaxrec.evaluate import check_ks, model_chunk
+from jaxrec.evaluate import check_ks
 from jaxrec.experiment.certified import ensemble, target_outcomes
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.optimized import optimized_fakes, tune_closed
+from jaxrec.experiment.optimized import members_on_targets, optimized_fakes, tune_closed
 from jaxrec.experiment.output import run_dir_of
 from jaxrec.experiment.studies.attack_report import tables, write_report  # noqa: F401 (the study's parts)
 from jaxrec.experiment.studies.base import (
@@ -238,10 +238,7 @@ def attack_victim(label: str, vcfg: Config, sc: Scenario, variants: list, ks, pr
     interacted = [p for p in (sc.rated.train, sc.rated.valid, sc.rated.test) if p is not None]
 
     def outcomes(run):
-        chunk = vcfg.eval.chunk or model_chunk(run.training.model, sc.split.n_items, len(run.configs))
-        ranking = target_ranking(sc.split.train, interacted, sc.targets, sc.n_real, chunk)
-        tr = run.training
-        return ranking, members_outcomes(tr.model, run.fit.best, tr.inputs, ranking, ks, tr.data_batched)
+        return members_on_targets(run, sc, interacted, ks, vcfg.eval.chunk)
 
     def row(run, out, m, defense, attack, count, seed, detected=None):
         one = {k: x[m] for k, x in out.items()}
