@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.data.interactions import Interactions, Split
+from jaxrec.data.sequences import histories, split_order
 from jaxrec.errors import JaxrecError
 from jaxrec.top_k import top_k
 
@@ -44,6 +45,11 @@ class RankingData:
         padding entries have ``col == n_items`` and are dropped.
       targets: ``[n_chunks, C, T]`` int32 held-out items per user, padded with ``-1``.
       n_targets: ``[n_chunks, C]`` int32 ``|T|`` per user (0 on padding rows).
+      queries: ``[n_chunks, C, L]`` int32 history windows, the query of a sequence model
+        (:mod:`jaxrec.models.sequential`); None: the query is the user id.
+      candidates: ``[n_chunks, C, 1 + n]`` int32 (sampled protocol): the held-out item, then
+        ``n`` sampled items; the user's rank is the number of them scoring above the held-out
+        item (ties count for it) and no item is masked. None: full ranking.
     """
 
     users: jax.Array
@@ -52,6 +58,8 @@ class RankingData:
     exclude_cols: jax.Array
     targets: jax.Array
     n_targets: jax.Array
+    queries: jax.Array | None = None
+    candidates: jax.Array | None = None
 
     @property
     def n_users(self) -> int:
@@ -77,6 +85,9 @@ def ranking_data(
     targets: Interactions,
     exclude: Sequence[Interactions] = (),
     chunk: int | None = None,
+    queries: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+    users: np.ndarray | None = None,
 ) -> RankingData:
     """Build :class:`RankingData` for the users that have at least one item in ``targets``.
 
@@ -84,13 +95,19 @@ def ranking_data(
       targets: held-out interactions (e.g. ``split.test``).
       exclude: interactions to mask out of the ranking (e.g. ``[split.train, split.valid]``).
       chunk: users per chunk; default from :func:`default_chunk`.
+      queries: ``[n_users, L]`` each user's history window (sequence models).
+      candidates: ``[n_users, 1 + n]`` each user's sampled-protocol items (:func:`sampled_candidates`).
+      users: evaluate only these users (of those with a held-out item); default all.
     """
     n_users, n_items = targets.n_users, targets.n_items
     for e in exclude:
         if (e.n_users, e.n_items) != (n_users, n_items):
             raise JaxrecError(f"{e.source}: id space differs from {targets.source}")
     t_ptr, t_idx = targets.csr()
-    users = np.flatnonzero(np.diff(t_ptr) > 0).astype(np.int32)
+    has = np.diff(t_ptr) > 0
+    if users is not None:
+        has &= np.isin(np.arange(n_users), users)
+    users = np.flatnonzero(has).astype(np.int32)
     if users.size == 0:
         raise JaxrecError(f"{targets.source}: no user has a held-out item to evaluate")
     chunk = default_chunk(n_items) if chunk is None else int(chunk)
@@ -137,20 +154,78 @@ def ranking_data(
         exclude_cols=jnp.asarray(exclude_cols),
         targets=jnp.asarray(tgt.reshape(n_chunks, chunk, t_max)),
         n_targets=jnp.asarray(deg.reshape(n_chunks, chunk).astype(np.int32)),
+        queries=None if queries is None else jnp.asarray(queries[users_p].reshape(n_chunks, chunk, -1), jnp.int32),
+        candidates=None
+        if candidates is None
+        else jnp.asarray(candidates[users_p].reshape(n_chunks, chunk, -1), jnp.int32),
     )
 
 
-def split_ranking(split: Split, part: str = "test", chunk: int | None = None) -> RankingData:
-    """Ranking data for ``split.test`` (masking train and validation items) or ``split.valid``
-    (masking train items)."""
-    if part == "test":
-        exclude = [split.train] + ([split.valid] if split.valid is not None else [])
-        return ranking_data(split.test, exclude, chunk)
-    if part == "valid":
-        if split.valid is None:
-            raise JaxrecError("this split has no validation part (use a split with a valid ratio > 0)")
-        return ranking_data(split.valid, [split.train], chunk)
-    raise JaxrecError(f"split part must be 'test' or 'valid', got {part!r}")
+PROTOCOLS = ("full", "sampled")  #: ``eval.protocol``
+
+
+def split_ranking(
+    split: Split,
+    part: str = "test",
+    chunk: int | None = None,
+    *,
+    max_len: int | None = None,
+    mask_history: bool = True,
+    protocol: str = "full",
+    negatives: int = 100,
+    sample_users: int = 0,
+    seed: int = 0,
+) -> RankingData:
+    """Ranking data for ``split.test`` (the query and the mask: train and validation items) or
+    ``split.valid`` (train items).
+
+    ``max_len``: the query of a sequence model -- each user's most recent ``max_len`` events of
+    those parts, in the split's event order. ``mask_history=False`` masks nothing (RecBole's
+    sequence models). ``protocol="sampled"``: each user's held-out item against ``negatives``
+    items drawn uniformly, with replacement, from outside the user's *training* items
+    (:func:`sampled_candidates`, the SASRec code's ``evaluate``). ``sample_users``: a seeded
+    sample of that many evaluated users (0: all; the SASRec paper samples 10,000)."""
+    if part not in ("test", "valid"):
+        raise JaxrecError(f"split part must be 'test' or 'valid', got {part!r}")
+    if protocol not in PROTOCOLS:
+        raise JaxrecError(f"unknown evaluation protocol {protocol!r}; choose one of {PROTOCOLS}")
+    if part == "valid" and split.valid is None:
+        raise JaxrecError("this split has no validation part (use a split with a valid ratio > 0)")
+    held = split.test if part == "test" else split.valid
+    before = [split.train] + ([split.valid] if part == "test" and split.valid is not None else [])
+    queries = None
+    if max_len is not None:
+        queries = histories(before, split_order(split), max_len)
+    users = None
+    if sample_users:
+        with_items = np.flatnonzero(held.user_counts() > 0)
+        if sample_users < with_items.size:
+            users = np.sort(np.random.default_rng(seed).choice(with_items, sample_users, replace=False))
+    candidates = None
+    if protocol == "sampled":
+        candidates = sampled_candidates(split.train, held, negatives, seed)
+    return ranking_data(held, before if mask_history else [], chunk, queries, candidates, users)
+
+
+def sampled_candidates(train: Interactions, held: Interactions, n: int, seed: int = 0) -> np.ndarray:
+    """``[n_users, 1 + n]`` int32: each user's (first) held-out item, then ``n`` items drawn
+    uniformly, with replacement, among those the user has no training event with (Kang &
+    McAuley's ``util.evaluate``: a drawn item may repeat, or be the held-out item itself when
+    that is not a training item). Rows of users without a held-out item are unused. Seeded."""
+    rng = np.random.default_rng(seed)
+    n_items = train.n_items
+    t_ptr, t_idx = held.csr()
+    first = np.where(np.diff(t_ptr) > 0, t_idx[np.minimum(t_ptr[:-1], max(t_idx.size - 1, 0))], 0)
+    seen = np.unique(train.users.astype(np.int64) * n_items + train.items)
+    if np.any(np.bincount(train.users, minlength=train.n_users) >= n_items):
+        raise JaxrecError(f"{train.source}: a user has a training event with every item: nothing to sample")
+    users = np.repeat(np.arange(train.n_users, dtype=np.int64), n)
+    draws = rng.integers(0, n_items, users.size)
+    bad = np.isin(users * n_items + draws, seen)
+    while bad.any():  # redraw the training items (a user's items are few: this ends fast)
+        draws[bad] = rng.integers(0, n_items, int(bad.sum()))
+        bad[bad] = np.isin(users[bad] * n_items + draws[bad], seen)
+    return np.concatenate([first[:, None], draws.reshape(-1, n)], axis=1).astype(np.int32)
 
 
 def check_ks(ks: Sequence[int], n_items: int) -> tuple[int, ...]:
@@ -232,10 +307,17 @@ def rank_users(score_all, data: RankingData, ks: Sequence[int], reference: UserR
     kmax = max(ks)
 
     def one_chunk(c):
-        users, er, ec, tgt, nt, ref = c
-        scores = score_all(users)
-        top_scores, top = rank_top(scores, er, ec, kmax)  # [C, Kmax]
-        hits = jnp.any(top[:, :, None] == tgt[:, None, :], axis=-1).astype(jnp.float32)
+        users, er, ec, tgt, nt, ref, queries, cand = c
+        scores = score_all(users if queries is None else queries)
+        if cand is None:
+            top_scores, top = rank_top(scores, er, ec, kmax)  # [C, Kmax]
+            hits = jnp.any(top[:, :, None] == tgt[:, None, :], axis=-1).astype(jnp.float32)
+        else:  # sampled: the held-out item is candidate 0; its rank = candidates scoring above it
+            cs = jnp.take_along_axis(scores.astype(jnp.float32), cand, axis=1)  # [C, 1 + n]
+            rank = jnp.sum(cs[:, 1:] > cs[:, :1], axis=1)
+            hits = (jnp.arange(kmax)[None, :] == rank[:, None]).astype(jnp.float32)
+            top_scores, at = top_k(kmax)(cs)
+            top = jnp.take_along_axis(cand, at, axis=1)
         per_user = metrics_from_hits(hits, nt, ks)
         if ref is not None:  # items are distinct within a list: |top@k & ref@k| = sum of matches i, j < k
             ref_top, ref_scores = ref
@@ -250,7 +332,16 @@ def rank_users(score_all, data: RankingData, ks: Sequence[int], reference: UserR
         return per_user, top, top_scores, held
 
     ref = None if reference is None else (reference.top, reference.top_scores)
-    chunks = (data.users, data.exclude_rows, data.exclude_cols, data.targets, data.n_targets, ref)
+    chunks = (
+        data.users,
+        data.exclude_rows,
+        data.exclude_cols,
+        data.targets,
+        data.n_targets,
+        ref,
+        data.queries,
+        data.candidates,
+    )
     metrics, top, top_scores, held = jax.lax.map(one_chunk, chunks)
     return UserRanking(metrics=metrics, top=top, top_scores=top_scores, held_out_scores=held)
 

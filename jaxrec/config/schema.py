@@ -23,9 +23,11 @@ from jaxrec.attacks.shilling import KINDS as ATTACKS
 from jaxrec.config.rules import NAME, above, at_least, between, one_of, ranged
 from jaxrec.data.graph import PROPAGATIONS
 from jaxrec.data.sampling import NEGATIVE_SAMPLERS
-from jaxrec.data.split import SPLITS
+from jaxrec.data.sequences import WINDOWS
+from jaxrec.data.split import LOO_RULES, ORDERS, SPLITS
 from jaxrec.errors import JaxrecError
 from jaxrec.models import MODELS
+from jaxrec.models.attention import ACTIVATIONS, IMPLEMENTATIONS, NORMS
 from jaxrec.models.base import DTYPES, INITIALIZERS
 from jaxrec.models.gan import RATING_HEADS
 from jaxrec.robustness.bagging import BASES
@@ -34,6 +36,8 @@ from jaxrec.robustness.perturb import METHODS as PERTURBATION_METHODS
 from jaxrec.train.engine import LOOPS as MEMBER_LOOPS
 from jaxrec.train.losses import LOSSES
 from jaxrec.train.rowwise import OPTIMIZERS
+from jaxrec.train.sequence import SEQUENCE_LOSSES
+from jaxrec.train.state import SCHEDULES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,12 +60,20 @@ class DataConfig:
     test_path: str | None = None
     valid_path: str | None = None
     implicit_threshold: float | None = None  #: None: every rating is a positive
-    deduplicate: bool = True
+    #: drop repeated (user, item) rows; None: yes for embedding models, no for sequence models
+    #: (a re-consumption is an event)
+    deduplicate: bool | None = None
     user_core: int = ranged(0, at_least(0))  #: k-core filter (0: off)
     item_core: int = ranged(0, at_least(0))
     split: str = ranged("random", one_of(*SPLITS))  #: random | temporal | leave_one_out | predefined
     ratios: tuple[float, ...] = ranged((0.8, 0.1, 0.1), between(0, 1))
     seed: int = 2020
+    #: the order of a user's events (leave_one_out, sequences): time (timestamps) | file (the rows'
+    #: own order) | auto (file for a data set released in time order, e.g. amazon-games; else time)
+    order: str = ranged("auto", one_of("auto", *ORDERS))
+    #: leave_one_out's short users: recbole (2 events: train + test) | sasrec (< 3 events: train
+    #: only) | auto (sasrec for amazon-games, else recbole)
+    loo_rule: str = ranged("auto", one_of("auto", *LOO_RULES))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +91,17 @@ class ModelConfig:
     dtype: str = ranged("float32", one_of(*DTYPES))  #: compute dtype: float32 | bfloat16
     #: LightGCN / NGCF kernel: auto | dense | segment_sum | segment_sum_vjp | bcoo | bcsr | bcsr_vjp
     propagation: str = ranged("auto", one_of("auto", *PROPAGATIONS))
+    # ---- sequence models (sasrec | bert4rec | hstu; layers = blocks, dropout = hidden dropout)
+    max_len: int = ranged(50, at_least(1))  #: the history window (most recent items)
+    heads: int = ranged(1, at_least(1))  #: attention heads (must divide dim)
+    inner: int = ranged(0, at_least(0))  #: feed-forward width (0: dim)
+    attn_dropout: float | None = ranged(None, between(0, 1, high_open=True))  #: None: dropout
+    activation: str = ranged("relu", one_of(*ACTIVATIONS))  #: relu (SASRec) | gelu (RecBole, BERT4Rec)
+    norm: str = ranged("pre", one_of(*NORMS))  #: pre (the SASRec code) | post (RecBole)
+    tied: bool = True  #: output item table = input item table (gSASRec: false)
+    #: jax.nn.dot_product_attention's implementation: xla | cudnn (GPU, bfloat16, head dim % 8 == 0)
+    attention: str = ranged("xla", one_of(*IMPLEMENTATIONS))
+    mask_prob: float = ranged(0.2, between(0, 1, low_open=True, high_open=True))  #: BERT4Rec's Cloze share
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +111,9 @@ class TrainConfig:
     lr: float = ranged(1e-3, above(0))
     #: adam (dense) | lazy_adam | rowwise_adagrad: row-wise sparse updates of the embedding tables
     optimizer: str = ranged("adam", one_of(*OPTIMIZERS))
-    loss: str = ranged("bpr", one_of(*LOSSES))  #: bpr | bce
+    #: bpr | bce (pairs); bce | ce | gbce (sequence models)
+    loss: str = ranged("bpr", one_of(*dict.fromkeys((*LOSSES, *SEQUENCE_LOSSES))))
+    gbce_t: float = ranged(0.75, between(0, 1))  #: gSASRec's calibration t (train.loss: gbce)
     l2: float = ranged(0.0, at_least(0))  #: weight of the L2 term on the batch's layer-0 embeddings
     n_negatives: int = ranged(1, at_least(1))
     negative_sampling: str = ranged("uniform", one_of(*NEGATIVE_SAMPLERS))  #: uniform | popularity
@@ -98,12 +123,31 @@ class TrainConfig:
     eval_every: int = ranged(0, at_least(0))  #: validate every N epochs (0: never)
     patience: int | None = ranged(None, at_least(1))  #: early stopping, in evaluations without improvement
     monitor: str = "recall@20"
+    betas: tuple[float, ...] = ranged((0.9, 0.999), between(0, 1, high_open=True))  #: Adam's b1, b2
+    weight_decay: float = ranged(0.0, at_least(0))  #: decoupled (AdamW), on every parameter
+    schedule: str = ranged("constant", one_of(*SCHEDULES))  #: constant | warmup_cosine (x lr)
+    warmup_epochs: int = ranged(0, at_least(0))  #: warmup_cosine: linear warm-up epochs
+    #: sequence models: widths of the length buckets (a batch runs at the narrowest holding it;
+    #: max_len is always the last; [] = every batch padded to max_len)
+    buckets: tuple[int, ...] = ranged((8, 16, 32), at_least(1))
+    #: sequence models: all (every training event is a target once) | last (the most recent
+    #: max_len events per user, the SASRec code)
+    windows: str = ranged("all", one_of(*WINDOWS))
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     ks: tuple[int, ...] = ranged((10, 20, 50), at_least(1))
     chunk: int | None = ranged(None, at_least(1))  #: users per ranking chunk (None: automatic)
+    #: full (the whole catalogue) | sampled (the held-out item against ``negatives`` items drawn
+    #: uniformly with replacement from outside the user's training items, the SASRec code's)
+    protocol: str = ranged("full", one_of("full", "sampled"))
+    negatives: int = ranged(100, at_least(1))  #: sampled protocol: drawn items per user
+    sample_users: int = ranged(0, at_least(0))  #: evaluate a seeded sample of this many users (0: all)
+    #: mask the user's training (and validation) items; None: yes for embedding models, no for
+    #: sequence models (RecBole 1.2.1 masks no history for them)
+    mask_history: bool | None = None
+    seed: int = 0  #: the sampled protocol's items and the user sample
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,6 +64,11 @@ class DatasetSpec:
     md5: str | None = None
     size: int | None = None  # bytes, when known
     note: str = ""
+    #: the rows are in time order per user and carry no timestamps (``data.order: auto`` reads
+    #: them in file order); sequence splits use the SASRec rule (users with < 3 events train only)
+    file_order: bool = False
+    #: ``(file, sha256)`` of local files checked on every load (data sets without an archive)
+    file_sha256: tuple[tuple[str, str], ...] = ()
 
 
 def _ml(name, file, reader, sha256=None, md5=None, size=None):
@@ -119,6 +124,15 @@ DATASETS: dict[str, DatasetSpec] = {
             loaders.read_lightgcn,
             note="the LightGCN split: Data/gowalla/ of github.com/kuandeng/LightGCN "
             "(also data/gowalla/ of github.com/gusye1234/LightGCN-PyTorch)",
+        ),
+        DatasetSpec(
+            "amazon-games",
+            ("Video.txt",),
+            lambda d: loaders.read_sasrec(d / "Video.txt"),
+            file_sha256=(("Video.txt", "b7376fe24430743f411dc7f567285657b2adb3f74361cc7ba0aee94f3024b651"),),
+            note="the SASRec authors' Amazon Video Games sequences: data/Video.txt of "
+            "github.com/kang205/SASRec (user item per line, in time order per user)",
+            file_order=True,
         ),
     )
 }
@@ -313,6 +327,20 @@ def _extract(spec: DatasetSpec, archive_path: Path, root: Path) -> Path:
 # ------------------------------------------------------------------------------------------------
 # loading and describing
 # ------------------------------------------------------------------------------------------------
+def _check_files(spec: DatasetSpec, where: Path) -> None:
+    """Every ``spec.file_sha256`` file in ``where`` has its pinned digest (else one error naming
+    the file, the expected and the actual digest)."""
+    for name, want in spec.file_sha256:
+        h = hashlib.sha256()
+        with open(where / name, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+        if h.hexdigest() != want:
+            raise JaxrecError(
+                f"{where / name}: sha256 {h.hexdigest()} does not match the pinned {want} of data set {spec.name!r}"
+            )
+
+
 def load_dataset(name_or_path: str | os.PathLike, **kwargs) -> Interactions | Split:
     """A data set by name (see ``DATASETS``) or by path.
 
@@ -329,7 +357,9 @@ def load_dataset(name_or_path: str | os.PathLike, **kwargs) -> Interactions | Sp
         return synthetic.from_spec(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in DATASETS:
         spec = DATASETS[name_or_path]
-        return spec.reader(resolve(name_or_path, **kwargs))
+        where = resolve(name_or_path, **kwargs)
+        _check_files(spec, where)
+        return spec.reader(where)
     path = Path(name_or_path)
     if not path.exists():
         raise JaxrecError(f"{name_or_path}: neither a known data set ({', '.join(DATASETS)}) nor an existing path")

@@ -129,11 +129,31 @@ def random_ratio(inter: Interactions, ratios: Sequence[float] = (0.8, 0.1, 0.1),
     return _split_ordered(inter, order, sizes, {"strategy": "random_ratio", "ratios": list(ratios), "seed": seed})
 
 
-def _time_order(inter: Interactions, what: str) -> np.ndarray:
+ORDERS = ("time", "file")  #: how a user's events are ordered (:func:`event_order`)
+LOO_RULES = ("recbole", "sasrec")  #: who keeps a short user's events in training (:func:`leave_one_out`)
+
+
+def event_order(inter: Interactions, order: str = "time", what: str = "this split") -> np.ndarray:
+    """Row indices grouped by user (users ascending), each user's rows in event order.
+
+    ``order="time"``: by ``timestamps`` (needed), equal times keeping their row order; ``"file"``:
+    the rows' own order (a file written in time order per user, e.g. the SASRec release format).
+    """
+    if order not in ORDERS:
+        raise JaxrecError(f"unknown event order {order!r}; choose one of {ORDERS}")
+    if order == "file":
+        return np.argsort(inter.users, kind="stable")
     if inter.timestamps is None:
-        raise JaxrecError(f"{inter.source}: {what} needs timestamps, and this data has none")
+        raise JaxrecError(
+            f"{inter.source}: {what} needs the events' order, and this data has no timestamps "
+            "(if each user's rows are in time order in the file, use data.order: file)"
+        )
     by_time = np.argsort(inter.timestamps, kind="stable")  # ties keep row order
     return by_time[np.argsort(inter.users[by_time], kind="stable")]
+
+
+def _time_order(inter: Interactions, what: str) -> np.ndarray:
+    return event_order(inter, "time", what)
 
 
 def temporal_ratio(inter: Interactions, ratios: Sequence[float] = (0.8, 0.1, 0.1)) -> Split:
@@ -146,20 +166,30 @@ def temporal_ratio(inter: Interactions, ratios: Sequence[float] = (0.8, 0.1, 0.1
     return _split_ordered(inter, order, sizes, {"strategy": "temporal_ratio", "ratios": list(ratios)})
 
 
-def leave_one_out(inter: Interactions, valid: bool = True) -> Split:
-    """Per-user leave-one-out by time: the latest row is test, the one before is validation.
+def leave_one_out(inter: Interactions, valid: bool = True, order: str = "time", rule: str = "recbole") -> Split:
+    """Per-user leave-one-out: the latest event is test, the one before is validation.
 
-    As RecBole 1.2.1's ``_split_index_by_leave_one_out``: a user with ``n`` rows keeps at least
-    one in train, so ``n = 1`` is train only and ``n = 2`` (with ``valid``) gives train + test and
-    no validation row. Equal timestamps keep their row order. Needs ``inter.timestamps``.
+    ``rule="recbole"`` (RecBole 1.2.1's ``_split_index_by_leave_one_out``): a user with ``n``
+    rows keeps at least one in train, so ``n = 1`` is train only and ``n = 2`` (with ``valid``)
+    gives train + test and no validation row. ``rule="sasrec"`` (Kang & McAuley's
+    ``data_partition``): a user with fewer than 3 rows is train only, every other user gives one
+    validation and one test row (one test row without ``valid``). ``order``: ``time`` (by
+    timestamps, equal times keeping their row order) or ``file`` (the rows' own order), see
+    :func:`event_order`. ``info["order"]`` records it, so sequences rebuilt from the parts
+    follow the same order.
     """
-    order = _time_order(inter, "leave_one_out")
+    if rule not in LOO_RULES:
+        raise JaxrecError(f"unknown leave-one-out rule {rule!r}; choose one of {LOO_RULES}")
+    order_idx = event_order(inter, order, "leave_one_out")
     counts = inter.user_counts()
-    held = np.minimum(2 if valid else 1, np.maximum(counts - 1, 0))
+    if rule == "recbole":
+        held = np.minimum(2 if valid else 1, np.maximum(counts - 1, 0))
+    else:
+        held = np.where(counts >= 3, 2 if valid else 1, 0)
     test = (held >= 1).astype(np.int64)
     if valid:
         val = (held >= 2).astype(np.int64)
         sizes = np.stack([counts - test - val, val, test], axis=1)
     else:
         sizes = np.stack([counts - test, test], axis=1)
-    return _split_ordered(inter, order, sizes, {"strategy": "leave_one_out"})
+    return _split_ordered(inter, order_idx, sizes, {"strategy": "leave_one_out", "order": order, "rule": rule})

@@ -31,6 +31,8 @@ def build_model(cfg: ModelConfig, train: Interactions, capacity: int | None = No
     values["dtype"] = DTYPES[cfg.dtype]
     if values.get("propagation") == "auto":
         values["propagation"] = auto_propagation(train.n_users, train.n_items)
+    if "attn_dropout" in values and values["attn_dropout"] is None:
+        values["attn_dropout"] = -1.0  # the hidden dropout
     if "mlp_layers" in values:
         values["mlp_layers"] = tuple(values["mlp_layers"])
     module = cls(train.n_users, train.n_items, **values)

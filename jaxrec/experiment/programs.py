@@ -23,7 +23,9 @@ import jax
 import numpy as np
 
 from jaxrec.adversarial.apr import make_apr_loss
+from jaxrec.models.sequential import is_sequential
 from jaxrec.train.engine import Engine, make_engine
+from jaxrec.train.sequence import make_sequence_epoch, make_sequence_loss_fn
 from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, view_model
 
 
@@ -52,6 +54,10 @@ class EpochSpec:
     skip_empty: bool
     optimizer: str = "adam"
     adv_at: str = "tables"
+    tx: tuple = ()  #: Adam's settings (:func:`jaxrec.train.state.adam`'s arguments; () the defaults)
+    widths: tuple = ()  #: sequence models: the length buckets' widths
+    caps: tuple = ()  #: sequence models: the buckets' capacities (rows)
+    beta: float = 1.0  #: gbce's calibration exponent
 
 
 def make_step_fn(spec: EpochSpec) -> Callable:
@@ -60,6 +66,8 @@ def make_step_fn(spec: EpochSpec) -> Callable:
     A row-wise optimizer on a row-local model (``model.row_local``) trains through the step's
     row view: the loss is built on the model cloned to the view's sizes."""
     model = spec.model
+    if is_sequential(model):
+        return make_train_step(make_sequence_loss_fn(model, spec.loss, spec.widths, spec.beta))
     rows = spec.optimizer != "adam" and getattr(model, "row_local", False)
     if rows:
         model = view_model(model, spec.batch, spec.n_negatives)
@@ -80,6 +88,9 @@ def make_step_fn(spec: EpochSpec) -> Callable:
 
 def make_epoch_fn(spec: EpochSpec) -> Callable:
     """The unjitted one-member ``epoch(state, data)`` of ``spec`` (the engine vmaps and jits it)."""
+    if is_sequential(spec.model):
+        n_neg = spec.n_negatives if spec.loss != "ce" and spec.model.objective == "next" else 0
+        return make_sequence_epoch(make_step_fn(spec), spec.batch, spec.caps, n_neg)
     return make_epoch(make_step_fn(spec), spec.batch, spec.n_negatives, spec.sampling)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from jaxrec.config import Config, validate
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.data.sampling import search_depth
+from jaxrec.data.sequences import split_order
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import (
     METRICS,
@@ -38,11 +39,14 @@ from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
 from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, shapes_of
 from jaxrec.models import MODELS
+from jaxrec.models.sequential import is_sequential
 from jaxrec.train.engine import Engine, init_tracker
 from jaxrec.train.loop import FitResult, MembersFit, fit, member_record
+from jaxrec.train.losses import LOSSES
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
 from jaxrec.train.rowwise import optimizer
-from jaxrec.train.state import create_members, learning_rate, member, with_lr
+from jaxrec.train.sequence import SEQUENCE_LOSSES, bucket_widths, gbce_beta, sequence_data
+from jaxrec.train.state import adam, create_members, learning_rate, member, with_lr
 from jaxrec.train.steps import stack_data, train_data
 
 _MODELS: dict = {}  #: one module instance per equal module
@@ -120,11 +124,103 @@ def _check_train(cfg: Config) -> None:
     name, _, k = t_cfg.monitor.partition("@")
     if name not in METRICS or not k.isdigit():
         raise JaxrecError(f"train.monitor: {t_cfg.monitor!r} is not a ranking metric like 'recall@20'")
+    if is_sequential(MODELS[cfg.model.name]):
+        _check_sequence(cfg)
+    elif t_cfg.loss not in LOSSES:
+        raise JaxrecError(f"train.loss: {t_cfg.loss!r} is a sequence models' loss; choose one of {sorted(LOSSES)}")
+    if len(t_cfg.betas) != 2:
+        raise JaxrecError(f"train.betas: give Adam's two betas [b1, b2], got {list(t_cfg.betas)}")
     if cfg.adv.method != "none" and cfg.adv.relative and t_cfg.optimizer != "adam" and MODELS[cfg.model.name].row_local:
         raise JaxrecError(
             f"adv.relative: true needs each table's mean row norm, and train.optimizer: {t_cfg.optimizer} (row-wise) "
             "sees only the batch's rows; use adv.relative: false or train.optimizer: adam"
         )
+
+
+def _check_sequence(cfg: Config) -> None:
+    """A sequence model's settings, each mistake one keyed line before any work."""
+    m, t = cfg.model, cfg.train
+    cls = MODELS[m.name]
+    if t.loss not in SEQUENCE_LOSSES:
+        raise JaxrecError(
+            f"train.loss: {t.loss!r} is not a sequence model's loss; choose one of {list(SEQUENCE_LOSSES)}"
+        )
+    if cls.objective == "cloze" and t.loss != "ce":
+        raise JaxrecError(f"train.loss: {m.name} trains by Cloze masking with ce, got {t.loss!r}")
+    if m.max_len < 2:
+        raise JaxrecError(f"model.max_len: a history window needs at least 2 positions, got {m.max_len}")
+    if m.dim % m.heads:
+        raise JaxrecError(f"model.heads: {m.heads} heads do not divide model.dim={m.dim}")
+    if m.attention == "cudnn":
+        if jax.default_backend() != "gpu":
+            raise JaxrecError(
+                f"model.attention: cudnn needs a GPU, and this backend is {jax.default_backend()} (use xla)"
+            )
+        if m.dtype != "bfloat16" or (m.dim // m.heads) % 8:
+            raise JaxrecError(
+                f"model.attention: cudnn needs model.dtype: bfloat16 and a head dimension (dim / heads = "
+                f"{m.dim // m.heads}) that is a multiple of 8"
+            )
+    if t.optimizer != "adam":
+        raise JaxrecError(f"train.optimizer: {t.optimizer} updates rows of user/item tables; sequence models use adam")
+    if t.l2:
+        raise JaxrecError("train.l2: the batch L2 term is for embedding models; use train.weight_decay")
+    if cfg.adv.method != "none":
+        raise JaxrecError(f"adv.method: {cfg.adv.method} is not available for sequence models yet")
+    if cfg.eval.protocol == "sampled" and max(cfg.eval.ks) > cfg.eval.negatives + 1:
+        raise JaxrecError(
+            f"eval.ks: K={max(cfg.eval.ks)} exceeds the {cfg.eval.negatives + 1} ranked items of the sampled protocol"
+        )
+
+
+def optimizer_settings(t_cfg, steps_per_epoch: int) -> tuple:
+    """:func:`jaxrec.train.state.adam`'s arguments from ``train.*`` (() for the defaults, so
+    every default run shares one optimizer object)."""
+    b1, b2 = t_cfg.betas
+    if t_cfg.schedule == "constant":
+        settings = (b1, b2, t_cfg.weight_decay, "constant", 0, 0)
+    else:
+        settings = (
+            b1,
+            b2,
+            t_cfg.weight_decay,
+            t_cfg.schedule,
+            t_cfg.warmup_epochs * steps_per_epoch,
+            t_cfg.epochs * steps_per_epoch,
+        )
+    return () if settings == (0.9, 0.999, 0.0, "constant", 0, 0) else settings
+
+
+def ranking_settings(cfg: Config, model) -> dict:
+    """The keyword arguments of :func:`jaxrec.evaluate.split_ranking` for ``cfg``'s evaluation
+    of ``model`` (a sequence model's query, the history mask, the protocol)."""
+    seq = is_sequential(model)
+    e = cfg.eval
+    return {
+        "max_len": model.max_len if seq else None,
+        "mask_history": (not seq) if e.mask_history is None else e.mask_history,
+        "protocol": e.protocol,
+        "negatives": e.negatives,
+        "sample_users": e.sample_users,
+        "seed": e.seed,
+    }
+
+
+def _sequence_training(cfgs: list[Config], split: Split, trains) -> tuple:
+    """Model, inputs, data and epoch settings of sequence-model members."""
+    base = cfgs[0]
+    if trains is not None:
+        raise JaxrecError("data variants (noisy or poisoned training sets) are not available for sequence models yet")
+    model, inputs = build_model(base.model, split.train)
+    widths = bucket_widths(base.train.buckets, model.max_len)
+    with config_key("data"):
+        data, caps = sequence_data(
+            split.train, split_order(split), model.max_len, base.train.batch_size, widths, base.train.windows
+        )
+    extra = {"widths": widths, "caps": caps}
+    if base.train.loss == "gbce":
+        extra["beta"] = gbce_beta(base.train.n_negatives, split.n_items, base.train.gbce_t)
+    return model, inputs, data, extra, sum(caps) // base.train.batch_size
 
 
 def build_training(
@@ -168,7 +264,11 @@ def build_training(
         )
         batch = n_pairs
     padded = trains is not None and (batched or capacity is not None)
-    if not padded:
+    seq_extra = {}
+    if is_sequential(MODELS[base.model.name]):
+        model, inputs, data, seq_extra, steps = _sequence_training(cfgs, split, trains)
+        batch, padded, batched = base.train.batch_size, False, False
+    elif not padded:
         train = split.train if trains is None else trains[0]
         model, inputs = build_model(base.model, train)
         data = train_data(train, batch, inputs, alpha)
@@ -189,6 +289,9 @@ def build_training(
     model = _MODELS.setdefault(model, model)  # equal modules -> one instance (its apply is static state)
     seeds = jnp.asarray([c.train.seed for c in cfgs], jnp.uint32)
     keys = jax.vmap(jax.random.key)(seeds)
+    if not seq_extra:
+        steps = data.n_pairs // batch
+    tx_settings = optimizer_settings(t_cfg, steps)
     l2 = [c.train.l2 for c in cfgs]
     hparams = {"l2": l2}
     with_l2 = any(v != 0 for v in l2)
@@ -203,7 +306,8 @@ def build_training(
         )
         if a_cfg.method == "vat":
             hparams["vat_lambda"] = [c.adv.vat_lambda for c in cfgs]
-    state = create_members(model, keys, optimizer(t_cfg.optimizer), inputs, hparams, [c.train.lr for c in cfgs])
+    tx = adam(*tx_settings) if t_cfg.optimizer == "adam" else optimizer(t_cfg.optimizer)
+    state = create_members(model, keys, tx, inputs, hparams, [c.train.lr for c in cfgs])
     if t_cfg.init_from:
         state = state.replace(params=warm_start(t_cfg.init_from, state.params, len(cfgs)))
     spec = EpochSpec(
@@ -219,6 +323,8 @@ def build_training(
         skip_empty=padded,  # a variant's padding batches are no steps
         optimizer=t_cfg.optimizer,
         adv_at=a_cfg.perturb_at,
+        tx=tx_settings,
+        **seq_extra,
     )
     return Training(model, data.inputs if batched else inputs, state, data, spec, cfgs, batched)
 
@@ -282,7 +388,7 @@ def train_members(
                 f"train.eval_every={t_cfg.eval_every} needs a validation part, and this split has none: give "
                 "data.ratios a validation share (e.g. [0.8, 0.1, 0.1]), or data.valid_path for a predefined split"
             )
-        valid = split_ranking(split, "valid", chunk)
+        valid = split_ranking(split, "valid", chunk, **ranking_settings(base, model))
         valid_ks = tuple(sorted(set(ks) | {int(t_cfg.monitor.partition("@")[2])}))
         valid_ks = check_ks(valid_ks, split.n_items)
 
@@ -341,7 +447,7 @@ def train_members(
         if ckpt is not None:
             ckpt.close()
     best = result.best if jax.process_count() == 1 else host_tree(result.best)
-    ranking = split_ranking(split, "test", chunk) if test else None
+    ranking = split_ranking(split, "test", chunk, **ranking_settings(base, model)) if test else None
     t0 = time.perf_counter()
     if not test:
         metrics = []
@@ -382,7 +488,7 @@ def run(
     """
     if write and jax.process_index() == 0:
         check_writable(cfg, "train", overwrite, resume)  # before any work: a bad output_dir must not cost the run
-    split = load_split(cfg.data) if split is None else split
+    split = load_split(cfg.data, sequential=is_sequential(MODELS[cfg.model.name])) if split is None else split
     writing = write and jax.process_index() == 0
     # history.jsonl grows as epochs finish and keeps the epochs before a resume
     log = HistoryLog(run_dir_of(cfg) / "history.jsonl", resume) if writing else None
@@ -415,5 +521,6 @@ def _write_run(cfg: Config, metrics: dict, result: FitResult, split: Split, timi
         "n_users": split.n_users,
         "n_items": split.n_items,
         "split": dict(split.info),
+        "protocol": cfg.eval.protocol,
     }
     return write_run(cfg, out, result.history, command="train")

@@ -29,14 +29,40 @@ class TrainState(train_state.TrainState):
     hparams: dict = struct.field(default_factory=dict)
 
 
+SCHEDULES = ("constant", "warmup_cosine")  #: learning-rate schedules (multiplying the injected rate)
+
+
 @functools.cache
-def adam(b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
+def adam(
+    b1: float = 0.9,
+    b2: float = 0.999,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    warmup_steps: int = 0,
+    total_steps: int = 0,
+) -> optax.GradientTransformation:
     """Adam whose learning rate is state (``optax.inject_hyperparams``), not a constant.
 
     One static optimizer object for every learning rate (cached, so equal settings hash equal
     for ``jit``); set the rate with :func:`with_lr` (a leaf of ``opt_state``, vmappable).
+    ``weight_decay`` is decoupled (AdamW, Loshchilov & Hutter 2019); ``schedule="warmup_cosine"``
+    multiplies the rate by optax's warm-up (``warmup_steps``, linear from 0) then cosine decay
+    to 0 at ``total_steps``. Without either, this is plain ``optax.adam``.
     """
-    return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3, b1=b1, b2=b2)
+    if weight_decay == 0.0 and schedule == "constant":
+        return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3, b1=b1, b2=b2)
+
+    def make(learning_rate):
+        parts = [optax.scale_by_adam(b1, b2)]
+        if weight_decay:
+            parts.append(optax.add_decayed_weights(weight_decay))
+        parts.append(optax.scale_by_learning_rate(learning_rate))
+        if schedule == "warmup_cosine":
+            shape = optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps, max(total_steps, warmup_steps + 1), 0.0)
+            parts.append(optax.scale_by_schedule(shape))
+        return optax.chain(*parts)
+
+    return optax.inject_hyperparams(make)(learning_rate=1e-3)
 
 
 def with_lr(state: TrainState, lr) -> TrainState:
@@ -60,7 +86,9 @@ def init_params(model, key: jax.Array, inputs: dict | None = None) -> dict:
         LightGCN), needed to trace the forward pass; they are not part of the result.
     """
     users = jnp.zeros((1,), jnp.int32)
-    _, variables = model.apply(dict(inputs or {}), users, users[:, None], rngs={"params": key}, mutable=["params"])
+    if getattr(model, "query", "users") == "history":  # a sequence model's query is a window
+        users = jnp.full((1, model.max_len), model.n_items, jnp.int32).at[:, -1].set(0)
+    _, variables = model.apply(dict(inputs or {}), users, users[..., None], rngs={"params": key}, mutable=["params"])
     return {"params": variables["params"]}
 
 

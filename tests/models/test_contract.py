@@ -11,7 +11,7 @@ import pytest
 
 from jaxrec.config import ModelConfig
 from jaxrec.experiment import build_model
-from jaxrec.models import MODELS, embedding_tables
+from jaxrec.models import MODELS, embedding_tables, is_sequential
 from jaxrec.train.state import init_params
 
 SETTINGS = {"dim": 8, "layers": 2, "mlp_layers": (16, 8), "dropout": 0.1}
@@ -25,7 +25,11 @@ def batch(tiny_split):
     return users, items
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+EMBEDDING_MODELS = sorted(n for n in MODELS if not is_sequential(MODELS[n]))
+SEQUENCE_MODELS = sorted(n for n in MODELS if is_sequential(MODELS[n]))
+
+
+@pytest.mark.parametrize("name", EMBEDDING_MODELS)
 def test_every_registered_model_keeps_the_contract(tiny_split, batch, name):
     model, inputs = build_model(ModelConfig(name=name, **SETTINGS), tiny_split.train)
     users, items = batch
@@ -65,3 +69,30 @@ def test_a_graph_model_applied_without_its_graph_is_one_clear_error(tiny_split, 
     variables = model.init(jax.random.key(0), *batch)
     with pytest.raises(JaxrecError, match="needs its graph"):
         model.apply(variables, *batch)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_every_sequence_model_keeps_the_sequence_contract(tiny_split, name):
+    model, inputs = build_model(ModelConfig(name=name, max_len=5, heads=2, **SETTINGS), tiny_split.train)
+    assert inputs == {}
+    n = tiny_split.n_items
+    rng = np.random.default_rng(0)
+    history = jnp.asarray(rng.integers(0, n, (3, 5)), jnp.int32).at[0, :2].set(n)  # row 0 padded
+    items = jnp.asarray(rng.integers(0, n, (3, 5, 4)), jnp.int32)
+    key = jax.random.key(3)
+    variables = model.init(key, history, items)
+    for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(init_params(model, key)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    tables = embedding_tables(variables)
+    assert all(k.startswith("item") for k in tables) and tables["item"].shape[0] > n  # + padding row
+    cache = model.apply(variables, method="embeddings")
+    assert cache["item"].shape == (n, 8)
+    all_items = model.apply(variables, history, cache, method="score_all")
+    assert all_items.shape == (3, n)
+    emb = model.apply(variables, history, method="embed")
+    assert emb.shape == (3, 5, 8)
+    hidden = model.apply(variables, emb, history, method="encode")
+    np.testing.assert_allclose(hidden, model.apply(variables, history, method="hidden"), rtol=1e-6)
+    if model.objective == "next":  # score at the last position is score_all's
+        at_last = model.apply(variables, history, items, method="score")[:, -1]
+        np.testing.assert_allclose(at_last, jnp.take_along_axis(all_items, items[:, -1], 1), rtol=1e-5, atol=1e-5)

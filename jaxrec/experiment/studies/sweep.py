@@ -31,6 +31,8 @@ from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, cell, markdown_report
 from jaxrec.experiment.studies.base import StudyResult, summarise
 from jaxrec.experiment.training import MembersRun, structure, train_members
+from jaxrec.models import MODELS
+from jaxrec.models.sequential import is_sequential
 
 NAME = "sweep"
 HELP = "train every combination of a grid as members of one program"
@@ -160,15 +162,16 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     rows: list = [None] * len(plan.combos)
     runs, t0 = [], time.perf_counter()
     for g, (shape, idx) in enumerate(groups.items()):
-        if shape.data not in splits:
+        seq = is_sequential(MODELS[shape.model.name])
+        if (shape.data, seq) not in splits:
             given = plan.split is not None and shape.data == cfg.data
-            splits[shape.data] = plan.split if given else load_split(shape.data)
+            splits[shape.data, seq] = plan.split if given else load_split(shape.data, sequential=seq)
         ck = cfg.checkpoint
         ckpt_cfg = dataclasses.replace(
             cfg, checkpoint=CheckpointConfig(ck.every, ck.keep, str(checkpoint_dir(cfg) / f"group-{g}"))
         )
         members = [plan.combos[i][1] for i in idx]
-        out = train_members(members, splits[shape.data], progress=progress, resume=resume, ckpt_cfg=ckpt_cfg)
+        out = train_members(members, splits[shape.data, seq], progress=progress, resume=resume, ckpt_cfg=ckpt_cfg)
         runs.append(out)
         for m, i in enumerate(idx):
             one = out.fit.member(m)

@@ -1,0 +1,208 @@
+"""Training sequence models on the engine: their data, losses, steps and epochs.
+
+A sequence model trains on *windows* (:func:`jaxrec.data.sequences.training_windows`): the input
+``history [B, L]`` and the next item at every position ``targets [B, L]`` (padding ``n_items``
+where there is none). The losses (Kang & McAuley 2018; Klenitskiy & Vasilev 2023; Petrov &
+Macdonald 2023) are per position and averaged over the real target positions of the batch:
+
+* ``bce`` -- ``-log s(p) - sum_j log s(-n_j)`` with ``n_negatives`` sampled items per position
+  (the SASRec code: 1 negative, not in the user's training items);
+* ``ce`` -- softmax cross-entropy over the whole catalogue ("SASRec+"; RecBole's default);
+* ``gbce`` -- gSASRec's ``(-beta log s(p) - sum_j log s(-n_j)) / (1 + k)`` with
+  ``beta = alpha (t (1 - 1/alpha) + 1/alpha)``, ``alpha = k / (n_items - 1)``;
+* a ``cloze`` model (BERT4Rec) masks items of the whole window and takes CE at the masked ones.
+
+The step is :func:`jaxrec.train.steps.make_train_step`'s: the loss takes ``users = history``,
+``items = [B, L, 1 + k]`` (target, then negatives) and the row mask, so the optimizer update,
+dropout keys and metrics are the pair models' own.
+
+**Length buckets.** Most histories are much shorter than ``max_len`` (Amazon Games: mean 7 of
+50). Windows are grouped by length into buckets of widths ``widths`` (the last is ``max_len``);
+an epoch shuffles each bucket's windows into whole batches with the one batching
+(:func:`jaxrec.train.steps.shuffled_rows`), then shuffles the order of all the batches. A batch
+is computed at the narrowest width holding its longest window (``lax.switch`` over the widths:
+one compiled branch each, the same arrays). A narrower width computes exactly what the full
+width computes on the real positions -- positions are those of the last slots and padding is
+masked -- so ``widths=(max_len,)`` is the padded reference the buckets are tested against.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxrec.data.interactions import Interactions
+from jaxrec.data.preprocess import deduplicate
+from jaxrec.data.sampling import PositiveSets, index_shuffle, positive_sets, uniform_negatives
+from jaxrec.data.sequences import training_windows
+from jaxrec.errors import JaxrecError
+from jaxrec.models.sequential import cloze
+from jaxrec.train.steps import Batch, shuffled_rows
+
+SEQUENCE_LOSSES = ("bce", "ce", "gbce")  #: ``train.loss`` of a sequence model
+_SHUFFLE, _NEGATIVES, _ORDER, _CLOZE = 0, 1, 3, 4  # fold_in tags (2 is the step's dropout)
+
+
+@chex.dataclass(frozen=True)
+class SequenceData:
+    """Training windows laid out bucket by bucket, each bucket padded to whole batches.
+
+    Attributes:
+      history, targets: ``[N_pad, L]`` int32 windows (padding ``n_items``).
+      users: ``[N_pad]`` int32 the window's user (negatives avoid its training items).
+      n_real: ``[n_buckets]`` int32 real windows per bucket (they come first in the bucket).
+      positives: the users' training items, for negative sampling.
+      inputs: ``{}`` (the engine's validation reads ``data.inputs``).
+    """
+
+    history: jax.Array
+    targets: jax.Array
+    users: jax.Array
+    n_real: jax.Array
+    positives: PositiveSets
+    inputs: dict
+
+
+def bucket_widths(buckets: Sequence[int], max_len: int) -> tuple[int, ...]:
+    """The widths of the length buckets: those of ``buckets`` below ``max_len``, then ``max_len``."""
+    return tuple(sorted({int(w) for w in buckets if 0 < int(w) < max_len})) + (int(max_len),)
+
+
+def sequence_data(
+    train: Interactions, order: str, max_len: int, batch_size: int, widths: Sequence[int], windows: str = "all"
+) -> tuple[SequenceData, tuple[int, ...]]:
+    """Windows of ``train`` grouped into the buckets of ``widths``; returns the data and each
+    bucket's capacity (rows, a multiple of ``batch_size``; 0 for an empty bucket)."""
+    users, hist, tgt = training_windows(train, order, max_len, windows)
+    if users.size == 0:
+        raise JaxrecError(f"{train.source}: no user has 2 training events (nothing to predict)")
+    length = np.sum(hist != train.n_items, axis=1)
+    bucket = np.searchsorted(np.asarray(widths), length)  # the narrowest width >= length
+    parts, caps, n_real = [], [], []
+    for b in range(len(widths)):
+        rows = np.flatnonzero(bucket == b)
+        cap = math.ceil(rows.size / batch_size) * batch_size
+        pad = cap - rows.size
+        parts.append((np.concatenate([rows, np.full(pad, -1)]),))
+        caps.append(cap)
+        n_real.append(rows.size)
+    idx = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    fill = idx < 0
+    take = np.where(fill, 0, idx)
+    hist_p = np.where(fill[:, None], train.n_items, hist[take])
+    tgt_p = np.where(fill[:, None], train.n_items, tgt[take])
+    data = SequenceData(
+        history=jnp.asarray(hist_p, jnp.int32),
+        targets=jnp.asarray(tgt_p, jnp.int32),
+        users=jnp.asarray(np.where(fill, 0, users[take]), jnp.int32),
+        n_real=jnp.asarray(n_real, jnp.int32),
+        positives=positive_sets(deduplicate(train)),
+        inputs={},
+    )
+    return data, tuple(caps)
+
+
+def gbce_beta(k: int, n_items: int, t: float) -> float:
+    """gSASRec's calibration exponent ``beta = alpha (t (1 - 1/alpha) + 1/alpha)``,
+    ``alpha = k / (n_items - 1)`` (Petrov & Macdonald, RecSys 2023)."""
+    alpha = k / max(n_items - 1, 1)
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+def position_losses(loss: str, pos, neg, beta: float = 1.0):
+    """Per-position loss of ``pos [B, L]`` and ``neg [B, L, k]`` scores (``bce``, ``gbce``)."""
+    neg_term = -jnp.sum(jax.nn.log_sigmoid(-neg), axis=-1)
+    if loss == "bce":
+        return -jax.nn.log_sigmoid(pos) + neg_term
+    if loss == "gbce":
+        return (-beta * jax.nn.log_sigmoid(pos) + neg_term) / (1 + neg.shape[-1])
+    raise JaxrecError(f"unknown sequence loss {loss!r}; choose one of {SEQUENCE_LOSSES}")
+
+
+def make_sequence_loss_fn(model, loss: str, widths: Sequence[int], beta: float = 1.0) -> Callable:
+    """``loss_fn(params, inputs, history [B, L], items [B, L, 1 + k], mask [B], key, hparams)``
+    for :func:`jaxrec.train.steps.make_train_step`: the mean loss over the real target
+    positions, computed at the narrowest of ``widths`` that holds the batch's longest window."""
+    pad = model.n_items
+    widths = tuple(widths)
+
+    def at_width(w):
+        def total(params, history, items, weights, key):
+            h, it, wt = history[:, -w:], items[:, -w:], weights[:, -w:]
+            rngs = {"dropout": key}
+            if loss == "ce":
+                logits = model.apply(params, h, train=True, method="logits", rngs=rngs)
+                labels = jnp.where(it[..., 0] == pad, 0, it[..., 0])
+                per = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+            else:
+                scores = model.apply(params, h, it, train=True, method="score", rngs=rngs)
+                per = position_losses(loss, scores[..., 0], scores[..., 1:], beta)
+            return jnp.sum(per * wt)
+
+        return total
+
+    branches = [at_width(w) for w in widths]
+
+    def loss_fn(params, inputs, history, items, mask, key, hparams):
+        if model.objective == "cloze":  # the whole window, items masked (Sun et al. 2019)
+            window = jnp.concatenate([history[:, 1:], items[:, -1:, 0]], axis=1)
+            window = jnp.where(mask[:, None] > 0, window, pad)
+            history, labels = cloze(jax.random.fold_in(key, _CLOZE), window, pad, model.mask_token, model.mask_prob)
+            items = labels[..., None]
+        weights = (items[..., 0] != pad) * mask[:, None]
+        args = ({**params, **inputs}, history, items, weights, key)
+        if len(branches) == 1:
+            total = branches[0](*args)
+        else:
+            longest = jnp.max(jnp.sum(history != pad, axis=1))
+            total = jax.lax.switch(jnp.searchsorted(jnp.asarray(widths), longest), branches, *args)
+        value = total / jnp.maximum(jnp.sum(weights), 1.0)
+        return value, {"loss": value, "rank_loss": value}
+
+    return loss_fn
+
+
+def make_sequence_epoch(step: Callable, batch_size: int, caps: Sequence[int], n_negatives: int) -> Callable:
+    """``epoch(state, data: SequenceData) -> (state, metrics)``: one ``lax.scan`` of ``step``.
+
+    Each bucket's real windows are shuffled into its whole batches (:func:`shuffled_rows`), the
+    batches of all buckets are shuffled together (:func:`index_shuffle`), and every step
+    gathers its windows and draws ``n_negatives`` items per position, not among the user's
+    training items (0: none, for ``ce`` and ``cloze``), from ``fold_in(state.key, step)``.
+    """
+    caps = tuple(int(c) for c in caps)
+
+    def seq_step(state, batch, data: SequenceData):
+        idx, mask = batch
+        history, targets = data.history[idx], data.targets[idx]
+        items = targets[..., None]
+        if n_negatives > 0:
+            key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _NEGATIVES)
+            B, L = targets.shape
+            users = jnp.repeat(data.users[idx], L)
+            neg = uniform_negatives(key, data.positives, users, n_negatives).reshape(B, L, n_negatives)
+            items = jnp.concatenate([items, neg], axis=-1)
+        return step(state, Batch(history, items, mask), data)
+
+    def epoch(state, data: SequenceData):
+        key = jax.random.fold_in(state.key, state.step)
+        index, masks, start = [], [], 0
+        for b, cap in enumerate(caps):
+            if cap:
+                perm, m = shuffled_rows(
+                    jax.random.fold_in(jax.random.fold_in(key, _SHUFFLE), b), data.n_real[b], cap, batch_size
+                )
+                index.append(perm + start)
+                masks.append(m)
+            start += cap
+        index, masks = jnp.concatenate(index), jnp.concatenate(masks)
+        order = index_shuffle(jax.random.fold_in(key, _ORDER), index.shape[0], index.shape[0])
+        return jax.lax.scan(lambda s, b: seq_step(s, b, data), state, (index[order], masks[order]))
+
+    return epoch
