@@ -63,7 +63,13 @@ def cmd_train(args) -> int:
     console.print(f"[bold]{cfg.name}[/]: {cfg.model.name} on {cfg.data.dataset}, {cfg.train.epochs} epochs")
     result = run(cfg, progress=not args.quiet, resume=args.resume, overwrite=args.overwrite)
     t = result.timing
-    console.print(rich_table(metrics_table(result.metrics, f"{cfg.name}: test (best epoch {result.fit.best_epoch})")))
+    console.print(
+        rich_table(
+            metrics_table(
+                result.metrics, f"{cfg.name}: test, {cfg.eval.protocol} ranking (best epoch {result.fit.best_epoch})"
+            )
+        )
+    )
     console.print(
         f"users {result.split.n_users}, items {result.split.n_items}, "
         f"train {len(result.split.train)}, test {len(result.split.test)} | "

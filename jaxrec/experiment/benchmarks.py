@@ -16,7 +16,10 @@ memory so far (cases run from small to large, so it bounds the case just measure
   shape of poisoned retraining) against the same trainings run one after the other;
 * :func:`apr_case` -- an APR epoch against a plain one;
 * :func:`strengths_case` -- a robustness curve of ``S`` strengths vmapped in one program
-  against a Python loop over the strengths.
+  against a Python loop over the strengths;
+* :func:`sequence_case` -- a SASRec-BCE epoch (the paper's settings) at a window length, every
+  batch padded to it or run in length buckets, float32 or bfloat16: seconds and real tokens/s;
+  :func:`sequence_members_case` -- ``M`` seeds as members of one program against one member.
 """
 
 from __future__ import annotations
@@ -237,5 +240,53 @@ def strengths_case(data: str, split: Split, model: str, n: int, repeats: int) ->
         "seconds": together,
         "sequential_seconds": alone,
         "speedup": alone / together,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def sequence_config(max_len: int, buckets: tuple = (8, 16, 32), dtype: str = "float32", seed: int = 0) -> Config:
+    """SASRec-BCE with the SASRec code's settings (hidden 50, 2 blocks, 1 head, dropout 0.5, batch
+    128, Adam 1e-3 with betas 0.9 / 0.98, the most recent window per user)."""
+    return Config(
+        model=ModelConfig(name="sasrec", dim=50, layers=2, heads=1, max_len=max_len, dropout=0.5, dtype=dtype),
+        train=TrainConfig(
+            batch_size=128, lr=1e-3, betas=(0.9, 0.98), loss="bce", windows="last", buckets=buckets, seed=seed
+        ),
+        eval=EvalConfig(ks=(10,)),
+    )
+
+
+def sequence_case(data: str, split: Split, max_len: int, bucketed: bool, dtype: str, repeats: int) -> dict:
+    """One SASRec-BCE epoch at ``max_len``: ``bucketed`` (length buckets 8 / 16 / 32) or every
+    batch padded to ``max_len`` (the reference), in ``dtype``."""
+    cfg = sequence_config(max_len, (8, 16, 32) if bucketed else (), dtype)
+    seconds, training = _epoch_seconds([cfg], split, repeats)
+    tokens = int(np.sum(np.asarray(training.data.targets) != split.n_items))
+    return {
+        "case": "sequence",
+        "data": data,
+        "model": "sasrec",
+        "max_len": max_len,
+        "batching": "buckets" if bucketed else "padded",
+        "dtype": dtype,
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def sequence_members_case(data: str, split: Split, m: int, repeats: int) -> dict:
+    """``m`` SASRec seeds as members of one program (max length 50, buckets) against one member."""
+    one, _ = _epoch_seconds([sequence_config(50)], split, repeats)
+    together, _ = _epoch_seconds([sequence_config(50, seed=s) for s in range(m)], split, repeats)
+    return {
+        "case": "members",
+        "data": data,
+        "model": "sasrec",
+        "members": m,
+        "seconds": together,
+        "member_epoch_s": together / m,
+        "speedup": one * m / together,
         "peak_rss_mb": peak_rss_mb(),
     }

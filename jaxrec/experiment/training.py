@@ -486,6 +486,7 @@ def run(
     ``resume`` continues from the latest checkpoint (``cfg.checkpoint``) up to ``train.epochs``;
     ``cfg.parallel`` shards the update steps over a device mesh (:mod:`jaxrec.train.parallel`).
     """
+    _check_train(cfg)  # every setting before the data is read
     if write and jax.process_index() == 0:
         check_writable(cfg, "train", overwrite, resume)  # before any work: a bad output_dir must not cost the run
     split = load_split(cfg.data, sequential=is_sequential(MODELS[cfg.model.name])) if split is None else split

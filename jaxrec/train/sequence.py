@@ -43,6 +43,7 @@ from jaxrec.data.sampling import PositiveSets, index_shuffle, positive_sets, uni
 from jaxrec.data.sequences import training_windows
 from jaxrec.errors import JaxrecError
 from jaxrec.models.sequential import cloze
+from jaxrec.train.parallel import constrain_batches
 from jaxrec.train.steps import Batch, shuffled_rows
 
 SEQUENCE_LOSSES = ("bce", "ce", "gbce")  #: ``train.loss`` of a sequence model
@@ -203,6 +204,7 @@ def make_sequence_epoch(step: Callable, batch_size: int, caps: Sequence[int], n_
             start += cap
         index, masks = jnp.concatenate(index), jnp.concatenate(masks)
         order = index_shuffle(jax.random.fold_in(key, _ORDER), index.shape[0], index.shape[0])
-        return jax.lax.scan(lambda s, b: seq_step(s, b, data), state, (index[order], masks[order]))
+        batches = constrain_batches((index[order], masks[order]))  # B over a mesh's "data" axis
+        return jax.lax.scan(lambda s, b: seq_step(s, b, data), state, batches)
 
     return epoch

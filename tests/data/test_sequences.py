@@ -106,3 +106,37 @@ def test_read_sasrec_keeps_file_order(tmp_path):
     with pytest.raises(JaxrecError, match=r"Toy.txt.*line 2"):
         (tmp_path / "Toy.txt").write_text("1 5\n1 x\n")
         read_sasrec(path)
+
+
+def test_amazon_games_by_name_against_the_file():
+    from conftest import real_data_dir
+
+    from jaxrec.data import load_dataset
+
+    root = real_data_dir("amazon-games/Video.txt")
+    raw = np.loadtxt(root / "amazon-games" / "Video.txt", dtype=np.int64)
+    inter = load_dataset("amazon-games", data_dir=root)
+    assert (inter.n_users, inter.n_items, len(inter)) == (31013, 23715, 287107)
+    split = load_split(DataConfig(dataset="amazon-games", split="leave_one_out"), sequential=True)
+    counts = np.unique(raw[:, 0], return_counts=True)[1]
+    assert split.info["order"] == "file" and split.info["rule"] == "sasrec"  # auto for this data set
+    assert split.info["users_with_test"] == int((counts >= 3).sum()) == len(split.test)
+    # the test item is each user's last line of the file
+    last = {}
+    for u, i in raw:
+        last[u] = i
+    test = {int(inter.user_ids[u]): int(inter.item_ids[i]) for u, i in zip(split.test.users, split.test.items)}
+    assert all(last[u] == i for u, i in test.items())
+
+
+def test_a_changed_named_file_fails_its_checksum(tmp_path):
+    from conftest import real_data_dir
+
+    from jaxrec.data import load_dataset
+
+    root = real_data_dir("amazon-games/Video.txt")
+    (tmp_path / "amazon-games").mkdir()
+    text = (root / "amazon-games" / "Video.txt").read_text()
+    (tmp_path / "amazon-games" / "Video.txt").write_text(text.replace("1 6393\n", "1 6394\n", 1))
+    with pytest.raises(JaxrecError, match="Video.txt: sha256 .* does not match the pinned"):
+        load_dataset("amazon-games", data_dir=tmp_path)

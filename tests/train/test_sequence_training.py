@@ -135,3 +135,22 @@ def test_sampled_negatives_never_in_the_training_history(seq_csv):
         assert cand[u, 0] == i
         assert not any((int(u), int(c)) in seen for c in cand[u, 1:])
     assert np.array_equal(cand, sampled_candidates(split.train, split.test, 100, seed=3))  # seeded
+
+
+def test_checkpoint_resume_is_exact(seq_csv, tmp_path):
+    from jaxrec.config import CheckpointConfig
+    from jaxrec.experiment import run
+
+    def cfg(epochs, every):
+        c = _cfg(seq_csv, epochs=epochs)
+        ck = CheckpointConfig(every=every, dir=str(tmp_path / "ck")) if every else CheckpointConfig()
+        return dataclasses.replace(c, name="ck", output_dir=str(tmp_path), checkpoint=ck)
+
+    split = load_split(cfg(1, 0).data, sequential=True)
+    full = run(cfg(3, 0), progress=False, write=False, split=split)
+    run(cfg(2, 1), progress=False, write=False, split=split)  # "interrupted" after epoch 2
+    resumed = run(cfg(3, 1), progress=False, write=False, split=split, resume=True)
+    assert [h["epoch"] for h in resumed.fit.history] == [3]
+    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(full.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert resumed.metrics == full.metrics

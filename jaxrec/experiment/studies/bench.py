@@ -5,7 +5,9 @@ epochs of MF / NeuMF / LightGCN with each optimizer on ml-100k, Gowalla and synt
 MovieLens-20M's shape (138,493 users x 26,744 items, 1M -> 5M -> 20M pairs,
 :func:`jaxrec.data.synthetic.power_law`); full ranking against the bare score product; members
 1 -> 64; members on their own data variants against sequential runs; APR's epoch against a plain
-one; a robustness curve of 32 strengths vmapped against a loop. ``--quick`` runs the small part
+one; a robustness curve of 32 strengths vmapped against a loop; the full suite also times SASRec
+epochs on Amazon Games (window 50 and 200, padded against length buckets, float32 against
+bfloat16, 4 seeds as members against one). ``--quick`` runs the small part
 (ml-100k and 1M synthetic pairs; a few minutes on a 2-core CPU).
 
 Writes ``results.jsonl`` (one row per measurement with the machine: device, backend, versions,
@@ -55,6 +57,7 @@ class Suite:
     apr_models: tuple[str, ...]
     strengths: int
     repeats: int
+    sequences: tuple = ()  #: sequence data sets (SASRec epochs: lengths x batching x dtype, members)
 
 
 _ALL = tuple(OPTIMIZERS)
@@ -93,6 +96,7 @@ SUITES = {
         apr_models=("mf", "neumf", "lightgcn"),
         strengths=32,
         repeats=3,
+        sequences=("amazon-games",),
     ),
 }
 BATCH = {"ml-100k": 2048, "gowalla": 2048}  #: batch size per data set; synthetic: 8192
@@ -197,13 +201,24 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
                 add(B.apr_case(data, split, model, batch, suite.repeats))
             add(B.strengths_case(data, split, "mf", suite.strengths, suite.repeats))
         del split
+    for data in suite.sequences:
+        split = load_split(DataConfig(dataset=data, split="leave_one_out"), sequential=True)
+        for max_len in (50, 200):
+            for bucketed in (False, True):
+                for dtype in ("float32", "bfloat16"):
+                    add(B.sequence_case(data, split, max_len, bucketed, dtype, suite.repeats))
+        add(B.sequence_members_case(data, split, 4, suite.repeats))
     return StudyResult(NAME, cfg, rows, [], {"wall_s": time.time() - t0}, extras=plan)
 
 
 def _line(r: dict) -> str:
-    keys = [k for k in ("data", "model", "optimizer", "members", "strengths", "perturb_at") if k in r]
+    keys = [
+        k
+        for k in ("data", "model", "optimizer", "members", "strengths", "perturb_at", "max_len", "batching", "dtype")
+        if k in r
+    ]
     what = " ".join(str(r[k]) for k in keys)
-    extra = next((f"{k} {r[k]:.2f}" for k in ("overhead", "speedup", "us_per_pair") if k in r), "")
+    extra = next((f"{k} {r[k]:.2f}" for k in ("overhead", "speedup", "us_per_pair", "tokens_per_s") if k in r), "")
     return f"{r['case']}: {what}: {r['seconds']:.3f} s {extra}"
 
 
@@ -221,6 +236,10 @@ COLUMNS = {
     "variants": (["data", "model", "members"], ["seconds", "sequential_seconds", "speedup"]),
     "apr": (["data", "model", "perturb_at"], ["seconds", "plain_seconds", "overhead"]),
     "strengths": (["data", "model", "strengths"], ["seconds", "sequential_seconds", "speedup"]),
+    "sequence": (
+        ["data", "model", "max_len", "batching", "dtype", "tokens"],
+        ["seconds", "tokens_per_s", "peak_rss_mb"],
+    ),
 }
 #: what a row written before a key existed measured (results files of older commits)
 KEY_DEFAULTS = {"perturb_at": "tables"}
@@ -237,6 +256,7 @@ TITLES = {
     "variants": "members on their own data variants vs sequential runs",
     "apr": "APR epoch vs plain epoch",
     "strengths": "robustness strengths vmapped vs a loop",
+    "sequence": "sequence-model epoch (SASRec-BCE, median seconds, real tokens/s)",
 }
 
 

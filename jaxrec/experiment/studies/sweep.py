@@ -199,7 +199,7 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
 def tables(result: StudyResult, metrics: tuple[str, ...] | None = None) -> list[Table]:
     """One row per setting, ``mean ± std`` over seeds of ``metrics`` (default: recall and NDCG at
     20, or at the largest K evaluated when 20 is not)."""
-    title = f"{result.config.name}: test, mean ± std over seeds"
+    title = f"{result.config.name}: test ({result.config.eval.protocol} ranking), mean ± std over seeds"
     if not result.summary:
         return [Table(title, [], [])]
     first = result.summary[0]

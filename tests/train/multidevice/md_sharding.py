@@ -231,6 +231,35 @@ def test_apr_data_parallel_matches_one_device(tiny_split):
     assert_params_close(a.state.params, b.state.params)
 
 
+def test_sequence_model_data_parallel_matches_one_device(tmp_path):
+    """SASRec's sequence epoch (windows gathered per step, negatives per position, length
+    buckets) with batches over 'data' on 4 devices equals 1 device."""
+    from jaxrec.config import DataConfig, ModelConfig
+    from jaxrec.experiment import train_members
+    from jaxrec.experiment.data import load_split
+
+    rng = np.random.default_rng(0)
+    rows = [f"{u},{int(rng.integers(0, 30))},{t}" for u in range(40) for t in range(int(rng.integers(4, 12)))]
+    path = tmp_path / "events.csv"
+    path.write_text("user_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+
+    def cfg(parallel):
+        return Config(
+            data=DataConfig(dataset=str(path), time_col="timestamp", split="leave_one_out"),
+            model=ModelConfig(name="sasrec", dim=8, layers=1, heads=2, max_len=8, dropout=0.0),
+            train=TrainConfig(epochs=2, batch_size=8, loss="bce", buckets=(4,)),
+            eval=EvalConfig(ks=(5,)),
+            parallel=parallel,
+        )
+
+    split = load_split(cfg(ParallelConfig()).data, sequential=True)
+    four = train_members([cfg(ParallelConfig(data=4))], split, progress=False)
+    one = train_members([cfg(ParallelConfig())], split, progress=False)
+    a, b = four.fit.member(0), one.fit.member(0)
+    np.testing.assert_allclose([h["loss"] for h in a.history], [h["loss"] for h in b.history], rtol=1e-5)
+    assert_params_close(a.state.params, b.state.params)
+
+
 @pytest.mark.parametrize("optimizer", ["lazy_adam", "rowwise_adagrad"])
 def test_rowwise_optimizers_on_a_data_x_model_mesh_match_one_device(tiny_split, optimizer):
     """Row-wise updates (gather the batch's rows, scatter the update back) on tables whose rows,
