@@ -10,7 +10,10 @@ median seconds per epoch of both and their ratio, each side's test Recall@20 / N
 own split draw. ``--same-split`` then trains jaxrec on RecBole's exact split (seed 2020) with
 ``--seeds`` training seeds, so accuracy is compared on identical data. ``--gowalla`` adds the
 Gowalla protocol LightGCN: the peer's seconds per step extrapolated to an epoch and jaxrec's
-measured epoch (``bench/gowalla_curve.py``, 2 epochs).
+measured epoch (``bench/gowalla_curve.py``, 2 epochs). ``--sasrec`` runs RecBole's SASRec and
+jaxrec's (``configs/ml100k-sasrec.yaml``, ``bench/sasrec_curve.py``) one after the other,
+``--rounds`` times, each with the test ranked after every epoch, and reports time to accuracy:
+jaxrec's training seconds to reach the peer's NDCG@10 of each of its epochs, and the ratio.
 """
 
 from __future__ import annotations
@@ -54,6 +57,35 @@ def emit(row: dict, out) -> None:
         out.flush()
 
 
+def sasrec_time_to_accuracy(args, out) -> None:
+    """Interleaved rounds of RecBole's SASRec and jaxrec's; per round, for each peer epoch, the
+    training seconds jaxrec needs to reach the peer's test NDCG@10 there (None: not reached)."""
+    for r in range(args.rounds):
+        peer = _json_lines([args.peer_python, f"{HERE}/peer_recbole.py", "sasrec", "--epochs", str(args.sasrec_epochs)])
+        for row in peer:
+            emit({"side": "peer", "round": r, **row}, out)
+        ours = _json_lines([PY, f"{HERE}/sasrec_curve.py", "--epochs", str(args.jaxrec_epochs)])
+        for row in ours:
+            emit({"round": r, **row}, out)
+        for p_row in peer:
+            hit = next((o for o in ours if o["ndcg@10"] >= p_row["ndcg@10"]), None)
+            emit(
+                {
+                    "summary": "SASRec time to accuracy",
+                    "round": r,
+                    "peer_epoch": p_row["epoch"],
+                    "peer_train_s": p_row["train_s"],
+                    "peer_ndcg@10": p_row["ndcg@10"],
+                    "jaxrec_epoch": hit and hit["epoch"],
+                    "jaxrec_train_s": hit and hit["train_s"],
+                    "speedup": hit and round(p_row["train_s"] / max(hit["train_s"], 1e-9), 1),
+                    "jaxrec_best_ndcg@10": max(o["ndcg@10"] for o in ours),
+                    "jaxrec_best_hit@10": max(o["hit@10"] for o in ours),
+                },
+                out,
+            )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--peer-python", required=True, help="python of the RecBole environment")
@@ -62,9 +94,15 @@ def main(argv=None) -> int:
     p.add_argument("--same-split", action="store_true")
     p.add_argument("--seeds", type=int, default=4, help="jaxrec training seeds on the peer's split")
     p.add_argument("--gowalla", action="store_true")
+    p.add_argument("--sasrec", action="store_true", help="only SASRec: time to accuracy (see above)")
+    p.add_argument("--sasrec-epochs", type=int, default=3, help="the peer's epochs")
+    p.add_argument("--jaxrec-epochs", type=int, default=30, help="jaxrec's epochs (its curve)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     out = open(args.out, "a") if args.out else None
+    if args.sasrec:
+        sasrec_time_to_accuracy(args, out)
+        return 0
 
     for model in args.models:
         _, epochs = MODELS[model]

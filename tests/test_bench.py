@@ -63,3 +63,18 @@ def test_compare_tells_two_runs_of_one_machine_apart_by_commit(tmp_path, capsys)
 def test_bench_flags_and_a_missing_compare_file(tmp_path, capsys):
     assert main(["bench", "-q", "--compare", str(tmp_path / "nope.jsonl"), str(tmp_path / "b.jsonl")]) == 2
     assert "nope.jsonl is not a file" in capsys.readouterr().err
+
+
+def test_sequences_suite_flags_and_its_table(capsys):
+    assert main(["bench", "-q", "--quick", "--sequences"]) == 2
+    assert "--quick and --sequences are two different suites" in capsys.readouterr().err
+    from jaxrec.config import Config
+    from jaxrec.experiment.studies import bench
+    from jaxrec.experiment.studies.base import StudyResult
+
+    row = {"case": "sequence", "data": "amazon-games", "model": "sasrec", "max_len": 50, "batching": "buckets"}
+    row.update(dtype="float32", tokens=1000, seconds=2.0, tokens_per_s=500.0, peak_rss_mb=1.0)
+    result = StudyResult("bench", Config(), [row], [], {"wall_s": 1.0}, extras=bench.Plan("sequences", ()))
+    (table,) = bench.tables(result)
+    assert table.rows == [["amazon-games", "sasrec", "50", "buckets", "float32", "1000", "2.000", "500.000", "1.000"]]
+    assert "tokens_per_s 500.00" in bench._line(row)

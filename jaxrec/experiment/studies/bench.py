@@ -99,6 +99,9 @@ SUITES = {
         sequences=("amazon-games",),
     ),
 }
+SUITES["sequences"] = dataclasses.replace(
+    SUITES["full"], datasets=(), epoch_models={}, ranking_models={}, apr_models=(), repeats=1
+)
 BATCH = {"ml-100k": 2048, "gowalla": 2048}  #: batch size per data set; synthetic: 8192
 
 
@@ -111,6 +114,9 @@ class Plan:
 def arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="the small suite (ml-100k and 1M synthetic pairs)")
     parser.add_argument(
+        "--sequences", action="store_true", help="only the full suite's sequence-model cases (SASRec on Amazon Games)"
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         metavar="RESULTS.jsonl",
@@ -119,15 +125,17 @@ def arguments(parser) -> None:
 
 
 def inputs(args) -> dict:
-    return {"quick": args.quick, "compare": tuple(args.compare or ())}
+    return {"quick": args.quick, "compare": tuple(args.compare or ()), "sequences": args.sequences}
 
 
-def check(cfg: Config, base_dir=".", quick: bool = False, compare: tuple = ()) -> Plan:
+def check(cfg: Config, base_dir=".", quick: bool = False, compare: tuple = (), sequences: bool = False) -> Plan:
     paths = tuple(Path(p) for p in compare)
     for p in paths:
         if not p.is_file():
             raise JaxrecError(f"--compare: {p} is not a file (give two results.jsonl of `jaxrec bench`)")
-    return Plan("quick" if quick else "full", paths)
+    if quick and sequences:
+        raise JaxrecError("--quick and --sequences are two different suites: give one")
+    return Plan("quick" if quick else "sequences" if sequences else "full", paths)
 
 
 def describe(cfg: Config, plan: Plan) -> str:
