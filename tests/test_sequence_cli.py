@@ -76,3 +76,12 @@ def test_too_few_events_for_the_sasrec_rule(tmp_path, capsys):
     path.write_text("user_id,item_id,timestamp\n1,a,1\n1,b,2\n2,a,1\n2,c,2\n")
     assert main(seq_args(path, tmp_path, "--set", "data.loo_rule=sasrec")) == 2
     assert "data.loo_rule: no user" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("study", ["robustness", "attack", "certify"])
+def test_studies_refuse_sequence_victims_in_one_line(events_csv, tmp_path, capsys, study):
+    args = seq_args(events_csv, tmp_path, "--set", "eval.ks=[10,20]")
+    args[0] = study
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "is a sequence model" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

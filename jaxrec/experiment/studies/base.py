@@ -33,6 +33,8 @@ import numpy as np
 from jaxrec.config import CheckpointConfig, Config, load_config
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.experiment.output import check_writable, run_dir_of, written
+from jaxrec.models import MODELS
+from jaxrec.models.sequential import is_sequential
 
 
 @dataclasses.dataclass
@@ -104,9 +106,18 @@ def victims(cfg: Config, base_dir: str | Path = ".", section: str = "robustness"
     eval, output, robustness and attack sections; or this config itself when there are none.
     Labels are the victims' names."""
     entries = getattr(cfg, section).victims
-    if not entries:
-        return [(cfg.name, cfg)]
-    out = [entry_config(cfg, entry, base_dir, f"{section}.victims[{i}]") for i, entry in enumerate(entries)]
+    out = (
+        [(cfg.name, cfg)]
+        if not entries
+        else [entry_config(cfg, entry, base_dir, f"{section}.victims[{i}]") for i, entry in enumerate(entries)]
+    )
+    for i, (label, v) in enumerate(out):
+        if is_sequential(MODELS[v.model.name]):
+            where = f"{section}.victims[{i}]" if entries else "model.name"
+            raise JaxrecError(
+                f"{where}: {label} is a sequence model ({v.model.name}); the {section} study takes embedding models "
+                "(sequence victims come with the sequence robustness work)"
+            )
     labels = [lab for lab, _ in out]
     if len(set(labels)) != len(labels):
         raise JaxrecError(f"{section}.victims: two victims share a name ({labels}); give each config its own name")

@@ -48,6 +48,8 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, markdown_report, plot_curves
 from jaxrec.experiment.studies.base import StudyResult, say, summarise
+from jaxrec.models import MODELS
+from jaxrec.models.sequential import is_sequential
 
 NAME = "certify"
 HELP = "train thousands of sub-models on user subsamples; certified precision/recall against e fake users"
@@ -74,6 +76,10 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
     c = cfg.certify
     if not c.bases or len(set(c.bases)) != len(c.bases):
         raise JaxrecError(f"certify.bases: give item, model or both, each once; got {list(c.bases)}")
+    if "model" in c.bases and is_sequential(MODELS[cfg.model.name]):
+        raise JaxrecError(
+            f"model.name: {cfg.model.name} is a sequence model; certify's model bases are embedding models"
+        )
     split = load_split(cfg.data) if split is None else split
     if split.test is None:
         raise JaxrecError("data: certify needs a test part (data.ratios with a test share)")
