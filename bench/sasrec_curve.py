@@ -22,7 +22,8 @@ import jax.numpy as jnp
 from jaxrec.config import load_config
 from jaxrec.evaluate import compile_evaluator, model_chunk, split_ranking
 from jaxrec.experiment.data import load_split
-from jaxrec.experiment.training import build_training, ranking_settings
+from jaxrec.experiment.sequences import ranking_settings
+from jaxrec.experiment.training import build_training
 from jaxrec.models.sequential import is_sequential
 from jaxrec.train.engine import init_tracker, make_engine
 from jaxrec.train.state import member

@@ -21,7 +21,6 @@ import numpy as np
 from jaxrec.config import Config, validate
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.data.sampling import search_depth
-from jaxrec.data.sequences import split_order
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import (
     METRICS,
@@ -38,6 +37,7 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
 from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, shapes_of
+from jaxrec.experiment.sequences import check_sequence, ranking_settings, sequence_training
 from jaxrec.models import MODELS
 from jaxrec.models.sequential import is_sequential
 from jaxrec.train.engine import Engine, init_tracker
@@ -45,7 +45,6 @@ from jaxrec.train.loop import FitResult, MembersFit, fit, member_record
 from jaxrec.train.losses import LOSSES
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
 from jaxrec.train.rowwise import optimizer
-from jaxrec.train.sequence import SEQUENCE_LOSSES, bucket_widths, gbce_beta, sequence_data
 from jaxrec.train.state import adam, create_members, learning_rate, member, with_lr
 from jaxrec.train.steps import stack_data, train_data
 
@@ -125,7 +124,7 @@ def _check_train(cfg: Config) -> None:
     if name not in METRICS or not k.isdigit():
         raise JaxrecError(f"train.monitor: {t_cfg.monitor!r} is not a ranking metric like 'recall@20'")
     if is_sequential(MODELS[cfg.model.name]):
-        _check_sequence(cfg)
+        check_sequence(cfg)
     elif t_cfg.loss not in LOSSES:
         raise JaxrecError(f"train.loss: {t_cfg.loss!r} is a sequence models' loss; choose one of {sorted(LOSSES)}")
     if len(t_cfg.betas) != 2:
@@ -134,42 +133,6 @@ def _check_train(cfg: Config) -> None:
         raise JaxrecError(
             f"adv.relative: true needs each table's mean row norm, and train.optimizer: {t_cfg.optimizer} (row-wise) "
             "sees only the batch's rows; use adv.relative: false or train.optimizer: adam"
-        )
-
-
-def _check_sequence(cfg: Config) -> None:
-    """A sequence model's settings, each mistake one keyed line before any work."""
-    m, t = cfg.model, cfg.train
-    cls = MODELS[m.name]
-    if t.loss not in SEQUENCE_LOSSES:
-        raise JaxrecError(
-            f"train.loss: {t.loss!r} is not a sequence model's loss; choose one of {list(SEQUENCE_LOSSES)}"
-        )
-    if cls.objective == "cloze" and t.loss != "ce":
-        raise JaxrecError(f"train.loss: {m.name} trains by Cloze masking with ce, got {t.loss!r}")
-    if m.max_len < 2:
-        raise JaxrecError(f"model.max_len: a history window needs at least 2 positions, got {m.max_len}")
-    if m.dim % m.heads:
-        raise JaxrecError(f"model.heads: {m.heads} heads do not divide model.dim={m.dim}")
-    if m.attention == "cudnn":
-        if jax.default_backend() != "gpu":
-            raise JaxrecError(
-                f"model.attention: cudnn needs a GPU, and this backend is {jax.default_backend()} (use xla)"
-            )
-        if m.dtype != "bfloat16" or (m.dim // m.heads) % 8:
-            raise JaxrecError(
-                f"model.attention: cudnn needs model.dtype: bfloat16 and a head dimension (dim / heads = "
-                f"{m.dim // m.heads}) that is a multiple of 8"
-            )
-    if t.optimizer != "adam":
-        raise JaxrecError(f"train.optimizer: {t.optimizer} updates rows of user/item tables; sequence models use adam")
-    if t.l2:
-        raise JaxrecError("train.l2: the batch L2 term is for embedding models; use train.weight_decay")
-    if cfg.adv.method != "none":
-        raise JaxrecError(f"adv.method: {cfg.adv.method} is not available for sequence models yet")
-    if cfg.eval.protocol == "sampled" and max(cfg.eval.ks) > cfg.eval.negatives + 1:
-        raise JaxrecError(
-            f"eval.ks: K={max(cfg.eval.ks)} exceeds the {cfg.eval.negatives + 1} ranked items of the sampled protocol"
         )
 
 
@@ -189,38 +152,6 @@ def optimizer_settings(t_cfg, steps_per_epoch: int) -> tuple:
             t_cfg.epochs * steps_per_epoch,
         )
     return () if settings == (0.9, 0.999, 0.0, "constant", 0, 0) else settings
-
-
-def ranking_settings(cfg: Config, model) -> dict:
-    """The keyword arguments of :func:`jaxrec.evaluate.split_ranking` for ``cfg``'s evaluation
-    of ``model`` (a sequence model's query, the history mask, the protocol)."""
-    seq = is_sequential(model)
-    e = cfg.eval
-    return {
-        "max_len": model.max_len if seq else None,
-        "mask_history": (not seq) if e.mask_history is None else e.mask_history,
-        "protocol": e.protocol,
-        "negatives": e.negatives,
-        "sample_users": e.sample_users,
-        "seed": e.seed,
-    }
-
-
-def _sequence_training(cfgs: list[Config], split: Split, trains) -> tuple:
-    """Model, inputs, data and epoch settings of sequence-model members."""
-    base = cfgs[0]
-    if trains is not None:
-        raise JaxrecError("data variants (noisy or poisoned training sets) are not available for sequence models yet")
-    model, inputs = build_model(base.model, split.train)
-    widths = bucket_widths(base.train.buckets, model.max_len)
-    with config_key("data"):
-        data, caps = sequence_data(
-            split.train, split_order(split), model.max_len, base.train.batch_size, widths, base.train.windows
-        )
-    extra = {"widths": widths, "caps": caps}
-    if base.train.loss == "gbce":
-        extra["beta"] = gbce_beta(base.train.n_negatives, split.n_items, base.train.gbce_t)
-    return model, inputs, data, extra, sum(caps) // base.train.batch_size
 
 
 def build_training(
@@ -266,7 +197,7 @@ def build_training(
     padded = trains is not None and (batched or capacity is not None)
     seq_extra = {}
     if is_sequential(MODELS[base.model.name]):
-        model, inputs, data, seq_extra, steps = _sequence_training(cfgs, split, trains)
+        model, inputs, data, seq_extra, steps = sequence_training(cfgs, split, trains)
         batch, padded, batched = base.train.batch_size, False, False
     elif not padded:
         train = split.train if trains is None else trains[0]

@@ -1,0 +1,83 @@
+"""Sequence models in an experiment: their checks, their training data and their evaluation
+settings, from the config (the sequence half of :mod:`jaxrec.experiment.training`)."""
+
+from __future__ import annotations
+
+import jax
+
+from jaxrec.config import Config
+from jaxrec.data.interactions import Split
+from jaxrec.data.sequences import split_order
+from jaxrec.errors import JaxrecError, config_key
+from jaxrec.experiment.models import build_model
+from jaxrec.models import MODELS
+from jaxrec.models.sequential import is_sequential
+from jaxrec.train.sequence import SEQUENCE_LOSSES, bucket_widths, gbce_beta, sequence_data
+
+
+def check_sequence(cfg: Config) -> None:
+    """A sequence model's settings, each mistake one keyed line before any work."""
+    m, t = cfg.model, cfg.train
+    cls = MODELS[m.name]
+    if t.loss not in SEQUENCE_LOSSES:
+        raise JaxrecError(
+            f"train.loss: {t.loss!r} is not a sequence model's loss; choose one of {list(SEQUENCE_LOSSES)}"
+        )
+    if cls.objective == "cloze" and t.loss != "ce":
+        raise JaxrecError(f"train.loss: {m.name} trains by Cloze masking with ce, got {t.loss!r}")
+    if m.max_len < 2:
+        raise JaxrecError(f"model.max_len: a history window needs at least 2 positions, got {m.max_len}")
+    if m.dim % m.heads:
+        raise JaxrecError(f"model.heads: {m.heads} heads do not divide model.dim={m.dim}")
+    if m.attention == "cudnn":
+        if jax.default_backend() != "gpu":
+            raise JaxrecError(
+                f"model.attention: cudnn needs a GPU, and this backend is {jax.default_backend()} (use xla)"
+            )
+        if m.dtype != "bfloat16" or (m.dim // m.heads) % 8:
+            raise JaxrecError(
+                f"model.attention: cudnn needs model.dtype: bfloat16 and a head dimension (dim / heads = "
+                f"{m.dim // m.heads}) that is a multiple of 8"
+            )
+    if t.optimizer != "adam":
+        raise JaxrecError(f"train.optimizer: {t.optimizer} updates rows of user/item tables; sequence models use adam")
+    if t.l2:
+        raise JaxrecError("train.l2: the batch L2 term is for embedding models; use train.weight_decay")
+    if cfg.adv.method != "none":
+        raise JaxrecError(f"adv.method: {cfg.adv.method} is not available for sequence models yet")
+    if cfg.eval.protocol == "sampled" and max(cfg.eval.ks) > cfg.eval.negatives + 1:
+        raise JaxrecError(
+            f"eval.ks: K={max(cfg.eval.ks)} exceeds the {cfg.eval.negatives + 1} ranked items of the sampled protocol"
+        )
+
+
+def ranking_settings(cfg: Config, model) -> dict:
+    """The keyword arguments of :func:`jaxrec.evaluate.split_ranking` for ``cfg``'s evaluation
+    of ``model`` (a sequence model's query, the history mask, the protocol)."""
+    seq = is_sequential(model)
+    e = cfg.eval
+    return {
+        "max_len": model.max_len if seq else None,
+        "mask_history": (not seq) if e.mask_history is None else e.mask_history,
+        "protocol": e.protocol,
+        "negatives": e.negatives,
+        "sample_users": e.sample_users,
+        "seed": e.seed,
+    }
+
+
+def sequence_training(cfgs: list[Config], split: Split, trains) -> tuple:
+    """Model, inputs, data and epoch settings of sequence-model members."""
+    base = cfgs[0]
+    if trains is not None:
+        raise JaxrecError("data variants (noisy or poisoned training sets) are not available for sequence models yet")
+    model, inputs = build_model(base.model, split.train)
+    widths = bucket_widths(base.train.buckets, model.max_len)
+    with config_key("data"):
+        data, caps = sequence_data(
+            split.train, split_order(split), model.max_len, base.train.batch_size, widths, base.train.windows
+        )
+    extra = {"widths": widths, "caps": caps}
+    if base.train.loss == "gbce":
+        extra["beta"] = gbce_beta(base.train.n_negatives, split.n_items, base.train.gbce_t)
+    return model, inputs, data, extra, sum(caps) // base.train.batch_size
