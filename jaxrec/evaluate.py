@@ -215,6 +215,8 @@ def sampled_candidates(train: Interactions, held: Interactions, n: int, seed: in
     rng = np.random.default_rng(seed)
     n_items = train.n_items
     t_ptr, t_idx = held.csr()
+    if np.any(np.diff(t_ptr) > 1):
+        raise JaxrecError(f"{held.source}: the sampled protocol ranks one held-out item per user; some hold several")
     first = np.where(np.diff(t_ptr) > 0, t_idx[np.minimum(t_ptr[:-1], max(t_idx.size - 1, 0))], 0)
     seen = np.unique(train.users.astype(np.int64) * n_items + train.items)
     if np.any(np.bincount(train.users, minlength=train.n_users) >= n_items):

@@ -71,6 +71,17 @@ def test_sequence_mistakes_give_one_clear_line(events_csv, tmp_path, capsys, ext
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_the_sampled_protocol_needs_leave_one_out(tmp_path, capsys):
+    from conftest import random_interactions
+
+    inter = random_interactions(n_users=10, n_items=20, per_user=6)
+    path = tmp_path / "pairs.csv"
+    path.write_text("user_id,item_id\n" + "\n".join(f"{u},{i}" for u, i in zip(inter.users, inter.items)) + "\n")
+    args = ["train", "--quiet", "--set", f"data.dataset={path}", "--set", "eval.protocol=sampled"]
+    assert main(args + ["--set", f"output_dir={tmp_path}"]) == 2
+    assert "eval.protocol: sampled ranks each user's one held-out item" in capsys.readouterr().err
+
+
 def test_too_few_events_for_the_sasrec_rule(tmp_path, capsys):
     path = tmp_path / "two.csv"
     path.write_text("user_id,item_id,timestamp\n1,a,1\n1,b,2\n2,a,1\n2,c,2\n")

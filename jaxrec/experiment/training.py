@@ -127,6 +127,11 @@ def _check_train(cfg: Config) -> None:
         check_sequence(cfg)
     elif t_cfg.loss not in LOSSES:
         raise JaxrecError(f"train.loss: {t_cfg.loss!r} is a sequence models' loss; choose one of {sorted(LOSSES)}")
+    if cfg.eval.protocol == "sampled" and cfg.data.split != "leave_one_out":
+        raise JaxrecError(
+            f"eval.protocol: sampled ranks each user's one held-out item against sampled items; data.split: "
+            f"{cfg.data.split} holds out several (use leave_one_out)"
+        )
     if len(t_cfg.betas) != 2:
         raise JaxrecError(f"train.betas: give Adam's two betas [b1, b2], got {list(t_cfg.betas)}")
     if cfg.adv.method != "none" and cfg.adv.relative and t_cfg.optimizer != "adam" and MODELS[cfg.model.name].row_local:
