@@ -50,7 +50,9 @@ def prepare(out: str) -> None:
                 g.writelines(f"{u}\t{i}\n" for u, i in rows)
 
 
-def _ml100k_config(model: str, seed: int, epochs: int = 1):
+def _ml100k_config(model: str, seed: int, epochs: int = 1, **settings):
+    """RecBole's config for ``model`` on ml-100k: the comparison protocol's random 8:1:1 split and
+    Recall / NDCG@20, or what ``settings`` replace (a sequential model's split and metrics)."""
     from recbole.config import Config
 
     return Config(
@@ -73,6 +75,7 @@ def _ml100k_config(model: str, seed: int, epochs: int = 1):
             "device": "cpu",
             "use_gpu": False,
             "checkpoint_dir": f"{WORK}/saved",
+            **settings,
         },
     )
 
@@ -115,34 +118,20 @@ def sasrec(epochs: int, seed: int) -> list[dict]:
     dropout 0.5 / 0.5, gelu, max length 50, CE, batch 2048, Adam 1e-3), the leave-one-out split
     in time order, full ranking of the test items after every epoch (the test is timed apart)."""
     import torch
-    from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
     torch.set_num_threads(os.cpu_count() or 1)
-    config = Config(
-        model="SASRec",
-        dataset="ml-100k",
-        config_dict={
-            "data_path": DATA,
-            "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]},
-            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
-            "train_neg_sample_args": None,
-            "loss_type": "CE",
-            "metrics": ["Hit", "NDCG"],
-            "topk": [10],
-            "valid_metric": "NDCG@10",
-            "epochs": epochs,
-            "train_batch_size": 2048,
-            "learning_rate": 1e-3,
-            "eval_step": 10**6,
-            "seed": seed,
-            "reproducibility": True,
-            "show_progress": False,
-            "device": "cpu",
-            "use_gpu": False,
-            "checkpoint_dir": f"{WORK}/saved",
-        },
+    config = _ml100k_config(
+        "SASRec",
+        seed,
+        epochs,
+        eval_args={"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
+        train_neg_sample_args=None,
+        loss_type="CE",
+        metrics=["Hit", "NDCG"],
+        topk=[10],
+        valid_metric="NDCG@10",
     )
     init_seed(seed, True)
     train, _valid, test = data_preparation(config, create_dataset(config))
