@@ -91,8 +91,9 @@ class FeedForward(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """One block. ``norm="pre"`` is the SASRec code's layout (``q = LN(x)``, ``x = q +
-    attn(q, x)``, ``x = x + ffn(LN(x))``); ``"post"`` is RecBole's (``x = LN(x + drop(attn(x)))``,
+    """One block. ``norm="pre"`` is the SASRec code's layout (``kang205/SASRec`` and its PyTorch
+    port: ``q = LN(x)``, ``x = q + attn(q, x)``, ``h = LN(x)``, ``x = h + ffn(h)``: both
+    residuals add the normalised input); ``"post"`` is RecBole's (``x = LN(x + drop(attn(x)))``,
     ``x = LN(x + ffn(x))``)."""
 
     dim: int
@@ -110,9 +111,10 @@ class TransformerBlock(nn.Module):
         attn = SelfAttention(self.dim, self.heads, self.attn_dropout, self.implementation, self.dtype)
         ffn = FeedForward(self.dim, self.inner, self.dropout, self.activation, self.dtype)
         ln = lambda name: nn.LayerNorm(epsilon=1e-8 if self.norm == "pre" else 1e-12, dtype=self.dtype, name=name)  # noqa: E731
-        if self.norm == "pre":
+        if self.norm == "pre":  # both residuals start from the normalised input, as in the SASRec code
             q = ln("attention_norm")(x)
             x = q + attn(q, x, mask, train)  # the SASRec code drops attention weights only
-            return x + ffn(ln("ffn_norm")(x), train)
+            h = ln("ffn_norm")(x)
+            return h + ffn(h, train)
         x = ln("attention_norm")(x + nn.Dropout(self.dropout, deterministic=not train)(attn(x, x, mask, train)))
         return ln("ffn_norm")(x + ffn(x, train))

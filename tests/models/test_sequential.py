@@ -100,7 +100,7 @@ def test_one_pre_norm_block_against_numpy():
     h = q_in + att
     f = P["FeedForward_0"]
     ff_in = _layer_norm(h, P["ffn_norm"]["scale"], P["ffn_norm"]["bias"], 1e-8)
-    want = h + dense(np.maximum(dense(ff_in, f["Dense_0"]), 0.0), f["Dense_1"])
+    want = ff_in + dense(np.maximum(dense(ff_in, f["Dense_0"]), 0.0), f["Dense_1"])  # the SASRec code's residual
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
