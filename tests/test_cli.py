@@ -66,11 +66,14 @@ def test_train_writes_config_and_metrics(tiny_csv, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--set", "model.name=svd"], "model.name must be one of ['mf', 'neumf', 'lightgcn', 'ngcf'], got 'svd'"),
+        (
+            ["--set", "model.name=svd"],
+            "model.name must be one of ['mf', 'neumf', 'lightgcn', 'ngcf', 'sasrec', 'bert4rec', 'hstu'], got 'svd'",
+        ),
         (["--set", "eval.ks=[5,31]"], "eval.ks: K=31 must be between 1 and the number of items (30)"),
         (
             ["--set", "train.loss=hinge"],
-            "--set train.loss=hinge: train.loss must be one of ['bpr', 'bce'], got 'hinge'",
+            "--set train.loss=hinge: train.loss must be one of ['bpr', 'bce', 'ce', 'gbce'], got 'hinge'",
         ),
         (["--set", "data.split=predefined"], "data.split: predefined, but"),
         (["--set", "data.dataset=ml-5k"], "ml-5k: neither a known data set"),

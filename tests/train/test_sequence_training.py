@@ -56,7 +56,7 @@ def test_gbce_by_hand():
 
 @pytest.mark.parametrize("loss", ["bce", "ce"])
 def test_buckets_equal_the_padded_reference(loss):
-    m = SASRec(n_users=4, n_items=20, dim=8, layers=2, heads=2, max_len=8, dropout=0.0)
+    m = SASRec(n_users=4, n_items=20, dim=8, layers=1, heads=2, max_len=8, dropout=0.0)
     params = init_params(m, jax.random.key(0))
     P = 20
     history = jnp.asarray([[P, P, P, P, P, 1, 2, 3], [P, P, P, P, 4, 5, 6, 7], [P] * 8], jnp.int32)
@@ -66,15 +66,15 @@ def test_buckets_equal_the_padded_reference(loss):
     mask = jnp.asarray([1.0, 1.0, 0.0])
     args = (params, {}, history, items, mask, jax.random.key(2), {})
     ref = make_sequence_loss_fn(m, loss, (8,))
-    fast = make_sequence_loss_fn(m, loss, (2, 4, 8))  # the batch's longest window (4) runs at width 4
+    fast = make_sequence_loss_fn(m, loss, (4, 8))  # the batch's longest window (4) runs at width 4
     (v_ref, _), g_ref = jax.value_and_grad(ref, has_aux=True)(*args)
     (v_fast, _), g_fast = jax.value_and_grad(fast, has_aux=True)(*args)
     np.testing.assert_allclose(v_fast, v_ref, rtol=1e-6)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), g_fast, g_ref)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), g_fast, g_ref)
 
 
 def test_members_equal_separate_runs(seq_csv):
-    cfg = _cfg(seq_csv)
+    cfg = _cfg(seq_csv, epochs=1)
     split = load_split(cfg.data, sequential=True)
     cfgs = [
         dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=s, lr=lr))
