@@ -141,3 +141,13 @@ def test_raw_target_ids_keep_their_type_and_other_values_are_refused():
     assert cfg.attack.targets == (50, "i3", "7")
     with pytest.raises(JaxrecError, match=r"attack.targets\[0\]: expected an integer or a string, got 1.5"):
         load_config(None, ["attack.targets=[1.5]"])
+
+
+def test_a_check_across_fields_waits_for_the_last_set():
+    """``train.epochs=0`` is valid once ``train.init_from`` is set, whichever --set comes first."""
+    from jaxrec.config import load_config
+
+    cfg = load_config(None, ["train.epochs=0", "train.init_from=somewhere"])
+    assert cfg.train.epochs == 0 and cfg.train.init_from == "somewhere"
+    with pytest.raises(JaxrecError, match=r"--set train.epochs=0: train.epochs must be >= 1"):
+        load_config(None, ["train.epochs=0", "train.lr=0.01"])

@@ -193,6 +193,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         except JaxrecError as e:
             raise JaxrecError(f"{path}: {e}") from None
     cfg = from_dict(Config, values) if not overrides else None
+    if overrides:  # all together first: a check across fields holds when the last --set arrives
+        try:
+            return from_dict(Config, apply_overrides(values, list(overrides)))
+        except JaxrecError:
+            pass
     for item in overrides:  # one at a time: the first bad one is named
         values = apply_overrides(values, [item])
         try:
