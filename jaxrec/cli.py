@@ -65,9 +65,7 @@ def cmd_train(args) -> int:
     t = result.timing
     console.print(
         rich_table(
-            metrics_table(
-                result.metrics, f"{cfg.name}: test, {cfg.eval.protocol} ranking (best epoch {result.fit.best_epoch})"
-            )
+            metrics_table(result.metrics, f"{cfg.name}: test ({cfg.eval.protocol}, best epoch {result.fit.best_epoch})")
         )
     )
     console.print(
