@@ -90,10 +90,10 @@ def sequence_data(
         rows = np.flatnonzero(bucket == b)
         cap = math.ceil(rows.size / batch_size) * batch_size
         pad = cap - rows.size
-        parts.append((np.concatenate([rows, np.full(pad, -1)]),))
+        parts.append(np.concatenate([rows, np.full(pad, -1)]))  # -1: a padding row
         caps.append(cap)
         n_real.append(rows.size)
-    idx = np.concatenate([p[0] for p in parts]).astype(np.int64)
+    idx = np.concatenate(parts).astype(np.int64)
     fill = idx < 0
     take = np.where(fill, 0, idx)
     hist_p = np.where(fill[:, None], train.n_items, hist[take])
