@@ -18,12 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.config import Config, validate
+from jaxrec.config import Config
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.data.sampling import search_depth
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import (
-    METRICS,
     check_ks,
     compile_evaluator,
     compile_members_evaluator,
@@ -37,12 +36,12 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
 from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, shapes_of
-from jaxrec.experiment.sequences import check_sequence, ranking_settings, sequence_training
+from jaxrec.experiment.sequences import ranking_settings, sequence_training
+from jaxrec.experiment.settings import check_train, optimizer_settings
 from jaxrec.models import MODELS
 from jaxrec.models.sequential import is_sequential
 from jaxrec.train.engine import Engine, init_tracker
 from jaxrec.train.loop import FitResult, MembersFit, fit, member_record
-from jaxrec.train.losses import LOSSES
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
 from jaxrec.train.rowwise import optimizer
 from jaxrec.train.state import adam, create_members, learning_rate, member, with_lr
@@ -117,48 +116,6 @@ class Training:
         return self.spec.batch
 
 
-def _check_train(cfg: Config) -> None:
-    validate(cfg)  # every value in its range (configs built in code skip load_config's checks)
-    t_cfg = cfg.train
-    name, _, k = t_cfg.monitor.partition("@")
-    if name not in METRICS or not k.isdigit():
-        raise JaxrecError(f"train.monitor: {t_cfg.monitor!r} is not a ranking metric like 'recall@20'")
-    if is_sequential(MODELS[cfg.model.name]):
-        check_sequence(cfg)
-    elif t_cfg.loss not in LOSSES:
-        raise JaxrecError(f"train.loss: {t_cfg.loss!r} is a sequence models' loss; choose one of {sorted(LOSSES)}")
-    if cfg.eval.protocol == "sampled" and cfg.data.split != "leave_one_out":
-        raise JaxrecError(
-            f"eval.protocol: sampled ranks each user's one held-out item against sampled items; data.split: "
-            f"{cfg.data.split} holds out several (use leave_one_out)"
-        )
-    if len(t_cfg.betas) != 2:
-        raise JaxrecError(f"train.betas: give Adam's two betas [b1, b2], got {list(t_cfg.betas)}")
-    if cfg.adv.method != "none" and cfg.adv.relative and t_cfg.optimizer != "adam" and MODELS[cfg.model.name].row_local:
-        raise JaxrecError(
-            f"adv.relative: true needs each table's mean row norm, and train.optimizer: {t_cfg.optimizer} (row-wise) "
-            "sees only the batch's rows; use adv.relative: false or train.optimizer: adam"
-        )
-
-
-def optimizer_settings(t_cfg, steps_per_epoch: int) -> tuple:
-    """:func:`jaxrec.train.state.adam`'s arguments from ``train.*`` (() for the defaults, so
-    every default run shares one optimizer object)."""
-    b1, b2 = t_cfg.betas
-    if t_cfg.schedule == "constant":
-        settings = (b1, b2, t_cfg.weight_decay, "constant", 0, 0)
-    else:
-        settings = (
-            b1,
-            b2,
-            t_cfg.weight_decay,
-            t_cfg.schedule,
-            t_cfg.warmup_epochs * steps_per_epoch,
-            t_cfg.epochs * steps_per_epoch,
-        )
-    return () if settings == (0.9, 0.999, 0.0, "constant", 0, 0) else settings
-
-
 def build_training(
     cfgs: Config | list[Config], split: Split, trains: list[Interactions] | None = None, capacity: int | None = None
 ) -> Training:
@@ -184,7 +141,7 @@ def build_training(
             )
     base = cfgs[0]
     for c in cfgs:
-        _check_train(c)
+        check_train(c)
     t_cfg, a_cfg = base.train, base.adv
     alpha = t_cfg.popularity_alpha if t_cfg.negative_sampling == "popularity" else None
     batched = trains is not None and len(cfgs) > 1
@@ -422,7 +379,7 @@ def run(
     ``resume`` continues from the latest checkpoint (``cfg.checkpoint``) up to ``train.epochs``;
     ``cfg.parallel`` shards the update steps over a device mesh (:mod:`jaxrec.train.parallel`).
     """
-    _check_train(cfg)  # every setting before the data is read
+    check_train(cfg)  # every setting before the data is read
     if write and jax.process_index() == 0:
         check_writable(cfg, "train", overwrite, resume)  # before any work: a bad output_dir must not cost the run
     split = load_split(cfg.data, sequential=is_sequential(MODELS[cfg.model.name])) if split is None else split
