@@ -6,6 +6,8 @@
   jaxrec gan --config configs/ml100k-gan.yaml
   jaxrec robustness --config configs/ml100k-robustness.yaml
   jaxrec attack --config configs/ml100k-attack.yaml
+  jaxrec recommend runs/quickstart --users 5,17 --k 10 [--format table|csv|json|parquet] [--out FILE]
+  jaxrec export runs/quickstart --embeddings emb.npz
   jaxrec data info ml-100k
 
 Every study (:data:`jaxrec.experiment.studies.STUDIES`) is one subcommand, dispatched the same
@@ -157,6 +159,51 @@ def cmd_data_synth(args) -> int:
     return 0
 
 
+def _users(text: str | None) -> list[str] | None:
+    return None if text is None else [u.strip() for u in text.split(",") if u.strip()]
+
+
+def cmd_recommend(args) -> int:
+    """Top-K lists for raw users of a saved run, streamed in chunks (all users by default)."""
+    import time
+
+    from jaxrec.experiment.exports import check_out, recommendation_format, write_recommendations
+    from jaxrec.experiment.trained import load_run
+
+    fmt = recommendation_format(args.format, args.out)
+    check_out(args.out)
+    t0 = time.perf_counter()
+    model = load_run(args.run)
+    users = _users(args.users)
+    if users is not None:
+        model._lookup("user", users)  # an unknown user fails before anything is written
+    chunks = model.recommend_chunks(users, args.k, args.exclude)
+    n = write_recommendations(chunks, fmt, args.out)
+    where = args.out or "stdout"
+    print(
+        f"{n} users' top-{args.k} ({args.exclude} items excluded) to {where} in {time.perf_counter() - t0:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_export(args) -> int:
+    """A saved run's user and item embeddings to .npz or .parquet."""
+    from jaxrec.experiment.exports import write_embeddings
+    from jaxrec.experiment.trained import load_run
+
+    model = load_run(args.run)
+    if not getattr(model.model, "dot_product", False):
+        print(
+            f"warning: {model.config.model.name} does not score by a dot product: the exported embeddings are its "
+            "tables side by side (dot_product=False in the file)",
+            file=sys.stderr,
+        )
+    path = write_embeddings(model, args.embeddings)
+    print(f"wrote {path}: {model.split.n_users} users, {model.split.n_items} items", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from jaxrec.experiment.studies import STUDIES
     from jaxrec.version import __version__
@@ -182,6 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(study, "arguments"):
             study.arguments(p)
         p.set_defaults(func=cmd_study)
+    p = sub.add_parser("recommend", help="top-K items for raw users of a trained run")
+    p.add_argument("run", help="a `jaxrec train` run directory (runs/<name>)")
+    p.add_argument("--users", metavar="U1,U2,..", help="raw user ids (default: every user, in chunks)")
+    p.add_argument("--k", type=int, default=10, help="list length (default 10)")
+    p.add_argument(
+        "--exclude",
+        choices=("seen", "train", "none"),
+        default="seen",
+        help="leave out the user's items of every part of the run's data (seen, default), of training only, or none",
+    )
+    p.add_argument("--format", choices=("table", "csv", "json", "parquet"), help="default: from --out, else table")
+    p.add_argument("--out", help="write to this file (default: stdout; messages go to stderr)")
+    p.set_defaults(func=cmd_recommend)
+    p = sub.add_parser("export", help="a trained run's user and item embeddings")
+    p.add_argument("run", help="a `jaxrec train` run directory (runs/<name>)")
+    p.add_argument("--embeddings", required=True, metavar="FILE", help="FILE.npz or FILE.parquet")
+    p.set_defaults(func=cmd_export)
     data = sub.add_parser("data", help="data set utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
     p = dsub.add_parser("info", help="users, items, interactions, density of a data set")
@@ -212,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     from jaxrec.experiment import output
 
     output.INVOCATION = ["jaxrec", *(sys.argv[1:] if argv is None else argv)]  # recorded in run.json
+    if args.command != "data":
+        from jaxrec.compile_cache import enable
+
+        enable()  # compiled programs persist across runs ($JAXREC_COMPILE_CACHE)
     try:
         return args.func(args)
     except JaxrecError as e:

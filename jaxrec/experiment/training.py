@@ -36,6 +36,7 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
 from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, shapes_of
+from jaxrec.experiment.saved import save_model
 from jaxrec.experiment.sequences import ranking_settings, sequence_training
 from jaxrec.experiment.settings import check_train, optimizer_settings
 from jaxrec.models import MODELS
@@ -417,4 +418,6 @@ def _write_run(cfg: Config, metrics: dict, result: FitResult, split: Split, timi
         "split": dict(split.info),
         "protocol": cfg.eval.protocol,
     }
-    return write_run(cfg, out, result.history, command="train")
+    run_dir = write_run(cfg, out, result.history, command="train")
+    save_model(run_dir, cfg, result.best_params, split, result.best_epoch)  # the metrics' parameters
+    return run_dir

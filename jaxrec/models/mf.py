@@ -30,6 +30,8 @@ class MF(nn.Module):
     dtype: jnp.dtype = jnp.float32  #: compute dtype (parameters stay float32)
     #: a pair's score reads only its user's and item's rows (row-wise optimizers train a view)
     row_local: ClassVar[bool] = True
+    #: ``score_all`` is the user table times the item table (exported embeddings score by a dot product)
+    dot_product: ClassVar[bool] = True
 
     def setup(self):
         shapes = (("user", self.n_users, self.dim), ("item", self.n_items, self.dim))

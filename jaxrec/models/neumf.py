@@ -91,6 +91,7 @@ class NeuMF(nn.Module):
     init_std: float = 0.01
     dtype: jnp.dtype = jnp.float32  #: compute dtype (parameters stay float32)
     row_local: ClassVar[bool] = True  #: see :class:`jaxrec.models.mf.MF`
+    dot_product: ClassVar[bool] = False  #: the MLP tower scores a pair, not a dot product
 
     @property
     def pair_width(self) -> int:

@@ -70,6 +70,7 @@ class SequenceModel(nn.Module):
     causal: ClassVar[bool] = True
     extra_tokens: ClassVar[int] = 1  #: rows after the n_items scored ones (padding; + mask)
     row_local: ClassVar[bool] = False
+    dot_product: ClassVar[bool] = True  #: the last position's hidden vector times the output table
 
     @property
     def pad(self) -> int:
@@ -130,11 +131,15 @@ class SequenceModel(nn.Module):
         """The window the last position is read from (BERT4Rec appends its mask token)."""
         return history
 
+    def query_vectors(self, history):
+        """``history [B, L]`` -> ``[B, D]``: the last position's hidden vector, a user's
+        embedding (its dot product with :meth:`embeddings`' table is :meth:`score_all`)."""
+        return self.hidden(self.query_window(history))[:, -1]
+
     def score_all(self, history, cache=None):
         """``history [B, L]`` -> ``[B, n_items]`` scores from the last position."""
         cache = self.embeddings() if cache is None else cache
-        h = self.hidden(self.query_window(history))[:, -1]
-        return (h @ cache["item"].T).astype(jnp.float32)
+        return (self.query_vectors(history) @ cache["item"].T).astype(jnp.float32)
 
     def score(self, history, items, cache=None, train: bool = False):
         """``history [B, L]``, ``items [B, L, M]`` -> ``[B, L, M]`` scores at every position."""
