@@ -5,7 +5,8 @@
 when it can, else a line-by-line pass that reports the first bad line (file, 1-based line,
 column) or reads what the fast path cannot (string ids, quoted fields). Raw ids are remapped to
 0-based contiguous indices in sorted raw-id order (:func:`_remap`). The format readers are in
-:mod:`jaxrec.data.loaders`.
+:mod:`jaxrec.data.loaders`. A file whose header or rows do not split on the delimiter but would on
+a tab, ``;`` or ``|`` is reported as such, with the setting to change (:func:`_delimiter_hint`).
 """
 
 from __future__ import annotations
@@ -99,10 +100,36 @@ def _read_header(path: Path, delimiter: str, quoted: bool) -> list[str]:
     return names
 
 
-def _column_index(path: Path, names: list[str], fields: dict[str, str]) -> dict[str, int]:
+#: other common field separators: (name, as YAML writes it, as a shell writes it)
+_OTHER_DELIMITERS = {"\t": ("tab", '"\\t"', "$'\\t'"), ";": ("semicolon", '";"', "';'"), "|": ("pipe", '"|"', "'|'")}
+
+
+def _delimiter_hint(text: str, delimiter: str, n_split: int) -> str | None:
+    """When ``text`` (a header or a row that split into ``n_split`` fields on ``delimiter``) splits
+    into more fields on another common separator: a sentence naming it and the settings to give."""
+    best = max(
+        (d for d in _OTHER_DELIMITERS if d != delimiter and d in text),
+        key=lambda d: len(text.split(d)),
+        default=None,
+    )
+    if best is None or len(text.split(best)) <= n_split:
+        return None
+    name, yaml_value, shell_value = _OTHER_DELIMITERS[best]
+    return (
+        f"the file looks {name}-separated, not {delimiter!r}-separated: set data.delimiter: {yaml_value} "
+        f"(jaxrec data info --delimiter {shell_value})"
+    )
+
+
+def _column_index(path: Path, names: list[str], fields: dict[str, str], delimiter: str | None = None) -> dict[str, int]:
+    """Role -> field index of ``fields``' columns in ``names``. ``delimiter``: the header's, to
+    say when the header did not split on it but would on another separator."""
     index = {}
     for role, col in fields.items():
         if col not in names:
+            hint = _delimiter_hint(names[0], delimiter, 1) if delimiter and len(names) == 1 else None
+            if hint:
+                raise JaxrecError(f"{_where(path, 1)}: the header {names[0]!r} has no {delimiter!r}; {hint}")
             raise JaxrecError(
                 f"{_where(path, 1, col)}: missing {role} column {col!r} in the header; "
                 f"the columns are {names} (a file without a header row? give the column names in order)"
@@ -149,6 +176,7 @@ def _parse_slow(
     index: dict[str, int],
     names: list[str],
     id_dtype: str | None,
+    delimiter_hint: bool = False,
 ) -> dict[str, np.ndarray]:
     """Line-by-line parse with exact error locations (also the path for string ids)."""
     vals: dict[str, list] = {role: [] for role in index}
@@ -156,9 +184,9 @@ def _parse_slow(
     shown = repr(delimiter)
     for line_no, row in _iter_rows(path, text, delimiter, quoted, skip):
         if len(row) != n_fields:
-            raise JaxrecError(
-                f"{_where(path, line_no)}: expected {n_fields} fields separated by {shown}, found {len(row)}"
-            )
+            msg = f"{_where(path, line_no)}: expected {n_fields} fields separated by {shown}, found {len(row)}"
+            hint = _delimiter_hint(delimiter.join(row), delimiter, len(row)) if delimiter_hint else None
+            raise JaxrecError(f"{msg}; {hint}" if hint and len(row) < n_fields else msg)
         lines.append(line_no)
         for role, k in index.items():
             s = row[k].strip()
@@ -261,19 +289,22 @@ def _parse_delimited(
     id_dtype: str | None,
     quoted: bool,
     id_range: tuple[int, int] | None = None,
+    delimiter_hint: bool = False,
 ) -> dict[str, np.ndarray]:
     """Parse ``path`` into ``{role: [N] array}`` for the roles in ``fields`` (role -> column name).
 
     ``header=True``: the first non-blank line names the columns. Otherwise ``names`` does.
     ``id_range=(lo, hi)``: integer user / item ids must lie in ``[lo, hi)`` (a format whose ids
     are positive integers, e.g. MovieLens); another id is a malformed line, named.
+    ``delimiter_hint``: the delimiter is a setting (``data.delimiter``): a header or row that
+    splits into too few fields on it but more on a tab, ``;`` or ``|`` says so.
     """
     path = Path(path)
     _check_file(path)
     if header:
         names = _read_header(path, delimiter, quoted)
     names = list(names)
-    index = _column_index(path, names, fields)
+    index = _column_index(path, names, fields, delimiter if header and delimiter_hint else None)
     skip = 1 if header else 0
     n_fields = len(names)
     if id_dtype != "str":
@@ -296,6 +327,7 @@ def _parse_delimited(
         index=index,
         names=names,
         id_dtype=id_dtype,
+        delimiter_hint=delimiter_hint,
     )
     return _check_id_range(path, out, id_range, delimiter, quoted, skip, index, names, text)
 

@@ -5,10 +5,20 @@ columns, Parquet when ``pyarrow`` is installed (:func:`read_table`), and a prede
 Raw ids (ints or strings) are remapped to 0-based contiguous indices in sorted raw-id order, as
 every reader does (:mod:`jaxrec.data.loaders`); every problem names the file, the 1-based line and
 the column (the parser is :mod:`jaxrec.data.delimited`).
+
+Columns: ``user_col`` / ``item_col`` name the ids; a column named ``rating`` or ``timestamp``
+(:data:`CONVENTIONAL`, MovieLens' names) is read as the ratings / timestamps when no other column
+is given for that role (``rating_col`` / ``time_col``; ``""`` reads none), and validated like a
+named one. Every other column is reported once, as one ``warning:`` line on stderr naming the file
+and the columns, never dropped silently (a conventional column whose role is given as ``""`` is
+left out on purpose, and not reported).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,9 +27,12 @@ import numpy as np
 from jaxrec.data.delimited import (  # the shared delimited-text parser
     _ROLE_WORD,
     PathLike,
+    _check_file,
     _interactions,
     _parse_delimited,
+    _read_header,
     _remap,
+    _to_int,
     _where,
 )
 from jaxrec.data.interactions import Interactions, Split
@@ -39,13 +52,31 @@ def _sniff_delimiter(path: Path) -> str:
     return next((d for d in ("\t", "::", ",") if d in first), ",")
 
 
+#: header names read as a role when no column is given for it (``rating_col`` / ``time_col`` None):
+#: MovieLens' ratings.csv header, and the roles' own words
+CONVENTIONAL = {"rating": "rating", "time": "timestamp"}
+#: the settings that name a role's column: (config key, ``jaxrec data info`` flag)
+_SETTINGS = {
+    "user": ("data.user_col", "--user-col"),
+    "item": ("data.item_col", "--item-col"),
+    "rating": ("data.rating_col", "--rating-col"),
+    "time": ("data.time_col", "--time-col"),
+}
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()  # (file, unused columns) already reported
+
+
 def _fields(user_col, item_col, rating_col, time_col) -> dict[str, str]:
+    """The columns given for the roles (role -> name); ``""`` for rating / time: none, not even
+    a conventionally named column (:data:`CONVENTIONAL`)."""
     fields = {"user": user_col, "item": item_col}
+    for role, col, what in (("user", user_col, "user_col"), ("item", item_col, "item_col")):
+        if not col:
+            raise JaxrecError(f"{what}: the {_ROLE_WORD[role]} column's name must not be empty")
     if rating_col is not None:
         fields["rating"] = rating_col
     if time_col is not None:
         fields["time"] = time_col
-    cols = list(fields.values())
+    cols = [c for c in fields.values() if c]
     dup = {c for c in cols if cols.count(c) > 1}
     if dup:
         raise JaxrecError(f"the same column is given for two roles: {sorted(dup)}")
@@ -57,6 +88,87 @@ def _check_id_dtype(id_dtype):
         raise JaxrecError(f"id_dtype must be None, 'int' or 'str', got {id_dtype!r}")
 
 
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+def _delimiter(path: Path, delimiter: str | None) -> str:
+    if delimiter is None:
+        delimiter = _DELIMITERS.get(path.suffix.lower()) or _sniff_delimiter(path)
+    if not delimiter:
+        raise JaxrecError(f"{path}: the delimiter must not be empty")
+    return delimiter
+
+
+def _column_names(path: Path, delimiter: str | None, columns: Sequence[str]) -> list[str]:
+    """The names of a table's columns: a Parquet file's schema, a delimited file's header row, or
+    ``columns`` (a header-less file's column order)."""
+    if _is_parquet(path):
+        if columns:
+            raise JaxrecError(f"{path}: a Parquet file names its columns itself; give no column order")
+        return list(_parquet_file(path).schema_arrow.names)
+    if columns:
+        if len(set(columns)) != len(columns):
+            raise JaxrecError(f"{path}: the column order names a column twice: {list(columns)}")
+        return list(columns)
+    delimiter = _delimiter(path, delimiter)
+    _check_file(path)
+    return _read_header(path, delimiter, len(delimiter) == 1)
+
+
+def _resolve(fields: dict[str, str], names: Sequence[Sequence[str]]) -> tuple[dict[str, str], set[str], set[str]]:
+    """(the columns to read, the roles read by a conventional name, the roles given as ``""``):
+    ``fields`` without the roles given as ``""``, plus each role not given whose
+    :data:`CONVENTIONAL` column every file in ``names`` has (and no other role reads)."""
+    out = {role: col for role, col in fields.items() if col}
+    auto = set()
+    for role, col in CONVENTIONAL.items():
+        if role not in fields and col not in out.values() and all(col in n for n in names):
+            out[role] = col
+            auto.add(role)
+    return out, auto, {role for role, col in fields.items() if not col}
+
+
+@contextlib.contextmanager
+def _conventional_note(fields: dict[str, str], auto: set[str]):
+    """An error about a column read by its conventional name says so, and how to ignore it."""
+    try:
+        yield
+    except JaxrecError as e:
+        msg = str(e)
+        for role in sorted(auto):
+            col = fields[role]
+            if f"column {col!r}" in msg:
+                key, flag = _SETTINGS[role]
+                raise JaxrecError(
+                    f"{msg} (the column {col!r} is read as the {_ROLE_WORD[role]}s because of its name; "
+                    f'to ignore it, set {key}: "" (jaxrec data info {flag} ""))'
+                ) from None
+        raise
+
+
+def _warn_unused(path: Path, names: Sequence[str], fields: dict[str, str], declined: set[str]) -> None:
+    """One ``warning:`` line on stderr naming ``path``'s columns that no role reads (once per file
+    and columns in a process), and the settings that read one as a role not yet read. A role
+    ``declined`` (given as ``""``) is neither suggested nor is its conventional column reported:
+    the setting said not to read it."""
+    skipped = {CONVENTIONAL[role] for role in declined if role in CONVENTIONAL}
+    unused = tuple(n for n in names if n not in fields.values() and n not in skipped)
+    if not unused or (str(path), unused) in _WARNED:
+        return
+    _WARNED.add((str(path), unused))
+    read = ", ".join(f"{_ROLE_WORD[role]} {col!r}" for role, col in fields.items())
+    listed = ", ".join(repr(n) for n in unused)
+    msg = f"warning: {path}: {'column' if len(unused) == 1 else 'columns'} {listed} not used (read: {read})"
+    free = [role for role in ("rating", "time") if role not in fields and role not in declined]
+    if free:
+        keys = " / ".join(_SETTINGS[role][0] for role in free)
+        flags = " / ".join(_SETTINGS[role][1] for role in free)
+        what = " or ".join(_ROLE_WORD[r] + "s" for r in free)
+        msg += f"; to read one as the {what}, set {keys} (jaxrec data info {flags})"
+    print(msg, file=sys.stderr)
+
+
 def _read_columns(
     path: PathLike,
     fields: dict[str, str],
@@ -64,18 +176,11 @@ def _read_columns(
     id_dtype: str | None,
     columns: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
+    """``fields``' columns (resolved: :func:`_resolve`) of one table file."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        if columns:
-            raise JaxrecError(f"{path}: a Parquet file names its columns itself; give no column order")
+    if _is_parquet(path):
         return _parquet_columns(path, fields, id_dtype)
-    if delimiter is None:
-        delimiter = _DELIMITERS.get(suffix) or _sniff_delimiter(path)
-    if not delimiter:
-        raise JaxrecError(f"{path}: the delimiter must not be empty")
-    if columns and len(set(columns)) != len(columns):
-        raise JaxrecError(f"{path}: the column order names a column twice: {list(columns)}")
+    delimiter = _delimiter(path, delimiter)
     return _parse_delimited(
         path,
         delimiter=delimiter,
@@ -84,6 +189,7 @@ def _read_columns(
         fields=fields,
         id_dtype=id_dtype,
         quoted=len(delimiter) == 1,
+        delimiter_hint=True,
     )
 
 
@@ -107,8 +213,10 @@ def read_table(
         CSV quoting (``"a,b"``) is understood for one-character delimiters.
       user_col, item_col: header names of the id columns (defaults ``user_id`` / ``item_id``,
         as in RecBole and jaxrec.config.DataConfig).
-      rating_col, time_col: optional header names of the rating / timestamp columns. Ratings must
-        be finite numbers; timestamps integers (floats are truncated).
+      rating_col, time_col: header names of the rating / timestamp columns. ``None`` (default):
+        a column named ``rating`` / ``timestamp`` when there is one; ``""``: none. Ratings must be
+        finite numbers; timestamps integers (floats are truncated); a bad value is an error naming
+        the file, line, column and value.
       id_dtype: ``None`` (a column whose every value is an integer becomes int64 ids, otherwise
         the ids stay strings, e.g. ``"007"`` becomes 7), ``"int"`` (non-integers are errors) or
         ``"str"`` (ids kept exactly as written).
@@ -117,11 +225,17 @@ def read_table(
         ``*_col`` arguments pick among them.
 
     Returns Interactions with ids remapped to sorted raw-id order (``user_ids`` / ``item_ids`` hold
-    the raw ids). Other columns are ignored but every line must have as many fields as the header.
+    the raw ids). Other columns are not read (one ``warning:`` line on stderr names them), but
+    every line must have as many fields as the header.
     """
     _check_id_dtype(id_dtype)
-    fields = _fields(user_col, item_col, rating_col, time_col)
-    return _interactions(_read_columns(path, fields, delimiter, id_dtype, columns), str(path))
+    path = Path(path)
+    names = _column_names(path, delimiter, columns)
+    fields, auto, declined = _resolve(_fields(user_col, item_col, rating_col, time_col), [names])
+    with _conventional_note(fields, auto):
+        cols = _read_columns(path, fields, delimiter, id_dtype, columns)
+    _warn_unused(path, names, fields, declined)
+    return _interactions(cols, str(path))
 
 
 read_csv = read_table
@@ -138,11 +252,16 @@ def read_parquet(
 ) -> Interactions:
     """A Parquet file (needs the optional dependency ``pyarrow``); same columns as :func:`read_table`."""
     _check_id_dtype(id_dtype)
-    fields = _fields(user_col, item_col, rating_col, time_col)
-    return _interactions(_parquet_columns(Path(path), fields, id_dtype), str(path))
+    path = Path(path)
+    names = list(_parquet_file(path).schema_arrow.names)
+    fields, auto, declined = _resolve(_fields(user_col, item_col, rating_col, time_col), [names])
+    with _conventional_note(fields, auto):
+        cols = _parquet_columns(path, fields, id_dtype)
+    _warn_unused(path, names, fields, declined)
+    return _interactions(cols, str(path))
 
 
-def _parquet_columns(path: Path, fields: dict[str, str], id_dtype) -> dict[str, np.ndarray]:
+def _parquet_file(path: Path):
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -153,10 +272,14 @@ def _parquet_columns(path: Path, fields: dict[str, str], id_dtype) -> dict[str, 
     if not path.is_file():
         raise JaxrecError(f"{path}: no such file")
     try:
-        pf = pq.ParquetFile(path)
-        names = list(pf.schema_arrow.names)
+        return pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises its own error types for broken files
         raise JaxrecError(f"{path}: not a readable Parquet file ({e})") from None
+
+
+def _parquet_columns(path: Path, fields: dict[str, str], id_dtype) -> dict[str, np.ndarray]:
+    pf = _parquet_file(path)
+    names = list(pf.schema_arrow.names)
     for n in names:
         if names.count(n) > 1:
             raise JaxrecError(f"{_where(path, None, n)}: duplicate column name")
@@ -191,12 +314,40 @@ def _parquet_values(path, col, role, values: np.ndarray, id_dtype) -> np.ndarray
     if not numeric:
         if role == "time" and np.issubdtype(values.dtype, np.datetime64):
             return values.astype("datetime64[s]").astype(np.int64)
+        if values.dtype.kind in "OUS":  # text: numbers written out, as in a CSV file
+            return _parquet_text_numbers(where, role, values)
         raise JaxrecError(f"{where}: {_ROLE_WORD[role]}s must be numeric, got {values.dtype}")
     values = values.astype(np.float64 if role == "rating" else values.dtype)
     if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
         row = int(np.flatnonzero(~np.isfinite(values))[0])
         raise JaxrecError(f"{where}, row {row + 1}: {_ROLE_WORD[role]} {values[row]} is not finite")
     return values if role == "rating" else values.astype(np.int64)
+
+
+def _parquet_text_numbers(where: str, role: str, values: np.ndarray) -> np.ndarray:
+    """A Parquet text column of ratings / timestamps -> numbers, as the CSV reader parses them; the
+    first value that is not one is an error naming its row and the value."""
+    out = []
+    for row, v in enumerate(values.tolist(), 1):
+        s = (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).strip()
+        try:
+            x = float(s)
+        except ValueError:
+            raise JaxrecError(f"{where}, row {row}: {_ROLE_WORD[role]} {s!r} is not a number") from None
+        if not math.isfinite(x):
+            raise JaxrecError(f"{where}, row {row}: {_ROLE_WORD[role]} {s!r} is not finite")
+        if role == "time":
+            try:
+                x = _to_int(s)
+            except ValueError:
+                x = int(x)
+        out.append(x)
+    if role == "rating":
+        return np.asarray(out, dtype=np.float64)
+    try:
+        return np.asarray(out, dtype=np.int64)
+    except OverflowError:
+        raise JaxrecError(f"{where}: a timestamp does not fit in int64") from None
 
 
 def read_split_files(
@@ -218,18 +369,24 @@ def read_split_files(
     a user or item that appears only in the test (or validation) file still gets an index (it just
     has no training rows; ``info["users_cold"]`` / ``info["items_cold"]`` count them). If one
     file's ids are all integers and another's are not, every file is read again with string ids.
+    A ``rating`` / ``timestamp`` column is read by its name (``rating_col`` / ``time_col`` None)
+    only when every file has it.
     """
     from jaxrec.data.split import split_info
 
     _check_id_dtype(id_dtype)
-    fields = _fields(user_col, item_col, rating_col, time_col)
     paths = {"train": train, "valid": valid, "test": test}
     paths = {k: Path(p) for k, p in paths.items() if p is not None}
-    cols = {k: _read_columns(p, fields, delimiter, id_dtype, columns) for k, p in paths.items()}
-    for role in ("user", "item"):
-        if len({c[role].dtype.kind for c in cols.values()}) > 1:
-            cols = {k: _read_columns(p, fields, delimiter, "str", columns) for k, p in paths.items()}
-            break
+    names = {k: _column_names(p, delimiter, columns) for k, p in paths.items()}
+    fields, auto, declined = _resolve(_fields(user_col, item_col, rating_col, time_col), list(names.values()))
+    with _conventional_note(fields, auto):
+        cols = {k: _read_columns(p, fields, delimiter, id_dtype, columns) for k, p in paths.items()}
+        for role in ("user", "item"):
+            if len({c[role].dtype.kind for c in cols.values()}) > 1:
+                cols = {k: _read_columns(p, fields, delimiter, "str", columns) for k, p in paths.items()}
+                break
+    for k, p in paths.items():
+        _warn_unused(p, names[k], fields, declined)
     maps = {}
     for role in ("user", "item"):
         allraw = np.concatenate([c[role] for c in cols.values()])
