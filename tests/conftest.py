@@ -17,6 +17,13 @@ from pathlib import Path
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts a backend
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
+# the CLI's persistent compilation cache (jaxrec.compile_cache) goes to a fresh temporary
+# directory, never the user's ~/.cache; the xdist workers inherit it and share it
+if "JAXREC_COMPILE_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["JAXREC_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="jaxrec-tests-xla-")
+
 import numpy as np
 import pytest
 

@@ -59,7 +59,7 @@ def test_a_sequence_model_trains_from_the_command_line(events_csv, tmp_path, cap
         (["--set", "train.loss=bpr"], "train.loss: 'bpr' is not a sequence model's loss"),
         (["--set", "train.loss=hinge"], "train.loss"),
         (["--set", "model.name=bert4rec"], "train.loss: bert4rec trains by Cloze masking with ce"),
-        (["--set", "data.time_col=null"], "data.order:"),
+        (["--set", 'data.time_col=""'], "data.order:"),
         (["--set", "data.split=random"], "data.split: 'random', but a sequence model"),
         (["--set", "eval.protocol=sampled", "--set", "eval.negatives=5"], "eval.ks: K=10 exceeds the 6 ranked items"),
     ],
