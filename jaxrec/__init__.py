@@ -33,6 +33,7 @@ from jaxrec.experiment import (
     run_study,
     sweep,
 )
+from jaxrec.experiment.trained import Recommendations, TrainedModel, load_run
 from jaxrec.models import MF, MODELS
 from jaxrec.version import __version__
 
@@ -46,14 +47,17 @@ __all__ = [
     "MF",
     "MODELS",
     "ModelConfig",
+    "Recommendations",
     "RunResult",
     "Split",
     "StudyResult",
     "TrainConfig",
+    "TrainedModel",
     "build_model",
     "full_ranking_metrics",
     "load_config",
     "load_dataset",
+    "load_run",
     "load_split",
     "ranking_data",
     "run",

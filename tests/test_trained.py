@@ -204,3 +204,11 @@ def test_parquet_embeddings_hold_the_same_vectors(runs, tmp_path):
     ]
     np.testing.assert_array_equal(np.stack(users), model.user_embeddings())
     assert json.loads(t.schema.metadata[b"dot_product"]) is True
+
+
+def test_a_train_run_writes_its_report_and_training_curve(runs):
+    stored = json.loads((runs["early"] / "metrics.json").read_text())
+    report = (runs["early"] / "report.md").read_text()
+    assert f"test metrics of epoch {stored['best_epoch']}" in report and "![training](training.png)" in report
+    assert f"| ndcg | {stored['ndcg@3']:.4f} |" in report
+    assert (runs["early"] / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -152,6 +152,27 @@ def plot_curves(
     return path
 
 
+def plot_training(history: list[dict], monitor: str, path: str | Path, title: str, dpi: int = 100) -> Path:
+    """A run's training curve: the loss per epoch and, when validated, ``valid/<monitor>``
+    beside it; a PNG."""
+    plt = _pyplot()
+    valid = [(r["epoch"], r[f"valid/{monitor}"]) for r in history if f"valid/{monitor}" in r]
+    fig, axes = plt.subplots(1, 2 if valid else 1, figsize=(10.0 if valid else 5.5, 4.0), dpi=dpi, squeeze=False)
+    curves = [("loss", [(r["epoch"], r["loss"]) for r in history if "loss" in r])]
+    curves += [(f"valid {monitor}", valid)] if valid else []
+    for ax, (label, points) in zip(axes[0], curves):
+        ax.plot([e for e, _ in points], [v for _, v in points], marker="o" if len(points) < 40 else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_roc(
     curves: dict, path: str | Path, title: str, size: tuple[float, float] = (5.0, 5.0), dpi: int = 100
 ) -> Path:

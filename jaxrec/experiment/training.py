@@ -34,11 +34,11 @@ from jaxrec.experiment import programs
 from jaxrec.experiment.checkpoints import checkpointer_for, warm_start
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.models import build_model
-from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, write_run, written
+from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, written
 from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, shapes_of
-from jaxrec.experiment.saved import save_model
 from jaxrec.experiment.sequences import ranking_settings, sequence_training
 from jaxrec.experiment.settings import check_train, optimizer_settings
+from jaxrec.experiment.train_outputs import write_train_run
 from jaxrec.models import MODELS
 from jaxrec.models.sequential import is_sequential
 from jaxrec.train.engine import Engine, init_tracker
@@ -403,21 +403,5 @@ def run(
         one = dataclasses.replace(one, history=log.records)
     timing = {k: v for k, v in out.timing.items() if k not in ("members", "traces")}
     metrics = out.metrics[0]
-    run_dir = written(cfg, _write_run, cfg, metrics, one, split, timing) if writing else None
+    run_dir = written(cfg, write_train_run, cfg, metrics, one, split, timing) if writing else None
     return RunResult(cfg, metrics, one, split, out.training.model, out.training.inputs, timing, run_dir)
-
-
-def _write_run(cfg: Config, metrics: dict, result: FitResult, split: Split, timing: dict) -> Path:
-    out = {
-        **metrics,
-        "epochs": result.epochs,
-        "best_epoch": result.best_epoch,
-        **timing,
-        "n_users": split.n_users,
-        "n_items": split.n_items,
-        "split": dict(split.info),
-        "protocol": cfg.eval.protocol,
-    }
-    run_dir = write_run(cfg, out, result.history, command="train")
-    save_model(run_dir, cfg, result.best_params, split, result.best_epoch)  # the metrics' parameters
-    return run_dir
