@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from jaxrec import load_run
 from jaxrec.cli import main as cli_main
 from jaxrec.config import Config, EvalConfig, ModelConfig, TrainConfig
 from jaxrec.errors import JaxrecError
@@ -61,6 +62,12 @@ def test_sweep_rows_summary_files_and_groups(tmp_path, tiny_split):
     saved = json.loads((out / "results.json").read_text())
     assert saved["grid"]["model.dim"] == [4, 8] and len(saved["summary"]) == 4
     assert yaml.safe_load((out / "config.yaml").read_text())["grid"]["train.seed"] == [0, 1, 2]
+    # every member keeps its model: reloaded, it re-evaluates to its row (the vmapped evaluator's)
+    i = res.rows.index(row)
+    member = load_run(out / "members" / str(i))
+    assert (member.config.train.seed, member.config.model.dim) == (2, 4)
+    got = member.evaluate()
+    assert all(got[k] == pytest.approx(row[k], rel=1e-5, abs=1e-7) for k in got)
 
 
 def test_a_sweep_over_epochs_compiles_one_epoch_program(tmp_path, tiny_split):

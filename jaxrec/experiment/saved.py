@@ -3,15 +3,16 @@
 Layout (format :data:`FORMAT`)::
 
     <run>/model/model.json   format, jaxrec version, model name, the epoch the parameters are from
+    <run>/model/config.yaml  the configuration it was trained with
     <run>/model/params/      the parameters (orbax, through the one checkpointer)
     <run>/model/split.npz    the split: every part's rows in order, raw-id maps, split.info
 
 The parameters are the ones the run's test metrics were computed with: the best validated
 epoch's under early stopping, else the last epoch's. Nothing else is stored: the model's
 non-trainable inputs (a graph model's normalised graph) and a sequence model's history windows
-are rebuilt from the stored split, the way training built them, and the config is the run's
-``config.yaml``. The directory is written beside the run's other files and renamed into place
-when complete: a reader never sees half a model.
+are rebuilt from the stored split, the way training built them. The directory is written beside
+the run's other files and renamed into place when complete: a reader never sees half a model.
+A sweep keeps each member's model the same way, in ``<sweep>/members/<row>/model/``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shutil
 from pathlib import Path
 
 import jax
+import yaml
 
 from jaxrec.config import Config, load_config, to_dict
 from jaxrec.data.interactions import Split
@@ -49,6 +51,7 @@ def save_model(run_dir: Path, cfg: Config, variables: dict, split: Split, epoch:
         with Checkpointer(tmp / "params", every=0, keep=1, config=to_dict(cfg), async_save=False) as ck:
             ck.save(epoch, {"params": variables["params"]})
         atomic_write(tmp / "split.npz", split_bytes(split))
+        atomic_write(tmp / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
         meta = {"format": FORMAT, "jaxrec": __version__, "model": cfg.model.name, "epoch": int(epoch)}
         atomic_write(tmp / "model.json", json.dumps(meta, indent=2) + "\n")
         if final.exists():
@@ -89,7 +92,7 @@ def load_model(run_dir: Path) -> tuple[Config, object, dict, dict, Split, dict]:
     (bit-identical to the saved ones; another shape is one error naming the array)."""
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / MODEL_DIR / "config.yaml")
     split = read_split(run_dir / MODEL_DIR / "split.npz")
     model, inputs = build_model(cfg.model, split.train)
     template = {"params": init_params(model, jax.random.key(0), inputs)["params"]}

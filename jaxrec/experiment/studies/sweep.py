@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
+from pathlib import Path
 
 import yaml
 
@@ -29,6 +30,7 @@ from jaxrec.experiment.checkpoints import checkpoint_dir
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, cell, markdown_report
+from jaxrec.experiment.saved import save_model
 from jaxrec.experiment.studies.base import StudyResult, summarise
 from jaxrec.experiment.training import MembersRun, structure, train_members
 from jaxrec.models import MODELS
@@ -227,11 +229,25 @@ def footer(result: StudyResult) -> str:
     )
 
 
+def save_members(result: StudyResult, run_dir) -> None:
+    """Every member's model in ``members/<row>/model/`` (row = its row in ``results.csv``;
+    a diverged member keeps none)."""
+    position: dict = {}
+    for i, row in enumerate(result.rows):
+        g = row["group"]
+        m = position[g] = position.get(g, -1) + 1
+        run = result.extras.groups[g]
+        if not row["failed"]:
+            one = run.fit.member(m)
+            save_model(Path(run_dir) / "members" / str(i), run.configs[m], one.best_params, run.split, one.best_epoch)
+
+
 def write_report(result: StudyResult, run_dir) -> None:
     """``config.yaml`` (with the grid), ``results.csv``, ``results.json`` and ``report.md``."""
     grid = result.extras.grid
     payload = {"grid": grid, "rows": result.rows, "summary": result.summary, "timing": result.timing}
     write_results(result.config, result.rows, payload, {"grid": grid}, command=NAME)
-    intro = [f"Grid: `{grid}`; {footer(result)}."]
+    save_members(result, run_dir)
+    intro = [f"Grid: `{grid}`; {footer(result)}.", "Each member's model: `members/<row>/` (`jaxrec.load_run`)."]
     text = markdown_report(f"Sweep: {result.config.name}", intro, tables(result), [], result.timing)
     atomic_write(run_dir / "report.md", text)
