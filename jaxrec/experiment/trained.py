@@ -312,6 +312,13 @@ class TrainedModel:
         cache = self._cache()
         return np.concatenate([np.asarray(v, np.float32) for k, v in cache.items() if k.startswith("item")], axis=1)
 
+    def export(self, path: str | Path) -> Path:
+        """Write the embeddings and raw ids to ``path`` (``.npz`` or ``.parquet``), as ``jaxrec
+        export`` does (:func:`jaxrec.experiment.exports.write_embeddings`)."""
+        from jaxrec.experiment.exports import write_embeddings  # exports builds on this module
+
+        return write_embeddings(self, path)
+
     # -- evaluation ------------------------------------------------------------------------------
     def evaluate(self, part: str = "test", ks: Sequence[int] | None = None) -> dict:
         """The run's evaluation of ``part`` (``test`` or ``valid``), as training computed it
