@@ -92,6 +92,10 @@ def scenario(
     real_users = np.flatnonzero(rated.train.user_counts() > 0)
     n_trusted = max(2, int(round(trusted * real_users.size)))
     chosen = np.sort(np.random.default_rng(seed).choice(real_users, n_trusted, replace=False))
+    if filler > rated.n_items - len(picked):  # refused here, before any training, not when profiles are drawn
+        raise JaxrecError(
+            f"filler: {filler} items per profile, but only {rated.n_items - len(picked)} items are not targets"
+        )
     filler = filler or int(round(stats.profile_length))
     return Scenario(wide, split, n_real, counts, picked, stats, filler, chosen, real_users)
 

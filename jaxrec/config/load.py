@@ -1,4 +1,5 @@
-"""YAML -> the typed, frozen sections of :mod:`jaxrec.config.schema`, checked.
+"""YAML -> the typed, frozen sections of :mod:`jaxrec.config.schema`, checked; a config is a file
+or the name of one that ships with jaxrec (:func:`resolve_config`).
 
 Unknown keys, duplicate keys, values of the wrong type and values outside a field's range are
 errors that name the key and the value (and the file, or the ``--set`` that gave it). A small
@@ -9,77 +10,20 @@ dataclasses stay plain (importable, picklable, hashable for ``jit``).
 from __future__ import annotations
 
 import dataclasses
-import types
+import importlib.resources
 import typing
 from pathlib import Path
-from typing import Any, Union
 
 import yaml
 
-from jaxrec.config.schema import _CROSS, RENAMED, Config
+from jaxrec.config.rules import check
+from jaxrec.config.schema import RENAMED, Config
 from jaxrec.errors import JaxrecError
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-_KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
-
-
-def _coerce(value: Any, tp, where: str):
-    """Check/convert one YAML value to the annotated type ``tp``; errors name ``where``."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        for option in inner[:-1]:  # int | str: the first type the value is
-            try:
-                return _coerce(value, option, where)
-            except JaxrecError:
-                pass
-        try:
-            return _coerce(value, inner[-1], where)
-        except JaxrecError:
-            if len(inner) == 1:
-                raise
-            kinds = " or ".join(_KINDS.get(a, _type_name(a)) for a in inner)
-            raise JaxrecError(f"{where}: expected {kinds}, got {value!r}") from None
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise JaxrecError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
-        return from_dict(tp, value, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise JaxrecError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise JaxrecError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            if isinstance(value, str):  # YAML reads 1e-3 as a string
-                try:
-                    return float(value)
-                except ValueError:
-                    pass
-            raise JaxrecError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise JaxrecError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise JaxrecError(f"{where}: unsupported config type {_type_name(tp)}")
-
-
 def from_dict(cls, values: dict, where: str = ""):
-    """Build dataclass ``cls`` from a mapping; unknown keys and bad types raise ``JaxrecError``."""
+    """Build dataclass ``cls`` from a mapping (its sections from nested mappings); unknown keys,
+    bad types and values out of range raise ``JaxrecError`` naming the key."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     prefix = f"{where}." if where else ""
@@ -92,30 +36,28 @@ def from_dict(cls, values: dict, where: str = ""):
             raise JaxrecError(f"unknown config key {prefix}{key!s} (known: {', '.join(sorted(names))})")
     kwargs = {}
     for key, value in values.items():
-        path = f"{where}.{key}" if where else str(key)
-        kwargs[key] = _coerce(value, hints[key], path)
-    return validate(cls(**kwargs), where, deep=False)
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            path = f"{prefix}{key}"
+            if not isinstance(value, dict):
+                raise JaxrecError(f"{path}: expected a mapping of {tp.__name__} fields, got {value!r}")
+            value = from_dict(tp, value, path)
+        kwargs[key] = value
+    return cls(**kwargs)  # every section checks its values as it is built (rules.Checked)
 
 
-def validate(obj, where: str = "", deep: bool = True):
-    """Check every field of a config dataclass against its rule (and the cross-field checks);
-    ``deep``: the nested sections too (configs built in code). Returns ``obj``; a bad value
-    raises :class:`JaxrecError` naming ``<where>.<field>``, the value and what is allowed."""
-    at = f"{where}." if where else ""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            if deep:
+def validate(obj, where: str | None = None, deep: bool = True):
+    """Check every field of a config dataclass against its rule (and the cross-field checks)
+    again; ``deep``: the nested sections too. Returns ``obj``; a bad value raises
+    :class:`JaxrecError` naming ``<where>.<field>`` (default: the section's key), the value and
+    what is allowed. Sections check themselves when built; this re-check costs little."""
+    check(obj, where)
+    if deep:
+        at = f"{where}." if where else ""
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
                 validate(value, f"{at}{f.name}")
-            continue
-        rule = f.metadata.get("rule")
-        if rule is not None and value is not None:
-            for v in value if isinstance(value, tuple) else (value,):
-                if not rule.ok(v):
-                    shown = list(value) if isinstance(value, tuple) else value
-                    raise JaxrecError(f"{at}{f.name} must be {rule.says}, got {shown!r}")
-    for check in _CROSS.get(type(obj), ()):
-        check(obj, at)
     return obj
 
 
@@ -170,16 +112,42 @@ def _unique_mapping(loader, node, deep=False):
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship with jaxrec (``jaxrec/configs/*.yaml``, the repository's ``configs/``):
+    ``{name: path}``, the name without ``.yaml`` (``ml100k-mf``)."""
+    root = importlib.resources.files("jaxrec") / "configs"
+    return {p.name[: -len(".yaml")]: Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")}
+
+
+def resolve_config(name_or_path: str | Path, base_dir: str | Path | None = None) -> Path:
+    """The config file ``name_or_path`` names: the file itself (relative to ``base_dir`` when one
+    is given: a reference inside a config, ``attack.victims``, resolves next to that config)
+    when it exists -- an existing file always wins -- else the shipped config of that name
+    (``ml100k-mf`` or ``ml100k-mf.yaml``, :func:`shipped_configs`). Neither is one
+    :class:`JaxrecError` listing the shipped names."""
+    path = Path(name_or_path)
+    here = path if base_dir is None else Path(base_dir) / path
+    if here.is_file():
+        return here
+    if len(path.parts) == 1 and path.suffix in ("", ".yaml"):  # a bare name: the shipped config
+        name = path.name[: -len(".yaml")] if path.suffix else path.name
+        shipped = shipped_configs()
+        if name in shipped:
+            return shipped[name]
+        names = ", ".join(sorted(shipped))
+        raise JaxrecError(f"{here}: config file not found, and jaxrec ships no config {name!r} (shipped: {names})")
+    raise JaxrecError(f"{here}: config file not found")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Read a YAML config (or the defaults when ``path`` is None) and apply ``overrides``.
 
-    A mistake in the file is reported with the file's name; a mistake an override brings is
-    blamed on that ``--set``."""
+    ``path`` is a file or the name of a shipped config (``"ml100k-mf"``, :func:`resolve_config`;
+    an existing file wins). A mistake in the file is reported with the file's name; a mistake an
+    override brings is blamed on that ``--set``."""
     values: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise JaxrecError(f"{path}: config file not found")
+        path = resolve_config(path)
         try:
             values = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
         except yaml.YAMLError as e:

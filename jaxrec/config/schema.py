@@ -1,11 +1,14 @@
 """The configuration's schema: one frozen dataclass per section, each field with its default and
 the values it allows (``ranged(default, rule)``, :mod:`jaxrec.config.rules`), and the checks that
-relate several fields. The choice lists are the library's own constants, imported from the floors
-below, so a config allows exactly what the library runs."""
+relate several fields. Every section is :class:`~jaxrec.config.rules.Checked`: built from YAML or in
+Python, a bad value is one error naming ``<section>.<field>`` and the value. The choice lists are
+the library's own constants, imported from the floors below, so a config allows exactly what the
+library runs."""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 from jaxrec.adversarial import TRAINING_METHODS
 from jaxrec.adversarial.apr import PERTURB_AT, PERTURBATIONS
@@ -20,7 +23,7 @@ from jaxrec.attacks.poison import POOLS
 from jaxrec.attacks.profiles import LENGTHS
 from jaxrec.attacks.shilling import INTENTS
 from jaxrec.attacks.shilling import KINDS as ATTACKS
-from jaxrec.config.rules import NAME, above, at_least, between, one_of, ranged
+from jaxrec.config.rules import CROSS, NAME, SECTIONS, Checked, above, at_least, between, one_of, ranged
 from jaxrec.data.graph import PROPAGATIONS
 from jaxrec.data.sampling import NEGATIVE_SAMPLERS
 from jaxrec.data.sequences import WINDOWS
@@ -41,7 +44,7 @@ from jaxrec.train.state import SCHEDULES
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Checked):
     """Which data, how it is cleaned and split.
 
     ``dataset`` is a registered name (``ml-100k``, ``ml-1m``, ..., ``gowalla``) or a file path
@@ -77,7 +80,7 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Checked):
     """The recommender and its hyper-parameters (fields unused by a model are ignored by it)."""
 
     name: str = ranged("mf", one_of(*MODELS))  #: a key of :data:`jaxrec.models.MODELS`: mf | neumf | lightgcn | ngcf
@@ -105,7 +108,7 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Checked):
     epochs: int = ranged(20, at_least(0))
     batch_size: int = ranged(2048, at_least(1))
     lr: float = ranged(1e-3, above(0))
@@ -136,7 +139,7 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(Checked):
     ks: tuple[int, ...] = ranged((10, 20, 50), at_least(1))
     chunk: int | None = ranged(None, at_least(1))  #: users per ranking chunk (None: automatic)
     #: full (the whole catalogue) | sampled (the held-out item against ``negatives`` items drawn
@@ -151,7 +154,7 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class CheckpointConfig:
+class CheckpointConfig(Checked):
     """orbax checkpoints of the train state (see :mod:`jaxrec.train.checkpoint`)."""
 
     every: int = ranged(0, at_least(0))  #: save every N epochs and at the end (0: no checkpoints)
@@ -160,7 +163,7 @@ class CheckpointConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ParallelConfig:
+class ParallelConfig(Checked):
     """Device mesh for the update steps (see :mod:`jaxrec.train.parallel`); 1 x 1 = no mesh."""
 
     data: int = ranged(1, at_least(0))  #: devices on the 'data' axis, batches split over them (0: all devices / model)
@@ -172,7 +175,7 @@ class ParallelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class GANConfig:
+class GANConfig(Checked):
     """G/D over user vectors (Goodfellow et al. 2014) and CFGAN (Chae et al. 2018); ``jaxrec gan``.
 
     See :mod:`jaxrec.adversarial.gan_steps` for the losses, masks and stabilisers (each a switch,
@@ -229,7 +232,7 @@ class GANConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class AdvConfig:
+class AdvConfig(Checked):
     """Adversarial training (see :mod:`jaxrec.adversarial.apr`): APR, He et al., SIGIR 2018; VAT,
     Zhang et al., RecSys 2024 (:mod:`jaxrec.adversarial.vat`)."""
 
@@ -247,11 +250,12 @@ class AdvConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class RobustnessConfig:
+class RobustnessConfig(Checked):
     """``jaxrec robustness`` (see :mod:`jaxrec.experiment.studies.robustness`): which victims, which
     perturbations of their parameters and of their training data, at which strengths."""
 
-    victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
+    #: victim config files (relative to this file, else a shipped config: ml100k-mf.yaml); empty: this config
+    victims: tuple[str, ...] = ()
     seeds: int = ranged(1, at_least(1))  #: training seeds per victim (train.seed, +1, ...; members of one program)
     #: random | gaussian | fgm | fgsm | pgd
     methods: tuple[str, ...] = ranged(("random", "fgm", "pgd"), one_of(*PERTURBATION_METHODS))
@@ -273,11 +277,12 @@ class RobustnessConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class AttackConfig:
+class AttackConfig(Checked):
     """``jaxrec attack`` (see :mod:`jaxrec.experiment.studies.attack`): fake users injected into the
     training data, every victim retrained on every (attack, size, seed, defense) as members."""
 
-    victims: tuple[str, ...] = ()  #: victim config files (relative to this file); empty: this config
+    #: victim config files (relative to this file, else a shipped config: ml100k-mf.yaml); empty: this config
+    victims: tuple[str, ...] = ()
     #: the heuristic attacks (random, average, bandwagon, gan) and the optimized ones (bilevel,
     #: truncated, closed: the ``optimized`` section)
     kinds: tuple[str, ...] = ranged(ATTACKS, one_of(*ATTACKS, *OPTIMIZED))
@@ -308,7 +313,7 @@ class AttackConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class CertifyConfig:
+class CertifyConfig(Checked):
     """``jaxrec certify`` (see :mod:`jaxrec.experiment.studies.certify`): an ensemble of base
     recommenders, each trained on a subsample of the users, whose votes come with a certificate
     against any ``e`` injected fake users (PORE, Jia et al., USENIX Security 2023)."""
@@ -334,14 +339,14 @@ class CertifyConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimizedConfig:
+class OptimizedConfig(Checked):
     """The optimized attacks of ``jaxrec attack`` (see :mod:`jaxrec.attacks.optimized`): fake
     profiles learned by differentiating through a surrogate's training. ``bilevel`` trains the
     surrogate from scratch at every outer step (RevAdv); ``truncated`` keeps it and trains
     ``unroll`` epochs per step (cheaper, for large data); ``closed`` replaces the trained surrogate
     by EASE fitted in closed form (``lam``; no training run, so nothing to unroll)."""
 
-    #: the surrogate: a config file (relative to this file), optionally followed by KEY=VALUE
+    #: the surrogate: a config file (relative to this file, else a shipped one), optionally followed by KEY=VALUE
     #: overrides, whose model and train sections give its model, loss, batch, learning rate, L2 and
     #: epochs (its data, eval and attack sections are this config's); empty: this config
     surrogate: str = ""
@@ -373,7 +378,7 @@ class OptimizedConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(Checked):
     name: str = ranged("run", NAME)
     output_dir: str = "runs"
     data: DataConfig = DataConfig()
@@ -406,7 +411,8 @@ def _a_tower(m: ModelConfig, at: str) -> None:
         raise JaxrecError(f"{at}mlp_layers: give one or more positive widths, got []")
 
 
-_CROSS = {DataConfig: (_ratios_sum_to_one,), TrainConfig: (_epochs_train_something,), ModelConfig: (_a_tower,)}
+CROSS.update({DataConfig: (_ratios_sum_to_one,), TrainConfig: (_epochs_train_something,), ModelConfig: (_a_tower,)})
+SECTIONS.update({tp: key for key, tp in typing.get_type_hints(Config).items() if dataclasses.is_dataclass(tp)})
 
 
 #: config keys that were renamed: ``(section class, old key) -> new key``; the old key is an error

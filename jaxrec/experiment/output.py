@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from jaxrec import errors
 from jaxrec.config import Config, to_dict
 from jaxrec.errors import JaxrecError
 
@@ -49,13 +50,22 @@ def _recorded_command(run_dir: Path) -> str | None:
         return None
 
 
-def check_writable(cfg: Config, command: str | None = None, overwrite: bool = False, resume: bool = False) -> Path:
+def check_writable(
+    cfg: Config,
+    command: str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    resumable: bool | None = None,
+) -> Path:
     """Prove, before any work, that ``<output_dir>/<name>`` can be created and written: a file
     is created (and removed) in it, or in its nearest existing parent; nothing is left behind.
     Returns the directory. An unusable place is one :class:`JaxrecError` naming ``output_dir``.
 
     ``command`` (``train``, ``sweep``, ...): a directory holding a run already is refused, unless
-    ``resume`` (continue it: it must be a run of ``command``) or ``overwrite`` (remove it first)."""
+    ``resume`` (continue it: it must be a run of ``command``) or ``overwrite`` (remove it first).
+    The refusal words its way out for the caller (``overwrite=True`` in Python, ``--overwrite``
+    on the command line: :data:`jaxrec.errors.CALLER`) and offers resuming only when ``command``
+    can resume (``resumable``; None: ``train`` and the studies marked ``RESUMABLE``)."""
     run_dir = run_dir_of(cfg)
     place = run_dir
     while not place.exists() and place != place.parent:
@@ -72,21 +82,29 @@ def check_writable(cfg: Config, command: str | None = None, overwrite: bool = Fa
         ) from None
     if command is not None and run_dir.is_dir() and any((run_dir / m).exists() for m in RUN_MARKERS):
         held = _recorded_command(run_dir)
-        what = f"a `jaxrec {held}` run" if held else "a run"
+        runs = (lambda c: f"a `jaxrec {c}` run") if errors.CALLER == "cli" else (lambda c: f"a run of `{c}`")
+        what = runs(held) if held else "a run"
         if resume:
             if held is not None and held != command:
                 raise JaxrecError(
-                    f"--resume: {run_dir} holds {what}, not a `jaxrec {command}` run; give this run's name"
+                    f"{errors.option('resume')}: {run_dir} holds {what}, not {runs(command)}; give this run's name"
                 )
         elif overwrite:
             try:
                 shutil.rmtree(run_dir)
             except OSError as e:
-                raise JaxrecError(f"--overwrite: cannot remove {run_dir} ({e.strerror or e})") from None
+                raise JaxrecError(
+                    f"{errors.option('overwrite')}: cannot remove {run_dir} ({e.strerror or e})"
+                ) from None
         else:
+            if resumable is None:  # the studies import this module: looked up when called
+                from jaxrec.experiment.studies import STUDIES
+
+                resumable = command == "train" or getattr(STUDIES.get(command), "RESUMABLE", False)
+            again = f" ({errors.option('resume')} to continue it)" if resumable else ""
             raise JaxrecError(
-                f"{run_dir} already holds the results of {what}; give this run another name (--set name=...), "
-                "or --overwrite to replace them (--resume to continue it)"
+                f"{run_dir} already holds the results of {what}; give this run another name "
+                f"({errors.setting('name')}), or {errors.option('overwrite')} to replace them{again}"
             )
     return run_dir
 

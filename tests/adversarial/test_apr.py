@@ -215,14 +215,14 @@ def test_warm_start_from_an_earlier_run_and_config_errors(tmp_path, tiny_split):
             jax.tree.leaves(started.fit.member(m).state.params), jax.tree.leaves(first.fit.member(0).state.params)
         ):
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    for bad, message in [
-        (AdvConfig(method="amf"), r"adv.method must be one of \['none', 'apr', 'vat'\], got 'amf'"),
-        (AdvConfig(method="apr", eps=-1.0), r"adv.eps must be >= 0, got -1.0"),
-        (AdvConfig(method="apr", perturb="pgd"), r"adv.perturb must be one of \['fgm', 'fgsm'\], got 'pgd'"),
-        (AdvConfig(method="apr", perturb_at="output"), r"adv.perturb_at must be one of \['tables', 'final'\]"),
+    for bad, message in [  # refused when built (a section checks its values), before any training
+        ({"method": "amf"}, r"adv.method must be one of \['none', 'apr', 'vat'\], got 'amf'"),
+        ({"method": "apr", "eps": -1.0}, r"adv.eps must be >= 0, got -1.0"),
+        ({"method": "apr", "perturb": "pgd"}, r"adv.perturb must be one of \['fgm', 'fgsm'\], got 'pgd'"),
+        ({"method": "apr", "perturb_at": "output"}, r"adv.perturb_at must be one of \['tables', 'final'\]"),
     ]:
         with pytest.raises(JaxrecError, match=message):
-            train_members([dataclasses.replace(_cfg(), adv=bad)], tiny_split, progress=False)
+            train_members([dataclasses.replace(_cfg(), adv=AdvConfig(**bad))], tiny_split, progress=False)
     with pytest.raises(JaxrecError, match="train.init_from: no checkpoint directory"):
         train_members(
             [dataclasses.replace(warm, train=dataclasses.replace(warm.train, init_from=str(tmp_path / "x")))],

@@ -114,8 +114,8 @@ def test_vat_members_equal_separate_runs(model, tiny_split):
 
 
 def test_vat_config_errors(tiny_split):
-    bad = dataclasses.replace(_cfg("mf", 2.0), adv=AdvConfig(method="vat", vat_lambda=-1.0))
-    with pytest.raises(JaxrecError, match=r"adv.vat_lambda must be >= 0, got -1.0"):
+    with pytest.raises(JaxrecError, match=r"adv.vat_lambda must be >= 0, got -1.0"):  # refused when built
+        bad = dataclasses.replace(_cfg("mf", 2.0), adv=AdvConfig(method="vat", vat_lambda=-1.0))
         train_members([bad], tiny_split, progress=False)
 
 

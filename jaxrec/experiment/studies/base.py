@@ -30,7 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxrec.config import CheckpointConfig, Config, load_config
+from jaxrec.config import CheckpointConfig, Config, load_config, resolve_config
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.experiment.output import check_writable, run_dir_of, written
 from jaxrec.models import MODELS
@@ -101,7 +101,8 @@ def _write(study, result: StudyResult) -> Path:
 
 def victims(cfg: Config, base_dir: str | Path = ".", section: str = "robustness") -> list[tuple[str, Config]]:
     """``(label, config)`` per victim: each ``<section>.victims`` entry (``robustness`` or
-    ``attack``) -- a config file (relative to ``base_dir``), optionally followed by ``KEY=VALUE``
+    ``attack``) -- a config file (relative to ``base_dir``; else a shipped config of that name,
+    :func:`~jaxrec.config.load.resolve_config`), optionally followed by ``KEY=VALUE``
     overrides separated by spaces (``ml100k-mf.yaml train.epochs=40``) -- with this config's data,
     eval, output, robustness and attack sections; or this config itself when there are none.
     Labels are the victims' names."""
@@ -126,12 +127,13 @@ def victims(cfg: Config, base_dir: str | Path = ".", section: str = "robustness"
 
 def entry_config(cfg: Config, entry: str, base_dir: str | Path, key: str) -> tuple[str, Config]:
     """``(label, config)`` of one entry ``"file.yaml KEY=VALUE ..."`` (a victim, a surrogate): that
-    file's config with the overrides, taking this config's data, eval, output, robustness,
-    attack and optimized sections (one split, one set of cut-offs for all); a mistake names
-    ``key``. The label is the entry's name."""
+    file's config (next to the config holding the entry, ``base_dir``; else the shipped config of
+    that name) with the overrides, taking this config's data, eval, output, robustness, attack
+    and optimized sections (one split, one set of cut-offs for all); a mistake names ``key``.
+    The label is the entry's name."""
     path, *overrides = entry.split()
     with config_key(key):
-        v = load_config(Path(base_dir) / path, overrides)
+        v = load_config(resolve_config(path, base_dir), overrides)
     shared = {s: getattr(cfg, s) for s in ("data", "eval", "robustness", "attack", "optimized")}
     return v.name, dataclasses.replace(
         v, name=f"{cfg.name}-{v.name}", output_dir=cfg.output_dir, checkpoint=CheckpointConfig(), **shared
