@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxrec.errors import JaxrecError
+from jaxrec.errors import JaxrecError, caller
 
 DESCRIPTION = "jaxrec: train, attack and harden recommenders in JAX (run 'jaxrec <command> --help')."
 
@@ -88,13 +88,14 @@ def cmd_study(args) -> int:
 
     from rich.console import Console
 
-    from jaxrec.config import load_config
+    from jaxrec.config import load_config, resolve_config
     from jaxrec.experiment.report import rich_table
     from jaxrec.experiment.studies import STUDIES, execute
 
     study = STUDIES[args.command]
-    cfg = load_config(args.config, args.overrides)
-    base_dir = Path(args.config).parent if args.config else Path(".")
+    path = resolve_config(args.config) if args.config else None  # a file, or a shipped config's name
+    cfg = load_config(path, args.overrides)
+    base_dir = path.parent if path is not None else Path(".")  # its references resolve next to it
     inputs = study.inputs(args) if hasattr(study, "inputs") else {}
     plan = study.check(cfg, base_dir, **inputs)
     console = Console()
@@ -281,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
 
         enable()  # compiled programs persist across runs ($JAXREC_COMPILE_CACHE)
     try:
-        return args.func(args)
+        with caller("cli"):  # hints name the flags (--overwrite, --set name=...), not keyword arguments
+            return args.func(args)
     except JaxrecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -77,12 +77,12 @@ def test_pyproject_ships_the_configs_and_the_license():
     shipped = {p.relative_to(ROOT / "jaxrec").as_posix() for g in globs for p in (ROOT / "jaxrec").glob(g)}
     assert {f"configs/{p.name}" for p in SHIPPED.glob("*.yaml")} <= shipped
     project = meta["project"]
-    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
     assert not any(c.startswith("License ::") for c in project.get("classifiers", []))  # SPDX only
     text = (ROOT / "LICENSE").read_text()
-    assert text.startswith("MIT License") and "Copyright (c) 2026 the jaxrec authors" in text
+    assert "Apache License" in text.split("\n", 3)[1] and "Version 2.0, January 2004" in text
     floor = re.search(r"setuptools>=(\d+)", " ".join(meta["build-system"]["requires"]))
-    assert floor and int(floor.group(1)) >= 77  # license = "MIT" and license-files need setuptools 77
+    assert floor and int(floor.group(1)) >= 77  # an SPDX license and license-files need setuptools 77
 
 
 # ------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from jaxrec.config import CheckpointConfig, Config, load_config, resolve_config
-from jaxrec.errors import JaxrecError, config_key
+from jaxrec.errors import JaxrecError, config_key, option
 from jaxrec.experiment.output import check_writable, run_dir_of, written
 from jaxrec.models import MODELS
 from jaxrec.models.sequential import is_sequential
@@ -77,7 +77,7 @@ def execute(
     (refused if it holds another run, unless ``overwrite`` or ``resume``), ``run``, and write the
     study's files. ``inputs`` are the study's own (a sweep's ``grid``, a preloaded ``split``)."""
     if resume and not getattr(study, "RESUMABLE", False):
-        raise JaxrecError(f"--resume: `jaxrec {study.NAME}` cannot resume")
+        raise JaxrecError(f"{option('resume')}: the {study.NAME} study cannot resume")
     if plan is None:
         plan = study.check(cfg, base_dir, **inputs)
     if write and jax.process_index() == 0:
