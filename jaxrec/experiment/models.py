@@ -24,7 +24,7 @@ def build_model(cfg: ModelConfig, train: Interactions, capacity: int | None = No
     its non-trainable variable collections built from the training data (e.g. LightGCN's graph;
     ``{}`` for MF). ``capacity``: pad graph inputs to that many edges, so that data variants of
     different sizes share one shape."""
-    validate(cfg, "model")  # configs built in code skip load_config's checks
+    validate(cfg, "model")  # sections check themselves when built; this is the cheap repeat
     cls = MODELS[cfg.name]
     fields = {f.name for f in dataclasses.fields(cls)} - {"n_users", "n_items", "parent", "name"}
     values = {k: getattr(cfg, k) for k in fields}

@@ -14,7 +14,7 @@ from jaxrec.train.losses import LOSSES
 
 
 def check_train(cfg: Config) -> None:
-    validate(cfg)  # every value in its range (configs built in code skip load_config's checks)
+    validate(cfg)  # every value in range (sections check themselves when built: a cheap repeat)
     t_cfg = cfg.train
     name, _, k = t_cfg.monitor.partition("@")
     if name not in METRICS or not k.isdigit():
