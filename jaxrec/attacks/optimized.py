@@ -67,12 +67,21 @@ from jaxrec.data.interactions import Interactions
 from jaxrec.data.sampling import positive_sets
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import score_function
-from jaxrec.models.propagation import SYMMETRIC_VJP
+from jaxrec.models.propagation import SYMMETRIC_VJP, normalise_inputs
 from jaxrec.train.state import TrainState, adam, create_state
-from jaxrec.train.steps import TrainData, make_epoch, make_loss_fn, make_train_step
+from jaxrec.train.steps import TrainData, epoch_batches, make_loss_fn, make_train_step
 
 #: the optimized attacks: the surrogate trained from scratch every step, trained and kept, or in closed form
 KINDS = ("bilevel", "truncated", "closed")
+
+#: Adam's ``eps_root`` in the differentiated surrogate (``sqrt(nu + eps_root)``, :func:`~jaxrec.
+#: train.state.adam`). A row whose gradients were all 0 so far -- an empty fake slot's, an item's
+#: whose only pairs in the first batches weigh 0 -- has ``nu = 0``, where the square root's
+#: derivative is infinite: with ``eps_root = 0`` its cotangent is ``0 * inf = NaN``, and NaN spreads
+#: through the hypergradient. ``eps**2`` (Adam's ``eps = 1e-8``) changes a denominator by at most
+#: ``eps``; the derivative of Adam's first step at a zero gradient becomes ``1 / (2 eps)`` instead of
+#: eps-Adam's own ``1 / eps``.
+EPS_ROOT = 1e-16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +100,9 @@ class Spec:
       surrogates trained from that many seeds at every outer step, their outer losses and
       hypergradients averaged (an expectation over the surrogate's training randomness, as
       Athalye et al., ICML 2018, average over transformations); closed: > 0 replaces the trained
-      surrogate by EASE's closed form with this L2 weight (:func:`ease_scores`; ``model`` unused).
+      surrogate by EASE's closed form with this L2 weight (:func:`ease_scores`; ``model`` unused);
+      eps_root: the surrogate's Adam ``eps_root`` (:data:`EPS_ROOT`; > 0, or the hypergradient
+      of a step where some row's gradients were all 0 is NaN).
     """
 
     model: Hashable
@@ -111,6 +122,7 @@ class Spec:
     resample: bool = False
     ensemble: int = 1
     closed: float = 0.0
+    eps_root: float = EPS_ROOT
 
     def __post_init__(self):
         if self.outer not in LOSSES:
@@ -119,6 +131,10 @@ class Spec:
             raise JaxrecError(f"unroll must be in [0, epochs] and epochs >= 1, got {self.unroll} and {self.epochs}")
         if self.ensemble < 1 or (self.warm and self.ensemble > 1):
             raise JaxrecError(f"ensemble must be >= 1 (and 1 for a warm surrogate), got {self.ensemble}")
+        if not self.eps_root > 0:
+            raise JaxrecError(
+                f"eps_root must be > 0 (Adam differentiable at a zero second moment), got {self.eps_root}"
+            )
         if self.warm and self.unroll < 1:
             raise JaxrecError("warm needs unroll >= 1 (the epochs trained and differentiated per outer step)")
         kernel = getattr(self.model, "propagation", None)
@@ -136,7 +152,8 @@ class Problem:
     Attributes:
       data: :class:`~jaxrec.train.steps.TrainData` of the real positives followed by every (fake
         slot, candidate) pair (their weights are set per profile), sampling negatives from the
-        real positives only (a fake user's negatives are uniform over all items).
+        real positives only (a fake user's negatives are uniform over all items but the pair's own
+        positive, :func:`distinct_negatives`).
       candidates: ``[C]`` sorted item indices a fake profile may hold.
       users: ``[U]`` the real users of the outer loss; seen: ``[U, n_items]`` bool, the items each
         interacted with in training (never ranked, and the targets they saw make them ineligible).
@@ -234,16 +251,44 @@ def with_profiles(spec: Spec, data: TrainData, weights: jax.Array) -> TrainData:
     return out
 
 
+_DISTINCT = 3  #: the fold_in tag of the redraws of negatives equal to their pair's positive
+
+
+def distinct_negatives(key: jax.Array, items: jax.Array, n_items: int) -> jax.Array:
+    """``items [..., 1 + n]`` (a positive, then its negatives) with every negative that equals its
+    pair's positive redrawn uniformly from the other ``n_items - 1`` items (from ``key``); every
+    other negative is kept. A fake pair's negatives are drawn over all items (its profile is a
+    variable, not a positive set), so one may hit its own positive: the pair then has no gradient
+    for that item's row. Kept draws plus the redraws are uniform over the items but the positive:
+    ``P(j) = 1/N + 1/N * 1/(N - 1) = 1/(N - 1)``. A real pair's negatives never equal a positive
+    of its user (:func:`~jaxrec.data.sampling.sample_negatives`), so it keeps its draws."""
+    pos, neg = items[..., :1], items[..., 1:]
+    r = jax.random.randint(key, neg.shape, 0, n_items - 1, dtype=neg.dtype)
+    other = r + (r >= pos).astype(neg.dtype)  # uniform over the items but pos
+    return jnp.concatenate([pos, jnp.where(neg == pos, other, neg)], axis=-1)
+
+
 def _epoch(spec: Spec):
-    """The engine's epoch with every step under ``jax.checkpoint``: differentiating an epoch keeps
-    each step's state, not each step's intermediates (the dense gradient tables, Adam's updates)."""
-    step = make_train_step(make_loss_fn(spec.model, spec.loss, with_l2=spec.l2 > 0))
-    return make_epoch(jax.checkpoint(step), spec.batch)
+    """The engine's epoch (:func:`~jaxrec.train.steps.make_epoch`: one shuffle and every negative
+    drawn at the epoch's start, a ``lax.scan`` of the steps) with every step under
+    ``jax.checkpoint`` -- differentiating an epoch keeps each step's state, not each step's
+    intermediates (the dense gradient tables, Adam's updates) -- and no negative equal to its
+    pair's positive (:func:`distinct_negatives`)."""
+    step = jax.checkpoint(make_train_step(make_loss_fn(spec.model, spec.loss, with_l2=spec.l2 > 0)))
+
+    def epoch(state: TrainState, data: TrainData):
+        batches = epoch_batches(state, data, spec.batch)
+        key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), _DISTINCT)
+        batches = batches._replace(items=distinct_negatives(key, batches.items, data.positives.n_items))
+        data = data.replace(inputs=normalise_inputs(data.inputs))
+        return jax.lax.scan(lambda s, b: step(s, b, data), state, batches)
+
+    return epoch
 
 
 def fresh_surrogate(spec: Spec, data: TrainData, key: jax.Array) -> TrainState:
     """The surrogate's initial state from ``key`` (Adam at ``spec.lr``)."""
-    return create_state(spec.model, key, adam(), data.inputs, {"l2": spec.l2}, spec.lr)
+    return create_state(spec.model, key, adam(eps_root=spec.eps_root), data.inputs, {"l2": spec.l2}, spec.lr)
 
 
 def train_surrogate(spec: Spec, state: TrainState, data: TrainData, weights: jax.Array, epochs: int, unroll: int):
@@ -352,8 +397,11 @@ def hypergradient(spec: Spec, prob: Problem, att: Attack):
 
 def outer_step(spec: Spec, tx, prob: Problem, att: Attack) -> tuple[Attack, dict]:
     """One outer step of one attack: the hypergradient, the optax update of the scores (targets and
-    empty slots fixed), the projection."""
+    empty slots fixed), the projection. Its metrics also count the hypergradient's non-finite
+    entries (``nonfinite``, before the targets and empty slots are masked), for :func:`optimize`
+    to refuse."""
     loss, aux, grad, state = hypergradient(spec, prob, att)
+    nonfinite = jnp.sum(~jnp.isfinite(grad)).astype(jnp.int32)
     is_target = jnp.zeros(grad.shape[1], bool).at[att.targets].set(True)
     grad = jnp.where(is_target[None, :] | (att.lengths[:, None] == 0), 0.0, grad)
     updates, opt_state = tx.update(grad, att.opt_state, att.scores)
@@ -362,7 +410,7 @@ def outer_step(spec: Spec, tx, prob: Problem, att: Attack) -> tuple[Attack, dict
     changed = jnp.sum(jnp.abs(profile - att.profile)) / 2
     surrogate = state if spec.warm else None
     att = att.replace(scores=scores, profile=profile, opt_state=opt_state, surrogate=surrogate, step=att.step + 1)
-    return att, {"outer_loss": loss, **aux, "changed": changed}
+    return att, {"outer_loss": loss, **aux, "changed": changed, "nonfinite": nonfinite}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -380,15 +428,43 @@ def members_init(spec: Spec, tx, prob: Problem, profile0, targets, lengths, warm
     )
 
 
-def optimize(spec: Spec, tx, prob: Problem, atts: Attack, steps: int, on_step=None) -> tuple[Attack, list[dict]]:
+def optimize(
+    spec: Spec, tx, prob: Problem, atts: Attack, steps: int, on_step=None, labels=None
+) -> tuple[Attack, list[dict]]:
     """``steps`` outer steps of the stacked attacks ``atts``; returns the final attacks and one
     record per step (``[M]`` lists: ``outer_loss``, ``surrogate_hr`` -- of the profile the step
-    started from --, ``changed`` items). ``on_step(step, record)`` is called after each."""
+    started from --, ``changed`` items). ``on_step(step, record)`` is called after each.
+
+    A non-finite outer loss or hypergradient entry in any member at any step raises
+    :class:`JaxrecError` naming the step and the members (``labels``: one name per member;
+    default ``member m``): the outer step would turn it into no update, a silent no-op attack."""
     history = []
     for step in range(1, steps + 1):
         atts, metrics = members_step(spec, tx, prob, atts)
-        record = {"step": step, **{k: [float(x) for x in np.asarray(v)] for k, v in jax.device_get(metrics).items()}}
+        metrics = jax.device_get(metrics)
+        check_finite(step, steps, metrics.pop("nonfinite"), metrics["outer_loss"], atts.scores.shape[1:], labels)
+        record = {"step": step, **{k: [float(x) for x in np.asarray(v)] for k, v in metrics.items()}}
         history.append(record)
         if on_step is not None:
             on_step(step, record)
     return atts, history
+
+
+def check_finite(step: int, steps: int, nonfinite, loss, shape, labels=None) -> None:
+    """Raise :class:`JaxrecError` if outer step ``step`` (of ``steps``) gave any member (``[M]``
+    arrays: ``nonfinite`` hypergradient entries, ``loss`` the outer loss; ``shape`` one member's
+    hypergradient) a non-finite outer loss or hypergradient entry."""
+    nonfinite, loss = np.asarray(nonfinite), np.asarray(loss, np.float64)
+    bad = np.flatnonzero((nonfinite > 0) | ~np.isfinite(loss))
+    if not bad.size:
+        return
+    size = int(np.prod(shape))
+    name = lambda m: labels[m] if labels is not None else f"member {m}"  # noqa: E731
+    parts = [
+        f"{name(m)}: outer loss {loss[m]:g}, {int(nonfinite[m]):,} of {size:,} hypergradient entries non-finite"
+        for m in bad
+    ]
+    raise JaxrecError(
+        f"outer step {step} of {steps} of the optimized attack: non-finite outer loss or hypergradient "
+        f"({'; '.join(parts)}); the surrogate's training or the outer loss overflowed or divided by 0"
+    )

@@ -53,6 +53,8 @@ def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: 
     one row per (outer step, member): ``step``, ``seed``, ``size``, ``outer_loss``,
     ``surrogate_hr`` (the surrogate's target HR@K of the profile the step started from),
     ``changed`` (items the step swapped). ``on_step(step, record)`` sees each step's ``[M]`` lists.
+    A non-finite outer loss or hypergradient raises :class:`~jaxrec.errors.JaxrecError` naming the
+    outer step, the seed and the size (:func:`~jaxrec.attacks.optimized.optimize`).
     """
     train, n_real, slots = sc.split.train, sc.n_real, max(sc.counts)
     real = train.select(train.users < n_real)
@@ -111,7 +113,8 @@ def scenario_fakes(sc, model, settings: Settings, seeds: int, init: dict, seed: 
         settings.epochs if settings.warm else 0,
         keys,
     )
-    atts, records = optimize(spec, tx, prob, atts, settings.steps, on_step)
+    labels = [f"seed {s}, {count} fakes" for s, count in members]
+    atts, records = optimize(spec, tx, prob, atts, settings.steps, on_step, labels)
     history = [
         {"step": r["step"], "seed": s, "size": count, **{k: r[k][m] for k in ("outer_loss", "surrogate_hr", "changed")}}
         for r in records

@@ -46,12 +46,13 @@ def project(scores: jax.Array, lengths: jax.Array, targets: jax.Array) -> jax.Ar
 
 def normalize_rows() -> optax.GradientTransformation:
     """Each row of every update divided by its L2 norm (rows of zeros stay zero): RevAdv's
-    per-fake-user gradient normalisation."""
+    per-fake-user gradient normalisation. A row with a non-finite entry stays non-finite (never
+    a zero update: a NaN hypergradient must not look like a converged one)."""
 
     def update(updates, state, params=None):
         def unit(g):
             norm = jnp.linalg.norm(g, axis=-1, keepdims=True)
-            return jnp.where(norm > 0, g / jnp.where(norm > 0, norm, 1.0), 0.0)
+            return jnp.where(norm == 0, 0.0, g / jnp.where(norm == 0, 1.0, norm))
 
         return jax.tree.map(unit, updates), state
 

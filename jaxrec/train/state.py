@@ -40,6 +40,7 @@ def adam(
     schedule: str = "constant",
     warmup_steps: int = 0,
     total_steps: int = 0,
+    eps_root: float = 0.0,
 ) -> optax.GradientTransformation:
     """Adam whose learning rate is state (``optax.inject_hyperparams``), not a constant.
 
@@ -47,13 +48,19 @@ def adam(
     for ``jit``); set the rate with :func:`with_lr` (a leaf of ``opt_state``, vmappable).
     ``weight_decay`` is decoupled (AdamW, Loshchilov & Hutter 2019); ``schedule="warmup_cosine"``
     multiplies the rate by optax's warm-up (``warmup_steps``, linear from 0) then cosine decay
-    to 0 at ``total_steps``. Without either, this is plain ``optax.adam``.
+    to 0 at ``total_steps``. Without either, this is plain ``optax.adam``. ``eps_root > 0`` adds
+    it to the second moment under the square root (``sqrt(nu + eps_root)``): Adam differentiable
+    where ``nu = 0`` (a row whose every gradient so far was 0; with ``eps_root = 0`` the derivative
+    of the square root there is infinite and differentiating through the step gives NaN), as
+    when differentiating through training (:mod:`jaxrec.attacks.optimized`).
     """
     if weight_decay == 0.0 and schedule == "constant":
+        if eps_root:
+            return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3, b1=b1, b2=b2, eps_root=eps_root)
         return optax.inject_hyperparams(optax.adam)(learning_rate=1e-3, b1=b1, b2=b2)
 
     def make(learning_rate):
-        parts = [optax.scale_by_adam(b1, b2)]
+        parts = [optax.scale_by_adam(b1, b2, eps_root=eps_root)]
         if weight_decay:
             parts.append(optax.add_decayed_weights(weight_decay))
         parts.append(optax.scale_by_learning_rate(learning_rate))

@@ -226,7 +226,10 @@ def test_the_attack_finds_the_planted_answer(planted):
     (start_loss, start_aux), (loss, aux), (answer_loss, answer_aux) = (
         measure(_one(atts, p)) for p in (np.c_[start[:, :12], np.ones(3), np.zeros(3)], final, answer)
     )
-    assert start_aux["surrogate_hr"] == 0 and answer_aux["surrogate_hr"] >= 0.9  # the planted structure
+    # the planted structure (the answer's surrogate HR depends on the surrogate's draws: 0.8 for
+    # this seed since a fake pair's negative is never its own positive, 1.0 before; 0.7 to 1.0
+    # over seeds either way)
+    assert start_aux["surrogate_hr"] == 0 and answer_aux["surrogate_hr"] >= 0.8
     assert aux["surrogate_hr"] >= 0.9 and loss < start_loss - 1.0
     assert history[0]["surrogate_hr"][0] == 0 and history[-1]["outer_loss"][0] < history[0]["outer_loss"][0]
 
