@@ -17,12 +17,10 @@ from pathlib import Path
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts a backend
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
-# the CLI's persistent compilation cache (jaxrec.compile_cache) goes to a fresh temporary
-# directory, never the user's ~/.cache; the xdist workers inherit it and share it
-if "JAXREC_COMPILE_CACHE" not in os.environ:
-    import tempfile
-
-    os.environ["JAXREC_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="jaxrec-tests-xla-")
+# the CLI's persistent compilation cache (jaxrec.compile_cache) is off in the suite (each test
+# process compiles a program once anyway) and never touches the user's ~/.cache;
+# tests/test_compile_cache.py points it at a temporary directory
+os.environ["JAXREC_COMPILE_CACHE"] = "off"
 
 import numpy as np
 import pytest

@@ -40,15 +40,17 @@ MODEL_DIR = "model"
 
 
 def save_model(run_dir: Path, cfg: Config, variables: dict, split: Split, epoch: int) -> Path:
-    """Write ``<run_dir>/model/`` for the one-member ``variables`` (``{"params": ...}``) trained
-    on ``split``; ``epoch``: the epoch they are from. Returns the directory."""
+    """Write ``<run_dir>/model/`` for the one-member ``variables`` (``{"params": ...}``, host
+    arrays under multi-host training) trained on ``split``; ``epoch``: the epoch they are from.
+    Returns the directory."""
     run_dir = Path(run_dir)
     final = run_dir / MODEL_DIR
     tmp = run_dir / f".{MODEL_DIR}.{os.getpid()}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        with Checkpointer(tmp / "params", every=0, keep=1, config=to_dict(cfg), async_save=False) as ck:
+        alone = {jax.process_index()} if jax.process_count() > 1 else None  # multi-host: process 0 writes alone
+        with Checkpointer(tmp / "params", 0, 1, to_dict(cfg), async_save=False, processes=alone) as ck:
             ck.save(epoch, {"params": variables["params"]})
         atomic_write(tmp / "split.npz", split_bytes(split))
         atomic_write(tmp / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -399,6 +399,8 @@ def run(
         if log is not None:
             log.close()
     one = out.fit.member(0)
+    if jax.process_count() > 1:  # a collective, on every process: the saved model is host arrays
+        one = dataclasses.replace(one, best_params=host_tree(one.best_params))
     if log is not None:
         one = dataclasses.replace(one, history=log.records)
     timing = {k: v for k, v in out.timing.items() if k not in ("members", "traces")}

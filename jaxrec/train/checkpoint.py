@@ -85,6 +85,9 @@ class Checkpointer:
       config: a JSON-serialisable dict stored with every checkpoint (the run's config).
       async_save: write in a background thread (training continues during the write);
         :meth:`wait` / :meth:`close` block until it is on disk.
+      processes: the processes that take part (default: all of them, as multi-host training
+        saves); ``{jax.process_index()}`` lets one process save host arrays alone (a run's final
+        model, written by process 0 only).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class Checkpointer:
         keep: int = 3,
         config: dict | None = None,
         async_save: bool = True,
+        processes: set[int] | None = None,
     ):
         import orbax.checkpoint as ocp
 
@@ -105,7 +109,19 @@ class Checkpointer:
         self.directory = Path(directory).absolute()
         self.every = every
         self.config = dict(config or {})
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
+        multi = ocp.options.MultiprocessingOptions(
+            primary_host=min(processes) if processes else 0,
+            active_processes=set(processes) if processes else None,
+            barrier_sync_key_prefix=f"jaxrec-{min(processes)}" if processes else None,
+        )
+        if processes:  # orbax creates the directory only when every process takes part
+            self.directory.mkdir(parents=True, exist_ok=True)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            create=not processes,
+            enable_async_checkpointing=async_save,
+            multiprocessing_options=multi,
+        )
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     # -- saving ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -9,11 +10,13 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 from conftest import random_interactions, restore_one
 
 from jaxrec.cli import main as cli_main
 from jaxrec.config import load_config
 from jaxrec.experiment import run
+from jaxrec.experiment.trained import load_run
 from jaxrec.train.checkpoint import Checkpointer
 
 
@@ -80,6 +83,12 @@ def test_two_processes_equal_one_process(tmp_path):
     assert meta["epoch"] == 3 and int(state.step) == int(one.fit.state.step)
     for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(one.params)):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    # process 0 saved the model alone: it reloads in one process and re-evaluates to the stored metrics
+    saved = load_run(tmp_path / "runs" / "two")
+    for x, y in zip(jax.tree.leaves(saved.params), jax.tree.leaves(one.params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    stored = json.loads((tmp_path / "runs" / "two" / "metrics.json").read_text())
+    assert all(v == pytest.approx(stored[k], rel=1e-6) for k, v in saved.evaluate().items())
 
 
 def test_distributed_flags_are_checked(capsys):
