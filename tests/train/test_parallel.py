@@ -35,6 +35,7 @@ def test_four_simulated_devices():
             "-q",
             "-p",
             "no:cacheprovider",
+            "-n0",  # one file: pyproject's 2 xdist workers would only add a second start (30 s)
             "-x",
             str(HERE / "multidevice" / "md_sharding.py"),
         ],
