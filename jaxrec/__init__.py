@@ -4,11 +4,13 @@ The small public API::
 
     import jaxrec
     split = jaxrec.load_split(jaxrec.DataConfig(dataset="ml-100k"))   # load, clean, split
-    result = jaxrec.run(jaxrec.load_config("configs/ml100k-mf.yaml"))  # train + test
+    result = jaxrec.run(jaxrec.load_config("ml100k-mf"))                # train + test + save the model
     result.metrics["recall@20"]
+    model = jaxrec.load_run(result.run_dir)                            # a TrainedModel
+    model.recommend([5], k=10).items                                   # raw item ids for raw user 5
     res = jaxrec.sweep(cfg, {"train.seed": [0, 1, 2, 3]})             # 4 trainings, one program
     res.summary                                                      # mean ± std over seeds
-    jaxrec.run_attack(jaxrec.load_config("configs/ml100k-attack.yaml"), base_dir="configs")
+    jaxrec.run_attack(jaxrec.load_config("ml100k-attack"))
     jaxrec.full_ranking_metrics(result.model, {**result.params, **result.inputs},
                                 jaxrec.split_ranking(result.split, "test"), ks=(10, 20))
 
