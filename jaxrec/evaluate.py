@@ -114,19 +114,25 @@ class UserRanking:
     held_out_scores: jax.Array
 
 
-def rank_users(score_all, data: RankingData, ks: Sequence[int], reference: UserRanking | None = None) -> UserRanking:
+def rank_users(
+    score_all, data: RankingData, ks: Sequence[int], reference: UserRanking | None = None, context: bool = False
+) -> UserRanking:
     """The ranking of every user in ``data`` (pure, traceable; ``jax.vmap`` it over parameters
     inside ``score_all``).
 
     Args:
-      score_all: ``users [C] -> scores [C, n_items]``.
+      score_all: ``users [C] -> scores [C, n_items]`` (a sequence model's: ``queries [C, L] ->``).
       reference: another ranking of the same users (e.g. the clean model's) for rank stability.
+      context: call ``score_all(query, users [C], targets [C, T]) -> (scores, extras)`` instead:
+        a scorer that depends on the held-out items (an adversary perturbing each user's input
+        against them); ``extras`` ``{name: [C]}`` join the per-user metrics.
     """
     kmax = max(ks)
 
     def one_chunk(c):
         users, er, ec, tgt, nt, ref, queries, cand = c
-        scores = score_all(users if queries is None else queries)
+        query = users if queries is None else queries
+        scores, extras = score_all(query, users, tgt) if context else (score_all(query), {})
         if cand is None:
             top_scores, top = rank_top(scores, er, ec, kmax)  # [C, Kmax]
             hits = jnp.any(top[:, :, None] == tgt[:, None, :], axis=-1).astype(jnp.float32)
@@ -136,7 +142,7 @@ def rank_users(score_all, data: RankingData, ks: Sequence[int], reference: UserR
             hits = (jnp.arange(kmax)[None, :] == rank[:, None]).astype(jnp.float32)
             top_scores, at = top_k(kmax)(cs)
             top = jnp.take_along_axis(cand, at, axis=1)
-        per_user = metrics_from_hits(hits, nt, ks)
+        per_user = {**metrics_from_hits(hits, nt, ks), **extras}
         if ref is not None:  # items are distinct within a list: |top@k & ref@k| = sum of matches i, j < k
             ref_top, ref_scores = ref
             same = (top[:, :, None] == ref_top[:, None, :]).astype(jnp.int32)  # [C, Kmax, Kmax]

@@ -141,6 +141,13 @@ class SequenceModel(nn.Module):
         cache = self.embeddings() if cache is None else cache
         return (self.query_vectors(history) @ cache["item"].T).astype(jnp.float32)
 
+    def window_scores(self, embedded, window, cache=None):
+        """``embedded [B, L, D]`` (:meth:`embed` of ``window [B, L]``, a :meth:`query_window`,
+        perhaps perturbed) -> ``[B, n_items]`` scores from the last position: :meth:`score_all`
+        with the input rows given."""
+        cache = self.embeddings() if cache is None else cache
+        return (self.encode(embedded, window)[:, -1] @ cache["item"].T).astype(jnp.float32)
+
     def score(self, history, items, cache=None, train: bool = False):
         """``history [B, L]``, ``items [B, L, M]`` -> ``[B, L, M]`` scores at every position."""
         cache = self.embeddings(train) if cache is None else cache

@@ -37,7 +37,8 @@ from jaxrec.data.sampling import sample_negatives
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import RankingData, check_ks, for_each_member, model_chunk, rank_users, score_function
 from jaxrec.models.base import embedding_tables, replace_embedding_tables
-from jaxrec.robustness import perturb
+from jaxrec.models.sequential import is_sequential
+from jaxrec.robustness import perturb, windows
 from jaxrec.train.losses import bpr_loss
 
 METHODS = perturb.METHODS
@@ -138,6 +139,32 @@ def _perturbed(model, ks, method, relative, pgd, batch, params, inputs, data, ra
     return mean(clean.metrics), clean.metrics[ndcg], metrics, user_ndcg, adv_loss, clean_loss
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+def _perturbed_windows(model, ks, method, relative, pgd, batch, spec, params, ranking, eps, keys):
+    """:func:`_perturbed` for a sequence model: each user's input window perturbed
+    (:mod:`jaxrec.robustness.windows`), the adversary's loss per user a metric of the ranking."""
+    TRACES[method] += 1
+    cache = model.apply(params, method="embeddings")
+    clean = rank_users(score_function(model, params), ranking, ks)
+    unit = windows.item_row_norm(model, params) if relative else jnp.float32(1.0)
+    mean = functools.partial(_user_mean, mask=ranking.mask)
+    ndcg = f"ndcg@{max(ks)}"
+
+    def per_seed(key):
+        def per_strength(e):
+            scorer = windows.window_scorer(model, params, cache, method, e, unit, pgd, spec, key)
+            r = rank_users(scorer, ranking, ks, clean, context=True)
+            m = mean(r.metrics)
+            adv, clean_loss = m.pop("adv_loss"), m.pop("clean_loss")
+            return m, r.metrics[ndcg], adv, clean_loss
+
+        metrics, user_ndcg, adv, clean_loss = jax.lax.map(per_strength, eps, batch_size=batch)
+        return metrics, user_ndcg, adv, clean_loss[0]
+
+    metrics, user_ndcg, adv_loss, clean_loss = jax.vmap(per_seed)(keys)
+    return mean(clean.metrics), clean.metrics[ndcg], metrics, user_ndcg, adv_loss, clean_loss
+
+
 @dataclasses.dataclass
 class PerturbedMetrics:
     """What :func:`perturbed_metrics` measured.
@@ -171,6 +198,8 @@ def perturbed_metrics(
     key: jax.Array | None = None,
     pgd: PGD = PGD(),
     batch: int | None = None,
+    *,
+    window_loss: windows.WindowLoss | None = None,
 ) -> PerturbedMetrics:
     """Full-ranking metrics and rank stability of one parameter set at every strength of ``eps``
     and every one of ``seeds`` seeds, in one compiled, vmapped program.
@@ -185,6 +214,10 @@ def perturbed_metrics(
       batch: strengths vmapped together (None: all of them, one vmapped pass); fewer run as a
         ``lax.map`` over groups of ``batch`` inside the same program (:func:`auto_batch` picks
         one for the catalogue size). Size the ranking's chunk for ``seeds * batch``.
+      window_loss: a sequence model's adversary loss (:class:`~jaxrec.robustness.windows.WindowLoss`,
+        its training loss); a sequence model is perturbed in its users' input windows
+        (:mod:`jaxrec.robustness.windows`), ``inputs`` and ``data`` are then unused, and
+        ``ranking`` must carry the windows (``split_ranking(..., max_len=model.max_len)``).
     """
     if method not in METHODS:
         raise JaxrecError(f"unknown perturbation {method!r}; choose one of {METHODS}")
@@ -200,9 +233,14 @@ def perturbed_metrics(
     batch = len(eps) if batch is None else int(batch)
     if not 1 <= batch <= len(eps):
         raise JaxrecError(f"batch must be between 1 and the number of strengths ({len(eps)}), got {batch}")
-    out = _perturbed(
-        model, ks, method, relative, pgd, batch, params, inputs, data, ranking, jnp.asarray(eps, jnp.float32), keys
-    )
+    eps_arr = jnp.asarray(eps, jnp.float32)
+    if is_sequential(model):
+        if ranking.queries is None:
+            raise JaxrecError(f"{type(model).__name__} ranks history windows: build the ranking with max_len")
+        spec = window_loss or windows.WindowLoss()
+        out = _perturbed_windows(model, ks, method, relative, pgd, batch, spec, params, ranking, eps_arr, keys)
+    else:
+        out = _perturbed(model, ks, method, relative, pgd, batch, params, inputs, data, ranking, eps_arr, keys)
     clean, clean_user, metrics, user_ndcg, adv_loss, clean_loss = jax.device_get(out)
     rows = [
         {

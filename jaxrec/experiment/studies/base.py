@@ -99,13 +99,16 @@ def _write(study, result: StudyResult) -> Path:
 # shared by several studies
 
 
-def victims(cfg: Config, base_dir: str | Path = ".", section: str = "robustness") -> list[tuple[str, Config]]:
+def victims(
+    cfg: Config, base_dir: str | Path = ".", section: str = "robustness", sequences: bool = False
+) -> list[tuple[str, Config]]:
     """``(label, config)`` per victim: each ``<section>.victims`` entry (``robustness`` or
     ``attack``) -- a config file (relative to ``base_dir``; else a shipped config of that name,
     :func:`~jaxrec.config.load.resolve_config`), optionally followed by ``KEY=VALUE``
     overrides separated by spaces (``ml100k-mf.yaml train.epochs=40``) -- with this config's data,
     eval, output, robustness and attack sections; or this config itself when there are none.
-    Labels are the victims' names."""
+    Labels are the victims' names. Sequence models are victims only where the study takes them
+    (``sequences``)."""
     entries = getattr(cfg, section).victims
     out = (
         [(cfg.name, cfg)]
@@ -113,7 +116,7 @@ def victims(cfg: Config, base_dir: str | Path = ".", section: str = "robustness"
         else [entry_config(cfg, entry, base_dir, f"{section}.victims[{i}]") for i, entry in enumerate(entries)]
     )
     for i, (label, v) in enumerate(out):
-        if is_sequential(MODELS[v.model.name]):
+        if is_sequential(MODELS[v.model.name]) and not sequences:
             where = f"{section}.victims[{i}]" if entries else "model.name"
             raise JaxrecError(
                 f"{where}: {label} is a sequence model ({v.model.name}); the {section} study takes embedding models "

@@ -32,10 +32,15 @@ from jaxrec.evaluate import METRICS, check_ks, model_chunk, split_ranking
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, cell, markdown_report, pivot, plot_curves, records_table
+from jaxrec.experiment.sequences import ranking_settings
 from jaxrec.experiment.studies.base import StudyResult, say, seed_configs, summarise, victims, with_drops
 from jaxrec.experiment.training import train_members
+from jaxrec.models import MODELS
+from jaxrec.models.sequential import is_sequential
 from jaxrec.robustness import PGD, auto_batch, data_noise, perturbed_metrics
 from jaxrec.robustness.strengths import against_reference
+from jaxrec.robustness.windows import WindowLoss
+from jaxrec.train.sequence import gbce_beta
 from jaxrec.train.state import member
 
 NAME = "robustness"
@@ -58,6 +63,14 @@ class Plan:
     victims: list  #: ``[(label, config)]``
     split: object
     ks: tuple
+    splits: dict = dataclasses.field(default_factory=dict)  #: sequential? -> the split its victims use
+
+    def split_of(self, vcfg: Config):
+        return self.splits.get(_sequential(vcfg), self.split)
+
+
+def _sequential(vcfg: Config) -> bool:
+    return is_sequential(MODELS[vcfg.model.name])
 
 
 def check(cfg: Config, base_dir=".", split=None) -> Plan:
@@ -76,11 +89,19 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
         raise JaxrecError(
             f"robustness.plot_metric: {r.plot_metric!r} is not a metric at one of eval.ks {list(cfg.eval.ks)}"
         )
-    run_victims = victims(cfg, base_dir, NAME)
-    split = load_split(cfg.data) if split is None else split
+    run_victims = victims(cfg, base_dir, NAME, sequences=True)
+    kinds = sorted({_sequential(v) for _, v in run_victims})
+    for label, v in run_victims:
+        if _sequential(v) and r.data_kinds:
+            raise JaxrecError(
+                f"robustness.data_kinds: retraining on noisy data is not available for sequence victims ({label}) "
+                "yet; give data_kinds: [] or embedding-model victims"
+            )
+    # a sequence victim reads its split as sequences (no deduplication, the sequence split rules)
+    splits = {seq: split if split is not None else load_split(cfg.data, sequential=seq) for seq in kinds}
     with config_key("eval.ks"):
-        ks = check_ks(cfg.eval.ks, split.n_items)
-    return Plan(run_victims, split, ks)
+        ks = [check_ks(cfg.eval.ks, s.n_items) for s in splits.values()][0]
+    return Plan(run_victims, splits[kinds[0]], ks, splits)
 
 
 def describe(cfg: Config, plan: Plan) -> str:
@@ -119,6 +140,7 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     timing: dict = {"victims": {}}
     t_all = time.perf_counter()
     for label, vcfg in plan.victims:
+        split = plan.split_of(vcfg)
         t = timing["victims"][label] = {}
         log(f"{label}: training {r.seeds} seed(s) as members of one program")
         t0 = time.perf_counter()
@@ -128,7 +150,11 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
         batch = min(r.strength_batch, len(r.eps)) or auto_batch(tr.model, split.n_items, len(r.eps), r.noise_seeds)
         t["strength_batch"] = batch
         width = r.noise_seeds * batch
-        ranking = split_ranking(split, "test", cfg.eval.chunk or model_chunk(tr.model, split.n_items, width))
+        chunk = cfg.eval.chunk or model_chunk(tr.model, split.n_items, width)
+        ranking = split_ranking(split, "test", chunk, **ranking_settings(vcfg, tr.model))
+        loss = vcfg.train.loss
+        beta = gbce_beta(vcfg.train.n_negatives, split.n_items, vcfg.train.gbce_t) if loss == "gbce" else 1.0
+        window_loss = WindowLoss(loss, vcfg.train.n_negatives, beta) if _sequential(vcfg) else None
         base = {"victim": label, "model": vcfg.model.name, "adv": vcfg.adv.method}
         stable = {f"{n}@{k}": float(n == "jaccard") for k in ks for n in ("jaccard", "score_shift")}
         for m, mcfg in enumerate(clean_run.configs):  # the clean model: eps 0, its own ranking
@@ -161,6 +187,7 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
                     key,
                     pgd,
                     batch,
+                    window_loss=window_loss,
                 )
                 results.append(res)
                 for row in res.rows:
