@@ -89,10 +89,19 @@ def test_too_few_events_for_the_sasrec_rule(tmp_path, capsys):
     assert "data.loo_rule: no user" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("study", ["robustness", "attack", "certify"])
-def test_studies_refuse_sequence_victims_in_one_line(events_csv, tmp_path, capsys, study):
-    args = seq_args(events_csv, tmp_path, "--set", "eval.ks=[10,20]")
+@pytest.mark.parametrize(
+    "study, message",
+    [
+        ("robustness", "robustness.data_kinds: retraining on noisy data is not available for sequence victims"),
+        ("attack", "is a sequence model"),
+        ("certify", "is a sequence model"),
+    ],
+)
+def test_studies_refuse_what_they_cannot_do_with_sequence_victims_in_one_line(
+    events_csv, tmp_path, capsys, study, message
+):
+    args = seq_args(events_csv, tmp_path, "--set", "eval.ks=[10,20]", "--set", "robustness.data_kinds=[drop]")
     args[0] = study
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "is a sequence model" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
