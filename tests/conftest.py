@@ -51,6 +51,15 @@ def random_interactions(n_users=30, n_items=40, per_user=8, seed=0) -> Interacti
     return Interactions(users, items, n_users, n_items, source="synthetic")
 
 
+def rated_csv_file(directory: Path) -> Path:
+    """``directory/tiny.csv``: 25 users x 10 of 30 items (raw ids ``u7``, ``i3``), ratings 1-5."""
+    inter = random_interactions(n_users=25, n_items=30, per_user=10, seed=4)
+    path = directory / "tiny.csv"
+    rows = "\n".join(f"u{u},i{i},{1 + (u + i) % 5}" for u, i in zip(inter.users, inter.items))
+    path.write_text("user_id,item_id,rating\n" + rows + "\n")
+    return path
+
+
 def small_graph(n_users=12, n_items=9, n_edges=40, seed=0, isolated=True) -> Interactions:
     """Random bipartite graph (LightGCN/NGCF tests); the last user and the last item have no edge when ``isolated``."""
     rng = np.random.default_rng(seed)

@@ -9,18 +9,14 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import random_interactions, real_data_dir
+from conftest import rated_csv_file, real_data_dir
 
 from jaxrec.cli import main
 
 
 @pytest.fixture(scope="module")
 def tiny_csv(tmp_path_factory):
-    inter = random_interactions(n_users=25, n_items=30, per_user=10, seed=4)
-    path = tmp_path_factory.mktemp("data") / "tiny.csv"
-    rows = "\n".join(f"u{u},i{i},{1 + (u + i) % 5}" for u, i in zip(inter.users, inter.items))
-    path.write_text("user_id,item_id,rating\n" + rows + "\n")
-    return path
+    return rated_csv_file(tmp_path_factory.mktemp("data"))
 
 
 def tiny_args(tiny_csv, out, *extra):

@@ -32,6 +32,17 @@ _ROLE_WORD = {"user": "user id", "item": "item id", "rating": "rating", "time": 
 # ------------------------------------------------------------------------------------------------
 # small helpers
 # ------------------------------------------------------------------------------------------------
+def finite_number(s: str, where: str, what: str) -> float:
+    """``s`` as a finite float; else one error ``<where>: <what> 's' is not a number / finite``."""
+    try:
+        x = float(s)
+    except ValueError:
+        raise JaxrecError(f"{where}: {what} {s!r} is not a number") from None
+    if not math.isfinite(x):
+        raise JaxrecError(f"{where}: {what} {s!r} is not finite")
+    return x
+
+
 def _where(path, line: int | None = None, column: str | None = None) -> str:
     s = str(path)
     if line is not None:
@@ -196,13 +207,7 @@ def _parse_slow(
                     raise JaxrecError(f"{_where(path, line_no, col)}: empty {_ROLE_WORD[role]}")
                 vals[role].append(s)
             elif role == "rating":
-                try:
-                    r = float(s)
-                except ValueError:
-                    raise JaxrecError(f"{_where(path, line_no, col)}: rating {s!r} is not a number") from None
-                if not math.isfinite(r):
-                    raise JaxrecError(f"{_where(path, line_no, col)}: rating {s!r} is not finite")
-                vals[role].append(r)
+                vals[role].append(finite_number(s, _where(path, line_no, col), "rating"))
             else:  # time
                 try:
                     t = _to_int(s)

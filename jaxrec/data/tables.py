@@ -17,7 +17,6 @@ left out on purpose, and not reported).
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from jaxrec.data.delimited import (  # the shared delimited-text parser
     _remap,
     _to_int,
     _where,
+    finite_number,
 )
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.errors import JaxrecError
@@ -330,12 +330,7 @@ def _parquet_text_numbers(where: str, role: str, values: np.ndarray) -> np.ndarr
     out = []
     for row, v in enumerate(values.tolist(), 1):
         s = (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)).strip()
-        try:
-            x = float(s)
-        except ValueError:
-            raise JaxrecError(f"{where}, row {row}: {_ROLE_WORD[role]} {s!r} is not a number") from None
-        if not math.isfinite(x):
-            raise JaxrecError(f"{where}, row {row}: {_ROLE_WORD[role]} {s!r} is not finite")
+        x = finite_number(s, f"{where}, row {row}", _ROLE_WORD[role])
         if role == "time":
             try:
                 x = _to_int(s)
