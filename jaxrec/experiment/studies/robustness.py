@@ -332,9 +332,12 @@ def write_report(result: StudyResult, run_dir) -> None:
     unit = "relative: x each table mean row norm" if r.relative else "absolute per-row L2 norm"
     intro = [
         f"Data: `{cfg.data.dataset}`, split `{cfg.data.split}` {list(cfg.data.ratios)}, test set, full ranking.",
-        f"Parameter perturbations of the layer-0 embedding tables: {', '.join(r.methods) or 'none'} at eps "
-        f"{list(r.eps)} ({unit}; fgsm is an L-inf step), {r.noise_seeds} noise seed(s); PGD: {r.pgd_steps} steps"
-        f"{', random start' if r.pgd_random_start else ''}. The adversary's loss is BPR over the training triples.",
+        f"Perturbations: {', '.join(r.methods) or 'none'} at eps {list(r.eps)} ({unit}; fgsm is an L-inf step), "
+        f"{r.noise_seeds} noise seed(s); PGD: {r.pgd_steps} steps{', random start' if r.pgd_random_start else ''}.",
+        "Embedding-model victims: the layer-0 embedding tables are perturbed; the adversary's loss is BPR over the "
+        "training triples. Sequence victims: each test user's input-window rows are perturbed per position (the "
+        "item table is the unit of relative eps); the adversary's loss is the victim's training loss for the "
+        "held-out next item.",
         f"Training seeds per victim: {r.seeds}. Wall time: {result.timing['wall_s']:.1f} s.",
     ]
     text = markdown_report(f"Robustness report: {cfg.name}", intro, tables(result), figures, result.timing)
