@@ -1,49 +1,66 @@
-"""Sequence victims: one perturbed_metrics program over 8 FGM strengths against a Python loop of 8
-one-strength programs (SASRec, RecBole's defaults, 3 epochs on ml-100k), medians of 3; prints one
-JSON line (docs/robustness.md). Run: JAXREC_DATA_DIR=... python bench/window_strengths.py"""
+"""Sequence victims: one ``perturbed_metrics`` program over 8 FGM strengths against a Python loop
+of 8 one-strength programs (SASRec with RecBole's defaults, 3 epochs on ml-100k), medians of 3;
+prints one JSON line (docs/robustness.md).
 
-import time, json, numpy as np, jax, jaxrec
+Run: ``JAXREC_DATA_DIR=... python bench/window_strengths.py``
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+import jaxrec
+from jaxrec.evaluate import model_chunk, split_ranking
+from jaxrec.experiment.sequences import ranking_settings
 from jaxrec.robustness import perturbed_metrics
 from jaxrec.robustness.windows import WindowLoss
-from jaxrec.evaluate import split_ranking, model_chunk
-from jaxrec.experiment.sequences import ranking_settings
 
-cfg = jaxrec.load_config("ml100k-sasrec", ["train.epochs=3"])
-r = jaxrec.run(cfg, progress=False, write=False)
-eps = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0]
-rk = split_ranking(r.split, "test", model_chunk(r.model, r.split.n_items, len(eps)), **ranking_settings(cfg, r.model))
-rk1 = split_ranking(r.split, "test", model_chunk(r.model, r.split.n_items, 1), **ranking_settings(cfg, r.model))
-wl = WindowLoss("ce")
+EPS = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0]
 
 
-def one():
-    return perturbed_metrics(r.model, r.params, {}, None, rk, eps, "fgm", (10,), True, window_loss=wl)
+def main() -> None:
+    cfg = jaxrec.load_config("ml100k-sasrec", ["train.epochs=3"])
+    r = jaxrec.run(cfg, progress=False, write=False)
+    settings = ranking_settings(cfg, r.model)
+    wide = split_ranking(r.split, "test", model_chunk(r.model, r.split.n_items, len(EPS)), **settings)
+    narrow = split_ranking(r.split, "test", model_chunk(r.model, r.split.n_items, 1), **settings)
+    loss = WindowLoss("ce")
 
+    def sweep(ranking, eps):
+        return perturbed_metrics(r.model, r.params, {}, None, ranking, eps, "fgm", (10,), True, window_loss=loss)
 
-def loop():
-    return [perturbed_metrics(r.model, r.params, {}, None, rk1, [e], "fgm", (10,), True, window_loss=wl) for e in eps]
+    def one():
+        return sweep(wide, EPS)
 
+    def loop():
+        return [sweep(narrow, [e]) for e in EPS]
 
-one()
-loop()  # compile both
-t1, t2 = [], []
-for _ in range(3):
-    t = time.perf_counter()
-    a = one()
-    t1.append(time.perf_counter() - t)
-    t = time.perf_counter()
-    b = loop()
-    t2.append(time.perf_counter() - t)
-diff = max(abs(a.rows[i]["ndcg@10"] - b[i].rows[0]["ndcg@10"]) for i in range(len(eps)))
-print(
-    json.dumps(
-        {
-            "one_program_s": float(np.median(t1)),
-            "loop_s": float(np.median(t2)),
-            "ratio": float(np.median(t2) / np.median(t1)),
-            "max_ndcg_diff": diff,
-            "clean_ndcg@10": a.clean["ndcg@10"],
-            "ndcg@10": [round(x["ndcg@10"], 4) for x in a.rows],
-        }
+    one(), loop()  # compile both
+    t_one, t_loop = [], []
+    for _ in range(3):
+        t = time.perf_counter()
+        a = one()
+        t_one.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        b = loop()
+        t_loop.append(time.perf_counter() - t)
+    diff = max(abs(a.rows[i]["ndcg@10"] - b[i].rows[0]["ndcg@10"]) for i in range(len(EPS)))
+    print(
+        json.dumps(
+            {
+                "one_program_s": float(np.median(t_one)),
+                "loop_s": float(np.median(t_loop)),
+                "ratio": float(np.median(t_loop) / np.median(t_one)),
+                "max_ndcg_diff": diff,
+                "clean_ndcg@10": a.clean["ndcg@10"],
+                "ndcg@10": [round(x["ndcg@10"], 4) for x in a.rows],
+            }
+        )
     )
-)
+
+
+if __name__ == "__main__":
+    main()
