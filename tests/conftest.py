@@ -2,15 +2,13 @@
 synthetic splits, the ml-100k protocol split (loaded once per session) and the per-user numpy
 reference of the ranking metrics.
 
-The suite compiles with XLA's backend optimisation level 0 (``jax_disable_most_optimizations``)
-and XLA:CPU's classic (non-MLIR) fusion emitters: its programs are tiny, so compiling them is most
-of its time, and both settings change how fast the generated code runs and compiles, not what it
-computes (every comparison here is between runs of the same process, or against numpy with a
-tolerance). The library and the benchmarks run at XLA's defaults. With the suite's 2
-pytest-xdist workers (``pyproject.toml``), level 0 halves the suite's wall time on 2 cores; the
-classic emitters cut XLA's compile time by another 40% (the MLIR emitters build a rewrite context
-per fusion). A test whose running outweighs its compiling (many steps on a real data set) asks
-for XLA's default level with the ``xla_default_level`` fixture.
+The suite compiles with XLA's backend optimisation level 0 and XLA:CPU's classic (non-MLIR)
+fusion emitters: its programs are tiny, so compiling them is most of its time, and both settings
+change how fast the generated code runs and compiles, not what it computes (every comparison here
+is between runs of the same process, or against numpy with a tolerance). The library and the
+benchmarks run at XLA's defaults. With the suite's 2 pytest-xdist workers (``pyproject.toml``),
+level 0 halves the suite's wall time on 2 cores; the classic emitters cut XLA's compile time by
+another 40% (the MLIR emitters build a rewrite context per fusion).
 """
 
 from __future__ import annotations
@@ -18,33 +16,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts a backend
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_use_fusion_emitters=false".strip()
+for _flag in ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false"):
+    if _flag.split("=")[0] not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts a backend
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_flag}".strip()
 
 # the CLI's persistent compilation cache (jaxrec.compile_cache) is off in the suite (each test
 # process compiles a program once anyway) and never touches the user's ~/.cache;
 # tests/test_compile_cache.py points it at a temporary directory
 os.environ["JAXREC_COMPILE_CACHE"] = "off"
 
-import jax
 import numpy as np
 import pytest
 
 from jaxrec.data.interactions import Interactions, Split
-
-# XLA's backend optimisation level 0 for every program compiled from now on (this process only:
-# a subprocess a test starts compiles at the library's default level unless it asks otherwise)
-jax.config.update("jax_disable_most_optimizations", True)
-
-
-@pytest.fixture
-def xla_default_level():
-    """The test compiles at XLA's default optimisation level (see the module docstring)."""
-    jax.config.update("jax_disable_most_optimizations", False)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_disable_most_optimizations", True)
 
 
 def real_data_dir(*needed: str) -> Path:

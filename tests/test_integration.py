@@ -11,9 +11,7 @@ from conftest import real_data_dir
 from jaxrec.config import load_config
 from jaxrec.experiment import load_split, run
 
-# MF trained for 20 epochs on ml-100k and 1 on Gowalla's 810k pairs: running, not compiling, is
-# their time, and XLA's default level runs them 1.5-2x faster than the suite's level 0 (conftest.py)
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("xla_default_level")]
+pytestmark = pytest.mark.integration
 CONFIGS = Path(__file__).parent.parent / "configs"
 
 

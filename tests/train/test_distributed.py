@@ -27,9 +27,8 @@ def _free_port() -> int:
 
 
 def _suite_flags() -> str:
-    """The suite's XLA flags (tests/conftest.py: faster compiles; with its optimisation level 0,
-    JAX_DISABLE_MOST_OPTIMIZATIONS) without a simulated device count: each process has its one
-    CPU device."""
+    """The suite's XLA flags (tests/conftest.py: faster compiles) without a simulated device count:
+    each process has its one CPU device."""
     return " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
 
 
@@ -67,12 +66,7 @@ def test_two_processes_equal_one_process(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={
-                **os.environ,
-                "JAX_PLATFORMS": "cpu",
-                "XLA_FLAGS": _suite_flags(),
-                "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
-            },
+            env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": _suite_flags()},
         )
         for i in range(2)
     ]
