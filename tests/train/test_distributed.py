@@ -26,6 +26,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _suite_flags() -> str:
+    """The suite's XLA flags (tests/conftest.py: optimisation level 0, faster compiles, as the
+    one-process reference here) without a simulated device count: each process has its one CPU
+    device."""
+    return " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
+
+
 def test_two_processes_equal_one_process(tmp_path):
     inter = random_interactions(n_users=40, n_items=30, per_user=8, seed=3)
     csv = tmp_path / "d.csv"
@@ -60,7 +67,7 @@ def test_two_processes_equal_one_process(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""},
+            env={**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": _suite_flags()},
         )
         for i in range(2)
     ]
