@@ -25,7 +25,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import emit, machine, peak_mb  # noqa: E402
 
 from jaxrec.config import load_config  # noqa: E402
-from jaxrec.experiment.certified import pairs_mask  # noqa: E402
 from jaxrec.experiment.data import load_split  # noqa: E402
 from jaxrec.experiment.training import train_members  # noqa: E402
 from jaxrec.robustness import bagging  # noqa: E402
@@ -71,7 +70,7 @@ def main() -> None:
     members = median_seconds(lambda: fit(cfgs, trains), args.repeats)
     sequential = median_seconds(lambda: [fit([c], [t]) for c, t in zip(cfgs, trains)], args.repeats)
     report(members, sequential, base=cfg.model.name, epochs=cfg.train.epochs, member_loop=args.loop)
-    seen = jnp.asarray(pairs_mask(split))
+    seen = jnp.asarray(bagging.pairs_mask(split))
     matrix = jnp.zeros(seen.shape, jnp.float32).at[split.train.users, split.train.items].set(1)
     chunk = jnp.asarray(subsets)
 

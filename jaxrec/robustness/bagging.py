@@ -28,9 +28,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrec.data.interactions import Split
 from jaxrec.top_k import top_k
 
 BASES = ("item", "model")  #: item-based (:func:`item_votes`) | a trained recommender (:func:`model_votes`)
+
+
+def pairs_mask(split: Split, parts: tuple[str, ...] = ("train", "valid")) -> np.ndarray:
+    """``[n_users, n_items]`` bool: the (user, item) pairs of the split's ``parts``. The default
+    is the items a user never gets recommended (training and validation)."""
+    mask = np.zeros((split.n_users, split.n_items), bool)
+    for part in (getattr(split, p) for p in parts):
+        if part is not None:
+            mask[part.users, part.items] = True
+    return mask
 
 
 def draw_subsets(n_users: int, size: int, count: int, seed: int, chunk: int = 0) -> np.ndarray:

@@ -27,12 +27,23 @@ and :func:`certified_counts` reproduces its published curve from its vote files 
 
 The same bounds cap what an attacker can do for a target item (:func:`target_hr_bound`): the
 target cannot enter the top-``N`` of a user for whom ``N`` rivals certainly beat it.
+
+From vote counts, on plain arrays: :func:`certify` (``[U, E]`` certified ``r``),
+:func:`target_bound` (the targets' mean HR@N bound), :func:`curve` (certified precision and
+recall against ``e``), and :func:`read_reference` (PORE's published vote files). The ensemble
+that produces the votes from a config is :mod:`jaxrec.experiment.certified`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from pathlib import Path
+
 import numpy as np
 from scipy import stats
+
+from jaxrec.errors import JaxrecError
 
 _MARGIN = 1e-12  #: a certified item beats its rivals' bound by more than this (float ties fail)
 
@@ -155,3 +166,115 @@ def target_hr_bound(
         out_of_top = rho[None, :] * nth[:, None] > rho[None, :] * upper[users, t][:, None] + delta[None, :] + _MARGIN
         out[j] = 1.0 - out_of_top.mean(axis=0)
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# from vote counts: the certificate, the target bound, the curves
+
+
+def target_bound(
+    votes: np.ndarray,
+    total: int,
+    targets: np.ndarray,
+    eligible: np.ndarray,
+    candidates: np.ndarray | None,
+    top_n: int,
+    subsample: int,
+    alpha: float,
+    fakes: np.ndarray,
+) -> np.ndarray:
+    """``[E]``: the certified upper bound of the ``targets``' HR@N (mean over targets) for every
+    ``e`` (:func:`target_hr_bound`), from ``total`` bases' votes."""
+    lower, upper = vote_bounds(votes, total, alpha, votes.size)
+    n = votes.shape[0]
+    return target_hr_bound(lower, upper, targets, eligible, top_n, n, subsample, fakes, candidates).mean(axis=0)
+
+
+def certify(
+    votes: np.ndarray,
+    total: int,
+    relevant: np.ndarray,
+    candidates: np.ndarray | None,
+    top_n: int,
+    n_votes: int,
+    subsample: int,
+    alpha: float,
+    fakes: np.ndarray,
+) -> np.ndarray:
+    """``[U, E]`` certified ``r`` of every user from vote counts of ``total`` bases (bounds at
+    confidence ``1 - alpha``, Bonferroni over every (user, item)). ``relevant``: ``[U, I]`` the
+    items certified (the test items); ``candidates``: the items the ensemble may recommend."""
+    lower, upper = vote_bounds(votes, total, alpha, votes.size)
+    return certified_counts(lower, upper, relevant, top_n, n_votes, votes.shape[0], subsample, fakes, candidates)
+
+
+def curve(r: np.ndarray, relevant: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Certified precision@N and recall@N against ``e`` (``[E]`` each), the mean over the users
+    with a relevant item."""
+    sizes = relevant.sum(axis=1)
+    users = sizes > 0
+    return (r[users] / top_n).mean(axis=0), (r[users] / sizes[users, None]).mean(axis=0)
+
+
+# ------------------------------------------------------------------------------------------------
+# PORE's own vote files (its repository's data/<dataset>/<dataset>_<s>_<N'>_<T>_<base>_default/)
+
+_DIR = re.compile(r"^[^_]+_(\d+)_(\d+)_(\d+)_([a-z]+)")
+_PAIR = re.compile(r"\((\d+),(\d+)\)")
+
+
+@dataclasses.dataclass
+class Reference:
+    """PORE's published votes: ``votes [n, m]``, ``relevant [n, m]`` (its test items), and the
+    ``subsample``, ``n_votes`` and ``sub_models`` its directory name gives."""
+
+    label: str
+    votes: np.ndarray
+    relevant: np.ndarray
+    subsample: int
+    n_votes: int
+    sub_models: int
+
+
+def read_reference(directory: str | Path) -> Reference:
+    """PORE's ``frequency_aggregation_1.txt`` (one line per user, ids from 1:
+    ``(item,count);(item,count)...``, the file in one pair of brackets) and ``test_1.csv``
+    (``userID,itemID,...``), in ``directory`` named as in its repository
+    (``100k_200_1_100000_sar_default``: s, N', T, base). A bad file or line is an error that names
+    it."""
+    d = Path(directory)
+    m = _DIR.match(d.name)
+    if m is None:
+        raise JaxrecError(f"{d}: not a PORE vote directory (named like 100k_200_1_100000_sar_default)")
+    s, n_votes, total, alg = int(m[1]), int(m[2]), int(m[3]), m[4]
+    votes_path, test_path = d / "frequency_aggregation_1.txt", d / "test_1.csv"
+    for p in (votes_path, test_path):
+        if not p.is_file():
+            raise JaxrecError(
+                f"{p}: no such file (PORE's vote directory holds frequency_aggregation_1.txt and test_1.csv)"
+            )
+    rows = []
+    for line_no, line in enumerate(votes_path.read_text().splitlines(), 1):
+        tokens = [t for t in line.strip().lstrip("[").rstrip("]").split(";") if t]
+        pairs = [_PAIR.fullmatch(t) for t in tokens]
+        if not all(pairs):
+            raise JaxrecError(f"{votes_path}, line {line_no}: expected (item,count);... , got {line[:60]!r}")
+        rows.append([(int(p[1]), int(p[2])) for p in pairs])
+    tests = []
+    for line_no, line in enumerate(test_path.read_text().splitlines()[1:], 2):
+        fields = line.split(",")
+        if len(fields) < 2 or not fields[0].isdigit() or not fields[1].isdigit():
+            raise JaxrecError(f"{test_path}, line {line_no}: expected userID,itemID,..., got {line[:60]!r}")
+        tests.append((int(fields[0]), int(fields[1])))
+    n = len(rows)
+    m_items = max([i for r in rows for i, _ in r] + [i for _, i in tests])
+    votes = np.zeros((n, m_items), np.int64)
+    for u, r in enumerate(rows):
+        for i, c in r:
+            votes[u, i - 1] = c
+    relevant = np.zeros((n, m_items), bool)
+    for u, i in tests:
+        if not 1 <= u <= n:
+            raise JaxrecError(f"{test_path}: user {u} has no line in {votes_path.name} ({n} users)")
+        relevant[u - 1, i - 1] = True
+    return Reference(f"PORE {alg}", votes, relevant, s, n_votes, total)

@@ -34,6 +34,20 @@ def test_vote_bounds_are_clopper_pearson_with_bonferroni():
         assert low <= c / 10 <= high
 
 
+def test_certify_and_curve_take_plain_vote_counts():
+    """``certify`` is :func:`certified_counts` on the Clopper-Pearson bounds of the counts, and
+    ``curve`` averages ``r / N`` and ``r / |I_u|`` over the users with a relevant item."""
+    votes = np.array([[9, 1, 0, 0], [0, 8, 7, 0], [2, 2, 2, 2]])
+    relevant = np.array([[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]], bool)
+    fakes = np.arange(3)
+    r = certificate.certify(votes, 10, relevant, None, 2, 1, 5, 0.1, fakes)
+    lo, hi = vote_bounds(votes, 10, 0.1, votes.size)
+    np.testing.assert_array_equal(r, certified_counts(lo, hi, relevant, 2, 1, 3, 5, fakes))
+    precision, recall = certificate.curve(np.array([[1, 0], [2, 1], [0, 0]]), relevant, 2)
+    np.testing.assert_allclose(precision, [(1 / 2 + 2 / 2) / 2, (0 + 1 / 2) / 2])
+    np.testing.assert_allclose(recall, [(1 + 1) / 2, (0 + 1 / 2) / 2])
+
+
 # ------------------------------------------------------------------------------------------------
 # brute force: every way to inject e fake users into a tiny data set
 
@@ -193,7 +207,7 @@ def test_trained_sub_models_as_members_vote_like_each_trained_alone(tmp_path, ti
 
     cfg = _certify_cfg(tmp_path)
     ens = certified.ensemble(cfg, tiny_split, "model")  # 2 chunks of 4; the last one has 1 real base
-    seen = jnp.asarray(certified.pairs_mask(tiny_split))
+    seen = jnp.asarray(bagging.pairs_mask(tiny_split))
     counts = np.bincount(tiny_split.train.users, minlength=tiny_split.n_users)
     chunks = list(certified._chunks(cfg, tiny_split.n_users))
     capacity = max(int(counts[s].sum(axis=1).max()) for _, s, _ in chunks)

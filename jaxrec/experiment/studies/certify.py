@@ -35,21 +35,15 @@ import numpy as np
 from jaxrec.attacks.poison import pick_targets
 from jaxrec.config import Config, validate
 from jaxrec.errors import JaxrecError, config_key
-from jaxrec.experiment.certified import (
-    Reference,
-    certify,
-    curve,
-    ensemble,
-    pairs_mask,
-    read_reference,
-    target_bound,
-)
+from jaxrec.experiment.certified import ensemble
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, markdown_report, plot_curves
 from jaxrec.experiment.studies.base import StudyResult, say, summarise
 from jaxrec.models import MODELS
 from jaxrec.models.sequential import is_sequential
+from jaxrec.robustness.bagging import pairs_mask
+from jaxrec.robustness.certificate import Reference, certify, curve, read_reference, target_bound
 
 NAME = "certify"
 HELP = "train thousands of sub-models on user subsamples; certified precision/recall against e fake users"
