@@ -1,0 +1,182 @@
+"""Profile pollution: the k-sweep's windows against separate runs and a hand check of every step,
+k = 0 against the clean evaluator, the gradient-guided single substitution against a brute force
+over every (position, item), the target rows against a hand count, and the bad input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrec.config import DataConfig, ModelConfig
+from jaxrec.errors import JaxrecError
+from jaxrec.evaluate import rank_users, score_function, split_ranking
+from jaxrec.experiment.data import load_split
+from jaxrec.experiment.models import build_model
+from jaxrec.robustness.pollution import (
+    Pollution,
+    objective,
+    pollute,
+    polluted_windows,
+    pollution_sweep,
+    target_rows,
+)
+from jaxrec.train.state import init_params
+
+MAX_LEN = 6
+N_ITEMS = 20
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    lines = ["user_id,item_id,timestamp"]
+    for u in range(24):
+        for t in range(int(rng.integers(3, 10))):  # short windows: padding on the left, exhausted users
+            lines.append(f"{u},{int(rng.integers(0, N_ITEMS))},{t}")
+    path = tmp_path_factory.mktemp("p") / "events.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return load_split(DataConfig(dataset=str(path), split="leave_one_out"), sequential=True)
+
+
+@pytest.fixture(scope="module")
+def victim(split):
+    cfg = ModelConfig(name="sasrec", dim=8, layers=1, heads=2, max_len=MAX_LEN, dropout=0.0)
+    model, _ = build_model(cfg, split.train)
+    params = init_params(model, jax.random.key(3))
+    rankings = {
+        p: split_ranking(split, "test", 8, max_len=MAX_LEN, mask_history=False, protocol=p, negatives=5)
+        for p in ("full", "sampled")
+    }
+    return model, params, rankings
+
+
+def _windows(model, params, ranking, spec, targets=None):
+    w = polluted_windows(model, params, spec, ranking, targets, jax.random.key(0))
+    mask = np.asarray(ranking.mask).reshape(-1)
+    return np.asarray(w).reshape(w.shape[0], -1, MAX_LEN)[:, mask]
+
+
+@pytest.mark.parametrize("attack", ["gradient", "random"])
+def test_each_k_substitutes_one_more_real_position_with_another_real_item(victim, attack):
+    model, params, rankings = victim
+    w = _windows(model, params, rankings["full"], Pollution(attack, max_k=4, candidates=3))
+    clean = w[0]
+    real = clean < model.n_items
+    for k in range(1, 5):
+        changed = w[k] != clean
+        assert np.all(~changed[~real])  # padding never touched
+        assert np.all(w[k][changed] < model.n_items)  # a real item, never padding
+        # exactly min(k, real items) positions substituted, and step k keeps step k - 1's
+        np.testing.assert_array_equal(changed.sum(1), np.minimum(k, real.sum(1)))
+        assert np.all((w[k] == w[k - 1]) | (w[k - 1] == clean))
+
+
+@pytest.mark.parametrize("positions", ["once", "greedy"])
+def test_the_sweep_equals_separate_runs_at_every_k(victim, positions):
+    """One program over k = 0..K against a Python loop calling the attack with K = k."""
+    model, params, rankings = victim
+    one = pollution_sweep(model, params, rankings, Pollution(max_k=3, positions=positions, candidates=3), ks=(5,))
+    for k in (1, 3):
+        alone = pollution_sweep(model, params, rankings, Pollution(max_k=k, positions=positions, candidates=3), ks=(5,))
+        for p in rankings:
+            for m in ("ndcg@5", "hit@5"):
+                assert one.users[p][m][k] == pytest.approx(alone.users[p][m][k], abs=1e-6)
+
+
+def test_k0_is_the_clean_ranking(victim):
+    model, params, rankings = victim
+    out = pollution_sweep(model, params, rankings, Pollution(max_k=1, candidates=2), ks=(5,))
+    for p, r in rankings.items():
+        clean = rank_users(score_function(model, params), r, (5,)).metrics
+        m = np.asarray(r.mask)
+        for name in ("ndcg@5", "hit@5"):
+            assert out.users[p][name][0] == pytest.approx(float(np.asarray(clean[name])[m].mean()), abs=1e-6)
+    assert out.exhausted[0] == 0 and out.exhausted[1] == 0
+
+
+def test_the_gradient_single_substitution_reaches_half_the_brute_force_best(split):
+    """Every (position, item) substitution of every user tried: the gradient-guided one (with its
+    candidate search) raises the adversary's objective at least half as much as the best."""
+    cfg = ModelConfig(name="sasrec", dim=8, layers=1, heads=2, max_len=MAX_LEN, dropout=0.0)
+    model, _ = build_model(cfg, split.train)
+    params = init_params(model, jax.random.key(11))
+    ranking = split_ranking(split, "test", 32, max_len=MAX_LEN, mask_history=False)
+    cache = model.apply(params, method="embeddings")
+    mask = np.asarray(ranking.mask).reshape(-1)
+    window = jnp.asarray(np.asarray(ranking.queries).reshape(-1, MAX_LEN)[mask])
+    truth = jnp.asarray(np.asarray(ranking.targets)[..., 0].reshape(-1)[mask])
+
+    @jax.jit
+    def goal(w):
+        return objective(model, params, cache, model.apply(params, w, method="embed"), w, truth, None)
+
+    clean = goal(window)
+    items = jnp.arange(model.n_items)
+
+    @jax.jit
+    def best_at(p):  # [U] the best objective over every item at position p (padding stays)
+        trials = jax.vmap(lambda i: window.at[:, p].set(jnp.where(window[:, p] < model.n_items, i, window[:, p])))
+        return jnp.max(jax.vmap(goal)(trials(items)), axis=0)
+
+    best = np.max([np.asarray(best_at(p) - clean) for p in range(MAX_LEN)], axis=0)
+    spec = Pollution(max_k=1, candidates=5, min_cos=-3.0)
+    attack = jax.jit(
+        lambda s: pollute(model, params, cache, s, window, truth, None, jax.random.key(0))[1], static_argnums=0
+    )
+    one = attack(spec)
+    gained = np.asarray(goal(one) - clean)
+    assert np.all(np.asarray(one != window).sum(1) == 1)
+    print(f"gradient {gained.mean():.4f} vs brute-force best {best.mean():.4f}")
+    assert best.mean() > 0 and gained.mean() >= 0.5 * best.mean(), (gained.mean(), best.mean())
+    assert gained.mean() > np.asarray(goal(attack(spec._replace(attack="random"))) - clean).mean()
+
+
+def test_target_rows_hold_every_eligible_pair(victim, split):
+    model, params, rankings = victim
+    targets = np.array([2, 5])
+    rows = target_rows(rankings["sampled"], [split.train, split.valid, split.test], targets, 4)
+    users = np.asarray(rankings["sampled"].users).reshape(-1)[np.asarray(rankings["sampled"].mask).reshape(-1)]
+    expected = 0
+    for t in targets:
+        for u in users:
+            seen = any(np.any((part.users == u) & (part.items == t)) for part in (split.train, split.valid, split.test))
+            expected += not seen
+    assert rows.target.size == expected
+    cand = np.asarray(rows.data.candidates).reshape(-1, 6)[np.asarray(rows.data.mask).reshape(-1)]
+    np.testing.assert_array_equal(cand[:, 0], targets[rows.target])
+    out = pollution_sweep(
+        model,
+        params,
+        rankings,
+        Pollution(max_k=2, candidates=3),
+        ks=(5,),
+        target_items=targets,
+        target_rankings={"sampled": rows},
+    )
+    assert out.targets["sampled"]["hit@5"].shape == (3,)
+    # the targeted attack raises the targets' mean log-probability, the objective it climbs
+    cache = model.apply(params, method="embeddings")
+    r = rankings["full"]
+    m = np.asarray(r.mask).reshape(-1)
+    spec = Pollution(max_k=2, candidates=3)
+    w = jax.jit(lambda t: polluted_windows(model, params, spec, r, t, jax.random.key(0)))(jnp.asarray(targets))
+    w = np.asarray(w).reshape(3, -1, MAX_LEN)[:, m]
+    truth = jnp.zeros(w.shape[1], jnp.int32)
+    lp = [
+        float(jnp.mean(objective(model, params, cache, model.apply(params, x, method="embed"), x, truth, targets)))
+        for x in w
+    ]
+    assert lp[0] < lp[1] < lp[2]
+
+
+def test_bad_input_is_one_keyed_line(victim, split):
+    model, params, rankings = victim
+    with pytest.raises(JaxrecError, match="max_len"):
+        pollution_sweep(model, params, rankings, Pollution(max_k=MAX_LEN + 1))
+    with pytest.raises(JaxrecError, match="targets"):
+        pollution_sweep(model, params, rankings, Pollution(max_k=1), target_items=[model.n_items])
+    mf, _ = build_model(ModelConfig(name="mf", dim=4), split.train)
+    with pytest.raises(JaxrecError, match="not a sequence model"):
+        pollution_sweep(mf, params, rankings, Pollution(max_k=1))
