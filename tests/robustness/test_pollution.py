@@ -180,3 +180,63 @@ def test_bad_input_is_one_keyed_line(victim, split):
     mf, _ = build_model(ModelConfig(name="mf", dim=4), split.train)
     with pytest.raises(JaxrecError, match="not a sequence model"):
         pollution_sweep(mf, params, rankings, Pollution(max_k=1))
+
+
+def _study_cfg(**pollution):
+    from jaxrec.config import Config, EvalConfig, RobustnessConfig, TrainConfig
+
+    settings = {"pollution": ("gradient", "random"), "pollution_k": 2, "pollution_n_targets": 2, **pollution}
+    return Config(
+        data=DataConfig(split="leave_one_out"),
+        model=ModelConfig(name="sasrec", dim=8, layers=1, heads=2, max_len=MAX_LEN, dropout=0.0),
+        train=TrainConfig(epochs=1, batch_size=8, loss="ce"),
+        eval=EvalConfig(ks=(5,), negatives=5),
+        robustness=RobustnessConfig(
+            methods=(), eps=(0.5,), plot_metric="ndcg@5", seeds=2, pollution_candidates=3, **settings
+        ),
+    )
+
+
+def test_the_robustness_study_reports_pollution_over_k(split, tmp_path):
+    from jaxrec.experiment.studies import robustness as study
+
+    cfg = _study_cfg()
+    plan = study.check(cfg, split=split)
+    result = study.run(cfg, plan, progress=False)
+    rows = result.extras.pollution_rows
+    # 2 seeds x 2 attacks x 2 modes x 2 protocols x 3 k
+    assert len(rows) == 48 and {r["k"] for r in rows} == {0, 1, 2}
+    assert all(r["delta_ndcg@5"] == 0.0 for r in rows if r["k"] == 0 and r["mode"] == "untargeted")
+    assert all(r["target_delta_hit@5"] == 0.0 for r in rows if r["k"] == 0 and r["mode"] == "targeted")
+    study.write_report(result, tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "untargeted pollution: delta_ndcg@5" in report and "targeted pollution: target_hit@5" in report
+    assert (tmp_path / "pollution_ndcg@5_vs_k.png").exists() and (tmp_path / "pollution_target_hit@5_vs_k.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (
+            {"pollution_k": MAX_LEN + 1},
+            r"robustness.pollution \(.*\): pollution K=7 must be between 1 and the model's max_len",
+        ),
+        ({"pollution_targets": ("no-such-item",)}, r"robustness.pollution_targets: .*no-such-item"),
+    ],
+)
+def test_the_study_refuses_bad_pollution_settings_before_training(split, change, match):
+    from jaxrec.experiment.studies import robustness as study
+
+    with pytest.raises(JaxrecError, match=match):
+        study.check(_study_cfg(**change), split=split)
+
+
+def test_the_study_refuses_pollution_of_an_embedding_model(tmp_path):
+    import dataclasses
+
+    from jaxrec.experiment.studies import robustness as study
+
+    cfg = _study_cfg()
+    mf = dataclasses.replace(cfg, model=ModelConfig(name="mf", dim=4))
+    with pytest.raises(JaxrecError, match=r"robustness.pollution: .* \(mf\) is not a sequence model"):
+        study.check(mf)

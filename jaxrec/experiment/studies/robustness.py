@@ -30,14 +30,18 @@ from jaxrec.config import Config, validate
 from jaxrec.errors import JaxrecError, config_key
 from jaxrec.evaluate import METRICS, check_ks, model_chunk, split_ranking
 from jaxrec.experiment.data import load_split
+from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, cell, markdown_report, pivot, plot_curves, records_table
 from jaxrec.experiment.sequences import ranking_settings
+from jaxrec.experiment.studies import pollution as pollution_study
 from jaxrec.experiment.studies.base import StudyResult, say, seed_configs, summarise, victims, with_drops
+from jaxrec.experiment.studies.pollution import pollution_rows, pollution_targets
 from jaxrec.experiment.training import train_members
 from jaxrec.models import MODELS
 from jaxrec.models.sequential import is_sequential
 from jaxrec.robustness import PGD, auto_batch, data_noise, perturbed_metrics
+from jaxrec.robustness.pollution import Pollution, check_pollution
 from jaxrec.robustness.strengths import against_reference
 from jaxrec.robustness.windows import WindowLoss
 from jaxrec.train.sequence import gbce_beta
@@ -56,6 +60,8 @@ class Extras:
     data_rows: list
     data_summary: list
     worst_users: list
+    pollution_rows: list = dataclasses.field(default_factory=list)
+    pollution_summary: list = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -64,6 +70,7 @@ class Plan:
     split: object
     ks: tuple
     splits: dict = dataclasses.field(default_factory=dict)  #: sequential? -> the split its victims use
+    targets: object = None  #: the pollution's target items (indices), when targeted
 
     def split_of(self, vcfg: Config):
         return self.splits.get(_sequential(vcfg), self.split)
@@ -78,8 +85,10 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
     config's rules; these checks relate several)."""
     validate(cfg)
     r = cfg.robustness
-    if not r.methods and not r.data_kinds:
-        raise JaxrecError("robustness.methods and robustness.data_kinds are both empty: nothing to measure")
+    if not r.methods and not r.data_kinds and not r.pollution:
+        raise JaxrecError(
+            "robustness.methods, robustness.data_kinds and robustness.pollution are all empty: nothing to measure"
+        )
     if r.methods and (not r.eps or any(not math.isfinite(e) for e in r.eps)):
         raise JaxrecError(f"robustness.eps: give one or more finite strengths >= 0, got {list(r.eps)}")
     if r.data_kinds and not r.data_rates:
@@ -97,11 +106,27 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
                 f"robustness.data_kinds: retraining on noisy data is not available for sequence victims ({label}) "
                 "yet; give data_kinds: [] or embedding-model victims"
             )
+        if r.pollution and not _sequential(v):
+            raise JaxrecError(
+                f"robustness.pollution: profile pollution substitutes items of a user's history; {label} "
+                f"({v.model.name}) is not a sequence model"
+            )
     # a sequence victim reads its split as sequences (no deduplication, the sequence split rules)
     splits = {seq: split if split is not None else load_split(cfg.data, sequential=seq) for seq in kinds}
     with config_key("eval.ks"):
         ks = [check_ks(cfg.eval.ks, s.n_items) for s in splits.values()][0]
-    return Plan(run_victims, splits[kinds[0]], ks, splits)
+    targets = None
+    if r.pollution:
+        with config_key("robustness.pollution_targets"):
+            targets = pollution_targets(r, splits[True])
+        for label, v in run_victims:
+            with config_key(f"robustness.pollution ({label})"):
+                check_pollution(_pollution(r), build_model(v.model, splits[True].train)[0], targets)
+    return Plan(run_victims, splits[kinds[0]], ks, splits, targets)
+
+
+def _pollution(r) -> Pollution:
+    return Pollution("gradient", r.pollution_k, r.pollution_positions, r.pollution_candidates, r.pollution_min_cos)
 
 
 def describe(cfg: Config, plan: Plan) -> str:
@@ -136,7 +161,7 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     r, split, ks = cfg.robustness, plan.split, plan.ks
     log = say(console, progress)
     pgd = PGD(r.pgd_steps, r.pgd_step_size, r.pgd_random_start)
-    rows, data_rows, worst = [], [], []
+    rows, data_rows, worst, polluted = [], [], [], []
     timing: dict = {"victims": {}}
     t_all = time.perf_counter()
     for label, vcfg in plan.victims:
@@ -199,10 +224,18 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
                 worst += _worst(label, method, list(r.eps), results, split, max(ks), r.worst_users)
         if r.data_kinds:
             data_rows += _data_noise(label, base, vcfg, clean_run, split, ks, t, progress, log)
+        if r.pollution:
+            log(f"{label}: profile pollution, k = 0..{r.pollution_k} in one program per member, attack and mode")
+            t0 = time.perf_counter()
+            polluted += pollution_rows(base, vcfg, clean_run, split, ks, _pollution(r), r, plan.targets, t)
+            t["pollution_s"] = time.perf_counter() - t0
+    if plan.targets is not None:
+        timing["pollution_targets"] = [plan.splits[True].train.item_ids[t].item() for t in plan.targets]
     timing["wall_s"] = time.perf_counter() - t_all
     summary = summarise(rows, ["victim", "method", "eps"])
     data_summary = summarise(data_rows, ["victim", "kind", "rate"]) if data_rows else []
-    return StudyResult(NAME, cfg, rows, summary, timing, Extras(data_rows, data_summary, worst))
+    p_summary = summarise(polluted, ["victim", "attack", "mode", "protocol", "k"], ["exhausted"]) if polluted else []
+    return StudyResult(NAME, cfg, rows, summary, timing, Extras(data_rows, data_summary, worst, polluted, p_summary))
 
 
 def _data_noise(label, base, vcfg, clean_run, split, ks, t, progress, log) -> list[dict]:
@@ -265,6 +298,7 @@ def tables(result: StudyResult) -> list[Table]:
     if x.worst_users:
         title = "worst-hit users at the largest strength (NDCG drop, mean over seeds)"
         out.append(records_table(title, x.worst_users))
+    out += pollution_study.tables(x.pollution_summary, result.config.eval.ks)
     return out
 
 
@@ -299,6 +333,7 @@ def plots(result: StudyResult, run_dir) -> list:
                 unit,
             )
         )
+    out += pollution_study.plots(result.extras.pollution_summary, result.config.eval.ks, run_dir)
     if result.extras.data_summary:
         out.append(
             plot_curves(
@@ -324,10 +359,12 @@ def write_report(result: StudyResult, run_dir) -> None:
         "data_rows": x.data_rows,
         "data_summary": x.data_summary,
         "worst_users": x.worst_users,
+        "pollution_rows": x.pollution_rows,
+        "pollution_summary": x.pollution_summary,
         "timing": result.timing,
         "plots": [p.name for p in figures],
     }
-    write_results(cfg, result.rows + x.data_rows, payload, command=NAME)
+    write_results(cfg, result.rows + x.data_rows + x.pollution_rows, payload, command=NAME)
     r = cfg.robustness
     unit = "relative: x each table mean row norm" if r.relative else "absolute per-row L2 norm"
     intro = [
@@ -340,5 +377,14 @@ def write_report(result: StudyResult, run_dir) -> None:
         "held-out next item.",
         f"Training seeds per victim: {r.seeds}. Wall time: {result.timing['wall_s']:.1f} s.",
     ]
+    if r.pollution:
+        intro.append(
+            f"Profile pollution (Yue et al., RecSys 2022): {', '.join(r.pollution)} substitution of "
+            f"k = 0..{r.pollution_k} "
+            f"items of each test user's history ({', '.join(r.pollution_modes)}; gradient positions "
+            f"{r.pollution_positions}, {r.pollution_candidates} candidates, cosine filter {r.pollution_min_cos}); "
+            f"protocols {', '.join(r.pollution_protocols)}; targets (raw ids): "
+            f"{result.timing.get('pollution_targets', [])}."
+        )
     text = markdown_report(f"Robustness report: {cfg.name}", intro, tables(result), figures, result.timing)
     atomic_write(run_dir / "report.md", text)
