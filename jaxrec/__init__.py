@@ -15,7 +15,9 @@ The small public API::
                                 jaxrec.split_ranking(result.split, "test"), ks=(10, 20))
 
 Every study (``sweep``, ``robustness``, ``attack``, ``gan``) returns a :class:`StudyResult`
-(``rows``, ``summary``, ``timing``, ``extras``, ``run_dir``).
+(``rows``, ``summary``, ``timing``, ``extras``, ``run_dir``). A flax module of your own that
+follows the Recommender contract becomes a ``model.name`` with ``jaxrec.register_model(name,
+cls)``.
 """
 
 from jaxrec.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, load_config
@@ -36,7 +38,7 @@ from jaxrec.experiment import (
     sweep,
 )
 from jaxrec.experiment.trained import Recommendations, TrainedModel, load_run
-from jaxrec.models import MF, MODELS
+from jaxrec.models import MF, MODELS, register_model
 from jaxrec.version import __version__
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "load_run",
     "load_split",
     "ranking_data",
+    "register_model",
     "run",
     "run_attack",
     "run_gan",

@@ -9,6 +9,7 @@
   jaxrec recommend runs/quickstart --users 5,17 --k 10 [--format table|csv|json|parquet] [--out FILE]
   jaxrec export runs/quickstart --embeddings emb.npz
   jaxrec data info ml-100k
+  jaxrec --import mymodels train --set model.name=mine   # a module that calls jaxrec.register_model
 
 Every study (:data:`jaxrec.experiment.studies.STUDIES`) is one subcommand, dispatched the same
 way by :func:`cmd_study`. User mistakes (bad files, config keys, names) print one ``error:`` line
@@ -211,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="jaxrec", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"jaxrec {__version__}")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (from the current directory or the environment) before the command, e.g. one "
+        "that calls jaxrec.register_model; repeatable",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a recommender and report test metrics")
     _add_config_args(p, resumable=True)
@@ -272,6 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _import_modules(names: list[str]) -> None:
+    """``--import MODULE``: import each module (the current directory first on the path, as
+    ``python -m`` does), so that the models it registers are ``model.name`` values."""
+    import importlib
+    import os
+
+    if names and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise JaxrecError(f"--import {name}: {e}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from jaxrec.experiment import output
@@ -282,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
         enable()  # compiled programs persist across runs ($JAXREC_COMPILE_CACHE)
     try:
+        _import_modules(args.imports)
         with caller("cli"):  # hints name the flags (--overwrite, --set name=...), not keyword arguments
             return args.func(args)
     except JaxrecError as e:

@@ -21,10 +21,15 @@ from jaxrec.errors import JaxrecError
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """The values a config field allows: ``ok(value)``, and ``says`` in words."""
+    """The values a config field allows: ``ok(value)``, and ``says`` in words (``text``, or a
+    function of no arguments for a rule read when it is applied, :func:`key_of`)."""
 
-    says: str
+    text: str | typing.Callable[[], str]
     ok: typing.Callable[[Any], bool]
+
+    @property
+    def says(self) -> str:
+        return self.text() if callable(self.text) else self.text
 
 
 def at_least(lo) -> Rule:
@@ -42,6 +47,12 @@ def between(lo, hi, low_open: bool = False, high_open: bool = False) -> Rule:
 
 def one_of(*options) -> Rule:
     return Rule(f"one of {list(options)}", lambda v: v in options)
+
+
+def key_of(registry: typing.Mapping) -> Rule:
+    """A key of ``registry``, read when a value is checked: a registry that grows after import
+    (:func:`jaxrec.models.register_model`) allows its new keys, and a refusal lists every key."""
+    return Rule(lambda: f"one of {list(registry)}", lambda v: v in registry)
 
 
 NAME = Rule(
@@ -202,6 +213,7 @@ __all__ = [
     "between",
     "check",
     "coerce",
+    "key_of",
     "one_of",
     "ranged",
 ]

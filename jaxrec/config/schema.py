@@ -23,7 +23,7 @@ from jaxrec.attacks.poison import POOLS
 from jaxrec.attacks.profiles import LENGTHS
 from jaxrec.attacks.shilling import INTENTS
 from jaxrec.attacks.shilling import KINDS as ATTACKS
-from jaxrec.config.rules import CROSS, NAME, SECTIONS, Checked, above, at_least, between, one_of, ranged
+from jaxrec.config.rules import CROSS, NAME, SECTIONS, Checked, above, at_least, between, key_of, one_of, ranged
 from jaxrec.data.graph import PROPAGATIONS
 from jaxrec.data.sampling import NEGATIVE_SAMPLERS
 from jaxrec.data.sequences import WINDOWS
@@ -86,7 +86,9 @@ class DataConfig(Checked):
 class ModelConfig(Checked):
     """The recommender and its hyper-parameters (fields unused by a model are ignored by it)."""
 
-    name: str = ranged("mf", one_of(*MODELS))  #: a key of :data:`jaxrec.models.MODELS`: mf | neumf | lightgcn | ngcf
+    #: a key of :data:`jaxrec.models.MODELS`, read when checked: mf | neumf | lightgcn | ngcf | sasrec |
+    #: bert4rec | hstu, or a name given to :func:`jaxrec.models.register_model`
+    name: str = ranged("mf", key_of(MODELS))
     dim: int = ranged(64, at_least(1))
     #: the embedding tables' initialiser: xavier_normal | xavier_uniform | normal (was ``model.init``)
     initializer: str = ranged("xavier_normal", one_of(*INITIALIZERS))

@@ -30,7 +30,8 @@ def check_train(cfg: Config) -> None:
         )
     if len(t_cfg.betas) != 2:
         raise JaxrecError(f"train.betas: give Adam's two betas [b1, b2], got {list(t_cfg.betas)}")
-    if cfg.adv.method != "none" and cfg.adv.relative and t_cfg.optimizer != "adam" and MODELS[cfg.model.name].row_local:
+    row_local = getattr(MODELS[cfg.model.name], "row_local", False)
+    if cfg.adv.method != "none" and cfg.adv.relative and t_cfg.optimizer != "adam" and row_local:
         raise JaxrecError(
             f"adv.relative: true needs each table's mean row norm, and train.optimizer: {t_cfg.optimizer} (row-wise) "
             "sees only the batch's rows; use adv.relative: false or train.optimizer: adam"

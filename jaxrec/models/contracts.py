@@ -1,0 +1,90 @@
+"""The two contracts a model class follows, checked when a class joins the registry
+(:func:`jaxrec.models.register_model`).
+
+* **Recommender** (:mod:`jaxrec.models.base`): a ``flax.linen.Module`` whose first two fields are
+  ``n_users`` and ``n_items``, with ``embeddings(train=False)``, ``score(users, items, cache=None,
+  train=False)``, ``score_all(users, cache=None)`` and ``__call__(users, items, train=False)``
+  (the entry :func:`jaxrec.train.state.init_params` initialises through). Its embedding tables
+  live under ``params["params"]["embeddings"]``, named ``user*`` / ``item*``.
+* **Sequence recommender** (:mod:`jaxrec.models.sequential`, ``query = "history"``): the same
+  fields plus ``max_len``; ``embed``, ``encode``, ``hidden``, ``embeddings``, ``score``,
+  ``score_all``, ``logits``, ``query_window``, ``query_vectors``, ``window_scores`` and
+  ``__call__``; ``objective`` ``"next"`` or ``"cloze"``. Subclassing
+  :class:`~jaxrec.models.sequential.SequenceModel` gives all of them.
+
+Optional class attributes the engine reads, with their defaults: ``row_local = False`` (a pair's
+score reads only its user's and item's rows: row-wise optimizers train a view),
+``dot_product = False`` (``score_all`` is the user vectors times the item table: exports and
+``TrainedModel.user_embeddings`` need it), ``graph_input = False`` (the module reads the
+``"graph"`` collection built from the training data, as LightGCN).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+
+from jaxrec.errors import JaxrecError
+
+#: what a Recommender (user-id queries) defines
+RECOMMENDER_METHODS = ("__call__", "embeddings", "score", "score_all")
+#: what a sequence recommender (history-window queries) defines
+SEQUENCE_METHODS = (
+    "__call__",
+    "embed",
+    "encode",
+    "hidden",
+    "embeddings",
+    "score",
+    "score_all",
+    "logits",
+    "query_window",
+    "query_vectors",
+    "window_scores",
+)
+QUERIES = ("users", "history")  #: a model's ``query``: user ids, or history windows
+OBJECTIVES = ("next", "cloze")  #: a sequence model's ``objective``
+
+
+def _defines(cls: type, method: str) -> bool:
+    """Whether ``cls`` (not flax's ``Module`` or ``object``) defines ``method`` as a callable."""
+    for k in cls.__mro__:
+        if k in (nn.Module, object):
+            continue
+        if method in vars(k):
+            return callable(vars(k)[method])
+    return False
+
+
+def check_contract(cls, what: str = "register_model") -> None:
+    """Raise one :class:`JaxrecError` naming what ``cls`` lacks of its contract (the Recommender
+    contract, or the sequence contract when ``cls.query == "history"``); ``what`` prefixes the
+    message."""
+    name = getattr(cls, "__qualname__", repr(cls))
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise JaxrecError(f"{what}: {cls!r} is not a flax.linen.Module class")
+    query = getattr(cls, "query", "users")
+    if query not in QUERIES:
+        raise JaxrecError(f"{what}: {name}.query must be one of {list(QUERIES)}, got {query!r}")
+    sequence = query == "history"
+    contract, module = (
+        ("the sequence contract", "jaxrec.models.sequential")
+        if sequence
+        else ("the Recommender contract", "jaxrec.models.base")
+    )
+    fields = [f.name for f in dataclasses.fields(cls)]
+    needed = ["n_users", "n_items", *(["max_len"] if sequence else [])]
+    if fields[:2] != ["n_users", "n_items"] or not set(needed) <= set(fields):
+        raise JaxrecError(
+            f"{what}: {name} must declare the fields {needed} (n_users and n_items first) for {contract} "
+            f"({module}); it declares {[f for f in fields if f not in ('parent', 'name')]}"
+        )
+    missing = [m for m in (SEQUENCE_METHODS if sequence else RECOMMENDER_METHODS) if not _defines(cls, m)]
+    if missing:
+        raise JaxrecError(f"{what}: {name} lacks {contract}'s {', '.join(missing)} ({module})")
+    if sequence and getattr(cls, "objective", None) not in OBJECTIVES:
+        raise JaxrecError(
+            f"{what}: {name}.objective must be one of {list(OBJECTIVES)} for {contract}, "
+            f"got {getattr(cls, 'objective', None)!r}"
+        )
