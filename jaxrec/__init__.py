@@ -16,8 +16,9 @@ The small public API::
 
 Every study (``sweep``, ``robustness``, ``attack``, ``gan``) returns a :class:`StudyResult`
 (``rows``, ``summary``, ``timing``, ``extras``, ``run_dir``). A flax module of your own that
-follows the Recommender contract becomes a ``model.name`` with ``jaxrec.register_model(name,
-cls)``.
+follows the Recommender contract (:class:`Recommender`, or :class:`SequenceRecommender` for
+history queries; both ``typing.Protocol``) becomes a ``model.name`` with
+``jaxrec.register_model(name, cls)``. The package ships ``py.typed``.
 """
 
 from jaxrec.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig, load_config
@@ -38,7 +39,7 @@ from jaxrec.experiment import (
     sweep,
 )
 from jaxrec.experiment.trained import Recommendations, TrainedModel, load_run
-from jaxrec.models import MF, MODELS, register_model
+from jaxrec.models import MF, MODELS, Recommender, SequenceRecommender, register_model
 from jaxrec.version import __version__
 
 __all__ = [
@@ -52,7 +53,9 @@ __all__ = [
     "MODELS",
     "ModelConfig",
     "Recommendations",
+    "Recommender",
     "RunResult",
+    "SequenceRecommender",
     "Split",
     "StudyResult",
     "TrainConfig",

@@ -1,7 +1,7 @@
 """The habits that keep the code as it is designed: ruff (lint and format, pyproject.toml's one
 configuration), import-linter's contracts (the floors; only the experiment layer and the CLI read
-config; the CLI imports no study's internals) and docstrings that cite only what exists. Each
-failure prints the tool's own message."""
+config; the CLI imports no study's internals), mypy on the public modules and docstrings that
+cite only what exists. Each failure prints the tool's own message."""
 
 from __future__ import annotations
 
@@ -41,6 +41,26 @@ def test_ruff(argv):
 def test_import_contracts():
     proc = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[proc.stdout.find("Contracts") :] + proc.stderr
+
+
+#: the public modules a type checker holds to their hints (mypy, pyproject.toml's [tool.mypy]:
+#: what they import is followed silently)
+TYPED = [
+    "jaxrec/__init__.py",
+    "jaxrec/models/__init__.py",
+    "jaxrec/models/contracts.py",
+    "jaxrec/experiment/__init__.py",
+    "jaxrec/experiment/models.py",
+    "jaxrec/experiment/studies/__init__.py",
+    "jaxrec/experiment/trained.py",
+    "jaxrec/experiment/saved.py",
+    "jaxrec/robustness/certificate.py",
+]
+
+
+def test_public_modules_type_check():
+    proc = subprocess.run([_tool("mypy"), *TYPED], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 ROLE = re.compile(r":(?:func|mod|class|data|meth|attr|exc):`~?([^`<]+?)(?:\(\))?`")

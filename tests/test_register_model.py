@@ -152,3 +152,13 @@ def test_registration_and_validation_mistakes_are_one_clear_error(registered):
     names = list(MODELS)
     with pytest.raises(jaxrec.JaxrecError, match=re.escape(f"model.name must be one of {names!r}, got 'svd'")):
         jaxrec.ModelConfig(name="svd")
+
+
+def test_the_contracts_are_protocols_a_user_model_meets():
+    from jaxrec.models.contracts import RECOMMENDER_METHODS, SEQUENCE_METHODS
+
+    assert isinstance(BiasMF(3, 4), jaxrec.Recommender) and not isinstance(BiasMF(3, 4), jaxrec.SequenceRecommender)
+    assert isinstance(MODELS["sasrec"](3, 4), jaxrec.SequenceRecommender)
+    for proto, names in ((jaxrec.Recommender, RECOMMENDER_METHODS), (jaxrec.SequenceRecommender, SEQUENCE_METHODS)):
+        own = {n for n, v in vars(proto).items() if callable(v) and (n == "__call__" or not n.startswith("_"))}
+        assert own - {"apply"} == set(names)

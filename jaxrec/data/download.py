@@ -42,6 +42,7 @@ import urllib.request
 import zipfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -341,7 +342,7 @@ def _check_files(spec: DatasetSpec, where: Path) -> None:
             )
 
 
-def load_dataset(name_or_path: str | os.PathLike, **kwargs) -> Interactions | Split:
+def load_dataset(name_or_path: str | os.PathLike, **kwargs: Any) -> Interactions | Split:
     """A data set by name (see ``DATASETS``) or by path.
 
     Names resolve as described in the module docstring (``kwargs``: ``data_dir``, ``cache``,

@@ -8,6 +8,12 @@ and one report module (:mod:`~jaxrec.experiment.report`). :func:`sweep`, :func:`
 :func:`run_attack` and :func:`run_gan` run a study from Python.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jaxrec.config import Config
 from jaxrec.experiment.checkpoints import checkpointer_for
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.models import build_model
@@ -24,23 +30,25 @@ from jaxrec.experiment.training import (
 )
 
 
-def sweep(cfg, grid, **kwargs) -> StudyResult:
+def sweep(
+    cfg: Config, grid: Mapping[str, Sequence[Any]] | Sequence[tuple[str, Sequence[Any]]], **kwargs: Any
+) -> StudyResult:
     """``jaxrec sweep``: every combination of ``grid`` (``[(key, values)]`` or ``{key: values}``)
     trained as members of as few programs as possible (:mod:`~jaxrec.experiment.studies.sweep`)."""
     return run_study("sweep", cfg, grid=grid, **kwargs)
 
 
-def run_robustness(cfg, **kwargs) -> StudyResult:
+def run_robustness(cfg: Config, **kwargs: Any) -> StudyResult:
     """``jaxrec robustness`` (:mod:`~jaxrec.experiment.studies.robustness`)."""
     return run_study("robustness", cfg, **kwargs)
 
 
-def run_attack(cfg, **kwargs) -> StudyResult:
+def run_attack(cfg: Config, **kwargs: Any) -> StudyResult:
     """``jaxrec attack`` (:mod:`~jaxrec.experiment.studies.attack`)."""
     return run_study("attack", cfg, **kwargs)
 
 
-def run_gan(cfg, **kwargs) -> StudyResult:
+def run_gan(cfg: Config, **kwargs: Any) -> StudyResult:
     """``jaxrec gan`` (:mod:`~jaxrec.experiment.studies.gan`)."""
     return run_study("gan", cfg, **kwargs)
 

@@ -13,6 +13,7 @@ subclass with other defaults is another model); one without a default is an erro
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from jaxrec.config import ModelConfig, validate
 from jaxrec.data.graph import bipartite_graph
@@ -20,11 +21,14 @@ from jaxrec.data.interactions import Interactions
 from jaxrec.errors import JaxrecError
 from jaxrec.models import MODELS
 from jaxrec.models.base import DTYPES
+from jaxrec.models.contracts import Recommender, SequenceRecommender
 from jaxrec.models.lightgcn import lightgcn_inputs
 from jaxrec.models.propagation import auto_propagation
 
 
-def build_model(cfg: ModelConfig, train: Interactions, capacity: int | None = None):
+def build_model(
+    cfg: ModelConfig, train: Interactions, capacity: int | None = None
+) -> tuple[Recommender | SequenceRecommender, dict[str, Any]]:
     """``(module, inputs)`` for the :class:`~jaxrec.config.ModelConfig` ``cfg``; ``inputs`` are
     its non-trainable variable collections built from the training data (e.g. LightGCN's graph;
     ``{}`` for MF). ``capacity``: pad graph inputs to that many edges, so that data variants of

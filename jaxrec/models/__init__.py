@@ -5,6 +5,7 @@ registry with :func:`register_model` (its contract: :mod:`jaxrec.models.contract
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from jaxrec.errors import JaxrecError
 from jaxrec.models.base import (
@@ -13,7 +14,7 @@ from jaxrec.models.base import (
     embedding_tables,
     replace_embedding_tables,
 )
-from jaxrec.models.contracts import check_contract
+from jaxrec.models.contracts import Recommender, SequenceRecommender, check_contract
 from jaxrec.models.hstu import HSTU
 from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.mf import MF
@@ -35,6 +36,10 @@ MODELS = {
     "bert4rec": BERT4Rec,
     "hstu": HSTU,
 }
+
+if TYPE_CHECKING:  # the type checker holds the built-in models to their contracts
+    _BY_USERS: tuple[type[Recommender], ...] = (MF, NeuMF, LightGCN, NGCF)
+    _BY_HISTORY: tuple[type[SequenceRecommender], ...] = (SASRec, BERT4Rec, HSTU)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -79,6 +84,8 @@ __all__ = [
     "NGCF",
     "NeuMF",
     "MODELS",
+    "Recommender",
+    "SequenceRecommender",
     "batch_l2",
     "register_model",
     "embedding_tables",

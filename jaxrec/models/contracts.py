@@ -1,4 +1,6 @@
-"""The two contracts a model class follows, checked when a class joins the registry
+"""The two contracts a model class follows, as ``typing.Protocol`` classes (:class:`Recommender`,
+:class:`SequenceRecommender`: a type checker checks a class against them, ``isinstance`` checks
+the methods are there) and as the check a class passes when it joins the registry
 (:func:`jaxrec.models.register_model`).
 
 * **Recommender** (:mod:`jaxrec.models.base`): a ``flax.linen.Module`` whose first two fields are
@@ -22,14 +24,111 @@ score reads only its user's and item's rows: row-wise optimizers train a view),
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import flax.linen as nn
+import jax
 
 from jaxrec.errors import JaxrecError
 
-#: what a Recommender (user-id queries) defines
+Cache = Any  #: whatever a model's ``embeddings()`` returns (a pytree of arrays)
+Variables = Mapping[str, Any]  #: flax variables: ``{"params": ..., **non-trainable collections}``
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    """A recommender queried by user ids (:mod:`jaxrec.models.base`): a ``flax.linen`` module
+    with pure ``init`` / ``apply`` whose embedding tables live under
+    ``params["params"]["embeddings"]`` (``user*`` / ``item*``)."""
+
+    n_users: int
+    n_items: int
+
+    def embeddings(self, train: bool = False) -> Cache:
+        """The final representations, computed once and reused for every user chunk."""
+        ...
+
+    def score(self, users: jax.Array, items: jax.Array, cache: Cache = None, train: bool = False) -> jax.Array:
+        """``users [B]``, ``items [B]`` or ``[B, M]`` -> scores shaped like ``items``."""
+        ...
+
+    def score_all(self, users: jax.Array, cache: Cache = None) -> jax.Array:
+        """``users [B]`` -> ``[B, n_items]`` scores over the catalogue."""
+        ...
+
+    def __call__(self, users: jax.Array, items: jax.Array, train: bool = False) -> jax.Array:
+        """The entry ``init`` traces (``score``)."""
+        ...
+
+    def apply(self, variables: Variables, *args: Any, **kwargs: Any) -> Any:
+        """flax's ``apply``: ``model.apply(variables, users, cache, method="score_all")``."""
+        ...
+
+
+@runtime_checkable
+class SequenceRecommender(Protocol):
+    """A recommender queried by history windows (:mod:`jaxrec.models.sequential`):
+    ``history [B, L]`` int32, right-aligned, padded on the left with ``pad = n_items``."""
+
+    n_users: int
+    n_items: int
+    max_len: int
+    query: ClassVar[str]  #: ``"history"``
+    objective: ClassVar[str]  #: ``"next"`` | ``"cloze"``
+
+    def embed(self, history: jax.Array) -> jax.Array:
+        """``[B, L]`` -> ``[B, L, D]`` input rows (where input-side perturbations act)."""
+        ...
+
+    def encode(self, embedded: jax.Array, history: jax.Array, train: bool = False) -> jax.Array:
+        """``[B, L, D]`` rows -> ``[B, L, D]`` representations at every position."""
+        ...
+
+    def hidden(self, history: jax.Array, train: bool = False) -> jax.Array:
+        """``encode(embed(history), history)``."""
+        ...
+
+    def embeddings(self, train: bool = False) -> Cache:
+        """``{"item": [n_items, D]}``, the output item table."""
+        ...
+
+    def score(self, history: jax.Array, items: jax.Array, cache: Cache = None, train: bool = False) -> jax.Array:
+        """``history [B, L]``, ``items [B, L, M]`` -> ``[B, L, M]`` scores at every position."""
+        ...
+
+    def score_all(self, history: jax.Array, cache: Cache = None) -> jax.Array:
+        """``[B, L]`` -> ``[B, n_items]`` scores from the last position."""
+        ...
+
+    def logits(self, history: jax.Array, train: bool = False, cache: Cache = None) -> jax.Array:
+        """``[B, L, n_items]`` scores at every position (CE losses)."""
+        ...
+
+    def query_window(self, history: jax.Array) -> jax.Array:
+        """The window the last position is read from."""
+        ...
+
+    def query_vectors(self, history: jax.Array) -> jax.Array:
+        """``[B, L]`` -> ``[B, D]``, a user's vector (``score_all`` is it times the item table)."""
+        ...
+
+    def window_scores(self, embedded: jax.Array, window: jax.Array, cache: Cache = None) -> jax.Array:
+        """``score_all`` with the input rows given (perturbed windows)."""
+        ...
+
+    def __call__(self, history: jax.Array, items: jax.Array, train: bool = False) -> jax.Array:
+        """The entry ``init`` traces (``score``)."""
+        ...
+
+    def apply(self, variables: Variables, *args: Any, **kwargs: Any) -> Any:
+        """flax's ``apply``."""
+        ...
+
+
+#: what a Recommender (user-id queries) defines (:class:`Recommender`'s methods, less flax's ``apply``)
 RECOMMENDER_METHODS = ("__call__", "embeddings", "score", "score_all")
-#: what a sequence recommender (history-window queries) defines
+#: what a sequence recommender (history-window queries) defines (:class:`SequenceRecommender`'s)
 SEQUENCE_METHODS = (
     "__call__",
     "embed",

@@ -256,8 +256,8 @@ def read_reference(directory: str | Path) -> Reference:
     rows = []
     for line_no, line in enumerate(votes_path.read_text().splitlines(), 1):
         tokens = [t for t in line.strip().lstrip("[").rstrip("]").split(";") if t]
-        pairs = [_PAIR.fullmatch(t) for t in tokens]
-        if not all(pairs):
+        pairs = [p for p in map(_PAIR.fullmatch, tokens) if p is not None]
+        if len(pairs) < len(tokens):
             raise JaxrecError(f"{votes_path}, line {line_no}: expected (item,count);... , got {line[:60]!r}")
         rows.append([(int(p[1]), int(p[2])) for p in pairs])
     tests = []

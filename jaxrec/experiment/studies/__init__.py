@@ -10,6 +10,9 @@ A study is a module here with ``NAME``, ``HELP``, ``check``, ``describe``, ``run
 
 from __future__ import annotations
 
+from typing import Any
+
+from jaxrec.config import Config
 from jaxrec.experiment.studies import attack, bench, certify, gan, robustness, sweep
 from jaxrec.experiment.studies.base import StudyResult, execute
 
@@ -17,7 +20,7 @@ from jaxrec.experiment.studies.base import StudyResult, execute
 STUDIES = {m.NAME: m for m in (sweep, gan, robustness, attack, certify, bench)}
 
 
-def run_study(name: str, cfg, **kwargs) -> StudyResult:
+def run_study(name: str, cfg: Config, **kwargs: Any) -> StudyResult:
     """Run the study ``name`` on ``cfg`` (:func:`~jaxrec.experiment.studies.base.execute`:
     ``base_dir``, ``progress``, ``write``, ``resume``, ``overwrite``, ``console`` and the study's
     own inputs, e.g. ``grid=`` for a sweep, ``split=`` / ``rated=`` for preloaded data)."""
