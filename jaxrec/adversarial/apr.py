@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxrec.adversarial.vat import row_strengths, user_weights
 from jaxrec.errors import JaxrecError
@@ -110,24 +111,34 @@ def make_apr_loss(
 
 
 def value_and_own_grad(fn: Callable) -> Callable:
-    """``p -> ((value, aux), ∂value/∂p)`` for ``fn(p) -> (value, aux)``, whose derivative is the
-    gradient it has already computed.
+    """``(p, *args) -> ((value, aux), ∂value/∂p)`` for ``fn(p, *args) -> (value, aux)``, whose
+    derivative is the gradient it has already computed.
 
     Differentiating ``value`` reuses the stored gradient -- no second
     backward pass; the gradient output is a constant (stop it before use). With it APR computes
-    ``L``, ``∂L/∂Θ`` for the perturbation and ``∂L/∂Θ`` for the update in one pass.
+    ``L``, ``∂L/∂Θ`` for the perturbation and ``∂L/∂Θ`` for the update in one pass. ``args`` are
+    constants (their cotangents are zeros): pass the batch's arrays through them rather than by
+    closure (a custom VJP inside ``lax.switch`` / ``lax.cond`` may not close over traced values).
     """
 
     @jax.custom_vjp
-    def f(p):
-        return jax.value_and_grad(fn, has_aux=True)(p)
+    def f(p, *args):
+        return jax.value_and_grad(fn, has_aux=True)(p, *args)
 
-    def fwd(p):
-        (value, aux), g = jax.value_and_grad(fn, has_aux=True)(p)
-        return ((value, aux), g), g
+    def fwd(p, *args):
+        (value, aux), g = jax.value_and_grad(fn, has_aux=True)(p, *args)
+        return ((value, aux), g), (g, args)
 
-    def bwd(g, cotangent):
-        return (jax.tree.map(lambda x: cotangent[0][0] * x, g),)
+    def bwd(res, cotangent):
+        g, args = res
+        return (jax.tree.map(lambda x: cotangent[0][0] * x, g), *jax.tree.map(_no_cotangent, args))
 
     f.defvjp(fwd, bwd)
     return f
+
+
+def _no_cotangent(x):
+    """A zero cotangent for the constant ``x`` (``float0`` for integers and keys)."""
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return jnp.zeros_like(x)
+    return np.zeros(x.shape, jax.dtypes.float0)

@@ -239,9 +239,10 @@ class GANConfig(Checked):
 @dataclasses.dataclass(frozen=True)
 class AdvConfig(Checked):
     """Adversarial training (see :mod:`jaxrec.adversarial.apr`): APR, He et al., SIGIR 2018; VAT,
-    Zhang et al., RecSys 2024 (:mod:`jaxrec.adversarial.vat`)."""
+    Zhang et al., RecSys 2024 (:mod:`jaxrec.adversarial.vat`); on sequence models also the mix
+    and Dirichlet defenses of Yue et al., RecSys 2022 (:mod:`jaxrec.adversarial.substitution`)."""
 
-    method: str = ranged("none", one_of(*TRAINING_METHODS))  #: none | apr | vat
+    method: str = ranged("none", one_of(*TRAINING_METHODS))  #: none | apr | vat | mix | dirichlet (sequence models)
     eps: float = ranged(0.5, at_least(0))  #: perturbation strength (per-row L2 norm for fgm)
     reg: float = ranged(1.0, at_least(0))  #: lambda, the weight of the adversarial term
     relative: bool = False  #: eps x each table's mean row norm
@@ -252,6 +253,17 @@ class AdvConfig(Checked):
     perturb_at: str = ranged("tables", one_of(*PERTURB_AT))
     #: VAT: the largest per-user weight (the paper's ``user_lmb``; 2 = APR's eps for an average user)
     vat_lambda: float = ranged(VAT_LAMBDA, at_least(0))
+    # sequence models, Yue et al., RecSys 2022 (:mod:`jaxrec.adversarial.substitution`)
+    #: mix / dirichlet: the share of a window's real positions substituted (their substitution_ratio)
+    substitution_ratio: float = ranged(0.5, between(0, 1))
+    mix_steps: int = ranged(3, at_least(1))  #: mix: ascent steps on the simplex (their adv_iteration)
+    mix_step: float = ranged(1.0, above(0))  #: mix: the step along the row-normalised gradient (their adv_step)
+    dirichlet_alpha: float = ranged(1.0, above(0))  #: dirichlet: the first-order neighbours' concentration
+    dirichlet_decay: float = ranged(0.5, above(0))  #: dirichlet: second-order concentration = alpha x decay
+    neighbours: int = ranged(25, at_least(1))  #: dirichlet: neighbours per order (their max_items / 2)
+    min_neighbours: int = ranged(2, at_least(1))  #: dirichlet: first-order neighbours kept below min_cos
+    min_cos: float = ranged(0.5, between(-1, 1))  #: dirichlet: the cosine a first-order neighbour needs
+    update_epochs: int = ranged(10, at_least(1))  #: dirichlet: the neighbour table's rebuild period (epochs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,8 @@ import jax
 import numpy as np
 
 from jaxrec.adversarial.apr import make_apr_loss
+from jaxrec.adversarial.substitution import with_neighbours
+from jaxrec.adversarial.windows import window_objective
 from jaxrec.models.sequential import is_sequential
 from jaxrec.train.engine import Engine, make_engine
 from jaxrec.train.sequence import make_sequence_epoch, make_sequence_loss_fn
@@ -35,7 +37,7 @@ class EpochSpec:
 
     Attributes:
       model: the Recommender module; loss: ``bpr`` | ``bce``; with_l2: the L2 term is computed
-      (some member has ``train.l2 > 0``); adv: ``none`` | ``apr`` | ``vat``; adv_relative, adv_perturb:
+      (some member has ``train.l2 > 0``); adv: ``adv.method``; adv_relative, adv_perturb:
       APR's strength unit and perturbation; batch: pairs per step; n_negatives, sampling: the
       negatives; skip_empty: padding-only batches are no steps (members with their own data);
       optimizer: ``train.optimizer`` (``adam`` or a row-wise one, :mod:`jaxrec.train.rowwise`);
@@ -58,6 +60,7 @@ class EpochSpec:
     widths: tuple = ()  #: sequence models: the length buckets' widths
     caps: tuple = ()  #: sequence models: the buckets' capacities (rows)
     beta: float = 1.0  #: gbce's calibration exponent
+    window_adversary: Hashable = None  #: sequence models with adv: :class:`~jaxrec.adversarial.windows.WindowAdversary`
 
 
 def make_step_fn(spec: EpochSpec) -> Callable:
@@ -67,7 +70,8 @@ def make_step_fn(spec: EpochSpec) -> Callable:
     row view: the loss is built on the model cloned to the view's sizes."""
     model = spec.model
     if is_sequential(model):
-        return make_train_step(make_sequence_loss_fn(model, spec.loss, spec.widths, spec.beta))
+        objective = None if spec.adv == "none" else window_objective(model, spec.window_adversary)
+        return make_train_step(make_sequence_loss_fn(model, spec.loss, spec.widths, spec.beta, objective))
     rows = spec.optimizer != "adam" and getattr(model, "row_local", False)
     if rows:
         model = view_model(model, spec.batch, spec.n_negatives)
@@ -90,7 +94,10 @@ def make_epoch_fn(spec: EpochSpec) -> Callable:
     """The unjitted one-member ``epoch(state, data)`` of ``spec`` (the engine vmaps and jits it)."""
     if is_sequential(spec.model):
         n_neg = spec.n_negatives if spec.loss != "ce" and spec.model.objective == "next" else 0
-        return make_sequence_epoch(make_step_fn(spec), spec.batch, spec.caps, n_neg)
+        epoch = make_sequence_epoch(make_step_fn(spec), spec.batch, spec.caps, n_neg)
+        if spec.adv == "dirichlet":  # the neighbour table, rebuilt inside the compiled epoch
+            epoch = with_neighbours(epoch, spec.model, sum(spec.caps) // spec.batch, spec.window_adversary)
+        return epoch
     return make_epoch(make_step_fn(spec), spec.batch, spec.n_negatives, spec.sampling)
 
 

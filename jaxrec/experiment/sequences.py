@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import jax
 
+from jaxrec.adversarial.substitution import NEIGHBOURS, initial_neighbours
+from jaxrec.adversarial.windows import SEQUENCE_METHODS, WindowAdversary
 from jaxrec.config import Config
 from jaxrec.data.interactions import Split
 from jaxrec.data.sequences import split_order
@@ -43,8 +45,14 @@ def check_sequence(cfg: Config) -> None:
         raise JaxrecError(f"train.optimizer: {t.optimizer} updates rows of user/item tables; sequence models use adam")
     if t.l2:
         raise JaxrecError("train.l2: the batch L2 term is for embedding models; use train.weight_decay")
-    if cfg.adv.method != "none":
-        raise JaxrecError(f"adv.method: {cfg.adv.method} is not available for sequence models yet")
+    a = cfg.adv
+    if a.method not in SEQUENCE_METHODS:
+        raise JaxrecError(f"adv.method: {a.method!r} is not a sequence model's; choose one of {list(SEQUENCE_METHODS)}")
+    if a.method in ("apr", "vat") and a.perturb_at != "tables":
+        raise JaxrecError(
+            f"adv.perturb_at: {a.perturb_at} is for embedding models; a sequence model's perturbation acts on "
+            "its input window's rows (use tables)"
+        )
     if cfg.eval.protocol == "sampled" and max(cfg.eval.ks) > cfg.eval.negatives + 1:
         raise JaxrecError(
             f"eval.ks: K={max(cfg.eval.ks)} exceeds the {cfg.eval.negatives + 1} ranked items of the sampled protocol"
@@ -78,6 +86,36 @@ def sequence_training(cfgs: list[Config], split: Split, trains) -> tuple:
             split.train, split_order(split), model.max_len, base.train.batch_size, widths, base.train.windows
         )
     extra = {"widths": widths, "caps": caps}
+    if base.adv.method != "none":
+        extra["window_adversary"] = window_adversary(base)
     if base.train.loss == "gbce":
         extra["beta"] = gbce_beta(base.train.n_negatives, split.n_items, base.train.gbce_t)
     return model, inputs, data, extra, sum(caps) // base.train.batch_size
+
+
+def window_adversary(cfg: Config) -> WindowAdversary:
+    """A sequence model's adversarial settings (:mod:`jaxrec.adversarial.windows`) from ``adv``."""
+    a = cfg.adv
+    return WindowAdversary(
+        a.method,
+        a.relative,
+        a.perturb,
+        a.substitution_ratio,
+        a.mix_steps,
+        a.mix_step,
+        a.dirichlet_alpha,
+        a.dirichlet_decay,
+        a.neighbours,
+        a.min_neighbours,
+        a.min_cos,
+        a.update_epochs,
+    )
+
+
+def sequence_state_hparams(cfgs: list[Config], n_items: int) -> dict:
+    """``state.hparams`` entries that are training state, per member (the Dirichlet defense's
+    neighbour table, empty until the first epoch builds it)."""
+    a = cfgs[0].adv
+    if a.method != "dirichlet":
+        return {}
+    return {NEIGHBOURS: [initial_neighbours(n_items, a.neighbours)] * len(cfgs)}

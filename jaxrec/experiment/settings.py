@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from jaxrec.adversarial import SEQUENCE_ONLY
 from jaxrec.config import Config, validate
 from jaxrec.errors import JaxrecError
 from jaxrec.evaluate import METRICS
@@ -23,6 +24,11 @@ def check_train(cfg: Config) -> None:
         check_sequence(cfg)
     elif t_cfg.loss not in LOSSES:
         raise JaxrecError(f"train.loss: {t_cfg.loss!r} is a sequence models' loss; choose one of {sorted(LOSSES)}")
+    elif cfg.adv.method in SEQUENCE_ONLY:
+        raise JaxrecError(
+            f"adv.method: {cfg.adv.method} substitutes items in a history window, and {cfg.model.name} is not a "
+            "sequence model; choose apr or vat"
+        )
     if cfg.eval.protocol == "sampled" and cfg.data.split != "leave_one_out":
         raise JaxrecError(
             f"eval.protocol: sampled ranks each user's one held-out item against sampled items; data.split: "

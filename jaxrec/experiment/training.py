@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxrec.adversarial.substitution import STATE_HPARAMS
 from jaxrec.config import Config
 from jaxrec.data.interactions import Interactions, Split
 from jaxrec.data.sampling import search_depth
@@ -36,7 +37,7 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, written
 from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, shapes_of
-from jaxrec.experiment.sequences import ranking_settings, sequence_training
+from jaxrec.experiment.sequences import ranking_settings, sequence_state_hparams, sequence_training
 from jaxrec.experiment.settings import check_train, optimizer_settings
 from jaxrec.experiment.train_outputs import write_train_run
 from jaxrec.models import MODELS
@@ -190,9 +191,12 @@ def build_training(
     hparams = {"l2": l2}
     with_l2 = any(v != 0 for v in l2)
     if a_cfg.method != "none":
-        # optimizer steps per epoch: whole batches of each member's real pairs (empty ones are skipped)
-        sizes = [len(t) for t in trains] if padded else [data.n_pairs] * len(cfgs)
-        per_epoch = [-(-n // batch) for n in sizes]
+        if seq_extra:  # every batch of a sequence epoch is a step
+            per_epoch = [steps] * len(cfgs)
+            hparams.update(sequence_state_hparams(cfgs, split.n_items))
+        else:  # optimizer steps per epoch: whole batches of each member's real pairs (empty ones are skipped)
+            sizes = [len(t) for t in trains] if padded else [data.n_pairs] * len(cfgs)
+            per_epoch = [-(-n // batch) for n in sizes]
         hparams.update(
             eps=[c.adv.eps for c in cfgs],
             reg=[c.adv.reg for c in cfgs],
@@ -305,7 +309,8 @@ def train_members(
         template = {"state": state, "tracker": init_tracker(engine.keep(state), n, validate is not None)}
         tree, start = ckpt.resume(template)
         # the config's hyperparameters win over the saved ones (equal in an exact resume)
-        state = with_lr(tree["state"].replace(hparams=state.hparams), learning_rate(state))
+        saved = {k: v for k, v in tree["state"].hparams.items() if k in STATE_HPARAMS}  # training state
+        state = with_lr(tree["state"].replace(hparams={**state.hparams, **saved}), learning_rate(state))
         tracker = tree["tracker"]
         if start >= t_cfg.epochs:
             print(

@@ -148,16 +148,24 @@ class SequenceModel(nn.Module):
         cache = self.embeddings() if cache is None else cache
         return (self.encode(embedded, window)[:, -1] @ cache["item"].T).astype(jnp.float32)
 
-    def score(self, history, items, cache=None, train: bool = False):
-        """``history [B, L]``, ``items [B, L, M]`` -> ``[B, L, M]`` scores at every position."""
+    def _hidden_of(self, history, embedded, train: bool):
+        if embedded is None:
+            return self.hidden(history, train)
+        return self.encode(embedded, history, train)
+
+    def score(self, history, items, cache=None, train: bool = False, embedded=None):
+        """``history [B, L]``, ``items [B, L, M]`` -> ``[B, L, M]`` scores at every position.
+        ``embedded [B, L, D]``: the input rows to encode instead of :meth:`embed` of ``history``
+        (perturbed or mixed inputs, :mod:`jaxrec.adversarial.windows`)."""
         cache = self.embeddings(train) if cache is None else cache
-        h = self.hidden(history, train)
+        h = self._hidden_of(history, embedded, train)
         return jnp.einsum("bld,blmd->blm", h, cache["item"][items]).astype(jnp.float32)
 
-    def logits(self, history, train: bool = False, cache=None):
-        """``[B, L, n_items]`` scores of the whole catalogue at every position (CE losses)."""
+    def logits(self, history, train: bool = False, cache=None, embedded=None):
+        """``[B, L, n_items]`` scores of the whole catalogue at every position (CE losses);
+        ``embedded`` as in :meth:`score`."""
         cache = self.embeddings(train) if cache is None else cache
-        return (self.hidden(history, train) @ cache["item"].T).astype(jnp.float32)
+        return (self._hidden_of(history, embedded, train) @ cache["item"].T).astype(jnp.float32)
 
     def __call__(self, history, items, train: bool = False):
         return self.score(history, items, train=train)

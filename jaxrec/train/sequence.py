@@ -126,25 +126,46 @@ def position_losses(loss: str, pos, neg, beta: float = 1.0):
     raise JaxrecError(f"unknown sequence loss {loss!r}; choose one of {SEQUENCE_LOSSES}")
 
 
-def make_sequence_loss_fn(model, loss: str, widths: Sequence[int], beta: float = 1.0) -> Callable:
+def make_position_losses(model, loss: str, beta: float = 1.0) -> Callable:
+    """``per(variables, history [B, w], items [B, w, 1 + k], key, embedded=None, train=True) ->
+    [B, w]``: the loss at every position (padding included: weigh it with the target mask).
+    ``embedded [B, w, D]``: the input rows to encode instead of the model's ``embed(history)``
+    (perturbed or mixed inputs: :mod:`jaxrec.adversarial.windows`); ``key`` drives dropout."""
+    pad = model.n_items
+
+    def per(variables, history, items, key, embedded=None, train=True):
+        rngs = {"dropout": key}
+        if loss == "ce":
+            logits = model.apply(variables, history, train=train, method="logits", rngs=rngs, embedded=embedded)
+            labels = jnp.where(items[..., 0] == pad, 0, items[..., 0])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        scores = model.apply(variables, history, items, train=train, method="score", rngs=rngs, embedded=embedded)
+        return position_losses(loss, scores[..., 0], scores[..., 1:], beta)
+
+    return per
+
+
+def make_sequence_loss_fn(
+    model, loss: str, widths: Sequence[int], beta: float = 1.0, objective: Callable | None = None
+) -> Callable:
     """``loss_fn(params, inputs, history [B, L], items [B, L, 1 + k], mask [B], key, hparams)``
     for :func:`jaxrec.train.steps.make_train_step`: the mean loss over the real target
-    positions, computed at the narrowest of ``widths`` that holds the batch's longest window."""
+    positions, computed at the narrowest of ``widths`` that holds the batch's longest window.
+
+    ``objective(per, variables, history [B, w], items [B, w, 1 + k], weights [B, w], key,
+    hparams) -> (total, {name: sum})`` replaces the plain sum of the weighted position losses at
+    each width (``per``: :func:`make_position_losses`); its total and sums are divided by the
+    real target positions (adversarial objectives: :mod:`jaxrec.adversarial.windows`)."""
     pad = model.n_items
     widths = tuple(widths)
+    per = make_position_losses(model, loss, beta)
 
     def at_width(w):
-        def total(params, history, items, weights, key):
+        def total(variables, history, items, weights, key, hparams):
             h, it, wt = history[:, -w:], items[:, -w:], weights[:, -w:]
-            rngs = {"dropout": key}
-            if loss == "ce":
-                logits = model.apply(params, h, train=True, method="logits", rngs=rngs)
-                labels = jnp.where(it[..., 0] == pad, 0, it[..., 0])
-                per = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-            else:
-                scores = model.apply(params, h, it, train=True, method="score", rngs=rngs)
-                per = position_losses(loss, scores[..., 0], scores[..., 1:], beta)
-            return jnp.sum(per * wt)
+            if objective is None:
+                return jnp.sum(per(variables, h, it, key) * wt), {}
+            return objective(per, variables, h, it, wt, key, hparams)
 
         return total
 
@@ -157,14 +178,15 @@ def make_sequence_loss_fn(model, loss: str, widths: Sequence[int], beta: float =
             history, labels = cloze(jax.random.fold_in(key, _CLOZE), window, pad, model.mask_token, model.mask_prob)
             items = labels[..., None]
         weights = (items[..., 0] != pad) * mask[:, None]
-        args = ({**params, **inputs}, history, items, weights, key)
+        args = ({**params, **inputs}, history, items, weights, key, hparams)
         if len(branches) == 1:
-            total = branches[0](*args)
+            total, sums = branches[0](*args)
         else:
             longest = jnp.max(jnp.sum(history != pad, axis=1))
-            total = jax.lax.switch(jnp.searchsorted(jnp.asarray(widths), longest), branches, *args)
-        value = total / jnp.maximum(jnp.sum(weights), 1.0)
-        return value, {"loss": value, "rank_loss": value}
+            total, sums = jax.lax.switch(jnp.searchsorted(jnp.asarray(widths), longest), branches, *args)
+        count = jnp.maximum(jnp.sum(weights), 1.0)
+        value = total / count
+        return value, {"loss": value, "rank_loss": value, **{k: v / count for k, v in sums.items()}}
 
     return loss_fn
 

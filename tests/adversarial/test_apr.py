@@ -216,7 +216,7 @@ def test_warm_start_from_an_earlier_run_and_config_errors(tmp_path, tiny_split):
         ):
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     for bad, message in [  # refused when built (a section checks its values), before any training
-        ({"method": "amf"}, r"adv.method must be one of \['none', 'apr', 'vat'\], got 'amf'"),
+        ({"method": "amf"}, r"adv.method must be one of \['none', 'apr', 'vat', 'mix', 'dirichlet'\], got 'amf'"),
         ({"method": "apr", "eps": -1.0}, r"adv.eps must be >= 0, got -1.0"),
         ({"method": "apr", "perturb": "pgd"}, r"adv.perturb must be one of \['fgm', 'fgsm'\], got 'pgd'"),
         ({"method": "apr", "perturb_at": "output"}, r"adv.perturb_at must be one of \['tables', 'final'\]"),
