@@ -291,6 +291,19 @@ class RobustnessConfig(Checked):
     data_seeds: int = ranged(2, at_least(1))  #: noisy data sets per (kind, rate)
     worst_users: int = ranged(10, at_least(0))  #: rows of the worst-users table
     plot_metric: str = "ndcg@20"  #: the metric plotted against eps
+    #: profile pollution of sequence victims' test histories (Yue et al., RecSys 2022): gradient | random
+    pollution: tuple[str, ...] = ranged((), one_of(*POLLUTION_ATTACKS))
+    pollution_k: int = ranged(8, at_least(1))  #: K: the sweep measures k = 0..K substituted items
+    #: untargeted (lower the true next item) | targeted (raise the targets jointly)
+    pollution_modes: tuple[str, ...] = ranged(("untargeted", "targeted"), one_of(*POLLUTION_MODES))
+    #: once (gradient ranked once, Yue et al.'s code) | greedy (recomputed after every substitution)
+    pollution_positions: str = ranged("once", one_of(*POLLUTION_POSITIONS))
+    pollution_candidates: int = ranged(10, at_least(1))  #: replacements tried by a forward pass each
+    pollution_min_cos: float = 0.5  #: candidates' cosine to the replaced item (Yue et al.); <= -2: off
+    pollution_targets: tuple[int | str, ...] = ()  #: raw item ids; empty: drawn as the attack protocol draws
+    pollution_n_targets: int = ranged(5, at_least(1))  #: drawn targets, raised jointly
+    pollution_target_pool: str = ranged("unpopular", one_of(*POOLS))  #: where targets are drawn
+    pollution_protocols: tuple[str, ...] = ranged(("full", "sampled"), one_of("full", "sampled"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,19 +318,6 @@ class AttackConfig(Checked):
     kinds: tuple[str, ...] = ranged(ATTACKS, one_of(*ATTACKS, *OPTIMIZED))
     #: fake users: a share of the real users (< 1) or a count (>= 1)
     sizes: tuple[float, ...] = ranged((0.01, 0.03, 0.05), above(0))
-    #: profile pollution of sequence victims' test histories (Yue et al., RecSys 2022): gradient | random
-    pollution: tuple[str, ...] = ranged((), one_of(*POLLUTION_ATTACKS))
-    pollution_k: int = ranged(8, at_least(1))  #: K: the sweep measures k = 0..K substituted items
-    #: untargeted (lower the true next item) | targeted (raise the targets jointly)
-    pollution_modes: tuple[str, ...] = ranged(("untargeted", "targeted"), one_of(*POLLUTION_MODES))
-    #: once (gradient ranked once, Yue et al.'s code) | greedy (recomputed after every substitution)
-    pollution_positions: str = ranged("once", one_of(*POLLUTION_POSITIONS))
-    pollution_candidates: int = ranged(10, at_least(1))  #: replacements tried by a forward pass each
-    pollution_min_cos: float = 0.5  #: candidates' cosine to the replaced item (Yue et al.); <= -2: off
-    pollution_targets: tuple[int | str, ...] = ()  #: raw item ids; empty: drawn as the attack protocol draws
-    pollution_n_targets: int = ranged(5, at_least(1))  #: drawn targets, raised jointly
-    pollution_target_pool: str = ranged("unpopular", one_of(*POOLS))  #: where targets are drawn
-    pollution_protocols: tuple[str, ...] = ranged(("full", "sampled"), one_of("full", "sampled"))
     seeds: int = ranged(2, at_least(1))  #: per size: profile draw and victim training seed (train.seed + s)
     filler: int = ranged(0, at_least(0))  #: items per profile besides the targets (0: the mean real profile length)
     selected: int = ranged(10, at_least(1))  #: bandwagon: the most popular items rated at the maximum
