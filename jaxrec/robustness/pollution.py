@@ -104,7 +104,7 @@ def objective(model, variables, cache, rows, window, truth, targets):
 
 
 def pollute(model, variables, cache, spec: Pollution, window, truth, targets, key: jax.Array):
-    """``window [C, L]`` (a :meth:`query_window`) -> ``[K + 1, C, L]``: the windows after
+    """``window [C, L]`` (the model's ``query_window``) -> ``[K + 1, C, L]``: the windows after
     ``0..K`` substitutions (see the module docstring). ``truth [C]`` the held-out items,
     ``targets [T]`` or None (untargeted), ``key`` the random attack's draws."""
     n, C, L = model.n_items, window.shape[0], window.shape[1]
