@@ -127,9 +127,7 @@ def main(argv=None) -> int:
                     out.training.inputs,
                     out.training.data,
                     test,
-                    args.attack_eps,
-                    "fgm",
-                    (20,),
+                    eps=args.attack_eps,
                     key=jax.random.key(m),
                 )
                 attacked.append([r["ndcg@20"] for r in res.rows])

@@ -58,12 +58,17 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
     def once():
         if mode in ("vmap", "auto"):
             return perturbed_metrics(
-                tr.model, params, tr.inputs, tr.data, ranking, eps, method, ks, True, batch=batch
+                tr.model, params, tr.inputs, tr.data, ranking, eps=eps, method=method, ks=ks, relative=True, batch=batch
             ).rows
         if mode == "one":
-            return perturbed_metrics(tr.model, params, tr.inputs, tr.data, ranking, eps[:1], method, ks, True).rows
+            return perturbed_metrics(
+                tr.model, params, tr.inputs, tr.data, ranking, eps=eps[:1], method=method, ks=ks, relative=True
+            ).rows
         return [
-            perturbed_metrics(tr.model, params, tr.inputs, tr.data, ranking, [e], method, ks, True).rows[0] for e in eps
+            perturbed_metrics(
+                tr.model, params, tr.inputs, tr.data, ranking, eps=[e], method=method, ks=ks, relative=True
+            ).rows[0]
+            for e in eps
         ]
 
     before = peak_mb()

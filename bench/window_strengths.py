@@ -30,7 +30,9 @@ def main() -> None:
     loss = WindowLoss("ce")
 
     def sweep(ranking, eps):
-        return perturbed_metrics(r.model, r.params, {}, None, ranking, eps, "fgm", (10,), True, window_loss=loss)
+        return perturbed_metrics(
+            r.model, r.params, {}, None, ranking, eps=eps, ks=(10,), relative=True, window_loss=loss
+        )
 
     def one():
         return sweep(wide, EPS)

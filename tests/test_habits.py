@@ -63,6 +63,34 @@ def test_public_modules_type_check():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+#: the wide public functions: what follows their leading data is passed by name
+#: (``perturbed_metrics(model, params, inputs, data, ranking, eps=..., method=...)``)
+POSITIONAL = {
+    "jaxrec.robustness.strengths:perturbed_metrics": 5,
+    "jaxrec.train.loop:fit": 3,
+    "jaxrec.train.engine:make_engine": 2,
+    "jaxrec.adversarial.gan_training:fit_gan": 3,
+    "jaxrec.adversarial.gan_training:gan_engine": 1,
+    "jaxrec.adversarial.gan_training:make_gan_epoch": 2,
+    "jaxrec.adversarial.gan_training:realism_valid": 3,
+    "jaxrec.adversarial.gan_steps:create_gan_state": 2,
+}
+
+
+def test_wide_public_functions_take_keywords():
+    wrong = {}
+    for target, most in POSITIONAL.items():
+        module, name = target.split(":")
+        fn = inspect.unwrap(getattr(importlib.import_module(module), name))
+        kinds = [p.kind for p in inspect.signature(fn).parameters.values()]
+        positional = sum(
+            k in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD) for k in kinds
+        )
+        if positional > most:
+            wrong[target] = positional
+    assert not wrong, f"positional parameters beyond the leading data: {wrong}"
+
+
 ROLE = re.compile(r":(?:func|mod|class|data|meth|attr|exc):`~?([^`<]+?)(?:\(\))?`")
 
 

@@ -115,6 +115,7 @@ class GANState(flax.struct.PyTreeNode):
 def create_gan_state(
     spec: GANSpec,
     key: jax.Array,
+    *,
     g_tx: optax.GradientTransformation,
     d_tx: optax.GradientTransformation,
 ) -> GANState:

@@ -109,7 +109,7 @@ def user_batches(key: jax.Array, data: GANData, batch_size: int) -> GANBatch:
     return GANBatch(real=data.real[jnp.minimum(idx, n - 1)], mask=mask)
 
 
-def make_gan_epoch(spec: GANSpec, batch_size: int, step: Callable | None = None) -> Callable:
+def make_gan_epoch(spec: GANSpec, batch_size: int, *, step: Callable | None = None) -> Callable:
     """``epoch(state, data) -> (state, metrics)``: one ``lax.scan`` of GAN steps over all users.
 
     ``metrics`` holds ``[n_batches]`` arrays of every per-step metric. ``step`` defaults to
@@ -192,7 +192,7 @@ def kept(state: GANState) -> dict:
 
 
 def realism_valid(
-    real: np.ndarray, lengths: np.ndarray, key: jax.Array, levels: int = 0, folds: int = 0, seed: int = 0
+    real: np.ndarray, lengths: np.ndarray, key: jax.Array, *, levels: int = 0, folds: int = 0, seed: int = 0
 ) -> dict:
     """Validation data of :func:`realism_validate`: held-out real users ``real [V, n_items]`` (never
     the users a report tests on; ``rating / K`` for a rated GAN, ``levels = K``), the fake
@@ -262,7 +262,7 @@ class GANFit:
 
 
 @functools.lru_cache(maxsize=16)
-def gan_engine(spec: GANSpec, batch_size: int, n_users: int, mesh=None, select: str | None = None):
+def gan_engine(spec: GANSpec, *, batch_size: int, n_users: int, mesh=None, select: str | None = None):
     """The member engine (:func:`jaxrec.train.engine.make_engine`) of one GAN: its epoch is
     :func:`make_gan_epoch`, the kept pytree G's and D's params, divergence checked on every metric;
     ``select`` (``"realism"`` or ``"detector"``): validated by :func:`realism_validate`, the epoch of
@@ -287,6 +287,7 @@ def fit_gan(
     spec: GANSpec,
     state: GANState,
     data: GANData,
+    *,
     epochs: int,
     batch_size: int,
     on_epoch_end: Callable[[int, GANState, dict], None] | None = None,
@@ -310,7 +311,13 @@ def fit_gan(
     folds) among those validated every ``eval_every`` (and the last); records gain
     ``valid/realism`` ...
     """
-    engine = gan_engine(spec, min(batch_size, data.n_users), data.n_users, mesh, select if valid is not None else None)
+    engine = gan_engine(
+        spec,
+        batch_size=min(batch_size, data.n_users),
+        n_users=data.n_users,
+        mesh=mesh,
+        select=select if valid is not None else None,
+    )
 
     def hook(epoch, states, tr, record):
         one = member(states, 0)
@@ -327,7 +334,7 @@ def fit_gan(
         engine,
         stacked,
         data,
-        epochs,
+        epochs=epochs,
         valid=valid,
         eval_every=eval_every,
         tracker=tracker,

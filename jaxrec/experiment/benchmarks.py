@@ -224,11 +224,11 @@ def strengths_case(data: str, split: Split, model: str, n: int, repeats: int) ->
     one_ranking = split_ranking(split, "test", model_chunk(training.model, split.n_items, 1))
 
     def vmapped():
-        perturbed_metrics(training.model, params, training.inputs, tdata, ranking, eps, "fgm", (20,), True)
+        perturbed_metrics(training.model, params, training.inputs, tdata, ranking, eps=eps, relative=True)
 
     def loop():
         for e in eps:
-            perturbed_metrics(training.model, params, training.inputs, tdata, one_ranking, [e], "fgm", (20,), True)
+            perturbed_metrics(training.model, params, training.inputs, tdata, one_ranking, eps=[e], relative=True)
 
     _, together = timed(vmapped, repeats)
     _, alone = timed(loop, repeats)

@@ -48,7 +48,9 @@ def spec_from_config(g: GANConfig, n_items: int, levels: int = 0) -> GANSpec:
 
 def state_from_config(g, spec: GANSpec) -> GANState:
     """A fresh :class:`GANState` seeded by ``gan.seed`` with Adam(``g_lr`` / ``d_lr``, ``beta1``)."""
-    return create_gan_state(spec, jax.random.key(g.seed), gan_adam(g.g_lr, g.beta1), gan_adam(g.d_lr, g.beta1))
+    return create_gan_state(
+        spec, jax.random.key(g.seed), g_tx=gan_adam(g.g_lr, g.beta1), d_tx=gan_adam(g.d_lr, g.beta1)
+    )
 
 
 def train_gan(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool, valid: dict | None = None) -> GANFit:
@@ -80,9 +82,9 @@ def train_gan(cfg: Config, spec: GANSpec, real: np.ndarray, hook, resume: bool, 
             spec,
             state,
             data,
-            max(g.epochs - start, 0),
-            g.batch_size,
-            hook,
+            epochs=max(g.epochs - start, 0),
+            batch_size=g.batch_size,
+            on_epoch_end=hook,
             mesh=mesh,
             start_epoch=start,
             tracker=tracker,

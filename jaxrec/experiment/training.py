@@ -331,7 +331,7 @@ def train_members(
             engine,
             state,
             tdata,
-            max(t_cfg.epochs - start, 0),
+            epochs=max(t_cfg.epochs - start, 0),
             valid=valid,
             eval_every=t_cfg.eval_every,
             tracker=tracker,

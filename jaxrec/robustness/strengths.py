@@ -190,6 +190,7 @@ def perturbed_metrics(
     inputs: dict,
     data,
     ranking: RankingData,
+    *,
     eps: Sequence[float],
     method: str = "fgm",
     ks: Sequence[int] = (20,),
@@ -198,7 +199,6 @@ def perturbed_metrics(
     key: jax.Array | None = None,
     pgd: PGD = PGD(),
     batch: int | None = None,
-    *,
     window_loss: windows.WindowLoss | None = None,
 ) -> PerturbedMetrics:
     """Full-ranking metrics and rank stability of one parameter set at every strength of ``eps``

@@ -178,6 +178,7 @@ class Engine:
 def make_engine(
     epoch_fn: Callable,
     n: int,
+    *,
     data_batched: bool = False,
     validate: Callable | None = None,
     monitor: str = "recall@20",

@@ -109,6 +109,7 @@ def fit(
     engine: Engine,
     state,
     data,
+    *,
     epochs: int,
     valid=None,
     eval_every: int = 1,

@@ -113,7 +113,7 @@ def test_straight_through_and_round_forward_exact_gradient_soft():
 )
 def test_relaxation_forward_is_the_injected_profile_and_gradients_reach_g(relax, levels, head, length_input):
     spec = _spec(relax=relax, rating_levels=levels, rating_head=head, length_input=length_input)
-    state = create_gan_state(spec, jax.random.key(0), gan_adam(1e-3), gan_adam(1e-3))
+    state = create_gan_state(spec, jax.random.key(0), g_tx=gan_adam(1e-3), d_tx=gan_adam(1e-3))
     key, n = jax.random.key(7), 12
     lengths = jnp.asarray(np.random.default_rng(1).integers(1, 20, n))
     z = sample_noise(key, n, spec.noise_dim)
@@ -159,7 +159,7 @@ def test_default_spec_shows_g_raw_output():
         spec.feature_matching,
         spec.minibatch_std,
     ) == ("none", "bce", 0, 0.0, 0.0, 0.0, False)
-    state = create_gan_state(spec, jax.random.key(0), gan_adam(1e-3), gan_adam(1e-3))
+    state = create_gan_state(spec, jax.random.key(0), g_tx=gan_adam(1e-3), d_tx=gan_adam(1e-3))
     z = sample_noise(jax.random.key(1), 5, spec.noise_dim)
     shown, _ = users_from_noise(spec, state.g.params, z, jax.random.key(2), jnp.full((5,), 3))
     np.testing.assert_array_equal(shown, spec.generator.apply(state.g.params, z))
@@ -227,7 +227,7 @@ def test_feature_matching_and_minibatch_std_by_hand():
 
 def test_instance_noise_is_gaussian_on_d_inputs():
     spec0, spec = _spec(), _spec(instance_noise=0.5)
-    state = create_gan_state(spec, jax.random.key(0), gan_adam(1e-3), gan_adam(1e-3))
+    state = create_gan_state(spec, jax.random.key(0), g_tx=gan_adam(1e-3), d_tx=gan_adam(1e-3))
     x = jnp.asarray(_real(6))
     key = jax.random.key(4)
     tags = (_DROP_REAL, _INST_REAL)
@@ -254,7 +254,7 @@ def test_instance_noise_is_gaussian_on_d_inputs():
 def test_every_switch_trains(kw):
     """Each option's D and G steps run, report their terms, and move the parameters."""
     spec = _spec(**kw)
-    state = create_gan_state(spec, jax.random.key(0), gan_adam(1e-2), gan_adam(1e-2))
+    state = create_gan_state(spec, jax.random.key(0), g_tx=gan_adam(1e-2), d_tx=gan_adam(1e-2))
     batch = GANBatch(jnp.asarray(_real(levels=spec.rating_levels)), jnp.ones(24))
     new, dm = jax.jit(make_d_step(spec))(state, batch)
     new, gm = jax.jit(make_g_step(spec))(new, batch)
@@ -284,7 +284,7 @@ def test_bad_switches_raise():
 @pytest.mark.parametrize("mode", ["empirical", "mean"])
 def test_rated_gan_profiles_valid_ratings_lengths_and_targets(mode):
     spec = _spec(relax="gumbel", rating_levels=5)
-    state = create_gan_state(spec, jax.random.key(2), gan_adam(1e-3), gan_adam(1e-3))
+    state = create_gan_state(spec, jax.random.key(2), g_tx=gan_adam(1e-3), d_tx=gan_adam(1e-3))
     real_lengths = np.array([4, 4, 9, 15, 6])
     targets = (3, 11)
     binary, drawn = profiles.gan_profiles(
@@ -330,7 +330,7 @@ def test_model_selection_keeps_the_best_epoch(select):
     data = gan_data(real)
     key = jax.random.key(9)
     valid = realism_valid(_real(16, seed=1), np.full(8, 9), key, folds=2 if select == "detector" else 0)
-    state = create_gan_state(spec, jax.random.key(0), gan_adam(3e-3), gan_adam(3e-3))
+    state = create_gan_state(spec, jax.random.key(0), g_tx=gan_adam(3e-3), d_tx=gan_adam(3e-3))
     fit = fit_gan(spec, state, data, epochs=4, batch_size=16, valid=valid, select=select)
     scores = [h[f"valid/{select}"] for h in fit.history]
     assert fit.selected_epoch == 1 + int(np.argmax(scores))

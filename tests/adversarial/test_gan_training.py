@@ -113,7 +113,7 @@ def _d_eval_loss(spec, state, real, key):
 
 @pytest.mark.parametrize("spec", [SPEC_U, SPEC_C], ids=["gan", "cfgan"])
 def test_d_step_lowers_d_loss(spec):
-    state = create_gan_state(spec, jax.random.key(0), gan_adam(1e-3), gan_adam(1e-2))
+    state = create_gan_state(spec, jax.random.key(0), g_tx=gan_adam(1e-3), d_tx=gan_adam(1e-2))
     real = jnp.asarray(_real())
     key = jax.random.fold_in(state.d.key, state.d.step)  # the noise the step will draw
     before = _d_eval_loss(spec, state, real, key)
@@ -128,7 +128,7 @@ def test_d_step_lowers_d_loss(spec):
 
 @pytest.mark.parametrize("spec", [SPEC_U, SPEC_C], ids=["gan-minimax", "cfgan-non-saturating"])
 def test_g_step_raises_d_fake(spec):
-    state = create_gan_state(spec, jax.random.key(1), gan_adam(1e-2), gan_adam(1e-3))
+    state = create_gan_state(spec, jax.random.key(1), g_tx=gan_adam(1e-2), d_tx=gan_adam(1e-3))
     real = jnp.asarray(_real())
     key = jax.random.fold_in(state.g.key, state.g.step)
     cond = real if spec.conditional else None
@@ -152,7 +152,7 @@ def test_condition_masks():
 
     key = jax.random.key(3)
     spec = dataclasses.replace(SPEC_C, pm=False, zr=False)
-    state = create_gan_state(SPEC_C, jax.random.key(0), gan_adam(1e-2), gan_adam(1e-3))
+    state = create_gan_state(SPEC_C, jax.random.key(0), g_tx=gan_adam(1e-2), d_tx=gan_adam(1e-3))
     gen, shown, zr = fake_users(spec, state.g.params, key, real)
     np.testing.assert_allclose(shown, gen * real)  # basic CFGAN: D sees purchased positions only
     assert float(jnp.sum(zr)) == 0.0
@@ -180,7 +180,7 @@ def test_same_seed_same_run_and_epoch_shapes():
     epoch_fn = jax.jit(make_gan_epoch(spec, 8))
 
     def go(seed):
-        state = create_gan_state(spec, jax.random.key(seed), gan_adam(1e-3), gan_adam(1e-3))
+        state = create_gan_state(spec, jax.random.key(seed), g_tx=gan_adam(1e-3), d_tx=gan_adam(1e-3))
         return fit_gan(spec, state, data, epochs=2, batch_size=8)  # the shared engine and fit loop
 
     a, b, c = go(0), go(0), go(1)

@@ -64,7 +64,7 @@ def test_the_vmapped_program_equals_a_loop_and_zero_is_clean(victims, name, meth
     model, params, inputs, data, ranking = victims[name]
     key = jax.random.key(3)
     pgd = PGD(steps=3)
-    out = perturbed_metrics(model, params, inputs, data, ranking, EPS, method, (5,), key=key, pgd=pgd)
+    out = perturbed_metrics(model, params, inputs, data, ranking, eps=EPS, method=method, ks=(5,), key=key, pgd=pgd)
     clean = evaluate(model, {**params, **inputs}, ranking, (5,))
     for name, v in clean.items():  # eps = 0 reproduces the clean metrics exactly
         assert out.rows[0][name] == pytest.approx(v, abs=1e-7) and out.clean[name] == pytest.approx(v, abs=1e-7)
@@ -87,7 +87,10 @@ def test_pgd_raises_the_loss_at_least_as_much_as_fgm_and_fgm_more_than_noise(vic
     model, params, inputs, data, ranking = victim
     eps = [0.25, 0.5, 1.0]
     loss = {
-        m: [r["adv_loss"] for r in perturbed_metrics(model, params, inputs, data, ranking, eps, m, (5,), seeds=2).rows]
+        m: [
+            r["adv_loss"]
+            for r in perturbed_metrics(model, params, inputs, data, ranking, eps=eps, method=m, ks=(5,), seeds=2).rows
+        ]
         for m in ("random", "gaussian", "fgm", "pgd")
     }
     for i in range(len(eps) * 2):
@@ -98,9 +101,9 @@ def test_pgd_raises_the_loss_at_least_as_much_as_fgm_and_fgm_more_than_noise(vic
 def test_one_trace_for_every_strength_list_and_seed_count_of_a_shape(victim):
     model, params, inputs, data, ranking = victim
     before = strengths.TRACES["fgsm"]
-    a = perturbed_metrics(model, params, inputs, data, ranking, [0.1, 0.2], "fgsm", (5,), seeds=2)
+    a = perturbed_metrics(model, params, inputs, data, ranking, eps=[0.1, 0.2], method="fgsm", ks=(5,), seeds=2)
     b = perturbed_metrics(
-        model, params, inputs, data, ranking, [0.5, 1.5], "fgsm", (5,), seeds=2, key=jax.random.key(9)
+        model, params, inputs, data, ranking, eps=[0.5, 1.5], method="fgsm", ks=(5,), seeds=2, key=jax.random.key(9)
     )
     assert strengths.TRACES["fgsm"] - before == 1
     assert [r["eps"] for r in b.rows] == [0.5, 1.5, 0.5, 1.5] and [r["seed"] for r in a.rows] == [0, 0, 1, 1]
@@ -151,8 +154,8 @@ def test_strengths_in_groups_equal_all_at_once(victim):
     rows of the full vmap; auto_batch keeps chunks wide."""
     model, params, inputs, data, ranking = victim
     eps = [0.1, 0.4, 0.7, 1.0, 1.5]
-    full = perturbed_metrics(model, params, inputs, data, ranking, eps, "fgsm", (5,), seeds=2)
-    groups = perturbed_metrics(model, params, inputs, data, ranking, eps, "fgsm", (5,), seeds=2, batch=2)
+    full = perturbed_metrics(model, params, inputs, data, ranking, eps=eps, method="fgsm", ks=(5,), seeds=2)
+    groups = perturbed_metrics(model, params, inputs, data, ranking, eps=eps, method="fgsm", ks=(5,), seeds=2, batch=2)
     for a, b in zip(full.rows, groups.rows):
         assert a["method"] == b["method"] and a["eps"] == b["eps"] and a["seed"] == b["seed"]
         for k, v in a.items():
@@ -160,6 +163,6 @@ def test_strengths_in_groups_equal_all_at_once(victim):
                 assert b[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
     np.testing.assert_allclose(groups.user_ndcg, full.user_ndcg, atol=1e-6)
     with pytest.raises(Exception, match="batch must be between 1"):
-        perturbed_metrics(model, params, inputs, data, ranking, eps, "fgm", (5,), batch=6)
+        perturbed_metrics(model, params, inputs, data, ranking, eps=eps, ks=(5,), batch=6)
     assert strengths.auto_batch(model, 1682, 32) == 32  # ml-100k: a 4096-user chunk, all at once
     assert strengths.auto_batch(model, 40981, 32) == 3  # Gowalla: 409 users a chunk alone

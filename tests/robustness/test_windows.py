@@ -71,7 +71,7 @@ def _hand_fgm_loss(model, params, ranking, eps):
 @pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
 def test_fgm_moves_every_real_position_along_its_own_gradient(split, name):
     model, params, ranking = _victim(split, name)
-    out = perturbed_metrics(model, params, {}, None, ranking, [0.0, 0.3], "fgm", (5,), window_loss=WindowLoss("ce"))
+    out = perturbed_metrics(model, params, {}, None, ranking, eps=[0.0, 0.3], ks=(5,), window_loss=WindowLoss("ce"))
     adv, clean = _hand_fgm_loss(model, params, ranking, 0.3)
     assert out.rows[1]["adv_loss"] == pytest.approx(adv, rel=1e-5)
     assert out.clean["adv_loss"] == pytest.approx(clean, rel=1e-5) and adv > clean
@@ -84,7 +84,9 @@ def test_fgm_moves_every_real_position_along_its_own_gradient(split, name):
 def test_the_gradient_hurts_more_than_noise_and_pgd_at_least_as_much_as_fgm(split):
     model, params, ranking = _victim(split, "sasrec")
     loss = {
-        m: perturbed_metrics(model, params, {}, None, ranking, [0.5], m, (5,), True, 2, pgd=PGD(5)).rows
+        m: perturbed_metrics(
+            model, params, {}, None, ranking, eps=[0.5], method=m, ks=(5,), relative=True, seeds=2, pgd=PGD(5)
+        ).rows
         for m in ("random", "fgm", "pgd")
     }
     mean = {m: np.mean([r["adv_loss"] for r in rows]) for m, rows in loss.items()}
@@ -93,9 +95,9 @@ def test_the_gradient_hurts_more_than_noise_and_pgd_at_least_as_much_as_fgm(spli
 
 def test_the_sampled_adversary_losses_take_the_victims_negatives(split):
     model, params, ranking = _victim(split, "sasrec")
-    bce = perturbed_metrics(model, params, {}, None, ranking, [0.0], "fgm", (5,), window_loss=WindowLoss("bce", 1))
+    bce = perturbed_metrics(model, params, {}, None, ranking, eps=[0.0], ks=(5,), window_loss=WindowLoss("bce", 1))
     gbce = perturbed_metrics(
-        model, params, {}, None, ranking, [0.0], "fgm", (5,), window_loss=WindowLoss("gbce", 4, 0.5)
+        model, params, {}, None, ranking, eps=[0.0], ks=(5,), window_loss=WindowLoss("gbce", 4, 0.5)
     )
     assert np.isfinite(bce.clean["adv_loss"]) and np.isfinite(gbce.clean["adv_loss"])
     assert bce.clean["adv_loss"] != gbce.clean["adv_loss"]
@@ -104,7 +106,7 @@ def test_the_sampled_adversary_losses_take_the_victims_negatives(split):
 def test_a_ranking_without_windows_is_refused(split):
     model, params, _ = _victim(split, "sasrec")
     with pytest.raises(JaxrecError, match="ranks history windows"):
-        perturbed_metrics(model, params, {}, None, split_ranking(split, "test", 8), [0.1], "fgm", (5,))
+        perturbed_metrics(model, params, {}, None, split_ranking(split, "test", 8), eps=[0.1], ks=(5,))
 
 
 def test_the_study_takes_sequence_victims_and_refuses_their_data_noise(split):

@@ -215,7 +215,7 @@ def test_members_with_different_data_equal_their_separate_runs(tiny_split, graph
     state = create_members(model, keys, adam(), own[0], {"l2": [1e-3, 1e-3]}, [0.05, 0.05])
     step = make_train_step(make_loss_fn(model, "bpr", with_l2=True), skip_empty=True)
     engine = make_engine(make_epoch(step, B), 2, data_batched=True)
-    together = fit(engine, jax.tree.map(jnp.copy, state), stacked, 3, progress=False)
+    together = fit(engine, jax.tree.map(jnp.copy, state), stacked, epochs=3, progress=False)
     assert engine.epoch.traces() == 1
     for m, (v, inputs) in enumerate(zip(variants, own)):
         s, losses = _epochs(model, member(state, m), train_data(v, B, inputs), 3, skip_empty=False)

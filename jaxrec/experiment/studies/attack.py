@@ -196,7 +196,9 @@ def _gan(cfg: Config, sc: Scenario, run_dir: Path, progress: bool, log):
                 f"gan.select: detector needs >= 2 trusted users and fakes, got {sc.trusted.size} and {lengths.size}"
             )
         key = gt.stream_key(cfg.gan.seed, "select")  # the validation fakes' noise
-        valid = gt.realism_valid(gt.d_view(ratings[sc.trusted], levels), lengths, key, levels, folds, cfg.gan.seed)
+        valid = gt.realism_valid(
+            gt.d_view(ratings[sc.trusted], levels), lengths, key, levels=levels, folds=folds, seed=cfg.gan.seed
+        )
     ck_dir = run_dir / "gan-checkpoints"
     shutil.rmtree(ck_dir, ignore_errors=True)  # this study's scratch: an interrupted study's is stale
     gcfg = dataclasses.replace(cfg, checkpoint=CheckpointConfig(every=0, dir=str(ck_dir)))

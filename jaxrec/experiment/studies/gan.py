@@ -176,7 +176,7 @@ def _fake_users(cfg: Config, plan: Plan, printer, resume: bool) -> StudyResult:
         k = gt.stream_key(g.seed, "select")
         lengths = profiles.sample_lengths(k, plan.train_lengths, g.n_fake, g.profile_length)
         folds = g.fresh_folds if g.select == "detector" else 0
-        valid = gt.realism_valid(cal_m, lengths, k, levels, folds, g.seed)
+        valid = gt.realism_valid(cal_m, lengths, k, levels=levels, folds=folds, seed=g.seed)
     fit = train_gan(cfg, spec, train_m, hook, resume, valid)
     state = fit.selected
     # final samples: GAN profiles and the classic attacks' (as injected: rated when the data is)

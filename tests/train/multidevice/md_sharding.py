@@ -62,7 +62,7 @@ def sharded_run(model, fresh, data, mesh):
     """The same run through the member engine compiled for ``mesh`` (one member): final state
     and per-epoch mean losses."""
     engine = make_engine(make_epoch_fn(model), 1, mesh=mesh)
-    out = fit(engine, stack([fresh()]), data, EPOCHS, progress=False)
+    out = fit(engine, stack([fresh()]), data, epochs=EPOCHS, progress=False)
     assert engine.traces() == 1  # no recompilation per epoch
     return member(out.state, 0), np.asarray([h["loss"][0] for h in out.history]), out.state
 
@@ -170,9 +170,9 @@ def test_gan_epoch_data_parallel_matches_one_device():
     spec = GANSpec(
         n_items=24, noise_dim=0, g_hidden=(16,), d_hidden=(16,), conditional=True, non_saturating=True, d_steps=2
     )
-    fresh = lambda: create_gan_state(spec, jax.random.key(0), gan_adam(1e-2), gan_adam(1e-2))  # noqa: E731
-    one = fit_gan(spec, fresh(), data, 2, 16)
-    four = fit_gan(spec, fresh(), data, 2, 16, mesh=par.make_mesh(data=4))
+    fresh = lambda: create_gan_state(spec, jax.random.key(0), g_tx=gan_adam(1e-2), d_tx=gan_adam(1e-2))  # noqa: E731
+    one = fit_gan(spec, fresh(), data, epochs=2, batch_size=16)
+    four = fit_gan(spec, fresh(), data, epochs=2, batch_size=16, mesh=par.make_mesh(data=4))
     np.testing.assert_allclose(
         [h["d_loss"] for h in four.history], [h["d_loss"] for h in one.history], rtol=1e-5, atol=1e-6
     )
