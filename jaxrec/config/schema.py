@@ -131,7 +131,7 @@ class TrainConfig(Checked):
     eval_every: int = ranged(0, at_least(0))  #: validate every N epochs (0: never)
     patience: int | None = ranged(None, at_least(1))  #: early stopping, in evaluations without improvement
     monitor: str = "recall@20"
-    betas: tuple[float, ...] = ranged((0.9, 0.999), between(0, 1, high_open=True))  #: Adam's b1, b2
+    betas: tuple[float, ...] = ranged((0.9, 0.999), between(0, 1, high_open=True))  #: Adam's b1, b2 (lazy_adam's too)
     weight_decay: float = ranged(0.0, at_least(0))  #: decoupled (AdamW), on every parameter
     schedule: str = ranged("constant", one_of(*SCHEDULES))  #: constant | warmup_cosine (x lr)
     warmup_epochs: int = ranged(0, at_least(0))  #: warmup_cosine: linear warm-up epochs

@@ -27,7 +27,9 @@ from jaxrec.adversarial.substitution import with_neighbours
 from jaxrec.adversarial.windows import window_objective
 from jaxrec.models.sequential import is_sequential
 from jaxrec.train.engine import Engine, make_engine
+from jaxrec.train.rowwise import RowWise
 from jaxrec.train.sequence import make_sequence_epoch, make_sequence_loss_fn
+from jaxrec.train.state import adam
 from jaxrec.train.steps import make_epoch, make_loss_fn, make_train_step, view_model
 
 
@@ -40,7 +42,9 @@ class EpochSpec:
       (some member has ``train.l2 > 0``); adv: ``adv.method``; adv_relative, adv_perturb:
       APR's strength unit and perturbation; batch: pairs per step; n_negatives, sampling: the
       negatives; skip_empty: padding-only batches are no steps (members with their own data);
-      optimizer: ``train.optimizer`` (``adam`` or a row-wise one, :mod:`jaxrec.train.rowwise`);
+      optimizer: the optax value of ``train.optimizer`` (:func:`jaxrec.experiment.settings.optimizer`:
+      :func:`jaxrec.train.state.adam` or a :class:`~jaxrec.train.rowwise.RowWise`), hashable: equal
+      settings share a program, different ones never do;
       adv_at: ``adv.perturb_at``.
     """
 
@@ -54,9 +58,8 @@ class EpochSpec:
     n_negatives: int
     sampling: str
     skip_empty: bool
-    optimizer: str = "adam"
+    optimizer: Hashable = dataclasses.field(default_factory=adam)
     adv_at: str = "tables"
-    tx: tuple = ()  #: Adam's settings (:func:`jaxrec.train.state.adam`'s arguments; () the defaults)
     widths: tuple = ()  #: sequence models: the length buckets' widths
     caps: tuple = ()  #: sequence models: the buckets' capacities (rows)
     beta: float = 1.0  #: gbce's calibration exponent
@@ -66,13 +69,14 @@ class EpochSpec:
 def make_step_fn(spec: EpochSpec) -> Callable:
     """The unjitted one-member ``step(state, batch, data)`` of ``spec``.
 
-    A row-wise optimizer on a row-local model (``model.row_local``) trains through the step's
-    row view: the loss is built on the model cloned to the view's sizes."""
+    A row-wise optimizer (a :class:`~jaxrec.train.rowwise.RowWise` value) on a row-local model
+    (``model.row_local``) trains through the step's row view: the loss is built on the model
+    cloned to the view's sizes."""
     model = spec.model
     if is_sequential(model):
         objective = None if spec.adv == "none" else window_objective(model, spec.window_adversary)
         return make_train_step(make_sequence_loss_fn(model, spec.loss, spec.widths, spec.beta, objective))
-    rows = spec.optimizer != "adam" and getattr(model, "row_local", False)
+    rows = isinstance(spec.optimizer, RowWise) and getattr(model, "row_local", False)
     if rows:
         model = view_model(model, spec.batch, spec.n_negatives)
     if spec.adv != "none":

@@ -1,8 +1,11 @@
 """A training's settings checked and turned into plain values, before any work: every
-``train`` / ``eval`` rule that spans fields (:func:`check_train`) and Adam's arguments
-(:func:`optimizer_settings`)."""
+``train`` / ``eval`` rule that spans fields (:func:`check_train`) and the optimizer
+(:func:`optimizer`: ``train.optimizer`` with its betas, weight decay and schedule as one optax
+value; the floors below receive the value and never read the name)."""
 
 from __future__ import annotations
+
+import optax
 
 from jaxrec.adversarial import SEQUENCE_ONLY
 from jaxrec.config import Config, validate
@@ -12,6 +15,8 @@ from jaxrec.experiment.sequences import check_sequence
 from jaxrec.models import MODELS
 from jaxrec.models.sequential import is_sequential
 from jaxrec.train.losses import LOSSES
+from jaxrec.train.rowwise import KINDS, RowWise
+from jaxrec.train.state import adam
 
 
 def check_train(cfg: Config) -> None:
@@ -36,12 +41,31 @@ def check_train(cfg: Config) -> None:
         )
     if len(t_cfg.betas) != 2:
         raise JaxrecError(f"train.betas: give Adam's two betas [b1, b2], got {list(t_cfg.betas)}")
+    row_wise = t_cfg.optimizer in KINDS
+    if row_wise and (t_cfg.weight_decay or t_cfg.schedule != "constant"):
+        raise JaxrecError(
+            f"train.optimizer: {t_cfg.optimizer} (row-wise) takes train.betas only; train.weight_decay and "
+            "train.schedule are dense Adam's (use train.optimizer: adam)"
+        )
     row_local = getattr(MODELS[cfg.model.name], "row_local", False)
-    if cfg.adv.method != "none" and cfg.adv.relative and t_cfg.optimizer != "adam" and row_local:
+    if cfg.adv.method != "none" and cfg.adv.relative and row_wise and row_local:
         raise JaxrecError(
             f"adv.relative: true needs each table's mean row norm, and train.optimizer: {t_cfg.optimizer} (row-wise) "
             "sees only the batch's rows; use adv.relative: false or train.optimizer: adam"
         )
+
+
+def optimizer(t_cfg, steps_per_epoch: int) -> optax.GradientTransformation | RowWise:
+    """``train.optimizer`` with its settings as one optax value (its learning rate is state:
+    :func:`jaxrec.train.state.with_lr`): dense Adam (:func:`jaxrec.train.state.adam`, with
+    ``train.betas``, ``weight_decay`` and ``schedule``) or a row-wise optimizer
+    (:class:`jaxrec.train.rowwise.RowWise`, with ``train.betas``). Equal settings give equal
+    (hashable) values, so the compiled-program cache (:class:`~jaxrec.experiment.programs.EpochSpec`)
+    shares one engine between them and no other."""
+    if t_cfg.optimizer in KINDS:
+        b1, b2 = t_cfg.betas
+        return RowWise(t_cfg.optimizer, b1, b2)
+    return adam(*optimizer_settings(t_cfg, steps_per_epoch))
 
 
 def optimizer_settings(t_cfg, steps_per_epoch: int) -> tuple:

@@ -38,15 +38,14 @@ from jaxrec.experiment.models import build_model
 from jaxrec.experiment.output import HistoryLog, check_writable, run_dir_of, written
 from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, shapes_of
 from jaxrec.experiment.sequences import ranking_settings, sequence_state_hparams, sequence_training
-from jaxrec.experiment.settings import check_train, optimizer_settings
+from jaxrec.experiment.settings import check_train, optimizer
 from jaxrec.experiment.train_outputs import write_train_run
 from jaxrec.models import MODELS
 from jaxrec.models.sequential import is_sequential
 from jaxrec.train.engine import Engine, init_tracker
 from jaxrec.train.loop import FitResult, MembersFit, fit, member_record
 from jaxrec.train.parallel import check_batch_size, host_tree, mesh_from_config, place_members
-from jaxrec.train.rowwise import optimizer
-from jaxrec.train.state import adam, create_members, learning_rate, member, with_lr
+from jaxrec.train.state import create_members, learning_rate, member, with_lr
 from jaxrec.train.steps import stack_data, train_data
 
 _MODELS: dict = {}  #: one module instance per equal module
@@ -186,7 +185,7 @@ def build_training(
     keys = jax.vmap(jax.random.key)(seeds)
     if not seq_extra:
         steps = data.n_pairs // batch
-    tx_settings = optimizer_settings(t_cfg, steps)
+    tx = optimizer(t_cfg, steps)  # train.optimizer, once, as a value
     l2 = [c.train.l2 for c in cfgs]
     hparams = {"l2": l2}
     with_l2 = any(v != 0 for v in l2)
@@ -204,7 +203,6 @@ def build_training(
         )
         if a_cfg.method == "vat":
             hparams["vat_lambda"] = [c.adv.vat_lambda for c in cfgs]
-    tx = adam(*tx_settings) if t_cfg.optimizer == "adam" else optimizer(t_cfg.optimizer)
     state = create_members(model, keys, tx, inputs, hparams, [c.train.lr for c in cfgs])
     if t_cfg.init_from:
         state = state.replace(params=warm_start(t_cfg.init_from, state.params, len(cfgs)))
@@ -219,9 +217,8 @@ def build_training(
         t_cfg.n_negatives,
         t_cfg.negative_sampling,
         skip_empty=padded,  # a variant's padding batches are no steps
-        optimizer=t_cfg.optimizer,
+        optimizer=tx,
         adv_at=a_cfg.perturb_at,
-        tx=tx_settings,
         **seq_extra,
     )
     return Training(model, data.inputs if batched else inputs, state, data, spec, cfgs, batched)

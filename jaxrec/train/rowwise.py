@@ -42,7 +42,6 @@ import jax.numpy as jnp
 import optax
 
 from jaxrec.errors import JaxrecError
-from jaxrec.train.state import adam
 
 EMBEDDINGS = "embeddings"  #: jaxrec.models.base.EMBEDDINGS (train/ imports no model code)
 KINDS = ("lazy_adam", "rowwise_adagrad")  #: the row-wise optimizers
@@ -180,16 +179,6 @@ class RowWise:
 def _rows(tables: dict, side: str) -> int:
     """Rows of the ``side`` (user / item) tables (0 when the model has none)."""
     return next((t.shape[0] for k, t in tables.items() if k.startswith(side)), 0)
-
-
-def optimizer(name: str):
-    """The optimizer of ``train.optimizer``: dense Adam (:func:`jaxrec.train.state.adam`) or a
-    :class:`RowWise` (both hold their learning rate as state)."""
-    if name == "adam":
-        return adam()
-    if name not in KINDS:
-        raise JaxrecError(f"unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
-    return RowWise(name)
 
 
 def touched(ids: jax.Array, mask: jax.Array, slots: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:

@@ -16,12 +16,13 @@ from jaxrec.adversarial.apr import make_apr_loss
 from jaxrec.config import AdvConfig, CheckpointConfig, Config, EvalConfig, ModelConfig, ParallelConfig, TrainConfig
 from jaxrec.data.graph import bipartite_graph
 from jaxrec.errors import JaxrecError
-from jaxrec.experiment import run, train_members
-from jaxrec.experiment.programs import EpochSpec, make_epoch_fn, make_step_fn
+from jaxrec.experiment import programs, run, train_members
+from jaxrec.experiment.programs import EpochSpec, ProgramKey, make_epoch_fn, make_step_fn
+from jaxrec.experiment.training import build_training
 from jaxrec.models import MF, LightGCN, NeuMF
 from jaxrec.models.lightgcn import lightgcn_inputs
 from jaxrec.robustness import data_noise
-from jaxrec.train.rowwise import RowWise, optimizer
+from jaxrec.train.rowwise import RowWise
 from jaxrec.train.state import adam, create_state
 from jaxrec.train.steps import Batch, make_loss_fn, train_data
 
@@ -88,11 +89,11 @@ def test_sparse_step_is_the_row_rule_applied_to_the_dense_gradient(kind, name):
     else:
         model = MF(n_users, n_items, 6)
     adv = "apr" if name.endswith("apr") else "none"
-    spec = EpochSpec(model, "bpr", True, adv, False, "fgm", b, 1, "uniform", False, kind)
+    spec = EpochSpec(model, "bpr", True, adv, False, "fgm", b, 1, "uniform", False, RowWise(kind))
     step = jax.jit(make_step_fn(spec))
     full_loss = make_apr_loss(model, "bpr", True) if adv == "apr" else make_loss_fn(model, "bpr", with_l2=True)
     hp = {"l2": 1e-2, "eps": 0.5, "reg": 1.0, "start_step": 0}
-    state = create_state(model, jax.random.key(3), optimizer(kind), {}, hp, lr)
+    state = create_state(model, jax.random.key(3), spec.optimizer, {}, hp, lr)
     data = train_data(random_interactions(n_users, n_items, 3), b)
     params = _np(state.params)
     ref = {"rows": {}, "dense": {}}
@@ -137,7 +138,7 @@ def test_dense_path_lazy_adam_is_adam_for_a_graph_model():
             1,
             "uniform",
             False,
-            "lazy_adam" if name == "lazy" else "adam",
+            tx,
         )
         epoch = jax.jit(make_epoch_fn(spec))
         state = create_state(model, jax.random.key(0), tx, inputs, {"l2": 0.0}, 0.01)
@@ -202,3 +203,42 @@ def test_bad_optimizer_settings_are_one_clear_error(tiny_split):
             write=False,
             split=tiny_split,
         )
+
+
+def test_the_optimizer_is_one_value_that_keys_the_compiled_programs(tiny_split):
+    """``train.optimizer`` (with its betas, weight decay and schedule) becomes one optax value in the
+    experiment layer (:func:`jaxrec.experiment.settings.optimizer`); the epoch's key holds the
+    value, not the name: configs differing only in optimizer settings never share an engine,
+    identical ones do."""
+    variants = {
+        "adam": {"optimizer": "adam"},
+        "betas": {"optimizer": "adam", "betas": (0.8, 0.99)},
+        "decay": {"optimizer": "adam", "weight_decay": 1e-4},
+        "cosine": {"optimizer": "adam", "schedule": "warmup_cosine", "warmup_epochs": 1},
+        "lazy": {"optimizer": "lazy_adam"},
+        "lazy_betas": {"optimizer": "lazy_adam", "betas": (0.8, 0.99)},
+        "adagrad": {"optimizer": "rowwise_adagrad"},
+    }
+    specs = {name: build_training(_cfg(**kw), tiny_split).spec for name, kw in variants.items()}
+    assert not any(isinstance(s.optimizer, str) for s in specs.values())
+    assert isinstance(specs["lazy"].optimizer, RowWise) and specs["lazy_betas"].optimizer.b1 == 0.8
+    assert len(set(specs.values())) == len(specs)  # hashable, and every setting tells them apart
+
+    def key(spec):
+        return ProgramKey(spec, 1, False, (), None, None)
+
+    engines = {name: programs.engine(key(s)) for name, s in specs.items()}
+    assert len({id(e) for e in engines.values()}) == len(engines)
+    for name, kw in variants.items():  # the same settings again: equal values, the same engine
+        again = build_training(_cfg(**kw), tiny_split).spec
+        assert again == specs[name] and hash(again) == hash(specs[name])
+        assert programs.engine(key(again)) is engines[name]
+    one, two = (train_members([_cfg(optimizer="adam", epochs=1)], tiny_split, progress=False) for _ in range(2))
+    other = train_members([_cfg(optimizer="adam", epochs=1, betas=(0.8, 0.99))], tiny_split, progress=False)
+    assert one.engine is two.engine and other.engine is not one.engine
+
+
+def test_a_row_wise_optimizer_refuses_dense_adams_settings(tiny_split):
+    for extra in ({"weight_decay": 1e-4}, {"schedule": "warmup_cosine"}):
+        with pytest.raises(JaxrecError, match="takes train.betas only"):
+            run(_cfg(optimizer="lazy_adam", **extra), progress=False, write=False, split=tiny_split)
