@@ -260,62 +260,105 @@ def train_members(
     ``ckpt_cfg`` (default ``cfgs[0]``) names the checkpoint directory and settings; ``resume``
     continues from its latest checkpoint. Divergence and early stopping are per member; a single
     member's divergence raises :class:`~jaxrec.train.loop.NonFiniteLossError`.
+
+    The steps, in order: build the training (:func:`build_training`), place it on the mesh
+    (:func:`_placed`), the validation (:func:`_validation`), the engine of its program key
+    (:func:`_engine`), resume (:func:`_resumed`), fit with checkpoints (:func:`_fit`), test the
+    best members (:func:`_test`), and the timing (:func:`_timing`).
     """
     base = cfgs[0]
-    t_cfg = base.train
     with config_key("eval.ks"):
         ks = check_ks(base.eval.ks, split.n_items)
     training = build_training(cfgs, split, trains, capacity)
-    model, state, tdata = training.model, training.state, training.data
     n = len(cfgs)
+    state, mesh = _placed(training, base)
+    chunk = base.eval.chunk if base.eval.chunk is not None else model_chunk(training.model, split.n_items, n)
+    valid, validate, valid_ks = _validation(base, split, training.model, chunk, ks)
+    engine = _engine(training, base, state, valid, validate, valid_ks, mesh)
+    ckpt = checkpointer_for(ckpt_cfg or base, resume)
+    tracker, start = None, 0
+    if resume:
+        state, tracker, start = _resumed(ckpt, engine, state, validate is not None, base.train.epochs)
+    result = _fit(engine, state, training.data, valid, tracker, start, base.train, ckpt, on_record, progress)
+    best = result.best if jax.process_count() == 1 else host_tree(result.best)
+    ranking = split_ranking(split, "test", chunk, **ranking_settings(base, training.model)) if test else None
+    metrics, eval_s = _test(training, best, ranking, ks)
+    return MembersRun(list(cfgs), metrics, result, training, split, _timing(result, eval_s, n, engine), engine)
+
+
+def _placed(training: Training, base: Config):
+    """The members' state placed on ``parallel``'s mesh (the resume template's layout), and the
+    mesh (None: one device)."""
     p = base.parallel
     with config_key("parallel"):
         mesh = mesh_from_config(p.data, p.model, p.member)
+    state = training.state
     if mesh is not None:
         with config_key("train.batch_size"):
             check_batch_size(training.batch_size, mesh)
-        state = place_members(state, mesh)  # the resume template's layout
-    chunk = base.eval.chunk if base.eval.chunk is not None else model_chunk(model, split.n_items, n)
-    valid, validate = None, None
-    if t_cfg.eval_every > 0:
-        if split.valid is None:
-            raise JaxrecError(
-                f"train.eval_every={t_cfg.eval_every} needs a validation part, and this split has none: give "
-                "data.ratios a validation share (e.g. [0.8, 0.1, 0.1]), or data.valid_path for a predefined split"
-            )
-        valid = split_ranking(split, "valid", chunk, **ranking_settings(base, model))
-        valid_ks = tuple(sorted(set(ks) | {int(t_cfg.monitor.partition("@")[2])}))
-        valid_ks = check_ks(valid_ks, split.n_items)
+        state = place_members(state, mesh)
+    return state, mesh
 
-        def validate(params, data, ranking):
-            return evaluate_params(model, {**params, **data.inputs}, ranking, valid_ks)
 
+def _validation(base: Config, split: Split, model, chunk: int, ks: tuple):
+    """``(valid ranking, validate(params, data, ranking), valid_ks)`` when ``train.eval_every > 0``
+    (the monitored metric's K added to ``ks``), else ``(None, None, None)``."""
+    t_cfg = base.train
+    if t_cfg.eval_every <= 0:
+        return None, None, None
+    if split.valid is None:
+        raise JaxrecError(
+            f"train.eval_every={t_cfg.eval_every} needs a validation part, and this split has none: give "
+            "data.ratios a validation share (e.g. [0.8, 0.1, 0.1]), or data.valid_path for a predefined split"
+        )
+    valid = split_ranking(split, "valid", chunk, **ranking_settings(base, model))
+    valid_ks = tuple(sorted(set(ks) | {int(t_cfg.monitor.partition("@")[2])}))
+    valid_ks = check_ks(valid_ks, split.n_items)
+
+    def validate(params, data, ranking):
+        return evaluate_params(model, {**params, **data.inputs}, ranking, valid_ks)
+
+    return valid, validate, valid_ks
+
+
+def _engine(training: Training, base: Config, state, valid, validate, valid_ks, mesh) -> Engine:
+    """The member engine of this training's :class:`~jaxrec.experiment.programs.ProgramKey`,
+    built once per key in a process."""
+    t_cfg, n = base.train, len(training.configs)
     key = ProgramKey(
         training.spec,
         n,
         training.data_batched,
-        shapes_of((tdata, valid)),
+        shapes_of((training.data, valid)),
         None if validate is None else (valid_ks, t_cfg.monitor, t_cfg.patience),
         None if mesh is None else mesh.shape_tuple,
-        programs.member_loop(p.member_loop, state, n, mesh),
+        programs.member_loop(base.parallel.member_loop, state, n, mesh),
     )
-    engine = programs.engine(key, validate, t_cfg.monitor, t_cfg.patience, mesh)  # built once per key
-    ckpt = checkpointer_for(ckpt_cfg or base, resume)
-    tracker, start = None, 0
-    if resume:
-        template = {"state": state, "tracker": init_tracker(engine.keep(state), n, validate is not None)}
-        tree, start = ckpt.resume(template)
-        # the config's hyperparameters win over the saved ones (equal in an exact resume)
-        saved = {k: v for k, v in tree["state"].hparams.items() if k in STATE_HPARAMS}  # training state
-        state = with_lr(tree["state"].replace(hparams={**state.hparams, **saved}), learning_rate(state))
-        tracker = tree["tracker"]
-        if start >= t_cfg.epochs:
-            print(
-                f"nothing to do: the checkpoint in {ckpt.directory} is at epoch {start} of train.epochs={t_cfg.epochs}",
-                file=sys.stderr,
-            )
-        else:
-            print(f"resuming from epoch {start} ({ckpt.directory}) up to epoch {t_cfg.epochs}", file=sys.stderr)
+    return programs.engine(key, validate, t_cfg.monitor, t_cfg.patience, mesh)
+
+
+def _resumed(ckpt, engine: Engine, state, validates: bool, epochs: int):
+    """``(state, tracker, start epoch)`` from the latest checkpoint; the config's hyperparameters
+    win over the saved ones (equal in an exact resume)."""
+    n = engine.n
+    template = {"state": state, "tracker": init_tracker(engine.keep(state), n, validates)}
+    tree, start = ckpt.resume(template)
+    saved = {k: v for k, v in tree["state"].hparams.items() if k in STATE_HPARAMS}  # training state
+    state = with_lr(tree["state"].replace(hparams={**state.hparams, **saved}), learning_rate(state))
+    if start >= epochs:
+        print(
+            f"nothing to do: the checkpoint in {ckpt.directory} is at epoch {start} of train.epochs={epochs}",
+            file=sys.stderr,
+        )
+    else:
+        print(f"resuming from epoch {start} ({ckpt.directory}) up to epoch {epochs}", file=sys.stderr)
+    return state, tree["tracker"], start
+
+
+def _fit(engine: Engine, state, data, valid, tracker, start: int, t_cfg, ckpt, on_record, progress: bool) -> MembersFit:
+    """The fit loop from ``start`` to ``train.epochs``, checkpointing as ``ckpt`` says (a NaN/inf
+    loss raises before the bad state is saved: the last checkpoint is good) and handing each
+    epoch's record to ``on_record``."""
 
     def on_epoch_end(epoch, state, tracker, record):
         if ckpt is not None:
@@ -323,11 +366,11 @@ def train_members(
         if on_record is not None:
             on_record(record)
 
-    try:  # a NaN/inf loss raises before the bad state is saved: the last checkpoint is good
+    try:
         result = fit(
             engine,
             state,
-            tdata,
+            data,
             epochs=max(t_cfg.epochs - start, 0),
             valid=valid,
             eval_every=t_cfg.eval_every,
@@ -342,10 +385,15 @@ def train_members(
     finally:
         if ckpt is not None:
             ckpt.close()
-    best = result.best if jax.process_count() == 1 else host_tree(result.best)
-    ranking = split_ranking(split, "test", chunk, **ranking_settings(base, model)) if test else None
+    return result
+
+
+def _test(training: Training, best, ranking, ks: tuple) -> tuple[list, float]:
+    """Each member's ``best`` params on the test ``ranking`` (None: not tested, ``[]``), and the
+    seconds the compiled evaluation took (its compilation excluded)."""
+    model, n = training.model, len(training.configs)
     t0 = time.perf_counter()
-    if not test:
+    if ranking is None:
         metrics = []
     elif n == 1:
         variables = {**member(best, 0), **training.inputs}
@@ -356,16 +404,20 @@ def train_members(
         evaluator = compile_members_evaluator(model, best, training.inputs, ranking, ks, training.data_batched)
         t0 = time.perf_counter()
         metrics = evaluator(best, training.inputs, ranking)
-    eval_s = time.perf_counter() - t0
+    return metrics, time.perf_counter() - t0
+
+
+def _timing(result: MembersFit, eval_s: float, n: int, engine: Engine) -> dict:
+    """The run's timing: the median epoch after the compiling one, compilation, evaluation and
+    how often each program was traced."""
     secs = [h["seconds"] for h in result.history]
-    timing = {
+    return {
         "train_s_per_epoch_median": float(np.median(secs[1:] if len(secs) > 1 else secs)) if secs else 0.0,
         "compile_s": result.compile_s,
         "eval_s": eval_s,
         "members": n,
         "traces": {"epoch": engine.epoch.traces(), "validate": engine.validate.traces() if engine.validate else 0},
     }
-    return MembersRun(list(cfgs), metrics, result, training, split, timing, engine)
 
 
 def run(
