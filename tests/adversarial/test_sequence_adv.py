@@ -47,77 +47,80 @@ def _hp(**kw):
     return {"eps": 0.5, "reg": 1.0, "start_step": 0, "step": 1, "vat_lambda": 2.0, **kw}
 
 
-def _grad(fn, args):
-    return jax.jit(jax.value_and_grad(fn, has_aux=True))(*args)
+_LOSS_GRADS: dict = {}
 
 
-_PLAIN: dict = {}
+def _loss_grad(tiny, adversary, widths):
+    """The jitted loss and gradient of the tiny model (``adversary`` None: the plain loss) at
+    ``widths``, compiled once per (adversary, widths) for the module: the hyper-parameters (eps,
+    reg, start_step, the neighbour table) are traced arguments, so every test reuses it."""
+    if (adversary, widths) not in _LOSS_GRADS:
+        m = tiny[0]
+        objective = None if adversary is None else window_objective(m, adversary)
+        fn = make_sequence_loss_fn(m, "bce", widths, objective=objective)
+        _LOSS_GRADS[adversary, widths] = jax.jit(jax.value_and_grad(fn, has_aux=True))
+    return _LOSS_GRADS[adversary, widths]
 
 
-def _plain(tiny, widths):
-    """The plain loss and gradient of the tiny batch at ``widths`` (compiled once per widths)."""
-    if widths not in _PLAIN:
-        m, params, history, items, mask = tiny
-        args = (params, {}, history, items, mask, jax.random.key(2), _hp())
-        _PLAIN[widths] = _grad(make_sequence_loss_fn(m, "bce", widths), args)
-    return _PLAIN[widths]
+def _run(tiny, adversary, widths, key=2, **hp):
+    m, params, history, items, mask = tiny
+    return _loss_grad(tiny, adversary, widths)(params, {}, history, items, mask, jax.random.key(key), _hp(**hp))
 
 
 @pytest.mark.parametrize(("method", "widths"), [("apr", (4, 6)), ("vat", (6,)), ("mix", (6,))])
 def test_zero_reg_is_the_plain_loss_and_gradient(tiny, method, widths):
-    """apr runs with length buckets: the batch's longest window (5) takes the width-6 branch."""
-    m, params, history, items, mask = tiny
-    objective = window_objective(m, WindowAdversary(method, ratio=1.0))
-    adv = make_sequence_loss_fn(m, "bce", widths, objective=objective)
-    (v0, _), g0 = _plain(tiny, widths)
-    (v1, aux), g1 = _grad(adv, (params, {}, history, items, mask, jax.random.key(2), _hp(reg=0.0)))
+    """apr runs with length buckets: the batch's longest window (5) takes the width-6 branch,
+    held to the plain loss without buckets."""
+    (v0, _), g0 = _run(tiny, None, (6,))
+    (v1, aux), g1 = _run(tiny, WindowAdversary(method, ratio=1.0), widths, reg=0.0)
     assert float(aux["adv_loss"]) > 0  # the term is computed, and weighs 0
     np.testing.assert_allclose(v1, v0, rtol=1e-6)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), g1, g0)
 
 
 def test_dirichlet_before_start_is_the_plain_loss(tiny):
-    m, params, history, items, mask = tiny
-    dirichlet = make_sequence_loss_fn(m, "bce", (6,), objective=window_objective(m, WindowAdversary("dirichlet")))
     table = jnp.full((P, 4), -1.0).at[:, 0].set((jnp.arange(P) + 1) % P)
-    args = (params, {}, history, items, mask, jax.random.key(2))
-    (v0, _), _ = _plain(tiny, (6,))
-    (v1, _), _ = _grad(dirichlet, (*args, _hp(start_step=5, **{NEIGHBOURS: table})))
-    (v2, _), _ = _grad(dirichlet, (*args, _hp(**{NEIGHBOURS: table})))
+    dirichlet = WindowAdversary("dirichlet")
+    (v0, _), _ = _run(tiny, None, (6,))
+    (v1, _), _ = _run(tiny, dirichlet, (6,), start_step=5, **{NEIGHBOURS: table})
+    (v2, _), _ = _run(tiny, dirichlet, (6,), **{NEIGHBOURS: table})
     np.testing.assert_allclose(v1, v0, rtol=1e-6)
     assert abs(float(v2) - float(v0)) > 1e-4  # on: every chosen item becomes its one neighbour
 
 
 def test_apr_and_vat_terms_equal_finite_difference_fgm(tiny):
     """L(rows + Δ) with Δ from a central finite-difference gradient of the clean loss with respect
-    to the window rows: eps per position (APR), eps x the weights of vat.py's formula written
-    out per window (VAT)."""
+    to the window rows: eps per position (APR, through the length buckets), eps x the weights of
+    vat.py's formula written out per window (VAT)."""
     m, params, history, items, mask = tiny
-    key, eps = jax.random.key(3), 0.7
+    eps = 0.7
+    key = jax.random.key(3)
     per = make_position_losses(m, "bce")
     weights = (items[..., 0] != P) * mask[:, None]
     rows = m.apply(params, history, method="embed")
 
     @jax.jit
-    def loss_of(e):
-        return jnp.sum(per(params, history, items, key, embedded=e) * weights)
+    def window_losses(e):  # [B] the clean loss of each window at input rows e
+        return jnp.sum(per(params, history, items, key, embedded=e) * weights, axis=1)
 
     h = 1e-2
     basis = jnp.eye(rows.size).reshape(-1, *rows.shape)
-    fd = jax.vmap(lambda d: (loss_of(rows + h * d) - loss_of(rows - h * d)) / (2 * h))(basis).reshape(rows.shape)
-    fd = np.asarray(fd, np.float64)
+    central = jax.jit(jax.vmap(lambda d: jnp.sum(window_losses(rows + h * d) - window_losses(rows - h * d)) / (2 * h)))
+    fd = np.asarray(central(basis), np.float64).reshape(rows.shape)
     norm = np.linalg.norm(fd, axis=-1, keepdims=True)
     unit = np.where(norm > 1e-6, fd / np.maximum(norm, 1e-12), 0.0)
     assert np.all(norm[np.asarray(history == P)] < 1e-6)  # padding positions carry no gradient
-    row_loss = np.asarray(jnp.sum(per(params, history, items, key) * weights, axis=1))
+    row_loss = np.asarray(window_losses(rows))
     present = np.asarray(weights.sum(1) > 0)
     vat_w = present * 2.0 / (1 + np.exp(-(row_loss[present].mean() / (row_loss + 1e-9) - 1)))
     assert abs(vat_w[0] - vat_w[1]) > 0.05  # the two windows get different strengths
-    for method, strength in (("apr", np.full((3, 1, 1), eps)), ("vat", eps * vat_w[:, None, None])):
+    for method, widths, strength in (
+        ("apr", (4, 6), np.full((3, 1, 1), eps)),
+        ("vat", (6,), eps * vat_w[:, None, None]),
+    ):
         moved = rows + jnp.asarray(strength * unit * np.asarray(history < P)[..., None], jnp.float32)
-        expected = float(loss_of(moved)) / float(weights.sum())
-        fn = make_sequence_loss_fn(m, "bce", (6,), objective=window_objective(m, WindowAdversary(method)))
-        (_, aux), _ = _grad(fn, (params, {}, history, items, mask, key, _hp(eps=eps)))
+        expected = float(jnp.sum(window_losses(moved))) / float(weights.sum())
+        (_, aux), _ = _run(tiny, WindowAdversary(method, ratio=1.0), widths, key=3, eps=eps)
         np.testing.assert_allclose(float(aux["adv_loss"]), expected, rtol=2e-3)
 
 
@@ -179,11 +182,11 @@ def test_neighbour_table_equals_brute_force():
 
 def test_substitution_positions_and_dirichlet_weights():
     real = jnp.asarray([[False, True, True, True, True, True], [False] * 5 + [True], [False] * 6])
-    chosen = np.asarray(substitution_positions(jax.random.key(0), real, 0.5))
+    chosen = np.asarray(jax.jit(substitution_positions, static_argnums=2)(jax.random.key(0), real, 0.5))
     assert chosen.sum(1).tolist() == [2, 1, 0]  # max(1, floor(0.5 n_real)); none without real positions
     assert not np.any(chosen & ~np.asarray(real))
     ids = jnp.asarray([[3, 4, -1, 7, -1, -1]] * 500)
-    c = np.asarray(dirichlet_weights(jax.random.key(1), ids, 3, 1.0, 0.5))
+    c = np.asarray(jax.jit(dirichlet_weights, static_argnums=(2, 3, 4))(jax.random.key(1), ids, 3, 1.0, 0.5))
     np.testing.assert_allclose(c.sum(-1), 1.0, rtol=1e-5)
     assert np.all(c[:, [2, 4, 5]] == 0)
     # Dir(1, 1, 0.5): means 0.4, 0.4, 0.2
@@ -214,11 +217,15 @@ def _cfg(path, **adv) -> Config:
     )
 
 
+@pytest.fixture(scope="module")
+def seq_split(seq_csv):
+    return load_split(_cfg(seq_csv).data, sequential=True)
+
+
 @pytest.mark.parametrize("method", ["apr", "vat", "mix", "dirichlet"])
-def test_short_training_lowers_the_loss(seq_csv, method):
-    cfg = _cfg(seq_csv, method=method)
-    split = load_split(cfg.data, sequential=True)
-    run = train_members([cfg], split, progress=False)
+def test_short_training_lowers_the_loss(seq_csv, seq_split, method):
+    cfg, split = _cfg(seq_csv, method=method), seq_split
+    run = train_members([cfg], split, progress=False, test=False)  # the losses only: no test ranking
     losses = [rec["loss"][0] for rec in run.fit.history]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     if method == "dirichlet":  # the table was built inside the epoch, from the trained rows

@@ -26,6 +26,11 @@ from jaxrec.train.state import init_params
 
 MAX_LEN = 6
 N_ITEMS = 20
+CHUNK = 8  #: the rankings' chunk (the study's eval.chunk too)
+TARGETS = np.array([2, 5])  #: target item indices (the study's pollution_targets too)
+# the sweep the robustness study runs for its gradient attack: the tests below use it too, so
+# its programs (untargeted and targeted, same shapes) compile once for the module
+SPEC = Pollution(max_k=2, candidates=3)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +51,7 @@ def victim(split):
     model, _ = build_model(cfg, split.train)
     params = init_params(model, jax.random.key(3))
     rankings = {
-        p: split_ranking(split, "test", 8, max_len=MAX_LEN, mask_history=False, protocol=p, negatives=5)
+        p: split_ranking(split, "test", CHUNK, max_len=MAX_LEN, mask_history=False, protocol=p, negatives=5)
         for p in ("full", "sampled")
     }
     return model, params, rankings
@@ -77,9 +82,10 @@ def test_each_k_substitutes_one_more_real_position_with_another_real_item(victim
 def test_the_sweep_equals_separate_runs_at_every_k(victim, positions):
     """One program over k = 0..K against a Python loop calling the attack with K = k."""
     model, params, rankings = victim
-    one = pollution_sweep(model, params, rankings, Pollution(max_k=3, positions=positions, candidates=3), ks=(5,))
-    for k in (1, 3):
-        alone = pollution_sweep(model, params, rankings, Pollution(max_k=k, positions=positions, candidates=3), ks=(5,))
+    spec = SPEC._replace(positions=positions)
+    one = pollution_sweep(model, params, rankings, spec, ks=(5,))
+    for k in range(1, spec.max_k + 1):
+        alone = pollution_sweep(model, params, rankings, spec._replace(max_k=k), ks=(5,))
         for p in rankings:
             for m in ("ndcg@5", "hit@5"):
                 assert one.users[p][m][k] == pytest.approx(alone.users[p][m][k], abs=1e-6)
@@ -87,9 +93,10 @@ def test_the_sweep_equals_separate_runs_at_every_k(victim, positions):
 
 def test_k0_is_the_clean_ranking(victim):
     model, params, rankings = victim
-    out = pollution_sweep(model, params, rankings, Pollution(max_k=1, candidates=2), ks=(5,))
+    out = pollution_sweep(model, params, rankings, SPEC, ks=(5,))
+    score = jax.jit(lambda r: rank_users(score_function(model, params), r, (5,)).metrics)
     for p, r in rankings.items():
-        clean = rank_users(score_function(model, params), r, (5,)).metrics
+        clean = score(r)
         m = np.asarray(r.mask)
         for name in ("ndcg@5", "hit@5"):
             assert out.users[p][name][0] == pytest.approx(float(np.asarray(clean[name])[m].mean()), abs=1e-6)
@@ -135,39 +142,35 @@ def test_the_gradient_single_substitution_reaches_half_the_brute_force_best(spli
 
 def test_target_rows_hold_every_eligible_pair(victim, split):
     model, params, rankings = victim
-    targets = np.array([2, 5])
-    rows = target_rows(rankings["sampled"], [split.train, split.valid, split.test], targets, 4)
+    parts = [split.train, split.valid, split.test]
+    rows = {p: target_rows(r, parts, TARGETS, CHUNK) for p, r in rankings.items()}
     users = np.asarray(rankings["sampled"].users).reshape(-1)[np.asarray(rankings["sampled"].mask).reshape(-1)]
     expected = 0
-    for t in targets:
+    for t in TARGETS:
         for u in users:
-            seen = any(np.any((part.users == u) & (part.items == t)) for part in (split.train, split.valid, split.test))
+            seen = any(np.any((part.users == u) & (part.items == t)) for part in parts)
             expected += not seen
-    assert rows.target.size == expected
-    cand = np.asarray(rows.data.candidates).reshape(-1, 6)[np.asarray(rows.data.mask).reshape(-1)]
-    np.testing.assert_array_equal(cand[:, 0], targets[rows.target])
-    out = pollution_sweep(
-        model,
-        params,
-        rankings,
-        Pollution(max_k=2, candidates=3),
-        ks=(5,),
-        target_items=targets,
-        target_rankings={"sampled": rows},
-    )
-    assert out.targets["sampled"]["hit@5"].shape == (3,)
+    for p in rankings:  # the same users under both protocols
+        assert rows[p].target.size == expected
+    cand = np.asarray(rows["sampled"].data.candidates).reshape(-1, 6)[np.asarray(rows["sampled"].data.mask).reshape(-1)]
+    np.testing.assert_array_equal(cand[:, 0], TARGETS[rows["sampled"].target])
+    out = pollution_sweep(model, params, rankings, SPEC, ks=(5,), target_items=TARGETS, target_rankings=rows)
+    for p in rankings:
+        assert out.targets[p]["hit@5"].shape == (3,)
     # the targeted attack raises the targets' mean log-probability, the objective it climbs
     cache = model.apply(params, method="embeddings")
     r = rankings["full"]
     m = np.asarray(r.mask).reshape(-1)
-    spec = Pollution(max_k=2, candidates=3)
-    w = jax.jit(lambda t: polluted_windows(model, params, spec, r, t, jax.random.key(0)))(jnp.asarray(targets))
-    w = np.asarray(w).reshape(3, -1, MAX_LEN)[:, m]
+    w = jax.jit(lambda t: polluted_windows(model, params, SPEC, r, t, jax.random.key(0)))(jnp.asarray(TARGETS))
+    w = jnp.asarray(np.asarray(w).reshape(3, -1, MAX_LEN)[:, m])
     truth = jnp.zeros(w.shape[1], jnp.int32)
-    lp = [
-        float(jnp.mean(objective(model, params, cache, model.apply(params, x, method="embed"), x, truth, targets)))
-        for x in w
-    ]
+
+    @jax.jit
+    @jax.vmap
+    def mean_logp(x):
+        return jnp.mean(objective(model, params, cache, model.apply(params, x, method="embed"), x, truth, TARGETS))
+
+    lp = np.asarray(mean_logp(w))
     assert lp[0] < lp[1] < lp[2]
 
 
@@ -182,17 +185,29 @@ def test_bad_input_is_one_keyed_line(victim, split):
         pollution_sweep(mf, params, rankings, Pollution(max_k=1))
 
 
-def _study_cfg(**pollution):
+def _study_cfg(split, **pollution):
+    """The gradient attack is :data:`SPEC`, on rankings and targets of the tests' shapes."""
     from jaxrec.config import Config, EvalConfig, RobustnessConfig, TrainConfig
 
-    settings = {"pollution": ("gradient", "random"), "pollution_k": 2, "pollution_n_targets": 2, **pollution}
+    targets = tuple(str(i) for i in split.train.item_ids[TARGETS])
+    settings = {
+        "pollution": ("gradient", "random"),
+        "pollution_k": SPEC.max_k,
+        "pollution_candidates": SPEC.candidates,
+        "pollution_targets": targets,
+        **pollution,
+    }
     return Config(
         data=DataConfig(split="leave_one_out"),
         model=ModelConfig(name="sasrec", dim=8, layers=1, heads=2, max_len=MAX_LEN, dropout=0.0),
         train=TrainConfig(epochs=1, batch_size=8, loss="ce"),
-        eval=EvalConfig(ks=(5,), negatives=5),
+        eval=EvalConfig(ks=(5,), negatives=5, chunk=CHUNK),
         robustness=RobustnessConfig(
-            methods=(), eps=(0.5,), plot_metric="ndcg@5", seeds=2, pollution_candidates=3, **settings
+            methods=(),
+            eps=(0.5,),
+            plot_metric="ndcg@5",
+            seeds=2,
+            **settings,
         ),
     )
 
@@ -200,7 +215,7 @@ def _study_cfg(**pollution):
 def test_the_robustness_study_reports_pollution_over_k(split, tmp_path):
     from jaxrec.experiment.studies import robustness as study
 
-    cfg = _study_cfg()
+    cfg = _study_cfg(split)
     plan = study.check(cfg, split=split)
     result = study.run(cfg, plan, progress=False)
     rows = result.extras.pollution_rows
@@ -228,15 +243,15 @@ def test_the_study_refuses_bad_pollution_settings_before_training(split, change,
     from jaxrec.experiment.studies import robustness as study
 
     with pytest.raises(JaxrecError, match=match):
-        study.check(_study_cfg(**change), split=split)
+        study.check(_study_cfg(split, **change), split=split)
 
 
-def test_the_study_refuses_pollution_of_an_embedding_model(tmp_path):
+def test_the_study_refuses_pollution_of_an_embedding_model(split):
     import dataclasses
 
     from jaxrec.experiment.studies import robustness as study
 
-    cfg = _study_cfg()
+    cfg = _study_cfg(split)
     mf = dataclasses.replace(cfg, model=ModelConfig(name="mf", dim=4))
     with pytest.raises(JaxrecError, match=r"robustness.pollution: .* \(mf\) is not a sequence model"):
         study.check(mf)
