@@ -1,7 +1,7 @@
 """Profile pollution: one ``pollution_sweep`` program over k = 0..8 against a Python loop of
-programs with K = k for k = 1..8 (each keeping its last k; k = 0 is every program's first), SASRec with RecBole's defaults trained 3 epochs on
-ml-100k, the full and the sampled protocol, 500 evaluated users; medians of 3 after compiling
-both; prints one JSON line (docs/robustness.md).
+programs with K = k for k = 1..8 (each keeping its last k; k = 0 is every program's first),
+SASRec with RecBole's defaults trained 3 epochs on ml-100k, the full and the sampled protocol,
+500 evaluated users; medians of 3 after compiling both; prints one JSON line (docs/robustness.md).
 
 Run: ``JAXREC_DATA_DIR=... python bench/pollution_sweep.py``
 """

@@ -213,9 +213,13 @@ def _study_cfg(split, **pollution):
 
 
 def test_the_robustness_study_reports_pollution_over_k(split, tmp_path):
+    import dataclasses
+
     from jaxrec.experiment.studies import robustness as study
 
-    cfg = _study_cfg(split)
+    cfg = dataclasses.replace(_study_cfg(split), output_dir=str(tmp_path))  # results.json goes there
+    tmp_path = tmp_path / cfg.name
+    tmp_path.mkdir()
     plan = study.check(cfg, split=split)
     result = study.run(cfg, plan, progress=False)
     rows = result.extras.pollution_rows
@@ -224,6 +228,7 @@ def test_the_robustness_study_reports_pollution_over_k(split, tmp_path):
     assert all(r["delta_ndcg@5"] == 0.0 for r in rows if r["k"] == 0 and r["mode"] == "untargeted")
     assert all(r["target_delta_hit@5"] == 0.0 for r in rows if r["k"] == 0 and r["mode"] == "targeted")
     study.write_report(result, tmp_path)
+    assert (tmp_path / "results.json").exists()
     report = (tmp_path / "report.md").read_text()
     assert "untargeted pollution: delta_ndcg@5" in report and "targeted pollution: target_hit@5" in report
     assert (tmp_path / "pollution_ndcg@5_vs_k.png").exists() and (tmp_path / "pollution_target_hit@5_vs_k.png").exists()
