@@ -9,12 +9,12 @@ Run: ``JAXREC_DATA_DIR=... python bench/pollution_sweep.py``
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 
 import jaxrec
 from jaxrec.evaluate import model_chunk, split_ranking
+from jaxrec.experiment.benchmarks import timed
 from jaxrec.experiment.sequences import ranking_settings
 from jaxrec.robustness.pollution import Pollution, pollution_sweep
 
@@ -37,15 +37,9 @@ def main() -> None:
     def loop():
         return [sweep(k) for k in range(1, K + 1)]
 
-    one(), loop()  # compile every program
-    t_one, t_loop = [], []
-    for _ in range(3):
-        t = time.perf_counter()
-        a = one()
-        t_one.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        b = loop()
-        t_loop.append(time.perf_counter() - t)
+    a, b = one(), loop()  # compile every program
+    _, s_one = timed(one, 3)
+    _, s_loop = timed(loop, 3)
     diff = max(
         abs(float(a.users[p][m][k]) - float(b[max(k, 1) - 1].users[p][m][k]))
         for p in rankings
@@ -57,9 +51,9 @@ def main() -> None:
             {
                 "K": K,
                 "users": int(np.asarray(rankings["full"].mask).sum()),
-                "one_program_s": float(np.median(t_one)),
-                "loop_s": float(np.median(t_loop)),
-                "ratio": float(np.median(t_loop) / np.median(t_one)),
+                "one_program_s": s_one,
+                "loop_s": s_loop,
+                "ratio": s_loop / s_one,
                 "max_metric_diff": diff,
                 "ndcg@10_full": [round(float(x), 4) for x in a.users["full"]["ndcg@10"]],
                 "ndcg@10_sampled": [round(float(x), 4) for x in a.users["sampled"]["ndcg@10"]],
