@@ -119,8 +119,8 @@ def build_training(
     padded = trains is not None and (batched or capacity is not None)
     seq_extra = {}
     if is_sequential(MODELS[base.model.name]):
-        model, inputs, data, seq_extra, steps = sequence_training(cfgs, split, trains)
-        batch, padded, batched = base.train.batch_size, False, False
+        model, inputs, data, seq_extra, steps, real_steps = sequence_training(cfgs, split, trains)
+        batch, padded = base.train.batch_size, batched  # a variant's padding batches are skipped
     elif not padded:
         train = split.train if trains is None else trains[0]
         model, inputs = build_model(base.model, train)
@@ -149,8 +149,8 @@ def build_training(
     hparams = {"l2": l2}
     with_l2 = any(v != 0 for v in l2)
     if a_cfg.method != "none":
-        if seq_extra:  # every batch of a sequence epoch is a step
-            per_epoch = [steps] * len(cfgs)
+        if seq_extra:  # every batch with a real window is a step
+            per_epoch = real_steps
             hparams.update(sequence_state_hparams(cfgs, split.n_items))
         else:  # optimizer steps per epoch: whole batches of each member's real pairs (empty ones are skipped)
             sizes = [len(t) for t in trains] if padded else [data.n_pairs] * len(cfgs)

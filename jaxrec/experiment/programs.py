@@ -75,7 +75,8 @@ def make_step_fn(spec: EpochSpec) -> Callable:
     model = spec.model
     if is_sequential(model):
         objective = None if spec.adv == "none" else window_objective(model, spec.window_adversary)
-        return make_train_step(make_sequence_loss_fn(model, spec.loss, spec.widths, spec.beta, objective))
+        loss_fn = make_sequence_loss_fn(model, spec.loss, spec.widths, spec.beta, objective)
+        return make_train_step(loss_fn, skip_empty=spec.skip_empty)
     rows = isinstance(spec.optimizer, RowWise) and getattr(model, "row_local", False)
     if rows:
         model = view_model(model, spec.batch, spec.n_negatives)

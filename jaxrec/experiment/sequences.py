@@ -14,7 +14,8 @@ from jaxrec.errors import JaxrecError, config_key
 from jaxrec.experiment.models import build_model
 from jaxrec.models import MODELS
 from jaxrec.models.sequential import is_sequential
-from jaxrec.train.sequence import SEQUENCE_LOSSES, bucket_widths, gbce_beta, sequence_data
+from jaxrec.train.sequence import SEQUENCE_LOSSES, bucket_widths, gbce_beta, sequence_data, sequence_shape
+from jaxrec.train.steps import stack_data
 
 
 def check_sequence(cfg: Config) -> None:
@@ -75,22 +76,32 @@ def ranking_settings(cfg: Config, model) -> dict:
 
 
 def sequence_training(cfgs: list[Config], split: Split, trains) -> tuple:
-    """Model, inputs, data and epoch settings of sequence-model members."""
+    """Model, inputs, data, epoch settings, steps per epoch and each member's real steps per
+    epoch of sequence-model members; ``trains`` (one training set per member, in ``split``'s id
+    space: poisoned sets add users, whose windows join the data) are padded to one shape
+    (:func:`~jaxrec.train.sequence.sequence_shape`) and stacked along a member axis."""
     base = cfgs[0]
-    if trains is not None:
-        raise JaxrecError("data variants (noisy or poisoned training sets) are not available for sequence models yet")
     model, inputs = build_model(base.model, split.train)
     widths = bucket_widths(base.train.buckets, model.max_len)
+    args = (split_order(split), model.max_len, base.train.batch_size, widths, base.train.windows)
+    parts = [split.train] if trains is None else list(trains)
+    for t in parts:
+        if (t.n_users, t.n_items) != (split.n_users, split.n_items):
+            raise JaxrecError(f"{t.source}: a data variant must keep the split's id space")
     with config_key("data"):
-        data, caps = sequence_data(
-            split.train, split_order(split), model.max_len, base.train.batch_size, widths, base.train.windows
-        )
+        shape = sequence_shape(parts, *args) if len(parts) > 1 else {}
+        built = [sequence_data(t, *args, **shape) for t in parts]
+    data = stack_data([d for d, _ in built]) if len(parts) > 1 else built[0][0]
+    caps = built[0][1]
+    batch = base.train.batch_size
+    real_steps = [int(sum(-(-int(n) // batch) for n in d.n_real)) for d, _ in built]
     extra = {"widths": widths, "caps": caps}
     if base.adv.method != "none":
         extra["window_adversary"] = window_adversary(base)
     if base.train.loss == "gbce":
         extra["beta"] = gbce_beta(base.train.n_negatives, split.n_items, base.train.gbce_t)
-    return model, inputs, data, extra, sum(caps) // base.train.batch_size
+    real_steps = real_steps if len(parts) > 1 else real_steps * len(cfgs)
+    return model, inputs, data, extra, sum(caps) // batch, real_steps
 
 
 def window_adversary(cfg: Config) -> WindowAdversary:

@@ -39,7 +39,7 @@ import optax
 
 from jaxrec.data.interactions import Interactions
 from jaxrec.data.preprocess import deduplicate
-from jaxrec.data.sampling import PositiveSets, index_shuffle, positive_sets, uniform_negatives
+from jaxrec.data.sampling import PositiveSets, index_shuffle, positive_sets, search_depth, uniform_negatives
 from jaxrec.data.sequences import training_windows
 from jaxrec.errors import JaxrecError
 from jaxrec.models.sequential import cloze
@@ -76,22 +76,36 @@ def bucket_widths(buckets: Sequence[int], max_len: int) -> tuple[int, ...]:
 
 
 def sequence_data(
-    train: Interactions, order: str, max_len: int, batch_size: int, widths: Sequence[int], windows: str = "all"
+    train: Interactions,
+    order: str,
+    max_len: int,
+    batch_size: int,
+    widths: Sequence[int],
+    windows: str = "all",
+    caps: Sequence[int] | None = None,
+    pairs: int | None = None,
+    search_steps: int | None = None,
 ) -> tuple[SequenceData, tuple[int, ...]]:
     """Windows of ``train`` grouped into the buckets of ``widths``; returns the data and each
-    bucket's capacity (rows, a multiple of ``batch_size``; 0 for an empty bucket)."""
-    users, hist, tgt = training_windows(train, order, max_len, windows)
-    if users.size == 0:
-        raise JaxrecError(f"{train.source}: no user has 2 training events (nothing to predict)")
-    length = np.sum(hist != train.n_items, axis=1)
-    bucket = np.searchsorted(np.asarray(widths), length)  # the narrowest width >= length
-    parts, caps, n_real = [], [], []
+    bucket's capacity (rows, a multiple of ``batch_size``; 0 for an empty bucket).
+
+    Data variants of one shape (members that train on their own data, e.g. poisoned training
+    sets): ``caps`` pads bucket ``b`` to ``caps[b]`` rows (at least its own whole batches; a
+    multiple of ``batch_size``), ``pairs`` and ``search_steps`` pad the positive sets
+    (:func:`~jaxrec.data.sampling.positive_sets`); :func:`sequence_shape` gives the three for a
+    list of training sets."""
+    users, hist, tgt, bucket = _windows(train, order, max_len, widths, windows)
+    parts, out_caps, n_real = [], [], []
     for b in range(len(widths)):
         rows = np.flatnonzero(bucket == b)
         cap = math.ceil(rows.size / batch_size) * batch_size
+        if caps is not None:
+            if caps[b] < cap or caps[b] % batch_size:
+                raise JaxrecError(f"{train.source}: bucket {b} needs {cap} rows, more than its capacity {caps[b]}")
+            cap = int(caps[b])
         pad = cap - rows.size
         parts.append(np.concatenate([rows, np.full(pad, -1)]))  # -1: a padding row
-        caps.append(cap)
+        out_caps.append(cap)
         n_real.append(rows.size)
     idx = np.concatenate(parts).astype(np.int64)
     fill = idx < 0
@@ -103,10 +117,34 @@ def sequence_data(
         targets=jnp.asarray(tgt_p, jnp.int32),
         users=jnp.asarray(np.where(fill, 0, users[take]), jnp.int32),
         n_real=jnp.asarray(n_real, jnp.int32),
-        positives=positive_sets(deduplicate(train)),
+        positives=positive_sets(deduplicate(train), capacity=pairs, search_steps=search_steps),
         inputs={},
     )
-    return data, tuple(caps)
+    return data, tuple(out_caps)
+
+
+def sequence_shape(
+    trains: Sequence[Interactions], order: str, max_len: int, batch_size: int, widths: Sequence[int], windows: str
+) -> dict:
+    """``{caps, pairs, search_steps}`` of :func:`sequence_data` that fit every training set of
+    ``trains``: each bucket's largest whole batches, the most distinct pairs, the deepest search."""
+    caps, pairs, steps = np.zeros(len(widths), np.int64), 0, 0
+    for t in trains:
+        counts = np.bincount(_windows(t, order, max_len, widths, windows)[3], minlength=len(widths))
+        caps = np.maximum(caps, -(-counts // batch_size) * batch_size)
+        d = deduplicate(t)
+        pairs, steps = max(pairs, len(d)), max(steps, search_depth(d))
+    return {"caps": tuple(int(c) for c in caps), "pairs": pairs, "search_steps": steps}
+
+
+def _windows(train: Interactions, order: str, max_len: int, widths: Sequence[int], windows: str):
+    """``(users, history, targets, bucket)`` of ``train``'s windows, ``bucket [N]`` the narrowest
+    of ``widths`` holding each window."""
+    users, hist, tgt = training_windows(train, order, max_len, windows)
+    if users.size == 0:
+        raise JaxrecError(f"{train.source}: no user has 2 training events (nothing to predict)")
+    length = np.sum(hist != train.n_items, axis=1)
+    return users, hist, tgt, np.searchsorted(np.asarray(widths), length)
 
 
 def gbce_beta(k: int, n_items: int, t: float) -> float:
@@ -195,7 +233,8 @@ def make_sequence_epoch(step: Callable, batch_size: int, caps: Sequence[int], n_
     """``epoch(state, data: SequenceData) -> (state, metrics)``: one ``lax.scan`` of ``step``.
 
     Each bucket's real windows are shuffled into its whole batches (:func:`shuffled_rows`), the
-    batches of all buckets are shuffled together (:func:`index_shuffle`), and every step
+    batches of all buckets are shuffled together (:func:`index_shuffle` of the batches holding
+    real windows, padding batches behind them: :func:`batch_ranks`), and every step
     gathers its windows and draws ``n_negatives`` items per position, not among the user's
     training items (0: none, for ``ce`` and ``cloze``), from ``fold_in(state.key, step)``.
     """
@@ -225,8 +264,28 @@ def make_sequence_epoch(step: Callable, batch_size: int, caps: Sequence[int], n_
                 masks.append(m)
             start += cap
         index, masks = jnp.concatenate(index), jnp.concatenate(masks)
-        order = index_shuffle(jax.random.fold_in(key, _ORDER), index.shape[0], index.shape[0])
+        real, rank = batch_ranks(data.n_real, caps, batch_size)
+        order = jnp.zeros_like(rank).at[rank].set(jnp.arange(rank.size))  # rank -> batch
+        order = order[index_shuffle(jax.random.fold_in(key, _ORDER), real, rank.size)]
         batches = constrain_batches((index[order], masks[order]))  # B over a mesh's "data" axis
         return jax.lax.scan(lambda s, b: seq_step(s, b, data), state, batches)
 
     return epoch
+
+
+def batch_ranks(n_real, caps: Sequence[int], batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """``(R, rank [n_batches])``: the ``R`` batches holding real windows (``n_real [n_buckets]``
+    real windows at the start of buckets of ``caps`` rows) ranked ``0 .. R - 1`` bucket by bucket,
+    the padding-only batches ``R ..`` behind them. The epoch shuffles ranks, not batches, so the
+    real batches' order depends on ``n_real`` only: a data variant padded to larger ``caps``
+    (members with their own data) trains as it would alone, its padding batches skipped steps."""
+    ranks, r_total = [], 0
+    for b, cap in enumerate(caps):
+        if cap:
+            j = jnp.arange(cap // batch_size)
+            r = -(-n_real[b] // batch_size)  # batches holding real windows
+            ranks.append(jnp.where(j < r, r_total + j, -1))
+            r_total = r_total + r
+    rank = jnp.concatenate(ranks)
+    pad = rank < 0
+    return r_total, jnp.where(pad, r_total + jnp.cumsum(pad) - 1, rank)

@@ -1,0 +1,99 @@
+"""Fake sequences against sequence victims: the heuristic kinds' layout, injection in order,
+poisoned sequence training sets as members equal to their separate runs (padding batches are
+no steps), and the bad input."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+from jaxrec.attacks import poison
+from jaxrec.attacks.sequences import fake_sequences, inject_sequences
+from jaxrec.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
+from jaxrec.data.sequences import ordered_items
+from jaxrec.errors import JaxrecError
+from jaxrec.experiment.data import load_split
+from jaxrec.experiment.training import train_members
+
+MAX_LEN, N_ITEMS, SLOTS = 6, 20, 12
+TARGETS = [3, 11]
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """A sequence split (timestamps) with SLOTS fake-user slots."""
+    rng = np.random.default_rng(5)
+    lines = ["user_id,item_id,timestamp"]
+    for u in range(30):
+        for t in range(int(rng.integers(4, 12))):
+            lines.append(f"{u},{int(rng.integers(0, N_ITEMS))},{100 + t}")
+    path = tmp_path_factory.mktemp("s") / "events.csv"
+    path.write_text("\n".join(lines) + "\n")
+    split = load_split(DataConfig(dataset=str(path), split="leave_one_out"), sequential=True)
+    return split, poison.widen_split(split, SLOTS)
+
+
+def _fakes(split, kind="bandwagon", n=SLOTS, seed=0):
+    lengths = split.train.user_counts()
+    return fake_sequences(kind, n, lengths, split.train.item_counts(), TARGETS, seed, MAX_LEN, selected=3)
+
+
+@pytest.mark.parametrize("kind", ["random", "popular", "bandwagon"])
+def test_heuristic_fakes_interleave_the_targets_with_filler_of_their_kind(wide, kind):
+    split, _ = wide
+    seqs = _fakes(split, kind, n=50)
+    lengths = np.sum(seqs >= 0, axis=1)
+    real = split.train.user_counts()
+    assert set(lengths) <= set(np.minimum(real[real >= 2], MAX_LEN))  # drawn from the real lengths
+    assert np.all(seqs[:, ::2][seqs[:, ::2] >= 0] != 3) and np.all(seqs[:, ::2][seqs[:, ::2] >= 0] != 11)
+    odd = seqs[:, 1::2]
+    assert set(odd[odd >= 0]) == set(TARGETS)  # every second event a target
+    assert np.all((seqs >= 0) == (np.arange(MAX_LEN) < lengths[:, None]))  # -1 only after the end
+    if kind == "bandwagon":  # the 3 most popular non-target items only
+        pop = split.train.item_counts().astype(float)
+        pop[TARGETS] = -1
+        top = set(np.argsort(-pop, kind="stable")[:3])
+        assert set(seqs[:, ::2][seqs[:, ::2] >= 0]) <= top
+
+
+def test_injected_fakes_keep_their_order_and_slots(wide):
+    split, w = wide
+    seqs = _fakes(split, n=3)
+    poisoned = inject_sequences(w.train, seqs, split.n_users)
+    indptr, items = ordered_items([poisoned], "time")
+    for r in range(3):
+        u = split.n_users + r
+        np.testing.assert_array_equal(items[indptr[u] : indptr[u + 1]], seqs[r][seqs[r] >= 0])
+    assert indptr[-1] - indptr[split.n_users] == np.sum(seqs >= 0)  # the other slots stay empty
+    with pytest.raises(JaxrecError, match="already have interactions"):
+        inject_sequences(poisoned, seqs, split.n_users)
+    with pytest.raises(JaxrecError, match="above the victim's max_len 6"):
+        fake_sequences("random", 2, np.array([5]), split.train.item_counts(), TARGETS, 0, MAX_LEN, fixed=7)
+
+
+def _cfg(seed=0) -> Config:
+    return Config(
+        data=DataConfig(split="leave_one_out"),
+        model=ModelConfig(name="sasrec", dim=8, layers=1, heads=2, max_len=MAX_LEN, dropout=0.0),
+        train=TrainConfig(epochs=2, batch_size=8, loss="ce", buckets=(3,), seed=seed),
+        eval=EvalConfig(ks=(5,)),
+    )
+
+
+def test_poisoned_sequence_sets_as_members_equal_their_separate_runs(wide):
+    """Member 0 (1 fake) is padded to member 1's (12 fakes) buckets: its padding batches are
+    skipped steps, so it trains exactly as alone."""
+    split, w = wide
+    small = inject_sequences(w.train, _fakes(split, n=1), split.n_users)
+    big = inject_sequences(w.train, _fakes(split, "random", seed=1), split.n_users)
+    cfg = _cfg()
+    together = train_members([cfg, cfg], w, progress=False, trains=[small, big])
+    alone = train_members([cfg], w, progress=False, trains=[small])
+    assert together.training.spec.caps != alone.training.spec.caps  # padded
+    a, b = together.fit.member(0), alone.fit.member(0)
+    for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    for k, v in alone.metrics[0].items():
+        assert together.metrics[0][k] == pytest.approx(v, abs=1e-5), k
+    assert int(a.state.step) == int(b.state.step)  # skipped batches are no optimizer steps
