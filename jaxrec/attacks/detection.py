@@ -16,8 +16,16 @@ read a rated user x item matrix ``R [U, n_items]`` (ratings, 0 = not rated;
 * ``degsim`` -- degree of similarity with the top neighbours (Chirita et al. 2005): the mean
   Pearson correlation with the ``k`` most similar users (correlation of mean-centred rating rows,
   unrated = 0: the cosine of centred rows).
+* ``repeats`` -- the share of a user's events that repeat an item (sequences only): ``1 -
+  distinct / events``. Fake sequences with the targets interleaved repeat them; real
+  sequences repeat rarely (MovieLens never).
 * ``d``      -- the GAN's discriminator: suspicion ``1 - D(x)`` (the experiment layer scores users
   with :func:`jaxrec.adversarial.gan_training.d_prob`).
+
+On the events of sequence data (:data:`SEQUENCE_DETECTORS`, ``implicit``), ``R`` holds event
+counts and every item is a variable of a user's row: a binary row z-scored over its rated items
+only would be all zero, so ``pca`` standardises and ``degsim`` centres over all items (Pearson
+correlation of the full rows).
 
 A fresh classifier trained after the fact is a detector too (:mod:`jaxrec.attacks.fresh_detector`).
 
@@ -36,8 +44,10 @@ import numpy as np
 
 from jaxrec.errors import JaxrecError
 
-DETECTORS = ("d", "pca", "rdma", "degsim")  #: every detector by name (d = the GAN's discriminator)
+DETECTORS = ("d", "pca", "rdma", "degsim", "repeats")  #: every detector by name (d = the GAN's discriminator)
+RATED_DETECTORS = ("d", "pca", "rdma", "degsim")  #: those that read ratings (``attack.detectors``' default)
 STATISTICAL = ("pca", "rdma", "degsim")  #: the detectors :func:`suspicion` computes from ratings
+SEQUENCE_DETECTORS = ("pca", "degsim", "repeats")  #: those that read a sequence's event counts
 
 
 def roc_auc(fake_scores, real_scores):
@@ -119,16 +129,17 @@ def user_detection_report(
     return detection_report(scores[fake], scores[real], scores[trusted], fpr)
 
 
-def _rated(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rated = r > 0
+def _rated(r: np.ndarray, implicit: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    rated = np.ones(r.shape, bool) if implicit else r > 0
     n = np.maximum(rated.sum(1, keepdims=True), 1)
     return rated, n
 
 
-def pca_suspicion(r: np.ndarray, components: int = 3) -> np.ndarray:
+def pca_suspicion(r: np.ndarray, components: int = 3, implicit: bool = False) -> np.ndarray:
     """``[U]`` minus each user's squared loadings on the top ``components`` principal components
-    of the users' z-scored rating rows (see the module docstring)."""
-    rated, n = _rated(r)
+    of the users' z-scored rating rows (``implicit``: event counts, z-scored over all items; see
+    the module docstring)."""
+    rated, n = _rated(r, implicit)
     mean = r.sum(1, keepdims=True) / n
     std = np.sqrt(np.where(rated, (r - mean) ** 2, 0.0).sum(1, keepdims=True) / n)
     z = np.where(rated, (r - mean) / np.maximum(std, 1e-6), 0.0)
@@ -148,10 +159,10 @@ def rdma(r: np.ndarray) -> np.ndarray:
     return dev.sum(1) / np.maximum(rated.sum(1), 1)
 
 
-def degsim(r: np.ndarray, k: int = 25) -> np.ndarray:
-    """``[U]`` mean Pearson correlation (centred rating rows, unrated = 0) with the ``k`` most
-    similar other users."""
-    rated, n = _rated(r)
+def degsim(r: np.ndarray, k: int = 25, implicit: bool = False) -> np.ndarray:
+    """``[U]`` mean Pearson correlation (centred rating rows, unrated = 0; ``implicit``: event
+    counts centred over all items) with the ``k`` most similar other users."""
+    rated, n = _rated(r, implicit)
     if not 1 <= k < r.shape[0]:
         raise JaxrecError(f"degsim detector: k must be in [1, {r.shape[0] - 1}], got {k}")
     c = np.where(rated, r - r.sum(1, keepdims=True) / n, 0.0)
@@ -161,12 +172,25 @@ def degsim(r: np.ndarray, k: int = 25) -> np.ndarray:
     return -np.sort(-sim, axis=1)[:, :k].mean(1)
 
 
-def suspicion(name: str, r: np.ndarray, components: int = 3, k: int = 25) -> np.ndarray:
-    """The suspicion ``[U]`` of a statistical detector ``name`` (``pca``, ``rdma``, ``degsim``)."""
+def repeats(r: np.ndarray) -> np.ndarray:
+    """``[U]`` the share of each user's events (``r``: event counts) that repeat an item."""
+    events = r.sum(1)
+    return 1.0 - (r > 0).sum(1) / np.maximum(events, 1)
+
+
+def suspicion(name: str, r: np.ndarray, components: int = 3, k: int = 25, implicit: bool = False) -> np.ndarray:
+    """The suspicion ``[U]`` of a statistical detector ``name`` (``pca``, ``rdma``, ``degsim``;
+    ``implicit``: ``r`` holds a sequence's event counts, and ``repeats`` is one too)."""
+    if implicit and name not in SEQUENCE_DETECTORS:
+        raise JaxrecError(f"the {name} detector reads ratings; on sequences choose one of {list(SEQUENCE_DETECTORS)}")
+    if not implicit and name == "repeats":
+        raise JaxrecError("the repeats detector reads a sequence's event counts; on ratings choose pca, rdma or degsim")
     if name == "pca":
-        return pca_suspicion(r, components)
+        return pca_suspicion(r, components, implicit)
     if name == "rdma":
         return rdma(r)
     if name == "degsim":
-        return degsim(r, k)
+        return degsim(r, k, implicit)
+    if name == "repeats":
+        return repeats(r)
     raise JaxrecError(f"unknown statistical detector {name!r}; choose pca, rdma or degsim")

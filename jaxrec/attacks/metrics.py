@@ -50,13 +50,18 @@ def target_ranking(
     targets: Sequence[int],
     n_real: int,
     chunk: int | None = None,
+    histories: np.ndarray | None = None,
+    mask: bool = True,
 ) -> TargetRanking:
     """:class:`TargetRanking` of ``targets`` for the real users ``< n_real``.
 
     Args:
-      train_positives: the real users' training positives (masked in the ranking).
+      train_positives: the real users' training positives (masked in the ranking unless ``mask``
+        is false: a sequence model's evaluation by default).
       interacted: every real interaction (e.g. the rated train / valid / test parts): a user who
         interacted with a target in any of them is not eligible for it.
+      histories: a sequence model's queries, ``[n_users, max_len]`` per user
+        (:func:`jaxrec.data.sequences.histories`); None: the user ids are the queries.
     """
     targets = np.asarray(list(targets), np.int64)
     n_items = train_positives.n_items
@@ -77,8 +82,9 @@ def target_ranking(
     deg = np.diff(ptr)[pair_user]
     rows = np.repeat(np.arange(n_pairs), deg)
     starts = np.repeat(ptr[pair_user], deg) + np.arange(rows.size) - np.repeat(np.cumsum(deg) - deg, deg)
-    mask = Interactions(rows, idx[starts], n_pairs, n_items, source="train positives")
-    data = ranking_data(held, [mask], chunk)
+    masked = [Interactions(rows, idx[starts], n_pairs, n_items, source="train positives")] if mask else []
+    queries = None if histories is None else np.asarray(histories)[pair_user]
+    data = ranking_data(held, masked, chunk, queries)
     data = data.replace(users=jnp.asarray(pair_user[np.asarray(data.users)].astype(np.int32)))
     return TargetRanking(data, pair_target, pair_user, targets.astype(np.int32))
 

@@ -36,7 +36,8 @@ class Scenario:
     Attributes:
       rated: the rated split widened by the fake-user slots; split: its positives (the victims'
         data); n_real: real users (fakes are users ``n_real ..``); counts: fake users per attack
-        size; targets: ``[T]`` item indices; stats: what the attacker knows of the ratings;
+        size; targets: ``[T]`` item indices; stats: what the attacker knows of the ratings (None
+        for data without ratings: the sequence attacks, :mod:`jaxrec.attacks.sequences`);
         filler: items per profile besides the targets; trusted: ``[N_t]`` trusted real users;
         real_users: ``[N_r]`` real users with training data.
     """
@@ -46,7 +47,7 @@ class Scenario:
     n_real: int
     counts: list[int]
     targets: np.ndarray
-    stats: shilling.RatingStats
+    stats: shilling.RatingStats | None
     filler: int
     trusted: np.ndarray
     real_users: np.ndarray
@@ -88,7 +89,7 @@ def scenario(
         )
     except JaxrecError as e:
         raise JaxrecError(f"targets: {e}") from None
-    stats = shilling.rating_stats(rated.train)
+    stats = None if rated.train.ratings is None else shilling.rating_stats(rated.train)
     real_users = np.flatnonzero(rated.train.user_counts() > 0)
     n_trusted = max(2, int(round(trusted * real_users.size)))
     chosen = np.sort(np.random.default_rng(seed).choice(real_users, n_trusted, replace=False))
@@ -96,7 +97,8 @@ def scenario(
         raise JaxrecError(
             f"filler: {filler} items per profile, but only {rated.n_items - len(picked)} items are not targets"
         )
-    filler = filler or int(round(stats.profile_length))
+    lengths = rated.train.user_counts()
+    filler = filler or int(round(lengths[lengths > 0].mean()))
     return Scenario(wide, split, n_real, counts, picked, stats, filler, chosen, real_users)
 
 
@@ -115,6 +117,8 @@ def fake_sets(
     the GAN's ``sample(key, lengths)`` for the ``gan`` kind (a rated GAN's profiles carry its own
     ratings)."""
     n = max(sc.counts)
+    if sc.stats is None:
+        raise JaxrecError(f"{sc.rated.train.source}: the shilling attacks need rated interactions")
     lengths = np.full(sc.real_users.size, sc.filler)
     out = {}
     for s in range(seeds):
@@ -154,22 +158,27 @@ def poisoned_sets(
     threshold: float | None,
     detectors: dict[str, Callable],
     fpr: float = 0.05,
+    inject: Callable = poison.inject,
+    matrix: Callable = lambda inter: inter.dense(rated=True),
 ) -> tuple[list[Variant], dict]:
     """Every (attack, size, seed) poisoned training set (``fakes[kind, seed, size]``, as
     :func:`fake_sets` gives them) and, per detector of ``detectors``
     (``{name: suspicion(ratings [U, n_items]) -> [U]}``), its copy without the flagged users (the
     threshold at ``fpr`` on the trusted users); plus ROC curves ``{(kind, detector): (fpr, tpr,
     auc)}`` at the largest size and seed 0. A detector's figures add ``real_flagged``, the real
-    users it dropped."""
+    users it dropped. ``inject(train, fakes, first_slot)`` adds the fakes
+    (:func:`~jaxrec.attacks.poison.inject` for rated profiles,
+    :func:`~jaxrec.attacks.sequences.inject_sequences` for fake sequences) and ``matrix(train)``
+    is what the detectors read (the rating matrix; a sequence's event counts)."""
     out, roc = [], {}
     for kind in kinds:
         for count in sc.counts:
             for s in range(seeds):
-                rated = poison.inject(sc.rated.train, fakes[kind, s, count], sc.n_real)
+                rated = inject(sc.rated.train, fakes[kind, s, count], sc.n_real)
                 out.append(Variant(kind, count, s, "none", poison.positives(rated, threshold)))
                 fake = np.arange(sc.n_real, sc.n_real + count)
                 present = np.concatenate([sc.real_users, fake])
-                r = rated.dense(rated=True)
+                r = matrix(rated)
                 for name, suspicion in detectors.items():
                     scores = np.zeros(rated.n_users)
                     scores[present] = suspicion(r[present])

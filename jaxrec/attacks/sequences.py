@@ -28,6 +28,7 @@ from jaxrec.data.loaders import concat
 from jaxrec.errors import JaxrecError
 
 SEQUENCE_KINDS = ("random", "popular", "bandwagon")  #: the heuristic fake sequences
+SEQUENCE_ATTACKS = (*SEQUENCE_KINDS, "transition")  #: and the optimized one (:mod:`jaxrec.attacks.transitions`)
 
 
 def fake_lengths(

@@ -15,12 +15,13 @@ from jaxrec.adversarial.apr import PERTURB_AT, PERTURBATIONS
 from jaxrec.adversarial.gan_losses import LOSSES as GAN_LOSSES
 from jaxrec.adversarial.gan_training import SELECTIONS
 from jaxrec.adversarial.vat import LAMBDA as VAT_LAMBDA
-from jaxrec.attacks.detection import DETECTORS
+from jaxrec.attacks.detection import DETECTORS, RATED_DETECTORS
 from jaxrec.attacks.discrete import RELAXATIONS
 from jaxrec.attacks.optimized import KINDS as OPTIMIZED
 from jaxrec.attacks.outer import LOSSES as OUTER_LOSSES
 from jaxrec.attacks.poison import POOLS
 from jaxrec.attacks.profiles import LENGTHS
+from jaxrec.attacks.sequences import SEQUENCE_ATTACKS
 from jaxrec.attacks.shilling import INTENTS
 from jaxrec.attacks.shilling import KINDS as ATTACKS
 from jaxrec.config.rules import CROSS, NAME, SECTIONS, Checked, above, at_least, between, key_of, one_of, ranged
@@ -314,12 +315,15 @@ class AttackConfig(Checked):
     #: victim config files (relative to this file, else a shipped config: ml100k-mf.yaml); empty: this config
     victims: tuple[str, ...] = ()
     #: the heuristic attacks (random, average, bandwagon, gan) and the optimized ones (bilevel,
-    #: truncated, closed: the ``optimized`` section)
-    kinds: tuple[str, ...] = ranged(ATTACKS, one_of(*ATTACKS, *OPTIMIZED))
+    #: truncated, closed: the ``optimized`` section); on sequence victims: random, popular,
+    #: bandwagon fake sequences and the optimized transition kind
+    kinds: tuple[str, ...] = ranged(ATTACKS, one_of(*dict.fromkeys((*ATTACKS, *OPTIMIZED, *SEQUENCE_ATTACKS))))
     #: fake users: a share of the real users (< 1) or a count (>= 1)
     sizes: tuple[float, ...] = ranged((0.01, 0.03, 0.05), above(0))
     seeds: int = ranged(2, at_least(1))  #: per size: profile draw and victim training seed (train.seed + s)
-    filler: int = ranged(0, at_least(0))  #: items per profile besides the targets (0: the mean real profile length)
+    #: items per profile besides the targets (0: the mean real profile length); sequence victims:
+    #: the fakes' length (0: drawn from the real users' lengths)
+    filler: int = ranged(0, at_least(0))
     selected: int = ranged(10, at_least(1))  #: bandwagon: the most popular items rated at the maximum
     targets: tuple[int | str, ...] = ()  #: raw item ids as in the data file (50 or "i3"); empty: drawn
     n_targets: int = ranged(5, at_least(1))  #: drawn targets, attacked jointly
@@ -329,7 +333,7 @@ class AttackConfig(Checked):
     intent: str = ranged("push", one_of(*INTENTS))
     threshold: float | None = 4.0  #: ratings >= this become positives after injection (None: all)
     #: defenses by filtering (d: the GAN's D)
-    detectors: tuple[str, ...] = ranged(DETECTORS, one_of(*DETECTORS))
+    detectors: tuple[str, ...] = ranged(RATED_DETECTORS, one_of(*DETECTORS))
     #: share of real users trusted (held out of the GAN; set detector thresholds)
     trusted: float = ranged(0.1, between(0, 1, low_open=True, high_open=True))
     #: detector threshold: this false-positive rate on the trusted users
@@ -405,6 +409,9 @@ class OptimizedConfig(Checked):
     proxies: tuple[str, ...] = ()
     #: added to every proxy's ``train.seed``: the attacker never trains with a victim's seed
     proxy_seed: int = ranged(1000, at_least(1))
+    #: transition (sequence victims): the last items the surrogate reads, and their weights' decay
+    order: int = ranged(2, at_least(1))
+    decay: float = ranged(0.5, between(0, 1, low_open=True))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,10 +18,14 @@ from jaxrec.attacks.optimized_fakes import Settings, scenario_fakes
 from jaxrec.attacks.scenario import Scenario, fake_sets
 from jaxrec.attacks.shilling import given_profiles
 from jaxrec.config import Config
+from jaxrec.data.sequences import histories as sequence_histories
+from jaxrec.data.sequences import split_order
 from jaxrec.evaluate import model_chunk
 from jaxrec.experiment.models import build_model
+from jaxrec.experiment.sequences import ranking_settings
 from jaxrec.experiment.training import train_members
 from jaxrec.models import MODELS
+from jaxrec.models.sequential import is_sequential
 
 
 def optimized_fakes(cfg: Config, sc: Scenario, surrogate: Config, kind: str, log) -> tuple[dict, list]:
@@ -79,7 +83,12 @@ def members_on_targets(run, sc: Scenario, interacted: list, ks, chunk: int | Non
     users per ranking chunk (None: sized for the members)."""
     tr = run.training
     chunk = chunk or model_chunk(tr.model, sc.split.n_items, len(run.configs))
-    ranking = target_ranking(sc.split.train, interacted, sc.targets, sc.n_real, chunk)
+    histories, mask = None, True
+    if is_sequential(tr.model):  # queried with the test-time history (train + valid), masked as evaluated
+        parts = [sc.split.train, sc.split.valid]
+        histories = sequence_histories(parts, split_order(sc.split), tr.model.max_len)
+        mask = ranking_settings(run.configs[0], tr.model)["mask_history"]
+    ranking = target_ranking(sc.split.train, interacted, sc.targets, sc.n_real, chunk, histories, mask)
     return ranking, members_outcomes(tr.model, run.fit.best, tr.inputs, ranking, ks, tr.data_batched)
 
 

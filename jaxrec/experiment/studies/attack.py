@@ -51,6 +51,12 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.optimized import members_on_targets, optimized_fakes, tune_closed
 from jaxrec.experiment.output import run_dir_of
 from jaxrec.experiment.studies.attack_report import tables, write_report  # noqa: F401 (the study's parts)
+from jaxrec.experiment.studies.attack_sequences import (
+    POISON,
+    check_sequence_attack,
+    sequence_detectors,
+    sequence_fakes,
+)
 from jaxrec.experiment.studies.base import (
     StudyResult,
     entry_config,
@@ -61,6 +67,8 @@ from jaxrec.experiment.studies.base import (
     with_drops,
 )
 from jaxrec.experiment.training import train_members
+from jaxrec.models import MODELS
+from jaxrec.models.sequential import is_sequential
 
 NAME = "attack"
 HELP = "inject fake users (random/average/bandwagon/GAN/optimized), retrain victims with defenses; target HR"
@@ -91,6 +99,7 @@ class Plan:
     ks: tuple
     surrogate: Config | None = None  #: the optimized attacks' surrogate (``optimized.surrogate``)
     proxies: list = dataclasses.field(default_factory=list)  #: ``[(label, config)]``: closed's tuning
+    max_len: int = 0  #: sequence victims: the fakes' longest length (0: embedding victims)
 
 
 def check(cfg: Config, base_dir=".", rated=None) -> Plan:
@@ -109,12 +118,30 @@ def check(cfg: Config, base_dir=".", rated=None) -> Plan:
         raise JaxrecError(
             "data.implicit_threshold: the attack thresholds after injection; set attack.threshold instead"
         )
-    run_victims = victims(cfg, base_dir, NAME)
-    rated = load_split(cfg.data, keep_ratings=True) if rated is None else rated
+    run_victims = victims(cfg, base_dir, NAME, sequences=True)
+    seq = {is_sequential(MODELS[v.model.name]) for _, v in run_victims}
+    if len(seq) > 1:
+        raise JaxrecError(
+            "attack.victims: sequence and embedding victims read the data differently (events in order, or "
+            "rated profiles); attack them in two studies"
+        )
+    sequential = seq.pop()
+    if rated is None:  # sequences: every event, with its rating where the data have them
+        rated = load_split(cfg.data, keep_ratings="if_rated" if sequential else True, sequential=sequential)
+    max_len = 0
+    if sequential:
+        n_targets = len(a.targets) or a.n_targets
+        max_len = check_sequence_attack(cfg, run_victims, rated.n_items, n_targets)
+    elif rated.train.ratings is None:
+        raise JaxrecError(f"{rated.train.source}: the attacks on rated profiles need ratings (attack.kinds)")
+    elif "repeats" in a.detectors:
+        raise JaxrecError("attack.detectors: repeats reads the events of sequences; these victims are embedding models")
     with config_section("attack"):
         sc = scenario(rated, a.sizes, a.threshold, a.targets, a.n_targets, a.target_pool, a.seed, a.filler, a.trusted)
     with config_key("eval.ks"):
         ks = check_ks(cfg.eval.ks, sc.split.n_items)
+    if sequential:
+        return Plan(run_victims, sc, ks, max_len=max_len)
     surrogate = None
     if set(a.kinds) & set(OPTIMIZED):
         o = cfg.optimized
@@ -316,6 +343,12 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
         generate, d_suspicion = _gan(cfg, sc, run_dir_of(cfg), progress, log)
         timing["gan_train_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    if plan.max_len:  # sequence victims: fake sequences
+        fakes, outer = sequence_fakes(cfg, sc, plan.max_len, log)
+        timing["profiles_s"] = time.perf_counter() - t0
+        variants, roc = poisoned_sets(sc, fakes, a.kinds, a.seeds, None, sequence_detectors(cfg), a.fpr, **POISON)
+        timing["profiles_and_detectors_s"] = time.perf_counter() - t0
+        return _victims(cfg, plan, variants, roc, outer, [], timing, t_all, progress, log)
     heuristic = [k for k in a.kinds if k not in OPTIMIZED]
     with config_key("attack"):
         fakes = fake_sets(sc, heuristic, a.seeds, a.seed, a.intent, a.selected, generate)
@@ -334,6 +367,12 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
         timing[f"{kind}_optimization_s"] = time.perf_counter() - t1
     variants, roc = poisoned_sets(sc, fakes, a.kinds, a.seeds, a.threshold, _detectors(cfg, d_suspicion), a.fpr)
     timing["profiles_and_detectors_s"] = time.perf_counter() - t0
+    return _victims(cfg, plan, variants, roc, outer, tuning, timing, t_all, progress, log)
+
+
+def _victims(cfg: Config, plan: Plan, variants, roc, outer, tuning, timing, t_all, progress, log) -> StudyResult:
+    """Every victim (and certified ensemble) on every poisoned training set; the study's result."""
+    a, sc = cfg.attack, plan.scenario
     targets = [t.item() if hasattr(t, "item") else t for t in sc.rated.train.item_ids[sc.targets]]
     log(f"{len(variants)} poisoned training sets; targets {targets}")
     rows = []
