@@ -2,13 +2,10 @@
 
 A sequence model predicts the next item mostly from the last few items of a history (SASRec's
 attention on sparse data concentrates on them, Kang & McAuley ICDM 2018, Fig. 4). The
-surrogate is that dependence alone, a decayed Markov chain fitted by counting: with ``C[i, j]``
-the transitions ``i -> j`` in the real training sequences, ``n_i`` their row sums and a user's
-last ``P`` items ``c_1 (most recent), ..., c_P``,
-
-    s_u(j) = sum_p  w_p (C + X)[c_p, j] / (n_{c_p} + X_{c_p} + lam),     w_p = decay^(p-1),
-
-where ``X [n_items, n_items]`` holds the transitions the fakes inject. Fake sequences
+surrogate is that dependence alone, the decayed Markov chain of :mod:`jaxrec.models.markov`
+fitted by counting on the real training sequences, with the fakes' transitions added to its
+counts: ``C + X``, ``X [n_items, n_items]`` the transitions the fakes inject (row sums grow
+with them). Fake sequences
 ``a_1 t_1 a_2 t_2 ...`` inject exactly ``X[a, t]`` transitions into targets (and ``t -> a``
 transitions, which move no target). The attacker (who sees the training data, as the ``closed``
 kind's does) chooses the *sources* ``a``: the budget ``B = sum_f L_f // 2`` of the fakes'
@@ -35,8 +32,7 @@ import optax
 
 from jaxrec.attacks.sequences import fake_lengths
 from jaxrec.errors import JaxrecError
-
-MAX_ITEMS = 20_000  #: the surrogate holds ``n_items x n_items`` float32 counts (1.6 GB at most)
+from jaxrec.models.markov import chain_scores, contexts, transition_counts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,44 +53,6 @@ class TransitionAttack:
     sources: int = 200
     steps: int = 100
     lr: float = 0.1
-
-
-def transition_counts(indptr: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    """``C [n_items, n_items]`` float32: consecutive ``i -> j`` events within a user's ordered
-    events (``indptr [U + 1]``, ``items [N]``: :func:`jaxrec.data.sequences.ordered_items`)."""
-    if n_items > MAX_ITEMS:
-        raise JaxrecError(
-            f"the transition attack holds an n_items x n_items count matrix, and {n_items} items is more than "
-            f"{MAX_ITEMS}"
-        )
-    nxt = np.ones(items.size, bool)
-    nxt[indptr[1:] - 1] = False  # a user's last event has no successor
-    nxt[items.size - 1 :] = False
-    src = np.flatnonzero(nxt)
-    out = np.zeros((n_items, n_items), np.float32)
-    np.add.at(out, (items[src], items[src + 1]), 1.0)
-    return out
-
-
-def contexts(indptr: np.ndarray, items: np.ndarray, users: np.ndarray, order: int, pad: int) -> np.ndarray:
-    """``[len(users), order]`` int32: each user's last ``order`` items, most recent first
-    (``pad`` where the history is shorter)."""
-    out = np.full((users.size, order), pad, np.int32)
-    ends = indptr[users + 1]
-    for p in range(order):
-        pos = ends - 1 - p
-        ok = pos >= indptr[users]
-        out[ok, p] = items[pos[ok]]
-    return out
-
-
-def surrogate_scores(counts, x_full, ctx, spec: TransitionAttack):
-    """``s [U, n_items]`` of the module docstring: ``counts, x_full [n_items + 1, n_items]`` (a
-    last all-zero row for the padding context), ``ctx [U, P]``."""
-    table = counts + x_full
-    rows = table[ctx] / (jnp.sum(table, axis=1)[ctx] + spec.lam)[..., None]  # [U, P, n_items]
-    w = spec.decay ** jnp.arange(ctx.shape[1], dtype=jnp.float32)
-    return jnp.einsum("p,upi->ui", w, rows)
 
 
 def smoothed_hit(scores, targets, eligible, spec: TransitionAttack):
@@ -136,7 +94,8 @@ class Surrogate:
         return z.at[jnp.asarray(self.sources)[:, None], jnp.asarray(self.targets)[None, :]].add(x)
 
     def scores(self, x, spec: TransitionAttack):
-        return surrogate_scores(self.counts, self.x_full(x), self.ctx, spec)
+        """``[U, n_items]`` surrogate scores with ``x [S, T]`` injected transitions."""
+        return chain_scores(self.counts + self.x_full(x), self.ctx, spec.decay, spec.lam)
 
 
 def fit_surrogate(
@@ -261,7 +220,7 @@ def heuristic_budget_hr(sur: Surrogate, seqs: np.ndarray, spec: TransitionAttack
     a, b = seqs[:, :-1], seqs[:, 1:]
     ok = (a >= 0) & (b >= 0) & np.isin(b, sur.targets)
     np.add.at(x_full, (a[ok], b[ok]), 1.0)
-    scores = surrogate_scores(sur.counts, jnp.asarray(x_full), sur.ctx, spec)
+    scores = chain_scores(sur.counts + jnp.asarray(x_full), sur.ctx, spec.decay, spec.lam)
     return hit_rate(scores, sur.targets, np.asarray(sur.eligible), spec.k)
 
 

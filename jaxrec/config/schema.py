@@ -352,7 +352,8 @@ class CertifyConfig(Checked):
     recommenders, each trained on a subsample of the users, whose votes come with a certificate
     against any ``e`` injected fake users (PORE, Jia et al., USENIX Security 2023)."""
 
-    #: item (item-based, non-learned) | model (this config's model and train sections, e.g. MF-BPR)
+    #: item (item-based, non-learned) | model (this config's model and train sections, e.g. MF-BPR
+    #: or SASRec) | transition (a Markov chain over the ordered histories, non-learned)
     bases: tuple[str, ...] = ranged(("item", "model"), one_of(*BASES))
     sub_models: int = ranged(1000, at_least(1))  #: T, the base recommenders per base kind
     subsample: int = ranged(200, at_least(1))  #: s, users per subsample (drawn without replacement)
@@ -370,6 +371,9 @@ class CertifyConfig(Checked):
     #: this file) whose curves are recomputed and drawn next to this run's
     reference: tuple[str, ...] = ()
     seed: int = 0  #: the subsamples
+    #: the transition base (sequences): the last items a user's scores read, their weights' decay
+    order: int = ranged(2, at_least(1))
+    decay: float = ranged(0.5, between(0, 1, low_open=True))
 
 
 @dataclasses.dataclass(frozen=True)

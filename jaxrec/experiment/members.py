@@ -76,7 +76,10 @@ class Training:
 
 
 def build_training(
-    cfgs: Config | list[Config], split: Split, trains: list[Interactions] | None = None, capacity: int | None = None
+    cfgs: Config | list[Config],
+    split: Split,
+    trains: list[Interactions] | None = None,
+    capacity: int | dict | None = None,
 ) -> Training:
     """Model, stacked state, data and epoch function for the member configurations ``cfgs``
     (one :class:`Config` = one member) on ``split`` -- the setup of
@@ -88,7 +91,8 @@ def build_training(
     capacity (pairs, positive sets, graph edges) and stacked, so the members still run as one
     program. ``capacity``: pad them to this many pairs and to ``split.train``'s positive-set
     depth instead of their own largest (subsets of ``split.train`` in several calls then share
-    one shape, so one compiled program: :mod:`~jaxrec.experiment.studies.certify`)."""
+    one shape, so one compiled program: :mod:`~jaxrec.experiment.studies.certify`); for a sequence
+    model, the shape dict of :func:`~jaxrec.train.sequence.sequence_shape` instead."""
     cfgs = [cfgs] if isinstance(cfgs, Config) else list(cfgs)
     if not cfgs:
         raise JaxrecError("no member configurations to train")
@@ -119,8 +123,9 @@ def build_training(
     padded = trains is not None and (batched or capacity is not None)
     seq_extra = {}
     if is_sequential(MODELS[base.model.name]):
-        model, inputs, data, seq_extra, steps, real_steps = sequence_training(cfgs, split, trains)
-        batch, padded = base.train.batch_size, batched  # a variant's padding batches are skipped
+        shape = capacity if isinstance(capacity, dict) else None
+        model, inputs, data, seq_extra, steps, real_steps = sequence_training(cfgs, split, trains, shape)
+        batch, padded = base.train.batch_size, batched or shape is not None  # padding batches are skipped
     elif not padded:
         train = split.train if trains is None else trains[0]
         model, inputs = build_model(base.model, train)

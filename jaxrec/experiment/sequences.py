@@ -75,11 +75,12 @@ def ranking_settings(cfg: Config, model) -> dict:
     }
 
 
-def sequence_training(cfgs: list[Config], split: Split, trains) -> tuple:
+def sequence_training(cfgs: list[Config], split: Split, trains, shape: dict | None = None) -> tuple:
     """Model, inputs, data, epoch settings, steps per epoch and each member's real steps per
     epoch of sequence-model members; ``trains`` (one training set per member, in ``split``'s id
     space: poisoned sets add users, whose windows join the data) are padded to one shape
-    (:func:`~jaxrec.train.sequence.sequence_shape`) and stacked along a member axis."""
+    (:func:`~jaxrec.train.sequence.sequence_shape`, or ``shape`` when given: one shape for
+    several calls, so one compiled program) and stacked along a member axis."""
     base = cfgs[0]
     model, inputs = build_model(base.model, split.train)
     widths = bucket_widths(base.train.buckets, model.max_len)
@@ -89,7 +90,7 @@ def sequence_training(cfgs: list[Config], split: Split, trains) -> tuple:
         if (t.n_users, t.n_items) != (split.n_users, split.n_items):
             raise JaxrecError(f"{t.source}: a data variant must keep the split's id space")
     with config_key("data"):
-        shape = sequence_shape(parts, *args) if len(parts) > 1 else {}
+        shape = shape or (sequence_shape(parts, *args) if len(parts) > 1 else {})
         built = [sequence_data(t, *args, **shape) for t in parts]
     data = stack_data([d for d, _ in built]) if len(parts) > 1 else built[0][0]
     caps = built[0][1]

@@ -85,7 +85,7 @@ def train_members(
     ckpt_cfg: Config | None = None,
     trains: list[Interactions] | None = None,
     on_record=None,
-    capacity: int | None = None,
+    capacity: int | dict | None = None,
     test: bool = True,
 ) -> MembersRun:
     """Train the member configurations ``cfgs`` in one program and test each member.

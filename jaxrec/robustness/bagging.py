@@ -11,9 +11,13 @@ base:
   Jaccard similarity of items over the subsample's users,
   ``J_ij = C_ij / (C_ii + C_jj - C_ij)`` with ``C = X_S^T X_S``. A user's score for an item is
   ``x_u J``, the sum of its similarities to the user's items.
-* :func:`model_votes` -- a trained recommender per subsample (e.g. MF-BPR). The sub-models train
-  as members of one compiled program (:func:`jaxrec.experiment.training.train_members` with one
-  data variant per member). Here their parameters, stacked on a member axis, score their users.
+* :func:`transition_votes` -- a sequence base that needs no training: the decayed Markov chain
+  of :mod:`jaxrec.models.markov` counted over the subsample's users' ordered histories, each
+  user scored from its own last items.
+* :func:`model_votes` -- a trained recommender per subsample (e.g. MF-BPR, or SASRec: a
+  sequence model scores its users' history windows). The sub-models train as members of one
+  compiled program (:func:`jaxrec.experiment.training.train_members` with one data variant per
+  member). Here their parameters, stacked on a member axis, score their users.
 
 Both loop over the members of a chunk inside one program (``lax.scan``) and add to one
 ``[n_users, n_items]`` int32 count table. A chunk's padding members (index ``-1`` users) vote
@@ -29,9 +33,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.data.interactions import Split
+from jaxrec.models.markov import chain_scores
 from jaxrec.top_k import top_k
 
-BASES = ("item", "model")  #: item-based (:func:`item_votes`) | a trained recommender (:func:`model_votes`)
+#: item-based (:func:`item_votes`) | a trained recommender (:func:`model_votes`) | a Markov chain
+#: over the histories (:func:`transition_votes`)
+BASES = ("item", "model", "transition")
 
 
 def pairs_mask(split: Split, parts: tuple[str, ...] = ("train", "valid")) -> np.ndarray:
@@ -91,6 +98,39 @@ def item_votes(votes: jax.Array, matrix: jax.Array, seen: jax.Array, subsets: ja
     return jax.lax.scan(one, votes, subsets)[0]
 
 
+@functools.partial(jax.jit, static_argnames=("n_votes", "decay", "lam"), donate_argnums=0)
+def transition_votes(
+    votes: jax.Array,
+    src: jax.Array,
+    dst: jax.Array,
+    ctx: jax.Array,
+    seen: jax.Array,
+    subsets: jax.Array,
+    n_votes: int,
+    decay: float = 0.5,
+    lam: float = 1.0,
+) -> jax.Array:
+    """``votes`` plus the Markov-chain bases' votes.
+
+    Args:
+      src, dst: ``[n_users, M]`` int32 each user's transitions (padding ``n_items``:
+        :func:`jaxrec.models.markov.user_transitions`); ctx: ``[n_users, P]`` each user's last
+        items at test time (:func:`jaxrec.models.markov.contexts`); seen, subsets: as in
+        :func:`item_votes`.
+    """
+    n_items = seen.shape[1]
+
+    def one(v, users):
+        safe = jnp.maximum(users, 0)
+        live = (users >= 0)[:, None]
+        s, d = jnp.where(live, src[safe], n_items), jnp.where(live, dst[safe], n_items)
+        table = jnp.zeros((n_items + 1, n_items + 1), jnp.float32).at[s, d].add(1.0)[:, :n_items]
+        scores = chain_scores(table, ctx[safe], decay, lam)
+        return _add_votes(v, users, _unseen_top(scores, seen[safe], n_votes)), None
+
+    return jax.lax.scan(one, votes, subsets)[0]
+
+
 @functools.partial(jax.jit, static_argnames=("model", "n_votes", "batched"), donate_argnums=0)
 def model_votes(
     votes: jax.Array,
@@ -101,6 +141,7 @@ def model_votes(
     subsets: jax.Array,
     n_votes: int,
     batched: bool = False,
+    queries: jax.Array | None = None,
 ) -> jax.Array:
     """``votes`` plus the votes of trained bases, one per member.
 
@@ -108,6 +149,7 @@ def model_votes(
       model: the Recommender (static). params: its parameters with a leading member axis
         ``[M, ...]``. inputs: the model's data inputs, with a member axis when ``batched``.
       seen, subsets: as in :func:`item_votes`; subset ``m`` is the data member ``m`` trained on.
+      queries: ``[n_users, L]`` a sequence model's history windows (None: user ids).
     """
 
     def one(v, xs):
@@ -115,7 +157,8 @@ def model_votes(
         variables = {**p, **(i if batched else inputs)}
         cache = model.apply(variables, method="embeddings")
         safe = jnp.maximum(users, 0)
-        scores = model.apply(variables, safe, cache, method="score_all")  # [s, I]
+        query = safe if queries is None else queries[safe]
+        scores = model.apply(variables, query, cache, method="score_all")  # [s, I]
         return _add_votes(v, users, _unseen_top(scores.astype(jnp.float32), seen[safe], n_votes)), None
 
     member_inputs = inputs if batched else jnp.zeros(subsets.shape[0])

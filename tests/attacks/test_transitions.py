@@ -10,6 +10,7 @@ import pytest
 
 from jaxrec.attacks import transitions as tr
 from jaxrec.attacks.sequences import fake_sequences
+from jaxrec.models import markov
 
 N_ITEMS = 12
 TARGETS = np.array([4, 9])
@@ -28,15 +29,17 @@ def _events(seed=0, users=25):
 def test_counts_contexts_and_scores_by_hand():
     indptr = np.array([0, 3, 5])
     items = np.array([1, 2, 1, 2, 0], np.int32)  # user 0: 1 2 1; user 1: 2 0
-    c = tr.transition_counts(indptr, items, 3)
+    c = markov.transition_counts(indptr, items, 3)
     want = np.zeros((3, 3))
     want[1, 2] = want[2, 1] = want[2, 0] = 1  # 1->2, 2->1 (user 0), 2->0 (user 1); never across users
     np.testing.assert_array_equal(c, want)
-    ctx = tr.contexts(indptr, items, np.array([0, 1]), 3, pad=3)
+    ctx = markov.contexts(indptr, items, np.array([0, 1]), 3, pad=3)
     np.testing.assert_array_equal(ctx, [[1, 2, 1], [0, 2, 3]])
-    spec = tr.TransitionAttack(order=3, decay=0.5, lam=1.0)
     counts = jnp.asarray(np.vstack([c, np.zeros((1, 3))]), jnp.float32)
-    s = np.asarray(tr.surrogate_scores(counts, jnp.zeros((4, 3)), jnp.asarray(ctx), spec))
+    s = np.asarray(markov.chain_scores(counts, jnp.asarray(ctx), 0.5, 1.0))
+    src, dst = markov.user_transitions(indptr, items, pad=3)
+    np.testing.assert_array_equal(src, [[1, 2], [2, 3]])  # per user, padded
+    np.testing.assert_array_equal(dst, [[2, 1], [0, 3]])
     row = lambda i: want[i] / (want[i].sum() + 1.0)  # noqa: E731
     np.testing.assert_allclose(s[0], row(1) + 0.5 * row(2) + 0.25 * row(1), rtol=1e-6)
     np.testing.assert_allclose(s[1], row(0) + 0.5 * row(2), rtol=1e-6)  # the padding context adds 0

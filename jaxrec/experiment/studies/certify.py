@@ -39,8 +39,10 @@ from jaxrec.experiment.certified import ensemble
 from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, markdown_report, plot_curves
+from jaxrec.experiment.sequences import check_sequence
 from jaxrec.experiment.studies.base import StudyResult, say, summarise
 from jaxrec.models import MODELS
+from jaxrec.models.markov import check_items
 from jaxrec.models.sequential import is_sequential
 from jaxrec.robustness.bagging import pairs_mask
 from jaxrec.robustness.certificate import Reference, certify, curve, read_reference, target_bound
@@ -69,12 +71,21 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
     validate(cfg)
     c = cfg.certify
     if not c.bases or len(set(c.bases)) != len(c.bases):
-        raise JaxrecError(f"certify.bases: give item, model or both, each once; got {list(c.bases)}")
-    if "model" in c.bases and is_sequential(MODELS[cfg.model.name]):
+        raise JaxrecError(f"certify.bases: give item, model or transition, each once; got {list(c.bases)}")
+    seq_model = "model" in c.bases and is_sequential(MODELS[cfg.model.name])
+    sequences = seq_model or "transition" in c.bases
+    if seq_model:
+        check_sequence(cfg)
+    if split is None:  # a sequence base reads the events in order (the sequence split rules)
+        with config_key("certify.bases" if sequences else "data"):
+            split = load_split(cfg.data, sequential=sequences)
+    if sequences and "order" not in split.info:
         raise JaxrecError(
-            f"model.name: {cfg.model.name} is a sequence model; certify's model bases are embedding models"
+            f"certify.bases: {', '.join(b for b in c.bases if b != 'item')} read each user's events in order, "
+            f"and the split of {cfg.data.dataset} has none (a leave-one-out split by time or file order)"
         )
-    split = load_split(cfg.data) if split is None else split
+    if "transition" in c.bases:
+        check_items(split.n_items, "certify.bases: the transition base")
     if split.test is None:
         raise JaxrecError("data: certify needs a test part (data.ratios with a test share)")
     if c.subsample > split.n_users:
