@@ -353,7 +353,8 @@ class CertifyConfig(Checked):
     against any ``e`` injected fake users (PORE, Jia et al., USENIX Security 2023)."""
 
     #: item (item-based, non-learned) | model (this config's model and train sections, e.g. MF-BPR
-    #: or SASRec) | transition (a Markov chain over the ordered histories, non-learned)
+    #: or SASRec) | transition (a Markov chain over the ordered histories, non-learned) | ablation
+    #: (this config's sequence model smoothed by randomized ablation, certified against pollution)
     bases: tuple[str, ...] = ranged(("item", "model"), one_of(*BASES))
     sub_models: int = ranged(1000, at_least(1))  #: T, the base recommenders per base kind
     subsample: int = ranged(200, at_least(1))  #: s, users per subsample (drawn without replacement)
@@ -374,6 +375,11 @@ class CertifyConfig(Checked):
     #: the transition base (sequences): the last items a user's scores read, their weights' decay
     order: int = ranged(2, at_least(1))
     decay: float = ranged(0.5, between(0, 1, low_open=True))
+    #: ablation (a sequence model, against pollution): m, the history items each vote's base sees
+    ablation_keep: int = ranged(5, at_least(1))
+    ablation_last: int = ranged(10, at_least(2))  #: n, the most recent items a vote draws from
+    ablation_votes: int = ranged(1000, at_least(1))  #: T, votes per user
+    max_radius: int = ranged(5, at_least(0))  #: ablation: certify r = 0 .. max_radius substituted items
 
 
 @dataclasses.dataclass(frozen=True)

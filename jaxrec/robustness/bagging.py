@@ -37,8 +37,9 @@ from jaxrec.models.markov import chain_scores
 from jaxrec.top_k import top_k
 
 #: item-based (:func:`item_votes`) | a trained recommender (:func:`model_votes`) | a Markov chain
-#: over the histories (:func:`transition_votes`)
-BASES = ("item", "model", "transition")
+#: over the histories (:func:`transition_votes`) | ``ablation``: not a bagged base, the
+#: randomized-ablation recommender certified against pollution (:mod:`jaxrec.robustness.ablation`)
+BASES = ("item", "model", "transition", "ablation")
 
 
 def pairs_mask(split: Split, parts: tuple[str, ...] = ("train", "valid")) -> np.ndarray:

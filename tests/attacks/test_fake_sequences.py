@@ -176,6 +176,7 @@ def test_sequence_attack_bad_input_fails_before_any_work(wide, tmp_path):
         ({"kinds": ("average",)}, "attack.kinds: ['average'] attack rated profiles"),
         ({"detectors": ("rdma",)}, "attack.detectors: ['rdma'] read ratings"),
         ({"filler": 9}, "attack.filler: a fake length of 9 is above the victims' max_len 6"),
+        ({"intent": "nuke"}, "attack.intent: nuke lowers ratings"),
     ]
     for attack, message in cases:
         with pytest.raises(JaxrecError, match=message.replace("[", r"\[").replace("]", r"\]")):

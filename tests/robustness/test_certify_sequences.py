@@ -197,3 +197,50 @@ def test_the_study_certifies_sequence_bases_and_refuses_bad_input(seq_split, tmp
     assert (result.run_dir / "report.md").is_file()
     with pytest.raises(JaxrecError, match="certify.bases: .*leave_one_out"):
         certify.check(Config(**{**cfg.__dict__, "data": DataConfig(dataset=str(path), split="random")}))
+
+
+def test_the_ablation_base_certifies_against_pollution_in_the_study(seq_split, tmp_path):
+    """The study's curve equals the certificate recomputed from a separate training of the same
+    base and the library's votes; bad ablation settings fail first, one keyed line each."""
+    import jax
+
+    from jaxrec.evaluate import split_ranking
+    from jaxrec.experiment.studies import certify, run_study
+    from jaxrec.experiment.training import train_members
+    from jaxrec.robustness.ablation import Ablation, ablation_votes, real_lengths, sequence_scorer
+    from jaxrec.robustness.ablation_certificate import certified_curve, certify_ablation
+
+    split, path = seq_split
+    settings = {"bases": ("ablation",), "ablation_keep": 2, "ablation_last": 4, "ablation_votes": 60}
+    cfg = _cfg(tmp_path, path, **settings, max_radius=2, alpha=0.2)
+    result = run_study("certify", cfg, progress=False)
+    rows = result.extras.ablation
+    assert [r["radius"] for r in rows] == [0, 1, 2]
+    hits = [r["certified_hit@3"] for r in rows]
+    assert hits[0] >= hits[1] >= hits[2]
+    run = train_members([cfg], split, progress=False)
+    params = {**jax.tree.map(lambda a: a[0], run.fit.best), **run.training.inputs}
+    data = split_ranking(split, "test", max_len=MAX_LEN, mask_history=False)
+    mask = np.asarray(data.mask).reshape(-1)
+    windows = np.asarray(data.queries).reshape(mask.size, -1)[mask]
+    users = np.asarray(data.users).reshape(-1)[mask]
+    held = np.asarray(data.targets)[..., 0].reshape(-1)[mask]
+    spec = Ablation(keep=2, last=4, votes=60, n_votes=2)
+    counts = ablation_votes(
+        sequence_scorer(run.training.model), params, windows, users, jax.random.key(0), spec, n_items=split.n_items
+    )
+    cert = certify_ablation(
+        counts, 60, real_lengths(windows, split.n_items), keep=2, last=4, top_n=3, alpha=0.2, max_radius=2, held=held
+    )
+    np.testing.assert_allclose(hits, certified_curve(cert.held_rank, 3)["hit@3"], atol=1e-12)
+    assert (result.run_dir / "ablation_certified_hit@3.png").is_file()
+    cases = [
+        ({"ablation_keep": 4}, "certify.ablation_keep: m=4 must be between 1 and ablation_last - 1"),
+        ({"ablation_last": 9}, "certify.ablation_last: n=9 is more than the model's max_len 6"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(JaxrecError, match=message):
+            certify.check(_cfg(tmp_path, path, **{**settings, **bad}))
+    mf = Config(**{**cfg.__dict__, "model": ModelConfig(name="mf", dim=8)})
+    with pytest.raises(JaxrecError, match="certify.bases: ablation smooths a sequence model's history, and mf"):
+        certify.check(mf)

@@ -209,11 +209,20 @@ def write_report(result: StudyResult, run_dir: Path) -> None:
         "plots": [p.name for p in figures],
     }
     write_results(cfg, result.rows, payload, command=NAME)
+    sequences = "order" in sc.split.info  # fake sequences against sequence victims
+    lengths = f"lengths {a.filler}" if a.filler else "lengths drawn from the real users' training lengths"
     intro = [
-        f"Data: `{cfg.data.dataset}`, split `{cfg.data.split}` {list(cfg.data.ratios)}; ratings >= {a.threshold} are "
-        "positives after the fake users join the training part. Test set, full ranking.",
-        f"Targets (raw item ids, attacked jointly, {a.intent}): {x.targets}. Attacks: {', '.join(a.kinds)}; "
-        f"fake users {sc.counts} of {sc.n_real} real; filler {sc.filler} items; {a.seeds} seed(s).",
+        f"Data: `{cfg.data.dataset}`, split `{cfg.data.split}` {list(cfg.data.ratios)}; "
+        + (
+            "every event in its sequence (fake sequences join the training part). "
+            if sequences
+            else f"ratings >= {a.threshold} are positives after the fake users join the training part. "
+        )
+        + "Test set, full ranking.",
+        f"Targets (raw item ids, attacked jointly, {'push' if sequences else a.intent}): {x.targets}. Attacks: "
+        f"{', '.join(a.kinds)}; fake users {sc.counts} of {sc.n_real} real; "
+        + (f"fake sequences of {lengths}, the targets interleaved" if sequences else f"filler {sc.filler} items")
+        + f"; {a.seeds} seed(s).",
         f"Detectors: {', '.join(a.detectors) or 'none'}, threshold at FPR {a.fpr} on {sc.trusted.size} trusted "
         f"real users. Wall time: {result.timing['wall_s']:.1f} s.",
     ]

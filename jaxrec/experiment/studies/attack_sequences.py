@@ -51,6 +51,8 @@ def check_sequence_attack(cfg: Config, run_victims: list, n_items: int, n_target
             f"attack.threshold: {a.threshold} would drop events out of the sequences; sequence victims train on "
             "every event (set attack.threshold: null)"
         )
+    if a.intent != "push":
+        raise JaxrecError(f"attack.intent: {a.intent} lowers ratings; fake sequences push their targets (push)")
     if a.certified:
         raise JaxrecError("attack.certified: certified ensembles of sequence models are not available in attack")
     max_len = min(v.model.max_len for _, v in run_victims)

@@ -40,6 +40,7 @@ from jaxrec.experiment.data import load_split
 from jaxrec.experiment.output import atomic_write, write_results
 from jaxrec.experiment.report import Table, markdown_report, plot_curves
 from jaxrec.experiment.sequences import check_sequence
+from jaxrec.experiment.studies import certify_ablation
 from jaxrec.experiment.studies.base import StudyResult, say, summarise
 from jaxrec.models import MODELS
 from jaxrec.models.markov import check_items
@@ -64,6 +65,8 @@ class Plan:
 class Extras:
     ensembles: list  #: [certified.Ensemble]
     certified: dict  #: base label -> ``[U, E]`` certified r
+    ablation: list = dataclasses.field(default_factory=list)  #: rows per radius (:mod:`.certify_ablation`)
+    ablation_summary: list = dataclasses.field(default_factory=list)  #: the smoothed vs the base's accuracy
 
 
 def check(cfg: Config, base_dir=".", split=None) -> Plan:
@@ -71,9 +74,15 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
     validate(cfg)
     c = cfg.certify
     if not c.bases or len(set(c.bases)) != len(c.bases):
-        raise JaxrecError(f"certify.bases: give item, model or transition, each once; got {list(c.bases)}")
-    seq_model = "model" in c.bases and is_sequential(MODELS[cfg.model.name])
-    sequences = seq_model or "transition" in c.bases
+        raise JaxrecError(f"certify.bases: give item, model, transition or ablation, each once; got {list(c.bases)}")
+    seq_model = bool({"model", "ablation"} & set(c.bases)) and is_sequential(MODELS[cfg.model.name])
+    sequences = seq_model or bool({"transition", "ablation"} & set(c.bases))
+    if "ablation" in c.bases:
+        if not is_sequential(MODELS[cfg.model.name]):
+            raise JaxrecError(
+                f"certify.bases: ablation smooths a sequence model's history, and {cfg.model.name} is not one"
+            )
+        certify_ablation.check(cfg, cfg.model.max_len)
     if seq_model:
         check_sequence(cfg)
     if split is None:  # a sequence base reads the events in order (the sequence split rules)
@@ -140,7 +149,14 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
             return None
         return target_bound(votes, total, plan.targets, eligible, unseen, c.top_n, c.subsample, c.alpha, fakes)
 
+    ablation, ablation_summary = [], []
     for base in c.bases:
+        if base == "ablation":  # against pollution: rows per radius, not per fake count
+            found, summary, times = certify_ablation.ablation_rows(cfg, split, log)
+            ablation += found
+            ablation_summary.append(summary)
+            timing.update(times)
+            continue
         ens = ensemble(cfg, split, base, log)
         label = cfg.model.name if base == "model" else base
         ens = dataclasses.replace(ens, base=label)
@@ -161,8 +177,8 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
         rows += _rows(ref.label, ref.sub_models, r, ref.relevant, c.top_n)
         certified[ref.label] = r
     timing["wall_s"] = sum(e.seconds for e in ensembles)
-    summary = summarise(rows, ["base", "sub_models", "fakes"])
-    return StudyResult(NAME, cfg, rows, summary, timing, Extras(ensembles, certified))
+    summary = summarise(rows, ["base", "sub_models", "fakes"]) if rows else []
+    return StudyResult(NAME, cfg, rows, summary, timing, Extras(ensembles, certified, ablation, ablation_summary))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -187,7 +203,7 @@ def tables(result: StudyResult) -> list[Table]:
         ]
         for e in result.extras.ensembles
     ]
-    out = [Table(f"the ensembles: clean test accuracy of their top-{n}, and their cost", header, rows)]
+    out = [Table(f"the ensembles: clean test accuracy of their top-{n}, and their cost", header, rows)] if rows else []
     shown = [e for e in SHOWN_FAKES if e <= c.max_fakes]
     by_base: dict = {}
     for s in result.summary:
@@ -206,6 +222,41 @@ def tables(result: StudyResult) -> list[Table]:
         ]
         if body:
             out.append(Table(f"{title} (confidence {1 - c.alpha:g})", ["base", "T", *map(str, shown)], body))
+    return out + ablation_tables(result)
+
+
+def ablation_tables(result: StudyResult) -> list[Table]:
+    """The randomized-ablation recommender: certified accuracy against r, and its clean cost."""
+    x = result.extras
+    if not x.ablation:
+        return []
+    n = result.config.certify.top_n
+    radii = sorted({r["radius"] for r in x.ablation})
+    body = [
+        [f"{r['base']} ({metric})", *(f"{q[metric]:.4f}" for q in x.ablation if q["base"] == r["base"])]
+        for r in x.ablation
+        if r["radius"] == 0
+        for metric in (f"certified_hit@{n}", f"certified_ndcg@{n}")
+    ]
+    header = ["smoothed recommender", *map(str, radii)]
+    out = [
+        Table(
+            f"certified against r substituted history items (confidence {1 - result.config.certify.alpha:g})",
+            header,
+            body,
+        )
+    ]
+    keys = [k for k in x.ablation_summary[0] if k != "base"]
+    out.append(
+        Table(
+            "randomized ablation: the smoothed recommender's clean cost",
+            ["base", *keys],
+            [
+                [s["base"], *(f"{s[k]:.4g}" if isinstance(s[k], float) else str(s[k]) for k in keys)]
+                for s in x.ablation_summary
+            ],
+        )
+    )
     return out
 
 
@@ -217,11 +268,18 @@ def footer(result: StudyResult) -> str:
 
 def plots(result: StudyResult, run_dir: Path) -> list[Path]:
     n = result.config.certify.top_n
-    return [
+    out = [
         plot_curves(result.summary, "fakes", m, ["base", "sub_models"], run_dir / f"{m}.png", m, "fake users e")
         for m in (f"certified_precision@{n}", f"certified_recall@{n}", f"target_hr_bound@{n}")
-        if f"{m}_mean" in result.summary[0]
+        if result.summary and f"{m}_mean" in result.summary[0]
     ]
+    ablation = [
+        {**r, **{f"{k}_mean": v for k, v in r.items()}, **{f"{k}_std": 0.0 for k in r}} for r in result.extras.ablation
+    ]
+    for m in (f"certified_hit@{n}", f"certified_ndcg@{n}") if ablation else ():
+        path = run_dir / f"ablation_{m}.png"
+        out.append(plot_curves(ablation, "radius", m, ["base"], path, m, "substituted history items r"))
+    return out
 
 
 def _key(label: str) -> str:
@@ -237,7 +295,14 @@ def write_report(result: StudyResult, run_dir: Path) -> None:
         {"base": e.base, "sub_models": e.sub_models, **e.metrics, "seconds": e.seconds, "peak_rss_mb": e.peak_rss_mb}
         for e in result.extras.ensembles
     ]
-    payload = {"rows": result.rows, "summary": result.summary, "ensembles": ensembles, "timing": result.timing}
+    payload = {
+        "rows": result.rows,
+        "summary": result.summary,
+        "ensembles": ensembles,
+        "ablation": result.extras.ablation,
+        "ablation_summary": result.extras.ablation_summary,
+        "timing": result.timing,
+    }
     write_results(cfg, result.rows, payload, command=NAME)
     with open(run_dir / "certified_r.npz", "wb") as f:
         np.savez_compressed(f, **{_key(k): v for k, v in result.extras.certified.items()})
