@@ -19,6 +19,7 @@ import numpy as np
 
 import jaxrec
 from jaxrec.evaluate import split_ranking
+from jaxrec.experiment.benchmarks import timed
 from jaxrec.robustness.ablation import Ablation, ablation_votes, auto_block, loop_votes, real_lengths, sequence_scorer
 from jaxrec.robustness.ablation_certificate import certified_curve, certify_ablation, smoothed_metrics
 
@@ -43,22 +44,18 @@ def main() -> None:
     def program(v=1):
         return ablation_votes(score, r.params, windows, users, key, spec, n_items=n_items, chunk=chunk, block=v)
 
-    t = time.perf_counter()
-    counts = program()
-    first = time.perf_counter() - t
-    t = time.perf_counter()
-    again = program()
-    steady = time.perf_counter() - t
+    calls = []  # the first call (compiles), then one timed call
+    first, steady = timed(lambda: calls.append(program()), 1)
+    counts, again = calls
     # the loop's one-vote program, compiled before the clock starts
     w0 = np.asarray(windows[:chunk])
     loop_votes(score, r.params, w0, users[:chunk], np.ones(chunk, bool), key, spec=spec, n_items=n_items, ts=range(1))
     t = time.perf_counter()
     looped = ablation_votes(score, r.params, windows, users, key, spec, n_items=n_items, chunk=chunk, loop=True)
     loop_s = time.perf_counter() - t
-    program(block)  # blocks of vmapped votes: compiled, then timed
-    t = time.perf_counter()
-    vmapped = program(block)
-    block_s = time.perf_counter() - t
+    blocks = []  # blocks of vmapped votes: compiled, then timed
+    _, block_s = timed(lambda: blocks.append(program(block)), 1)
+    vmapped = blocks[-1]
 
     cert = certify_ablation(
         counts,

@@ -4,7 +4,8 @@
     python bench/bench.py --models mf --datasets ml-100k --epochs 20
 
 Each line: model, dataset, epochs, train_s_per_epoch_median, compile_s, eval_s (median of
-``--eval-repeats`` full-ranking passes over the test users, after compilation), recall@20,
+``--eval-repeats`` full-ranking passes over the test users after a first, untimed one:
+``jaxrec.experiment.benchmarks.timed``), recall@20,
 ndcg@20, and the machine. Every number is measured in this run; the machine is shared and
 noisy, so quote medians.
 """
@@ -16,15 +17,14 @@ import json
 import os
 import platform
 import sys
-import time
 
 import chex
 import jax
-import numpy as np
 
 from jaxrec.config import load_config
 from jaxrec.evaluate import compile_evaluator, model_chunk, split_ranking
 from jaxrec.experiment import run
+from jaxrec.experiment.benchmarks import timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.join(HERE, "..", "configs")
@@ -50,18 +50,14 @@ def bench_case(model: str, dataset: str, epochs: int | None, eval_repeats: int, 
     tdata = split_ranking(result.split, "test", chunk)
     variables = {**result.params, **result.inputs}
     evaluator = compile_evaluator(result.model, variables, tdata, cfg.eval.ks)
-    times = []
-    for _ in range(eval_repeats):
-        t0 = time.perf_counter()
-        evaluator(variables, tdata)
-        times.append(time.perf_counter() - t0)
+    _, eval_s = timed(lambda: evaluator(variables, tdata), eval_repeats)
     return {
         "model": model,
         "dataset": dataset,
         "epochs": cfg.train.epochs,
         "train_s_per_epoch_median": round(result.timing["train_s_per_epoch_median"], 5),
         "compile_s": round(result.timing["compile_s"], 3),
-        "eval_s": round(float(np.median(times)), 5),
+        "eval_s": round(eval_s, 5),
         "recall@20": round(result.metrics["recall@20"], 5),
         "ndcg@20": round(result.metrics["ndcg@20"], 5),
         "backend": jax.default_backend(),

@@ -1,11 +1,16 @@
-"""What every benchmark script records: the machine, the process's peak memory, one JSON line."""
+"""What every benchmark script records: the machine, the process's peak memory, one JSON line.
+
+The measurements themselves are the library's (:mod:`jaxrec.experiment.benchmarks`, what
+``jaxrec bench`` runs): ``peak_mb`` is its ``peak_rss_mb`` and ``first_and_median`` its ``timed``;
+this module keeps no timing or memory code of its own.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import resource
+import warnings
 
 
 def machine() -> dict:
@@ -16,8 +21,21 @@ def machine() -> dict:
 
 
 def peak_mb() -> float:
-    """The process's peak resident memory, MB (Linux ``ru_maxrss`` is in KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The process's peak resident memory, MB: :func:`jaxrec.experiment.benchmarks.peak_rss_mb`."""
+    from jaxrec.experiment.benchmarks import peak_rss_mb
+
+    return peak_rss_mb()
+
+
+def first_and_median(fn, repeats: int) -> tuple[float, float | None]:
+    """:func:`jaxrec.experiment.benchmarks.timed`: ``(first call seconds, median of `repeats`
+    more)``, the median ``None`` when ``repeats`` is 0 (only the first call is timed)."""
+    from jaxrec.experiment.benchmarks import timed
+
+    with warnings.catch_warnings():  # repeats = 0: the median of no calls is nan, not reported
+        warnings.simplefilter("ignore", RuntimeWarning)
+        first, median = timed(fn, repeats)
+    return first, median if repeats else None
 
 
 def emit(row: dict, out: str | None) -> None:

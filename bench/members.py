@@ -9,10 +9,10 @@ number of members, and where a member-epoch's time goes. One JSON object per lin
 exactly as a user runs them, alternating the two ways over ``--rounds`` rounds; the steady-state
 seconds per member-epoch come from the processes' own ``metrics.json`` / ``results.json``, and the
 8-seed accuracy (mean ± sample std of the test metrics) from the sweep's summary. ``scaling`` runs
-each member count in a fresh process (peak resident memory from ``getrusage``). ``breakdown``
+each member count in a fresh process (peak resident memory, ``benchmarks.peak_rss_mb``). ``breakdown``
 times, per member, what an MF-BPR epoch is made of on ml-100k (embedding tables 2,625 x 64):
 the gathers and the dense scatter-add gradient of the batch, and Adam's dense update of every
-table row.
+table row (median of 5 calls after a compiling one, ``jaxrec.experiment.benchmarks.timed``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -121,6 +120,7 @@ def scaling_point(config: str, members: int, epochs: int, extra: list[str]) -> N
 
     from jaxrec.config import load_config
     from jaxrec.experiment import load_split, train_members
+    from jaxrec.experiment.benchmarks import peak_rss_mb
 
     cfg = load_config(config, [*extra, f"train.epochs={epochs}"])
     split = load_split(cfg.data)
@@ -142,7 +142,7 @@ def scaling_point(config: str, members: int, epochs: int, extra: list[str]) -> N
                 "member_epoch_s": round(epoch / members, 5),
                 "compile_s": round(out.timing["compile_s"], 2),
                 "eval_s": round(out.timing["eval_s"], 3),
-                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "peak_rss_mib": round(peak_rss_mb(), 1),
                 "backend": jax.default_backend(),
                 **_machine(),
             }
@@ -157,6 +157,8 @@ def breakdown(members: list[int], steps: int = 40, batch: int = 2048, dim: int =
     import jax
     import jax.numpy as jnp
     import optax
+
+    from jaxrec.experiment.benchmarks import timed
 
     rows = 943 + 1682
     tx = optax.adam(1e-3)
@@ -188,13 +190,8 @@ def breakdown(members: list[int], steps: int = 40, batch: int = 2048, dim: int =
         a = jax.jit(jax.vmap(adam_only, in_axes=(0, 0, 0)))
         out = {}
         for name, fn, args in (("grads_s", g, (tables, idx)), ("adam_s", a, (tables, opt, tables))):
-            jax.block_until_ready(fn(*args))
-            times = []
-            for _ in range(5):
-                t0 = time.perf_counter()
-                jax.block_until_ready(fn(*args))
-                times.append(time.perf_counter() - t0)
-            out[name] = sorted(times)[2] / m
+            # compiled by the first call, then the median of 5
+            out[name] = timed(lambda fn=fn, args=args: jax.block_until_ready(fn(*args)), 5)[1] / m
         print(
             json.dumps(
                 {

@@ -12,9 +12,9 @@ program, all vmapped together (ranking chunk sized by ``model_chunk`` for the vm
 ``loop`` = a Python loop over the same ``n`` strengths calling the compiled one-strength program
 (each call also ranks the clean model, for the Jaccard reference, and takes the gradient). FGM,
 relative eps spread over [0.05, 2]. The first call (compilation) is timed apart; then ``--reps``
-timed calls, median (``--reps 0``: only the first call, for long runs such as Gowalla's). The
-victim is trained for ``--epochs`` epochs (0: its initial parameters; ranking time does not
-depend on them).
+timed calls, median (``--reps 0``: only the first call, for long runs such as Gowalla's); both
+come from ``jaxrec.experiment.benchmarks.timed``. The victim is trained for ``--epochs`` epochs
+(0: its initial parameters; ranking time does not depend on them).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import machine, peak_mb  # bench/ is the script's directory, on sys.path
+from common import first_and_median, machine, peak_mb  # bench/ is the script's directory, on sys.path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -72,14 +72,9 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
         ]
 
     before = peak_mb()
-    t0 = time.perf_counter()
-    rows = once()
-    first = time.perf_counter() - t0
-    secs = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        once()
-        secs.append(time.perf_counter() - t0)
+    got = []
+    first, median = first_and_median(lambda: got.append(once()), reps)
+    rows = got[0]
     k = max(ks)
     return {
         "bench": "robustness-strengths",
@@ -94,7 +89,7 @@ def strengths_one(config: str, n: int, mode: str, epochs: int, reps: int, method
         "items": split.n_items,
         "chunk": int(ranking.users.shape[1]),
         "first_call_s": round(first, 3),
-        "median_s": round(statistics.median(secs), 3) if secs else None,
+        "median_s": round(median, 3) if median is not None else None,
         "reps": reps,
         "peak_rss_mb_before_sweep": round(before),
         "peak_rss_mb": round(peak_mb()),

@@ -5,8 +5,9 @@
     python bench/throughput.py --fake-devices 4     # + the same on 4 simulated CPU devices
 
 A sample is one real (user, positive, sampled negative) triple; samples/s = real training pairs
-per epoch / median epoch seconds (after a compile epoch). Each batch size gets its own compiled
-epoch (the real training path: ``make_epoch`` + ``jit_epoch``, or the member engine on a mesh).
+per epoch / median epoch seconds (after a compile epoch; ``jaxrec.experiment.benchmarks.timed``).
+Each batch size gets its own compiled epoch (the real training path: ``make_epoch`` +
+``jit_epoch``, or the member engine on a mesh).
 
 ``--fake-devices N`` reruns the sweep in a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` and batches split over an N-device
@@ -24,7 +25,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -35,6 +35,7 @@ def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: 
 
     from jaxrec.config import load_config
     from jaxrec.experiment import build_training, load_split
+    from jaxrec.experiment.benchmarks import timed
     from jaxrec.train.engine import init_tracker, make_engine
     from jaxrec.train.loop import jit_epoch
     from jaxrec.train.parallel import make_mesh
@@ -57,13 +58,14 @@ def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: 
                 return (s, t), m
         else:
             state, data, epoch_fn = member(tr.state, 0), tr.data, jit_epoch(tr.epoch)
-        times = []
-        for _ in range(epochs + 1):  # the first epoch compiles
-            t0 = time.perf_counter()
-            state, m = epoch_fn(state, data)
-            jax.block_until_ready(m["loss"])
-            times.append(time.perf_counter() - t0)
-        med = float(np.median(times[1:]))
+        box = [state, None]
+
+        def one_epoch(box=box, epoch_fn=epoch_fn, data=data):
+            box[0], box[1] = epoch_fn(box[0], data)
+            jax.block_until_ready(box[1]["loss"])
+
+        first, med = timed(one_epoch, epochs)  # the first epoch compiles
+        m = box[1]
         print(
             json.dumps(
                 {
@@ -75,7 +77,7 @@ def sweep(config: str, batch_sizes: list[int], epochs: int, mesh_data: int, lr: 
                     "epochs_timed": epochs,
                     "epoch_s_median": round(med, 5),
                     "samples_per_s": round(n_real / med),
-                    "compile_s": round(times[0] - med, 3),
+                    "compile_s": round(first - med, 3),
                     "final_loss": round(float(np.mean(np.asarray(m["loss"]))), 5),
                     "backend": jax.default_backend(),
                     "simulated_devices": mesh_data > 1 and jax.default_backend() == "cpu",

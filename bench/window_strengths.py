@@ -1,6 +1,7 @@
 """Sequence victims: one ``perturbed_metrics`` program over 8 FGM strengths against a Python loop
-of 8 one-strength programs (SASRec with RecBole's defaults, 3 epochs on ml-100k), medians of 3;
-prints one JSON line (docs/robustness.md).
+of 8 one-strength programs (SASRec with RecBole's defaults, 3 epochs on ml-100k), medians of 3
+after compiling both (``jaxrec.experiment.benchmarks.timed``); prints one JSON line
+(docs/robustness.md).
 
 Run: ``JAXREC_DATA_DIR=... python bench/window_strengths.py``
 """
@@ -8,12 +9,10 @@ Run: ``JAXREC_DATA_DIR=... python bench/window_strengths.py``
 from __future__ import annotations
 
 import json
-import time
-
-import numpy as np
 
 import jaxrec
 from jaxrec.evaluate import model_chunk, split_ranking
+from jaxrec.experiment.benchmarks import timed
 from jaxrec.experiment.sequences import ranking_settings
 from jaxrec.robustness import perturbed_metrics
 from jaxrec.robustness.windows import WindowLoss
@@ -40,22 +39,17 @@ def main() -> None:
     def loop():
         return [sweep(narrow, [e]) for e in EPS]
 
-    one(), loop()  # compile both
-    t_one, t_loop = [], []
-    for _ in range(3):
-        t = time.perf_counter()
-        a = one()
-        t_one.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        b = loop()
-        t_loop.append(time.perf_counter() - t)
+    got_one, got_loop = [], []
+    _, s_one = timed(lambda: got_one.append(one()), 3)  # the first call compiles
+    _, s_loop = timed(lambda: got_loop.append(loop()), 3)
+    a, b = got_one[-1], got_loop[-1]
     diff = max(abs(a.rows[i]["ndcg@10"] - b[i].rows[0]["ndcg@10"]) for i in range(len(EPS)))
     print(
         json.dumps(
             {
-                "one_program_s": float(np.median(t_one)),
-                "loop_s": float(np.median(t_loop)),
-                "ratio": float(np.median(t_loop) / np.median(t_one)),
+                "one_program_s": s_one,
+                "loop_s": s_loop,
+                "ratio": s_loop / s_one,
                 "max_ndcg_diff": diff,
                 "clean_ndcg@10": a.clean["ndcg@10"],
                 "ndcg@10": [round(x["ndcg@10"], 4) for x in a.rows],
