@@ -5,9 +5,9 @@ subsamples), the ``configs/ml100k-certify.yaml`` MF base (15 epochs); ``--config
 sequence model's sub-models vote from their users' history windows). ``members``: one
 ``train_members`` call for the whole chunk, then its votes. ``sequential``: one call per
 sub-model, in the same padded shape, so every call runs the one compiled program. The votes of
-both are compared (``same_votes``); both are warmed up first, so compilation is not timed. The
-non-learned base (item-based; for sequence data the Markov chain) is timed the same way: a chunk
-in one call vs one call per base.
+both are compared (``same_votes``); both run once before the clock (``timed``'s first call), so
+compilation is not timed. The non-learned base (item-based; for sequence data the Markov
+chain) is timed the same way: a chunk in one call vs one call per base.
 
     python bench/certify.py [--config C] [--set KEY=VALUE] [--members 32] [--repeats 3] [--loop auto]
         [--out bench/results/certify.jsonl]
@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -30,22 +29,12 @@ from common import emit, machine, peak_mb  # noqa: E402
 
 from jaxrec.config import load_config  # noqa: E402
 from jaxrec.experiment import certified  # noqa: E402
+from jaxrec.experiment.benchmarks import timed  # noqa: E402
 from jaxrec.experiment.data import load_split  # noqa: E402
 from jaxrec.experiment.training import train_members  # noqa: E402
 from jaxrec.models import MODELS  # noqa: E402
 from jaxrec.models.sequential import is_sequential  # noqa: E402
 from jaxrec.robustness import bagging  # noqa: E402
-
-
-def median_seconds(fn, repeats: int, warm: bool = True) -> float:
-    if warm:
-        fn()  # warm-up: compiles
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main() -> None:
@@ -92,8 +81,8 @@ def main() -> None:
         emit(row, args.out)
 
     same = bool(np.array_equal(np.asarray(fit(cfgs, trains, chunk)), np.asarray(loop())))  # warms both up too
-    members = median_seconds(lambda: fit(cfgs, trains, chunk), args.repeats, warm=False)
-    sequential = median_seconds(loop, args.repeats, warm=False)
+    members = timed(lambda: fit(cfgs, trains, chunk), args.repeats)[1]  # its first call: compiled above
+    sequential = timed(loop, args.repeats)[1]
     report(members, sequential, base=cfg.model.name, epochs=cfg.train.epochs, member_loop=args.loop, same_votes=same)
     if sequential_model:  # the Markov-chain base: a chunk in one call vs one call per base
         src, dst, ctx = certified._chain(cfg, split, split.train)
@@ -107,8 +96,8 @@ def main() -> None:
             return jax.block_until_ready(votes)
 
         one, per = chain([chunk]), chain([chunk[i : i + 1] for i in range(m)])
-        members = median_seconds(lambda: chain([chunk]), args.repeats)
-        sequential = median_seconds(lambda: chain([chunk[i : i + 1] for i in range(m)]), args.repeats)
+        members = timed(lambda: chain([chunk]), args.repeats)[1]
+        sequential = timed(lambda: chain([chunk[i : i + 1] for i in range(m)]), args.repeats)[1]
         report(
             members, sequential, base="transition", same_votes=bool(np.array_equal(np.asarray(one), np.asarray(per)))
         )
@@ -121,8 +110,8 @@ def main() -> None:
             votes = bagging.item_votes(votes, matrix, seen, r, cfg.certify.votes)
         jax.block_until_ready(votes)
 
-    members = median_seconds(lambda: item([chunk]), args.repeats)
-    sequential = median_seconds(lambda: item([chunk[i : i + 1] for i in range(m)]), args.repeats)
+    members = timed(lambda: item([chunk]), args.repeats)[1]
+    sequential = timed(lambda: item([chunk[i : i + 1] for i in range(m)]), args.repeats)[1]
     report(members, sequential, base="item")
 
 
