@@ -174,3 +174,13 @@ def reference_test_metrics(scores, split: Split, ks):
     for u, i in zip(split.test.users, split.test.items):
         held[u].add(int(i))
     return reference_metrics(np.asarray(scores), seen, held, ks)
+
+
+def top_by_probability(p: np.ndarray, unseen: np.ndarray, n: int) -> np.ndarray:
+    """``[U, I]`` bool: each user's ``n`` most probable unseen items (ties: the lower id), the
+    brute-force certificate tests' top-N."""
+    out = np.zeros_like(unseen)
+    for u in range(p.shape[0]):
+        order = [i for i in np.argsort(-p[u], kind="stable") if unseen[u, i]]
+        out[u, order[:n]] = True
+    return out

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import top_by_probability
 from scipy import stats
 
 from jaxrec.config import ModelConfig
@@ -77,15 +78,6 @@ def _probabilities(profiles: np.ndarray, n_real: int, s: int) -> np.ndarray:
     return p / len(samples)
 
 
-def _top(p: np.ndarray, unseen: np.ndarray, n: int) -> np.ndarray:
-    """``[U, I]`` bool: each user's ``n`` most probable unseen items (ties: the lower id)."""
-    out = np.zeros_like(unseen)
-    for u in range(p.shape[0]):
-        order = [i for i in np.argsort(-p[u], kind="stable") if unseen[u, i]]
-        out[u, order[:n]] = True
-    return out
-
-
 def test_no_injection_of_e_fake_users_breaks_the_certified_r(monkeypatch):
     rng = np.random.default_rng(3)
     n, m, s, top_n = 5, 5, 2, 2
@@ -94,7 +86,7 @@ def test_no_injection_of_e_fake_users_breaks_the_certified_r(monkeypatch):
         real[u, rng.choice(m, 2, replace=False)] = 1
     unseen = real == 0
     p = _probabilities(real, n, s)
-    relevant = _top(p, unseen, top_n)  # certify the clean ensemble's own top-N
+    relevant = top_by_probability(p, unseen, top_n)  # certify the clean ensemble's own top-N
     fakes = np.array([1, 2])
     r = certified_counts(p, p, relevant, top_n, 1, n, s, fakes, candidates=unseen)  # exact p: no CI
     assert r[:, 0].sum() > 0 and np.all(r[:, 1] <= r[:, 0])  # something is certified, no more at e=2
@@ -105,7 +97,7 @@ def test_no_injection_of_e_fake_users_breaks_the_certified_r(monkeypatch):
         for chosen in itertools.combinations_with_replacement(range(len(profiles)), int(e)):
             poisoned = np.vstack([real, *[profiles[c][None] for c in chosen]])
             probabilities = _probabilities(poisoned, n, s)
-            top, top1 = _top(probabilities, unseen, top_n), _top(probabilities, unseen, 1)
+            top, top1 = top_by_probability(probabilities, unseen, top_n), top_by_probability(probabilities, unseen, 1)
             worst[:, k] = np.minimum(worst[:, k], (top & relevant).sum(1))
             best_hr[:, k] = np.maximum(best_hr[:, k], (top1 & unseen).sum(0) / unseen.sum(0))
     assert np.all(worst >= r), (worst, r)

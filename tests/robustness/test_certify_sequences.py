@@ -9,6 +9,7 @@ import itertools
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import top_by_probability
 
 from jaxrec.config import CertifyConfig, Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from jaxrec.data.sequences import ordered_items
@@ -143,14 +144,6 @@ def _probabilities(seqs: list, n_real: int, s: int, unseen) -> np.ndarray:
     return p / len(samples)
 
 
-def _top(p, unseen, n):
-    out = np.zeros_like(unseen)
-    for u in range(p.shape[0]):
-        order = [i for i in np.argsort(-p[u], kind="stable") if unseen[u, i]]
-        out[u, order[:n]] = True
-    return out
-
-
 def test_no_injection_of_e_fake_sequences_breaks_the_certified_r(monkeypatch):
     """Every fake sequence of 2 or 3 events (e = 1) and every pair of 2-event fakes (e = 2) on
     6 real users, 5 items, s = 2, with exact vote probabilities (no sampling error)."""
@@ -160,7 +153,7 @@ def test_no_injection_of_e_fake_sequences_breaks_the_certified_r(monkeypatch):
     for u, seq in enumerate(real):
         unseen[u, seq] = False
     p = _probabilities(real, n, s, unseen)
-    relevant = _top(p, unseen, top_n)  # certify the clean ensemble's own top-N
+    relevant = top_by_probability(p, unseen, top_n)  # certify the clean ensemble's own top-N
     fakes = np.array([1, 2])
     r = certified_counts(p, p, relevant, top_n, 1, n, s, fakes, candidates=unseen)
     assert r.sum() > 0
@@ -175,7 +168,7 @@ def test_no_injection_of_e_fake_sequences_breaks_the_certified_r(monkeypatch):
     for k, chosen in enumerate(injections):
         for added in chosen:
             probabilities = _probabilities(real + added, n, s, unseen)
-            worst[:, k] = np.minimum(worst[:, k], (_top(probabilities, unseen, top_n) & relevant).sum(1))
+            worst[:, k] = np.minimum(worst[:, k], (top_by_probability(probabilities, unseen, top_n) & relevant).sum(1))
     assert np.all(worst >= r), (worst, r)
     # teeth: the injections do move the top-N, and a bound that ignores how far fakes reach
     # (delta = 0: a fake changes no vote probability) is broken
