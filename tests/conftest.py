@@ -2,11 +2,13 @@
 synthetic splits, the ml-100k protocol split (loaded once per session) and the per-user numpy
 reference of the ranking metrics.
 
-The suite compiles with XLA's backend optimisation level 0: its programs are tiny, so compiling
-them is most of its time, and the level changes how fast the generated code runs, not what it
-computes (every comparison here is between runs of the same process, or against numpy with a
-tolerance). The library and the benchmarks run at XLA's default level. With the suite's 2
-pytest-xdist workers (``pyproject.toml``), this halves the suite's wall time on 2 cores.
+The suite compiles with XLA's backend optimisation level 0 and without the CPU backend's fusion
+emitters: its programs are tiny, so compiling them is most of its time, and both settings change
+how fast the generated code runs, not what it computes, up to float rounding (every comparison
+here is between runs of the same process, or against numpy with a tolerance; one compares two
+programs whose tanh and sin may compile to different float32 approximations, at 1e-4). The
+library and the benchmarks run at XLA's defaults. With the suite's 2 pytest-xdist workers
+(``pyproject.toml``), level 0 halved the suite's wall time on 2 cores.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts a backend
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+if "xla_cpu_use_fusion_emitters" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ['XLA_FLAGS']} --xla_cpu_use_fusion_emitters=false"
 
 # the CLI's persistent compilation cache (jaxrec.compile_cache) is off in the suite (each test
 # process compiles a program once anyway) and never touches the user's ~/.cache;

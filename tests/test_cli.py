@@ -181,7 +181,11 @@ STUDY_ARGS = {
             "robustness.victims[0]: nowhere.yaml: config file not found",
         ),
         ("robustness", "robustness.seeds=0", "robustness.seeds must be >= 1"),
-        ("certify", "certify.bases=[item,knn]", "certify.bases must be one of ['item', 'model'], got ['item', 'knn']"),
+        (
+            "certify",
+            "certify.bases=[item,knn]",
+            "certify.bases must be one of ['item', 'model', 'transition', 'ablation'], got ['item', 'knn']",
+        ),
         ("certify", "certify.subsample=99", "certify.subsample: 99 is more than the 25 users"),
         ("certify", "certify.alpha=1", "certify.alpha must be in (0, 1), got 1.0"),
         ("certify", "certify.reference=[nowhere]", "certify.reference[0]: nowhere: not a PORE vote directory"),
@@ -190,14 +194,14 @@ STUDY_ARGS = {
             "attack",
             "attack.kinds=[sybil]",
             "attack.kinds must be one of ['random', 'average', 'bandwagon', 'gan', 'bilevel', 'truncated', "
-            "'closed'], got ['sybil']",
+            "'closed', 'popular', 'transition'], got ['sybil']",
         ),
         ("attack", "attack.sizes=[1.5]", "attack.sizes: give shares in (0, 1) or whole counts >= 1"),
         ("attack", "attack.sizes=[0.01]", "attack.sizes: [0.01] of 25 users gives an attack without fake users"),
         (
             "attack",
             "attack.detectors=[pca,lof]",
-            "attack.detectors must be one of ['d', 'pca', 'rdma', 'degsim'], got ['pca', 'lof']",
+            "attack.detectors must be one of ['d', 'pca', 'rdma', 'degsim', 'repeats'], got ['pca', 'lof']",
         ),
         ("attack", "attack.detectors=[pca,pca]", "attack.detectors: a value repeats in ['pca', 'pca']"),
         (

@@ -93,8 +93,8 @@ def test_too_few_events_for_the_sasrec_rule(tmp_path, capsys):
     "study, message",
     [
         ("robustness", "robustness.data_kinds: retraining on noisy data is not available for sequence victims"),
-        ("attack", "is a sequence model"),
-        ("certify", "is a sequence model"),
+        ("attack", "attack.kinds: ['average', 'gan'] attack rated profiles; sequence victims take one of"),
+        ("certify", "certify.subsample: 200 is more than the 20 users"),
     ],
 )
 def test_studies_refuse_what_they_cannot_do_with_sequence_victims_in_one_line(

@@ -126,7 +126,9 @@ def test_pgd_stays_inside_the_ball_and_one_full_step_is_fgm():
     one = perturb.pgd(loss, tables, 0.4, 1, 1.0)
     fgm = perturb.fgm(tables, jax.grad(loss)(tables), 0.4)
     for k in tables:
-        np.testing.assert_allclose(np.asarray(one[k]), np.asarray(fgm[k]), rtol=1e-5, atol=1e-7)
+        # two programs (PGD's jitted loop, the eager gradient) may compile tanh / sin to different
+        # float32 approximations (the suite's XLA flags, tests/conftest.py): 1e-4 relative
+        np.testing.assert_allclose(np.asarray(one[k]), np.asarray(fgm[k]), rtol=1e-4, atol=1e-6)
 
 
 def test_gaussian_noise_has_the_strength_as_its_expected_row_norm():

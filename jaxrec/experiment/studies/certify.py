@@ -113,10 +113,19 @@ def check(cfg: Config, base_dir=".", split=None) -> Plan:
 
 def describe(cfg: Config, plan: Plan) -> str:
     c = cfg.certify
-    return (
-        f"{c.sub_models} sub-models of {c.subsample} users per base ({', '.join(c.bases)}) on {cfg.data.dataset}, "
-        f"top-{c.top_n} certified for 0..{c.max_fakes} fake users"
-    )
+    out = []
+    bagged = [b for b in c.bases if b != "ablation"]
+    if bagged:
+        out.append(
+            f"{c.sub_models} sub-models of {c.subsample} users per base ({', '.join(bagged)}) on {cfg.data.dataset}, "
+            f"top-{c.top_n} certified for 0..{c.max_fakes} fake users"
+        )
+    if "ablation" in c.bases:
+        out.append(
+            f"{cfg.model.name} smoothed by randomized ablation ({c.ablation_votes} votes per user) on "
+            f"{cfg.data.dataset}, top-{c.top_n} certified for 0..{c.max_radius} substituted history items"
+        )
+    return "; ".join(out)
 
 
 def _rows(label: str, total: int, r: np.ndarray, relevant: np.ndarray, top_n: int, hr=None) -> list[dict]:
@@ -314,8 +323,19 @@ def write_report(result: StudyResult, run_dir: Path) -> None:
         f"unseen items; the ensemble recommends the N = {c.top_n} most voted.",
         f"Certificate (PORE, Jia et al. 2023): confidence 1 - {c.alpha:g} (Clopper-Pearson, Bonferroni over every "
         "(user, item)); r = the user's test items certified to stay in the top-N for any e fake users.",
-        f"The model base: `{cfg.model.name}`, {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, lr "
-        f"{cfg.train.lr}, its sub-models trained as members of one program per chunk of {c.chunk}.",
     ]
+    if "model" in c.bases:
+        intro.append(
+            f"The model base: `{cfg.model.name}`, {cfg.train.epochs} epochs, batch {cfg.train.batch_size}, lr "
+            f"{cfg.train.lr}, its sub-models trained as members of one program per chunk of {c.chunk}."
+        )
+    if "transition" in c.bases:
+        intro.append(f"The transition base: a Markov chain over the last {c.order} items, weights {c.decay}^(p-1).")
+    if "ablation" in c.bases:
+        intro.append(
+            f"The ablation base: `{cfg.model.name}` trained once ({cfg.train.epochs} epochs); {c.ablation_votes} "
+            f"votes per test user, each seeing {c.ablation_keep} of the last {c.ablation_last} history items and "
+            f"voting for its top {c.votes}; certified against r = 0..{c.max_radius} substituted history items."
+        )
     text = markdown_report(f"{cfg.name}: certified ensembles", intro, tables(result), figures, result.timing)
     atomic_write(run_dir / "report.md", text)
