@@ -1,6 +1,7 @@
 """Fake sequences: injected users whose ordered histories push target items into a sequence
-model's next-item predictions (Yue et al., RecSys 2021, "Black-box attacks on sequential
-recommenders via data-free model extraction": fake sequences with the targets interleaved).
+model's next-item predictions, the heuristic baselines of poisoning sequential recommenders
+(as in Yue et al., RecSys 2021, "Black-box attacks on sequential recommenders via data-free
+model extraction"; the layout here, a target at every second event, is jaxrec's own).
 
 A fake sequence is a row of ``[n, max_len]`` int32 item indices, ``-1`` after its last event.
 Its length is drawn from the real users' training lengths (clipped to the victim's ``max_len``:
