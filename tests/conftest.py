@@ -188,3 +188,17 @@ def top_by_probability(p: np.ndarray, unseen: np.ndarray, n: int) -> np.ndarray:
         order = [i for i in np.argsort(-p[u], kind="stable") if unseen[u, i]]
         out[u, order[:n]] = True
     return out
+
+
+def timed_events_csv(directory: Path, n_users: int, n_items: int, lengths: tuple, seed: int, t0: int = 0) -> Path:
+    """``directory/events.csv``: ``n_users`` users with ``lengths = (low, high)`` (high exclusive)
+    timed events each over ``n_items`` items drawn uniformly (repeats allowed), seeded: the tiny
+    sequence data of the sequence tests."""
+    rng = np.random.default_rng(seed)
+    lines = ["user_id,item_id,timestamp"]
+    for u in range(n_users):
+        for t in range(int(rng.integers(*lengths))):
+            lines.append(f"{u},{int(rng.integers(0, n_items))},{t0 + t}")
+    path = Path(directory) / "events.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -151,8 +151,10 @@ def optimize(sur: Surrogate, budget: int, spec: TransitionAttack) -> tuple[np.nd
         if not np.isfinite(float(value)):
             raise JaxrecError(f"the transition attack's objective is not finite at step {i}")
         history.append({"step": i, "smoothed_hit": float(value)})
-    x = budget * jax.nn.softmax(theta.reshape(-1)).reshape(S, T)
-    return np.asarray(x), history
+    x = np.asarray(budget * jax.nn.softmax(theta.reshape(-1)).reshape(S, T))
+    if not np.all(np.isfinite(x)):  # a non-finite last gradient: never rounded into fakes
+        raise JaxrecError(f"the transition attack's allocation is not finite after step {spec.steps - 1}")
+    return x, history
 
 
 def round_budget(x: np.ndarray, budget: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from conftest import timed_events_csv
 
 from jaxrec.attacks import poison
 from jaxrec.attacks.sequences import fake_sequences, inject_sequences
@@ -23,13 +24,7 @@ TARGETS = [3, 11]
 @pytest.fixture(scope="module")
 def wide(tmp_path_factory):
     """A sequence split (timestamps) with SLOTS fake-user slots."""
-    rng = np.random.default_rng(5)
-    lines = ["user_id,item_id,timestamp"]
-    for u in range(30):
-        for t in range(int(rng.integers(4, 12))):
-            lines.append(f"{u},{int(rng.integers(0, N_ITEMS))},{100 + t}")
-    path = tmp_path_factory.mktemp("s") / "events.csv"
-    path.write_text("\n".join(lines) + "\n")
+    path = timed_events_csv(tmp_path_factory.mktemp("s"), 30, N_ITEMS, (4, 12), seed=5, t0=100)
     split = load_split(DataConfig(dataset=str(path), split="leave_one_out"), sequential=True)
     return split, poison.widen_split(split, SLOTS), path
 

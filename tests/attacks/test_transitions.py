@@ -10,6 +10,7 @@ import pytest
 
 from jaxrec.attacks import transitions as tr
 from jaxrec.attacks.sequences import fake_sequences
+from jaxrec.errors import JaxrecError
 from jaxrec.models import markov
 
 N_ITEMS = 12
@@ -92,3 +93,13 @@ def test_the_optimized_fakes_beat_a_heuristic_on_the_surrogate():
     assert history[-1]["smoothed_hit"] > history[0]["smoothed_hit"]
     assert history[-1]["surrogate_hr"] == pytest.approx(tr.heuristic_budget_hr(sur, seqs, spec))
     assert history[-1]["surrogate_hr"] > tr.heuristic_budget_hr(sur, band, spec)
+
+
+def test_a_non_finite_objective_is_an_error_naming_its_step(monkeypatch):
+    indptr, items = _events()
+    users = np.arange(indptr.size - 1)
+    spec = tr.TransitionAttack(k=3, steps=4)
+    sur = tr.fit_surrogate(indptr, items, N_ITEMS, users, np.ones((users.size, 2), bool), TARGETS, spec)
+    monkeypatch.setattr(tr, "smoothed_hit", lambda *a: jnp.float32(jnp.nan))
+    with pytest.raises(JaxrecError, match="not finite at step 0"):
+        tr.optimize(sur, 10, spec)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import timed_events_csv
 
 from jaxrec.config import DataConfig, ModelConfig
 from jaxrec.errors import JaxrecError
@@ -35,13 +36,8 @@ SPEC = Pollution(max_k=2, candidates=3)
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
-    rng = np.random.default_rng(7)
-    lines = ["user_id,item_id,timestamp"]
-    for u in range(24):
-        for t in range(int(rng.integers(3, 10))):  # short windows: padding on the left, exhausted users
-            lines.append(f"{u},{int(rng.integers(0, N_ITEMS))},{t}")
-    path = tmp_path_factory.mktemp("p") / "events.csv"
-    path.write_text("\n".join(lines) + "\n")
+    # short windows: padding on the left, exhausted users
+    path = timed_events_csv(tmp_path_factory.mktemp("p"), 24, N_ITEMS, (3, 10), seed=7)
     return load_split(DataConfig(dataset=str(path), split="leave_one_out"), sequential=True)
 
 

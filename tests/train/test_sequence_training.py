@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import timed_events_csv
 
 from jaxrec.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
 from jaxrec.evaluate import sampled_candidates
@@ -22,14 +23,7 @@ from jaxrec.train.state import init_params
 @pytest.fixture(scope="module")
 def seq_csv(tmp_path_factory):
     """40 users with 4-12 timed events over 30 items (repeats allowed)."""
-    rng = np.random.default_rng(0)
-    lines = ["user_id,item_id,timestamp"]
-    for u in range(40):
-        for t in range(int(rng.integers(4, 13))):
-            lines.append(f"{u},{int(rng.integers(0, 30))},{t}")
-    path = tmp_path_factory.mktemp("seq") / "events.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return timed_events_csv(tmp_path_factory.mktemp("seq"), 40, 30, (4, 13), seed=0)
 
 
 def _cfg(path, **train) -> Config:
