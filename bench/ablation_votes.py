@@ -18,8 +18,8 @@ import jax
 import numpy as np
 
 import jaxrec
-from jaxrec.evaluate import split_ranking
 from jaxrec.experiment.benchmarks import timed
+from jaxrec.experiment.studies.certify_ablation import ablation_queries
 from jaxrec.robustness.ablation import Ablation, ablation_votes, auto_block, loop_votes, real_lengths, sequence_scorer
 from jaxrec.robustness.ablation_certificate import certified_curve, certify_ablation, smoothed_metrics
 
@@ -30,11 +30,7 @@ def main() -> None:
     votes = int(sys.argv[1]) if len(sys.argv) > 1 else 400
     r = jaxrec.run(jaxrec.load_config("ml100k-sasrec", ["train.epochs=3"]), progress=False, write=False)
     model, split = r.model, r.split
-    data = split_ranking(split, "test", 512, max_len=model.max_len, mask_history=False)
-    mask = np.asarray(data.mask).reshape(-1)
-    windows = np.asarray(data.queries).reshape(mask.size, -1)[mask]
-    users = np.asarray(data.users).reshape(-1)[mask]
-    held = np.asarray(data.targets)[..., 0].reshape(-1)[mask]
+    _, windows, users, held = ablation_queries(split, model.max_len)
     U, n_items = windows.shape[0], split.n_items
     chunk = -(-U // 2)  # two chunks of one shape
     spec = Ablation(keep=KEEP, last=LAST, votes=votes, n_votes=TOP_N)

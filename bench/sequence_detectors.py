@@ -14,8 +14,8 @@ import json
 
 from jaxrec.attacks.scenario import poisoned_sets
 from jaxrec.config import load_config
-from jaxrec.experiment.studies.attack import check
-from jaxrec.experiment.studies.attack_sequences import POISON, sequence_detectors, sequence_fakes
+from jaxrec.experiment.studies.attack import _detectors, check
+from jaxrec.experiment.studies.attack_sequences import POISON, sequence_fakes
 
 
 def main() -> None:
@@ -27,7 +27,9 @@ def main() -> None:
     plan = check(cfg, "configs")
     sc, a = plan.scenario, cfg.attack
     fakes, _ = sequence_fakes(cfg, sc, plan.max_len, lambda _: None)
-    variants, _ = poisoned_sets(sc, fakes, a.kinds, a.seeds, None, sequence_detectors(cfg), a.fpr, **POISON)
+    variants, _ = poisoned_sets(
+        sc, fakes, a.kinds, a.seeds, None, _detectors(cfg, None, implicit=True), a.fpr, **POISON
+    )
     for v in variants:
         if v.detection:
             row = {"kind": v.kind, "seed": v.seed, "fakes": v.count, "detector": v.defense, **v.detection}

@@ -32,7 +32,6 @@ from jaxrec.data.interactions import Interactions, Split
 from jaxrec.data.sequences import histories, ordered_items, split_order
 from jaxrec.evaluate import mean_metrics, split_ranking
 from jaxrec.experiment.benchmarks import peak_rss_mb
-from jaxrec.experiment.models import build_model
 from jaxrec.experiment.training import train_members
 from jaxrec.models import MODELS
 from jaxrec.models.markov import check_items, contexts, user_transitions
@@ -144,13 +143,11 @@ def _capacity(cfg: Config, split: Split, train: Interactions) -> tuple:
     if not is_sequential(MODELS[cfg.model.name]):
         counts = np.bincount(train.users, minlength=split.n_users)
         return max(int(counts[s].sum()) for s in subsets), None
-    model, _ = build_model(cfg.model, split.train)
-    t = cfg.train
-    widths = bucket_widths(t.buckets, model.max_len)
+    t, max_len = cfg.train, cfg.model.max_len
     order = split_order(split)
     parts = [train.select(np.isin(train.users, s)) for s in subsets]
-    shape = sequence_shape(parts, order, model.max_len, t.batch_size, widths, t.windows)
-    return shape, jnp.asarray(histories([train, split.valid], order, model.max_len))
+    shape = sequence_shape(parts, order, max_len, t.batch_size, bucket_widths(t.buckets, max_len), t.windows)
+    return shape, jnp.asarray(histories([train, split.valid], order, max_len))
 
 
 def _votes_score(votes):

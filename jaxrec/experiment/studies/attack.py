@@ -54,7 +54,6 @@ from jaxrec.experiment.studies.attack_report import tables, write_report  # noqa
 from jaxrec.experiment.studies.attack_sequences import (
     POISON,
     check_sequence_attack,
-    sequence_detectors,
     sequence_fakes,
 )
 from jaxrec.experiment.studies.base import (
@@ -236,8 +235,9 @@ def _gan(cfg: Config, sc: Scenario, run_dir: Path, progress: bool, log):
     return generate, (lambda r: gt.d_suspicion(spec, params["d"], gt.d_view(r, levels)))
 
 
-def _detectors(cfg: Config, d_suspicion) -> dict:
-    """``{name: suspicion(ratings)}`` of ``attack.detectors``; an error names the detector."""
+def _detectors(cfg: Config, d_suspicion, implicit: bool = False) -> dict:
+    """``{name: suspicion(ratings)}`` of ``attack.detectors``; an error names the detector.
+    ``implicit``: the matrix holds a sequence's event counts (:data:`~jaxrec.attacks.detection.SEQUENCE_DETECTORS`)."""
     a = cfg.attack
 
     def named(name, fn):
@@ -247,7 +247,7 @@ def _detectors(cfg: Config, d_suspicion) -> dict:
 
         return suspicion
 
-    stat = lambda name: lambda r: detection.suspicion(name, r, a.pca_components, a.degsim_k)  # noqa: E731
+    stat = lambda name: lambda r: detection.suspicion(name, r, a.pca_components, a.degsim_k, implicit)  # noqa: E731
     return {name: named(name, d_suspicion if name == "d" else stat(name)) for name in a.detectors}
 
 
@@ -346,7 +346,7 @@ def run(cfg: Config, plan: Plan, progress: bool = True, console=None, resume: bo
     if plan.max_len:  # sequence victims: fake sequences
         fakes, outer = sequence_fakes(cfg, sc, plan.max_len, log)
         timing["profiles_s"] = time.perf_counter() - t0
-        variants, roc = poisoned_sets(sc, fakes, a.kinds, a.seeds, None, sequence_detectors(cfg), a.fpr, **POISON)
+        variants, roc = poisoned_sets(sc, fakes, a.kinds, a.seeds, None, _detectors(cfg, None, True), a.fpr, **POISON)
         timing["profiles_and_detectors_s"] = time.perf_counter() - t0
         return _victims(cfg, plan, variants, roc, outer, [], timing, t_all, progress, log)
     heuristic = [k for k in a.kinds if k not in OPTIMIZED]

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxrec.attacks import detection, transitions
+from jaxrec.attacks import transitions
 from jaxrec.attacks.detection import SEQUENCE_DETECTORS
 from jaxrec.attacks.scenario import Scenario
 from jaxrec.attacks.sequences import SEQUENCE_ATTACKS, SEQUENCE_KINDS, fake_sequences, inject_sequences
 from jaxrec.config import Config
 from jaxrec.data.interactions import Interactions
 from jaxrec.data.sequences import ordered_items, split_order
-from jaxrec.errors import JaxrecError, config_key
+from jaxrec.errors import JaxrecError
 
 
 def check_sequence_attack(cfg: Config, run_victims: list, n_items: int, n_targets: int) -> int:
@@ -141,20 +141,6 @@ def event_counts(inter: Interactions) -> np.ndarray:
     out = np.zeros((inter.n_users, inter.n_items), np.float32)
     np.add.at(out, (inter.users, inter.items), 1.0)
     return out
-
-
-def sequence_detectors(cfg: Config) -> dict:
-    """``{name: suspicion(counts)}`` of ``attack.detectors`` on event counts."""
-    a = cfg.attack
-
-    def one(name):
-        def suspicion(r):
-            with config_key(f"attack.detectors: {name}"):
-                return detection.suspicion(name, r, a.pca_components, a.degsim_k, implicit=True)
-
-        return suspicion
-
-    return {name: one(name) for name in a.detectors}
 
 
 #: :func:`~jaxrec.attacks.scenario.poisoned_sets`' arguments for fake sequences

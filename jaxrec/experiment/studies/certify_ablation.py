@@ -56,11 +56,7 @@ def ablation_rows(cfg: Config, split, log) -> tuple[list[dict], dict, dict]:
     train_s = time.perf_counter() - t0
     model = run.training.model
     params = jax.tree.map(lambda a: a[0], run.fit.best)
-    data = split_ranking(split, "test", max_len=model.max_len, mask_history=False)
-    mask = np.asarray(data.mask).reshape(-1)
-    windows = np.asarray(data.queries).reshape(mask.size, -1)[mask]
-    users = np.asarray(data.users).reshape(-1)[mask]
-    held = np.asarray(data.targets)[..., 0].reshape(-1)[mask]
+    data, windows, users, held = ablation_queries(split, model.max_len)
     spec = spec_of(cfg)
     log(f"{label}: {spec.votes} votes per user for {users.size} users")
     t0 = time.perf_counter()
@@ -113,6 +109,17 @@ def ablation_rows(cfg: Config, split, log) -> tuple[list[dict], dict, dict]:
         f"{label}_user_votes_per_s": users.size * spec.votes / votes_s,
     }
     return rows, summary, timing
+
+
+def ablation_queries(split, max_len: int) -> tuple:
+    """The test ranking (full, history unmasked) and, per evaluated user, its history window
+    ``[U, max_len]``, its id ``[U]`` and its held-out item ``[U]``: what the ablation votes read."""
+    data = split_ranking(split, "test", max_len=max_len, mask_history=False)
+    mask = np.asarray(data.mask).reshape(-1)
+    windows = np.asarray(data.queries).reshape(mask.size, -1)[mask]
+    users = np.asarray(data.users).reshape(-1)[mask]
+    held = np.asarray(data.targets)[..., 0].reshape(-1)[mask]
+    return data, windows, users, held
 
 
 def _held_radius(held_rank: np.ndarray, top_n: int) -> np.ndarray:
