@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxrec.attacks import inner, outer
 from jaxrec.attacks import optimized as opt
-from jaxrec.attacks import outer
 from jaxrec.data.interactions import Interactions
 from jaxrec.data.synthetic import low_rank
 from jaxrec.errors import JaxrecError
@@ -48,8 +48,8 @@ def test_a_fake_pairs_negative_is_never_its_own_positive(monkeypatch):
     positive -- every real pair's among them -- is the engine's own."""
     train, prob, spec = _setup(n_items=6, slots=3, batch=32)
     seen = lambda state, batch, data: (state, {"users": batch.users, "items": batch.items, "mask": batch.mask})  # noqa: E731
-    monkeypatch.setattr(opt, "make_train_step", lambda *a, **k: seen)  # the epoch's steps record their batches
-    epoch = opt._epoch(spec)
+    monkeypatch.setattr(inner, "make_train_step", lambda *a, **k: seen)  # the epoch's steps record their batches
+    epoch = inner._epoch(spec)
     state = opt.fresh_surrogate(spec, prob.data, jax.random.key(0))
     keys = jax.random.split(jax.random.key(1), 200)
     got = jax.jit(jax.vmap(lambda k: epoch(state.replace(key=k), prob.data)[1]))(keys)
